@@ -1,0 +1,48 @@
+package schema
+
+import (
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/parleyhq/parley/ent/schema/schematype"
+)
+
+// ChannelAccount is one connected provider account (a WhatsApp number, a
+// Facebook page, a Twilio number, a website's live chat). It routes its
+// conversations to a queue or to one agent.
+type ChannelAccount struct{ ent.Schema }
+
+// Mixin of the ChannelAccount.
+func (ChannelAccount) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
+
+// Fields of the ChannelAccount.
+func (ChannelAccount) Fields() []ent.Field {
+	return []ent.Field{
+		field.Enum("channel").GoType(schematype.Channel("")).Immutable().
+			Annotations(entgql.Type("Channel")),
+		field.String("name").NotEmpty().MaxLen(200),
+		// ExternalID is the provider's id of our side (WhatsApp phone number
+		// id, Facebook page id, Twilio number), used to route webhooks.
+		field.String("external_id").Optional().Annotations(skip()),
+		// Config holds credentials: never exposed, never logged.
+		field.JSON("config", schematype.ChannelConfig{}).Sensitive().Annotations(skip()),
+		field.Int("queue_id").Optional().Nillable().Annotations(skip()),
+		field.Int("agent_id").Optional().Nillable().Annotations(skip()),
+	}
+}
+
+// Edges of the ChannelAccount.
+func (ChannelAccount) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.To("queue", Queue.Type).Field("queue_id").Unique(),
+		edge.To("agent", Agent.Type).Field("agent_id").Unique(),
+	}
+}
+
+// Indexes of the ChannelAccount.
+func (ChannelAccount) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("channel", "external_id")}
+}

@@ -1,0 +1,166 @@
+package schema
+
+import (
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/parleyhq/parley/ent/schema/schematype"
+)
+
+// Conversation is one thread with a customer (or between agents, for
+// INTERNAL chats). Until someone owns it, the agents it is offered to see it;
+// once owned, only the owner does.
+type Conversation struct{ ent.Schema }
+
+// Mixin of the Conversation.
+func (Conversation) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
+
+// Fields of the Conversation.
+func (Conversation) Fields() []ent.Field {
+	return []ent.Field{
+		field.Enum("channel").GoType(schematype.Channel("")).Immutable().
+			Annotations(entgql.Type("Channel")),
+		field.Enum("status").GoType(schematype.ConversationStatus("")).
+			Default(string(schematype.ConversationOpen)).
+			Annotations(entgql.Type("ConversationStatus")),
+		field.Bool("archived").Default(false),
+		field.Bool("unknown_contact").Default(false),
+		// OpenKey is set while the conversation is open ("account:identity")
+		// and cleared when it is dealt with or ended; its unique index makes
+		// "at most one open conversation per identity per account" a
+		// database guarantee rather than a read-then-insert hope.
+		field.String("open_key").Optional().Nillable().Annotations(skip()),
+		field.Time("last_message_at").Optional().Nillable(),
+		// CustomerLastMessageAt opens the providers' 24-hour reply window.
+		field.Time("customer_last_message_at").Optional().Nillable().Annotations(skip()),
+		field.Time("taken_at").Optional().Nillable().Annotations(skip()),
+		field.Time("closed_at").Optional().Nillable().Annotations(skip()),
+		// Visitor details, live chat only.
+		field.String("visitor_ip").Optional().Annotations(skip()),
+		field.String("visitor_user_agent").Optional().Annotations(skip()),
+		field.String("visitor_page_url").Optional().Annotations(skip()),
+		field.Int("channel_account_id").Optional().Nillable().Annotations(skip()),
+		field.Int("contact_id").Optional().Nillable().Annotations(skip()),
+		field.Int("identity_id").Optional().Nillable().Annotations(skip()),
+		field.Int("queue_id").Optional().Nillable().Annotations(skip()),
+		field.Int("owner_id").Optional().Nillable().Annotations(skip()),
+		field.Int("last_message_id").Optional().Nillable().Annotations(skip()),
+	}
+}
+
+// Edges of the Conversation.
+func (Conversation) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.To("channel_account", ChannelAccount.Type).Field("channel_account_id").Unique().
+			Annotations(skip(), entsql.OnDelete(entsql.SetNull)),
+		edge.To("contact", Contact.Type).Field("contact_id").Unique().
+			Annotations(entsql.OnDelete(entsql.SetNull)),
+		edge.To("identity", ContactIdentity.Type).Field("identity_id").Unique().
+			Annotations(skip(), entsql.OnDelete(entsql.SetNull)),
+		edge.To("queue", Queue.Type).Field("queue_id").Unique().
+			Annotations(entsql.OnDelete(entsql.SetNull)),
+		edge.To("owner", Agent.Type).Field("owner_id").Unique().
+			Annotations(entsql.OnDelete(entsql.SetNull)),
+		// Participants of an INTERNAL chat.
+		edge.To("participants", Agent.Type),
+		edge.To("messages", Message.Type).Annotations(skip(), entsql.OnDelete(entsql.Cascade)),
+		edge.To("last_message", Message.Type).Field("last_message_id").Unique().
+			Annotations(skip(), entsql.OnDelete(entsql.SetNull)),
+		edge.To("read_states", ReadState.Type).Annotations(skip(), entsql.OnDelete(entsql.Cascade)),
+		edge.To("offers", Offer.Type).Annotations(skip(), entsql.OnDelete(entsql.Cascade)),
+	}
+}
+
+// Annotations of the Conversation.
+func (Conversation) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.RelayConnection()}
+}
+
+// Indexes of the Conversation: the inbox views, newest activity first.
+func (Conversation) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("open_key").Unique(),
+		index.Fields("owner_id", "archived", "last_message_at"),
+		index.Fields("queue_id", "owner_id", "archived", "last_message_at"),
+		index.Fields("status", "archived", "last_message_at"),
+		index.Fields("archived", "last_message_at"),
+		index.Fields("contact_id"),
+	}
+}
+
+// ReadState is how far one agent has read one conversation; it backs the
+// per-agent unreadCount.
+type ReadState struct{ ent.Schema }
+
+// Fields of the ReadState.
+func (ReadState) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("conversation_id"),
+		field.Int("agent_id"),
+		field.Int("unread").Default(0).NonNegative(),
+		field.Time("read_at").Optional().Nillable(),
+	}
+}
+
+// Edges of the ReadState.
+func (ReadState) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("conversation", Conversation.Type).Ref("read_states").Field("conversation_id").Unique().Required(),
+		edge.To("agent", Agent.Type).Field("agent_id").Unique().Required().
+			Annotations(entsql.OnDelete(entsql.Cascade)),
+	}
+}
+
+// Indexes of the ReadState.
+func (ReadState) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("conversation_id", "agent_id").Unique(), index.Fields("agent_id")}
+}
+
+// Annotations of the ReadState.
+func (ReadState) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+}
+
+// Offer records that a conversation was offered to an agent by routing. An
+// open offer lets the agent see and take the conversation until it expires.
+type Offer struct{ ent.Schema }
+
+// Fields of the Offer.
+func (Offer) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("conversation_id"),
+		field.Int("agent_id"),
+		field.Time("offered_at"),
+		field.Time("expires_at"),
+		// Active is true until the offer expires or the conversation is taken.
+		field.Bool("active").Default(true),
+	}
+}
+
+// Edges of the Offer.
+func (Offer) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("conversation", Conversation.Type).Ref("offers").Field("conversation_id").Unique().Required(),
+		edge.To("agent", Agent.Type).Field("agent_id").Unique().Required().
+			Annotations(entsql.OnDelete(entsql.Cascade)),
+	}
+}
+
+// Indexes of the Offer.
+func (Offer) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("agent_id", "active"),
+		index.Fields("conversation_id", "active"),
+		index.Fields("active", "expires_at"),
+	}
+}
+
+// Annotations of the Offer.
+func (Offer) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+}

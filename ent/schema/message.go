@@ -1,0 +1,101 @@
+package schema
+
+import (
+	"time"
+
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/parleyhq/parley/ent/schema/schematype"
+)
+
+// Message is one message in a conversation.
+type Message struct{ ent.Schema }
+
+// Fields of the Message.
+func (Message) Fields() []ent.Field {
+	return []ent.Field{
+		field.Enum("direction").GoType(schematype.MessageDirection("")).Immutable().
+			Annotations(entgql.Type("MessageDirection")),
+		field.Text("body").Default(""),
+		// SearchBody is the folded body for search (see Contact.search_key).
+		field.Text("search_body").Default("").Annotations(skip()),
+		// CreatedAt is the provider's timestamp for inbound messages: it
+		// orders a conversation, arrival order does not.
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Enum("delivery_status").GoType(schematype.DeliveryStatus("")).Optional().Nillable().
+			Annotations(entgql.Type("DeliveryStatus")),
+		field.String("failure_reason").Optional().Nillable(),
+		field.Int("conversation_id").Immutable().Annotations(skip()),
+		// ChannelAccountID and ProviderMessageID deduplicate provider
+		// deliveries with a unique index.
+		field.Int("channel_account_id").Optional().Nillable().Annotations(skip()),
+		field.String("provider_message_id").Optional().Nillable().Annotations(skip()),
+		field.Int("sender_agent_id").Optional().Nillable().Annotations(skip()),
+		field.Int("sender_contact_id").Optional().Nillable().Annotations(skip()),
+		// ClientMutationID makes an agent's retried send idempotent.
+		field.String("client_mutation_id").Optional().Nillable().Annotations(skip()),
+	}
+}
+
+// Edges of the Message.
+func (Message) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("conversation", Conversation.Type).Ref("messages").Field("conversation_id").
+			Unique().Required().Immutable().Annotations(skip()),
+		edge.To("sender_agent", Agent.Type).Field("sender_agent_id").Unique().
+			Annotations(skip(), entsql.OnDelete(entsql.SetNull)),
+		edge.To("sender_contact", Contact.Type).Field("sender_contact_id").Unique().
+			Annotations(skip(), entsql.OnDelete(entsql.SetNull)),
+		edge.To("attachments", Attachment.Type),
+	}
+}
+
+// Annotations of the Message.
+func (Message) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.RelayConnection()}
+}
+
+// Indexes of the Message.
+func (Message) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("conversation_id", "created_at"),
+		index.Fields("channel_account_id", "provider_message_id").Unique(),
+		index.Fields("sender_agent_id", "client_mutation_id").Unique(),
+	}
+}
+
+// Attachment is an uploaded file, stored content-addressed under the data
+// directory and linked to a message once sent.
+type Attachment struct{ ent.Schema }
+
+// Fields of the Attachment.
+func (Attachment) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("filename").NotEmpty().MaxLen(255),
+		field.String("content_type").NotEmpty(),
+		field.Int64("size").NonNegative(),
+		field.String("sha256").NotEmpty().Annotations(skip()),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Int("uploader_agent_id").Optional().Nillable().Annotations(skip()),
+		// UploaderConversationID is set for a visitor's upload.
+		field.Int("uploader_conversation_id").Optional().Nillable().Annotations(skip()),
+	}
+}
+
+// Edges of the Attachment.
+func (Attachment) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("message", Message.Type).Ref("attachments").Unique().Annotations(skip()),
+	}
+}
+
+// Indexes of the Attachment.
+func (Attachment) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("sha256"), index.Fields("created_at")}
+}

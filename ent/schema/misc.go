@@ -1,0 +1,139 @@
+package schema
+
+import (
+	"time"
+
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/parleyhq/parley/ent/schema/schematype"
+)
+
+// Template is a quick reply agents pick from, filed by category and language.
+type Template struct{ ent.Schema }
+
+// Mixin of the Template.
+func (Template) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
+
+// Fields of the Template.
+func (Template) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("name").NotEmpty().MaxLen(200),
+		field.String("category").NotEmpty().MaxLen(100),
+		field.String("language").NotEmpty().MaxLen(35),
+		field.Text("body").NotEmpty(),
+		// SearchKey is the folded name and body, for search.
+		field.Text("search_key").Default("").Annotations(skip()),
+	}
+}
+
+// Annotations of the Template.
+func (Template) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.RelayConnection()}
+}
+
+// Indexes of the Template.
+func (Template) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("category"), index.Fields("language"), index.Fields("name")}
+}
+
+// Block refuses an IP address (an anonymous live-chat visitor).
+type Block struct{ ent.Schema }
+
+// Fields of the Block.
+func (Block) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("ip").NotEmpty().Unique(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Int("created_by_id").Optional().Nillable(),
+		field.Int("conversation_id").Optional().Nillable(),
+	}
+}
+
+// Annotations of the Block.
+func (Block) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+}
+
+// Interaction is one entry of the append-only log behind a contact's
+// history: who handled which conversation, in which queue, when, and how it
+// ended. Rows are only ever inserted.
+type Interaction struct{ ent.Schema }
+
+// Fields of the Interaction.
+func (Interaction) Fields() []ent.Field {
+	return []ent.Field{
+		field.Time("at").Default(time.Now).Immutable(),
+		field.Enum("kind").GoType(schematype.InteractionKind("")).Immutable().
+			Annotations(entgql.Type("InteractionKind")),
+		field.Enum("channel").GoType(schematype.Channel("")).Immutable().
+			Annotations(entgql.Type("Channel")),
+		field.String("detail").Optional().Immutable(),
+		field.Int("conversation_id").Optional().Nillable().Annotations(skip()),
+		field.Int("contact_id").Optional().Nillable().Annotations(skip()),
+		field.Int("agent_id").Optional().Nillable().Annotations(skip()),
+		field.Int("queue_id").Optional().Nillable().Annotations(skip()),
+	}
+}
+
+// Edges of the Interaction.
+func (Interaction) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.To("conversation", Conversation.Type).Field("conversation_id").Unique().
+			Annotations(entsql.OnDelete(entsql.SetNull)),
+		edge.To("contact", Contact.Type).Field("contact_id").Unique().
+			Annotations(skip(), entsql.OnDelete(entsql.Cascade)),
+		edge.To("agent", Agent.Type).Field("agent_id").Unique().
+			Annotations(entsql.OnDelete(entsql.SetNull)),
+		edge.To("queue", Queue.Type).Field("queue_id").Unique().
+			Annotations(entsql.OnDelete(entsql.SetNull)),
+	}
+}
+
+// Annotations of the Interaction.
+func (Interaction) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.RelayConnection()}
+}
+
+// Indexes of the Interaction.
+func (Interaction) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("contact_id", "at"), index.Fields("conversation_id")}
+}
+
+// AuthToken is an opaque bearer token. Only its SHA-256 is stored, so a
+// database leak yields no usable token. A token belongs to an agent, or to a
+// live-chat visitor bound to one conversation.
+type AuthToken struct{ ent.Schema }
+
+// Fields of the AuthToken.
+func (AuthToken) Fields() []ent.Field {
+	return []ent.Field{
+		field.Bytes("token_hash").Sensitive().Unique(),
+		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("expires_at"),
+		field.Int("agent_id").Optional().Nillable(),
+		field.Int("conversation_id").Optional().Nillable(),
+	}
+}
+
+// Edges of the AuthToken.
+func (AuthToken) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("agent", Agent.Type).Ref("tokens").Field("agent_id").Unique(),
+	}
+}
+
+// Indexes of the AuthToken.
+func (AuthToken) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("expires_at")}
+}
+
+// Annotations of the AuthToken.
+func (AuthToken) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+}

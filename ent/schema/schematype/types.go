@@ -1,0 +1,45 @@
+package schematype
+
+// ChatOptions are an agent's personal chat preferences ("Options > Chat"):
+// whether the chat indicator shows, whether web notifications pop up, and
+// which sound plays on a new message. Stored as one JSON column because they
+// are always read and written together.
+type ChatOptions struct {
+	ShowChatIndicator bool   `json:"showChatIndicator"`
+	WebNotifications  bool   `json:"webNotifications"`
+	PlaySound         bool   `json:"playSound"`
+	NotificationSound string `json:"notificationSound"`
+}
+
+// DefaultChatOptions are what a new agent starts with.
+func DefaultChatOptions() ChatOptions {
+	return ChatOptions{ShowChatIndicator: true, WebNotifications: true, PlaySound: true, NotificationSound: "default"}
+}
+
+// ChannelConfig holds a channel account's provider settings, credentials
+// included. It is stored as JSON, never exposed through GraphQL, and never
+// logged: only the non-secret parts are surfaced by dedicated resolvers.
+type ChannelConfig struct {
+	// WhatsApp Cloud API.
+	PhoneNumberID string `json:"phoneNumberID,omitempty"`
+	AccessToken   string `json:"accessToken,omitempty"`
+	// Messenger.
+	PageID          string `json:"pageID,omitempty"`
+	PageAccessToken string `json:"pageAccessToken,omitempty"`
+	// WhatsApp and Messenger share the webhook signature and handshake.
+	AppSecret   string `json:"appSecret,omitempty"`
+	VerifyToken string `json:"verifyToken,omitempty"`
+	// Twilio SMS/MMS.
+	AccountSID string `json:"accountSID,omitempty"`
+	AuthToken  string `json:"authToken,omitempty"`
+	FromNumber string `json:"fromNumber,omitempty"`
+	// APIBaseURL replaces the provider's scheme and host (a proxy or a test
+	// double); empty means the provider's real API.
+	APIBaseURL string `json:"apiBaseURL,omitempty"`
+	// Live chat.
+	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+}
+
+// String never prints credentials, so a config that reaches a log by
+// accident leaks nothing.
+func (ChannelConfig) String() string { return "ChannelConfig{redacted}" }
