@@ -43,6 +43,8 @@ type Agent struct {
 	PasswordHash string `json:"-"`
 	// Active holds the value of the "active" field.
 	Active bool `json:"active,omitempty"`
+	// SearchKey holds the value of the "search_key" field.
+	SearchKey string `json:"search_key,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the AgentQuery when eager-loading is set.
 	Edges        AgentEdges `json:"edges"`
@@ -128,7 +130,7 @@ func (*Agent) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case agent.FieldID, agent.FieldMaxConcurrentChats:
 			values[i] = new(sql.NullInt64)
-		case agent.FieldName, agent.FieldEmail, agent.FieldExtension, agent.FieldRole, agent.FieldStatus, agent.FieldPasswordHash:
+		case agent.FieldName, agent.FieldEmail, agent.FieldExtension, agent.FieldRole, agent.FieldStatus, agent.FieldPasswordHash, agent.FieldSearchKey:
 			values[i] = new(sql.NullString)
 		case agent.FieldCreatedAt, agent.FieldUpdatedAt, agent.FieldStatusChangedAt:
 			values[i] = new(sql.NullTime)
@@ -228,6 +230,12 @@ func (_m *Agent) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Active = value.Bool
 			}
+		case agent.FieldSearchKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field search_key", values[i])
+			} else if value.Valid {
+				_m.SearchKey = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -325,6 +333,9 @@ func (_m *Agent) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("active=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Active))
+	builder.WriteString(", ")
+	builder.WriteString("search_key=")
+	builder.WriteString(_m.SearchKey)
 	builder.WriteByte(')')
 	return builder.String()
 }

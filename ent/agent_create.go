@@ -163,6 +163,20 @@ func (_c *AgentCreate) SetNillableActive(v *bool) *AgentCreate {
 	return _c
 }
 
+// SetSearchKey sets the "search_key" field.
+func (_c *AgentCreate) SetSearchKey(v string) *AgentCreate {
+	_c.mutation.SetSearchKey(v)
+	return _c
+}
+
+// SetNillableSearchKey sets the "search_key" field if the given value is not nil.
+func (_c *AgentCreate) SetNillableSearchKey(v *string) *AgentCreate {
+	if v != nil {
+		_c.SetSearchKey(*v)
+	}
+	return _c
+}
+
 // AddQueueIDs adds the "queues" edge to the Queue entity by IDs.
 func (_c *AgentCreate) AddQueueIDs(ids ...int) *AgentCreate {
 	_c.mutation.AddQueueIDs(ids...)
@@ -301,6 +315,10 @@ func (_c *AgentCreate) defaults() {
 		v := agent.DefaultActive
 		_c.mutation.SetActive(v)
 	}
+	if _, ok := _c.mutation.SearchKey(); !ok {
+		v := agent.DefaultSearchKey
+		_c.mutation.SetSearchKey(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -367,6 +385,9 @@ func (_c *AgentCreate) check() error {
 	}
 	if _, ok := _c.mutation.Active(); !ok {
 		return &ValidationError{Name: "active", err: errors.New(`ent: missing required field "Agent.active"`)}
+	}
+	if _, ok := _c.mutation.SearchKey(); !ok {
+		return &ValidationError{Name: "search_key", err: errors.New(`ent: missing required field "Agent.search_key"`)}
 	}
 	return nil
 }
@@ -442,6 +463,10 @@ func (_c *AgentCreate) createSpec() (*Agent, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Active(); ok {
 		_spec.SetField(agent.FieldActive, field.TypeBool, value)
 		_node.Active = value
+	}
+	if value, ok := _c.mutation.SearchKey(); ok {
+		_spec.SetField(agent.FieldSearchKey, field.TypeString, value)
+		_node.SearchKey = value
 	}
 	if nodes := _c.mutation.QueuesIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -719,6 +744,18 @@ func (u *AgentUpsert) UpdateActive() *AgentUpsert {
 	return u
 }
 
+// SetSearchKey sets the "search_key" field.
+func (u *AgentUpsert) SetSearchKey(v string) *AgentUpsert {
+	u.Set(agent.FieldSearchKey, v)
+	return u
+}
+
+// UpdateSearchKey sets the "search_key" field to the value that was provided on create.
+func (u *AgentUpsert) UpdateSearchKey() *AgentUpsert {
+	u.SetExcluded(agent.FieldSearchKey)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -929,6 +966,20 @@ func (u *AgentUpsertOne) SetActive(v bool) *AgentUpsertOne {
 func (u *AgentUpsertOne) UpdateActive() *AgentUpsertOne {
 	return u.Update(func(s *AgentUpsert) {
 		s.UpdateActive()
+	})
+}
+
+// SetSearchKey sets the "search_key" field.
+func (u *AgentUpsertOne) SetSearchKey(v string) *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetSearchKey(v)
+	})
+}
+
+// UpdateSearchKey sets the "search_key" field to the value that was provided on create.
+func (u *AgentUpsertOne) UpdateSearchKey() *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateSearchKey()
 	})
 }
 
@@ -1308,6 +1359,20 @@ func (u *AgentUpsertBulk) SetActive(v bool) *AgentUpsertBulk {
 func (u *AgentUpsertBulk) UpdateActive() *AgentUpsertBulk {
 	return u.Update(func(s *AgentUpsert) {
 		s.UpdateActive()
+	})
+}
+
+// SetSearchKey sets the "search_key" field.
+func (u *AgentUpsertBulk) SetSearchKey(v string) *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetSearchKey(v)
+	})
+}
+
+// UpdateSearchKey sets the "search_key" field to the value that was provided on create.
+func (u *AgentUpsertBulk) UpdateSearchKey() *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateSearchKey()
 	})
 }
 

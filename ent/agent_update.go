@@ -193,6 +193,20 @@ func (_u *AgentUpdate) SetNillableActive(v *bool) *AgentUpdate {
 	return _u
 }
 
+// SetSearchKey sets the "search_key" field.
+func (_u *AgentUpdate) SetSearchKey(v string) *AgentUpdate {
+	_u.mutation.SetSearchKey(v)
+	return _u
+}
+
+// SetNillableSearchKey sets the "search_key" field if the given value is not nil.
+func (_u *AgentUpdate) SetNillableSearchKey(v *string) *AgentUpdate {
+	if v != nil {
+		_u.SetSearchKey(*v)
+	}
+	return _u
+}
+
 // AddQueueIDs adds the "queues" edge to the Queue entity by IDs.
 func (_u *AgentUpdate) AddQueueIDs(ids ...int) *AgentUpdate {
 	_u.mutation.AddQueueIDs(ids...)
@@ -505,6 +519,9 @@ func (_u *AgentUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(agent.FieldActive, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.SearchKey(); ok {
+		_spec.SetField(agent.FieldSearchKey, field.TypeString, value)
 	}
 	if _u.mutation.QueuesCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -912,6 +929,20 @@ func (_u *AgentUpdateOne) SetNillableActive(v *bool) *AgentUpdateOne {
 	return _u
 }
 
+// SetSearchKey sets the "search_key" field.
+func (_u *AgentUpdateOne) SetSearchKey(v string) *AgentUpdateOne {
+	_u.mutation.SetSearchKey(v)
+	return _u
+}
+
+// SetNillableSearchKey sets the "search_key" field if the given value is not nil.
+func (_u *AgentUpdateOne) SetNillableSearchKey(v *string) *AgentUpdateOne {
+	if v != nil {
+		_u.SetSearchKey(*v)
+	}
+	return _u
+}
+
 // AddQueueIDs adds the "queues" edge to the Queue entity by IDs.
 func (_u *AgentUpdateOne) AddQueueIDs(ids ...int) *AgentUpdateOne {
 	_u.mutation.AddQueueIDs(ids...)
@@ -1254,6 +1285,9 @@ func (_u *AgentUpdateOne) sqlSave(ctx context.Context) (_node *Agent, err error)
 	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(agent.FieldActive, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.SearchKey(); ok {
+		_spec.SetField(agent.FieldSearchKey, field.TypeString, value)
 	}
 	if _u.mutation.QueuesCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -75,6 +75,7 @@ type AgentMutation struct {
 	chat_options               *schematype.ChatOptions
 	password_hash              *string
 	active                     *bool
+	search_key                 *string
 	clearedFields              map[string]struct{}
 	queues                     map[int]struct{}
 	removedqueues              map[int]struct{}
@@ -659,6 +660,42 @@ func (m *AgentMutation) ResetActive() {
 	m.active = nil
 }
 
+// SetSearchKey sets the "search_key" field.
+func (m *AgentMutation) SetSearchKey(s string) {
+	m.search_key = &s
+}
+
+// SearchKey returns the value of the "search_key" field in the mutation.
+func (m *AgentMutation) SearchKey() (r string, exists bool) {
+	v := m.search_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSearchKey returns the old "search_key" field's value of the Agent entity.
+// If the Agent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AgentMutation) OldSearchKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSearchKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSearchKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSearchKey: %w", err)
+	}
+	return oldValue.SearchKey, nil
+}
+
+// ResetSearchKey resets all changes to the "search_key" field.
+func (m *AgentMutation) ResetSearchKey() {
+	m.search_key = nil
+}
+
 // AddQueueIDs adds the "queues" edge to the Queue entity by ids.
 func (m *AgentMutation) AddQueueIDs(ids ...int) {
 	if m.queues == nil {
@@ -963,7 +1000,7 @@ func (m *AgentMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AgentMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, agent.FieldCreatedAt)
 	}
@@ -1000,6 +1037,9 @@ func (m *AgentMutation) Fields() []string {
 	if m.active != nil {
 		fields = append(fields, agent.FieldActive)
 	}
+	if m.search_key != nil {
+		fields = append(fields, agent.FieldSearchKey)
+	}
 	return fields
 }
 
@@ -1032,6 +1072,8 @@ func (m *AgentMutation) Field(name string) (ent.Value, bool) {
 		return m.PasswordHash()
 	case agent.FieldActive:
 		return m.Active()
+	case agent.FieldSearchKey:
+		return m.SearchKey()
 	}
 	return nil, false
 }
@@ -1065,6 +1107,8 @@ func (m *AgentMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldPasswordHash(ctx)
 	case agent.FieldActive:
 		return m.OldActive(ctx)
+	case agent.FieldSearchKey:
+		return m.OldSearchKey(ctx)
 	}
 	return nil, fmt.Errorf("unknown Agent field %s", name)
 }
@@ -1157,6 +1201,13 @@ func (m *AgentMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetActive(v)
+		return nil
+	case agent.FieldSearchKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSearchKey(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Agent field %s", name)
@@ -1266,6 +1317,9 @@ func (m *AgentMutation) ResetField(name string) error {
 		return nil
 	case agent.FieldActive:
 		m.ResetActive()
+		return nil
+	case agent.FieldSearchKey:
+		m.ResetSearchKey()
 		return nil
 	}
 	return fmt.Errorf("unknown Agent field %s", name)

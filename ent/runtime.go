@@ -111,6 +111,10 @@ func init() {
 	agentDescActive := agentFields[9].Descriptor()
 	// agent.DefaultActive holds the default value on creation for the active field.
 	agent.DefaultActive = agentDescActive.Default.(bool)
+	// agentDescSearchKey is the schema descriptor for search_key field.
+	agentDescSearchKey := agentFields[10].Descriptor()
+	// agent.DefaultSearchKey holds the default value on creation for the search_key field.
+	agent.DefaultSearchKey = agentDescSearchKey.Default.(string)
 	attachmentFields := schema.Attachment{}.Fields()
 	_ = attachmentFields
 	// attachmentDescFilename is the schema descriptor for filename field.

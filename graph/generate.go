@@ -4,6 +4,8 @@
 package graph
 
 // One `go generate ./...` regenerates everything: ent (with entgql, which
-// writes graph/ent.graphql) first, then gqlgen over both schemas.
+// writes graph/ent.graphql) first, then gqlgen over both schemas. gqlgen
+// runs from the repository root, and without the GOPACKAGE variable that go
+// generate sets: with it, gqlgen fails to load the schema.
 //go:generate go run ../ent/entc.go
-//go:generate sh -c "cd .. && go tool gqlgen generate --config gqlgen.yml"
+//go:generate sh -c "cd .. && env -u GOPACKAGE -u GOFILE -u GOLINE go tool gqlgen generate --config gqlgen.yml"

@@ -1,5 +1,70 @@
 package graph
 
+import (
+	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/graph/model"
+	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/nodes"
+	"github.com/parleyhq/parley/internal/workspace"
+)
+
 // Resolver is the root of the resolvers. It holds the services; resolvers
 // stay thin: caller from the context, one service call, return.
-type Resolver struct{}
+type Resolver struct {
+	Auth      *auth.Service
+	Workspace *workspace.Service
+	Lookup    *nodes.Service
+}
+
+// notYet answers operations whose rules arrive with a later piece of work.
+func notYet(what string) error {
+	return apperr.New(apperr.NotImplemented, "%s is not available yet", what)
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func queueInput(name *string, strategy *schematype.PollingStrategy, timeout *int, members []*model.QueueMemberInput) workspace.QueueInput {
+	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, MembersSet: members != nil}
+	for _, m := range members {
+		in.Members = append(in.Members, workspace.Member{AgentID: m.AgentID, Priority: m.Priority})
+	}
+	return in
+}
+
+func channelAccountInput(in model.CreateChannelAccountInput) workspace.NewChannelAccount {
+	out := workspace.NewChannelAccount{Channel: in.Channel, Name: in.Name, QueueID: in.QueueID, AgentID: in.AgentID}
+	c := &out.Config
+	if w := in.Whatsapp; w != nil {
+		out.GivenWhatsApp = true
+		c.PhoneNumberID, c.AccessToken, c.AppSecret, c.VerifyToken = w.PhoneNumberID, w.AccessToken, w.AppSecret, w.VerifyToken
+		c.APIBaseURL = deref(w.APIBaseURL)
+	}
+	if m := in.Messenger; m != nil {
+		out.GivenMessenger = true
+		c.PageID, c.PageAccessToken, c.AppSecret, c.VerifyToken = m.PageID, m.PageAccessToken, m.AppSecret, m.VerifyToken
+		c.APIBaseURL = deref(m.APIBaseURL)
+	}
+	if s := in.Sms; s != nil {
+		out.GivenSMS = true
+		c.AccountSID, c.AuthToken, c.FromNumber = s.AccountSid, s.AuthToken, s.FromNumber
+		c.APIBaseURL = deref(s.APIBaseURL)
+	}
+	if l := in.LiveChat; l != nil {
+		out.GivenLiveChat = true
+		c.AllowedOrigins = l.AllowedOrigins
+	}
+	return out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

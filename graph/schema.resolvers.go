@@ -7,303 +7,316 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph/model"
+	"github.com/parleyhq/parley/internal/workspace"
 )
 
 // Queues is the resolver for the queues field.
 func (r *agentResolver) Queues(ctx context.Context, obj *ent.Agent) ([]*ent.Queue, error) {
-	panic(fmt.Errorf("not implemented: Queues - queues"))
+	return r.Workspace.AgentQueues(ctx, obj)
 }
 
 // URL is the resolver for the url field.
 func (r *attachmentResolver) URL(ctx context.Context, obj *ent.Attachment) (string, error) {
-	panic(fmt.Errorf("not implemented: URL - url"))
+	return "", notYet("attachments")
 }
 
 // WebhookURL is the resolver for the webhookURL field.
 func (r *channelAccountResolver) WebhookURL(ctx context.Context, obj *ent.ChannelAccount) (*string, error) {
-	panic(fmt.Errorf("not implemented: WebhookURL - webhookURL"))
+	return r.Workspace.WebhookURL(obj), nil
 }
 
 // Snippet is the resolver for the snippet field.
 func (r *channelAccountResolver) Snippet(ctx context.Context, obj *ent.ChannelAccount) (*string, error) {
-	panic(fmt.Errorf("not implemented: Snippet - snippet"))
+	return r.Workspace.Snippet(obj), nil
 }
 
 // PhoneNumberID is the resolver for the phoneNumberID field.
 func (r *channelAccountResolver) PhoneNumberID(ctx context.Context, obj *ent.ChannelAccount) (*string, error) {
-	panic(fmt.Errorf("not implemented: PhoneNumberID - phoneNumberID"))
+	return nonEmpty(obj.Config.PhoneNumberID), nil
 }
 
 // PageID is the resolver for the pageID field.
 func (r *channelAccountResolver) PageID(ctx context.Context, obj *ent.ChannelAccount) (*string, error) {
-	panic(fmt.Errorf("not implemented: PageID - pageID"))
+	return nonEmpty(obj.Config.PageID), nil
 }
 
 // FromNumber is the resolver for the fromNumber field.
 func (r *channelAccountResolver) FromNumber(ctx context.Context, obj *ent.ChannelAccount) (*string, error) {
-	panic(fmt.Errorf("not implemented: FromNumber - fromNumber"))
+	return nonEmpty(obj.Config.FromNumber), nil
 }
 
 // APIBaseURL is the resolver for the apiBaseURL field.
 func (r *channelAccountResolver) APIBaseURL(ctx context.Context, obj *ent.ChannelAccount) (*string, error) {
-	panic(fmt.Errorf("not implemented: APIBaseURL - apiBaseURL"))
+	return nonEmpty(obj.Config.APIBaseURL), nil
 }
 
 // AllowedOrigins is the resolver for the allowedOrigins field.
 func (r *channelAccountResolver) AllowedOrigins(ctx context.Context, obj *ent.ChannelAccount) ([]string, error) {
-	panic(fmt.Errorf("not implemented: AllowedOrigins - allowedOrigins"))
+	return obj.Config.AllowedOrigins, nil
 }
 
 // History is the resolver for the history field.
 func (r *contactResolver) History(ctx context.Context, obj *ent.Contact, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.InteractionConnection, error) {
-	panic(fmt.Errorf("not implemented: History - history"))
+	return nil, notYet("contact history")
 }
 
 // UnreadCount is the resolver for the unreadCount field.
 func (r *conversationResolver) UnreadCount(ctx context.Context, obj *ent.Conversation) (int, error) {
-	panic(fmt.Errorf("not implemented: UnreadCount - unreadCount"))
+	return 0, notYet("unread counts")
 }
 
 // LastMessage is the resolver for the lastMessage field.
 func (r *conversationResolver) LastMessage(ctx context.Context, obj *ent.Conversation) (*ent.Message, error) {
-	panic(fmt.Errorf("not implemented: LastMessage - lastMessage"))
+	return nil, notYet("conversations")
 }
 
 // Visitor is the resolver for the visitor field.
 func (r *conversationResolver) Visitor(ctx context.Context, obj *ent.Conversation) (*model.Visitor, error) {
-	panic(fmt.Errorf("not implemented: Visitor - visitor"))
+	return nil, notYet("live chat")
 }
 
 // Messages is the resolver for the messages field.
 func (r *conversationResolver) Messages(ctx context.Context, obj *ent.Conversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error) {
-	panic(fmt.Errorf("not implemented: Messages - messages"))
+	return nil, notYet("conversations")
 }
 
 // Sender is the resolver for the sender field.
 func (r *messageResolver) Sender(ctx context.Context, obj *ent.Message) (ent.Noder, error) {
-	panic(fmt.Errorf("not implemented: Sender - sender"))
+	return nil, notYet("conversations")
 }
 
 // Login is the resolver for the login field.
 func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*model.LoginPayload, error) {
-	panic(fmt.Errorf("not implemented: Login - login"))
+	res, err := r.Auth.Login(ctx, input.Email, input.Password)
+	if err != nil {
+		return nil, err
+	}
+	return &model.LoginPayload{Token: res.Token, ExpiresAt: res.ExpiresAt, Agent: res.Agent}, nil
 }
 
 // Logout is the resolver for the logout field.
 func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
-	panic(fmt.Errorf("not implemented: Logout - logout"))
+	if err := r.Auth.Logout(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // SetStatus is the resolver for the setStatus field.
 func (r *mutationResolver) SetStatus(ctx context.Context, status schematype.AgentStatus) (*ent.Agent, error) {
-	panic(fmt.Errorf("not implemented: SetStatus - setStatus"))
+	return r.Workspace.SetStatus(ctx, status)
 }
 
 // UpdateChatOptions is the resolver for the updateChatOptions field.
 func (r *mutationResolver) UpdateChatOptions(ctx context.Context, input model.ChatOptionsInput) (*schematype.ChatOptions, error) {
-	panic(fmt.Errorf("not implemented: UpdateChatOptions - updateChatOptions"))
+	return r.Workspace.UpdateChatOptions(ctx, workspace.ChatOptionsUpdate{
+		ShowChatIndicator: input.ShowChatIndicator, WebNotifications: input.WebNotifications,
+		PlaySound: input.PlaySound, NotificationSound: input.NotificationSound,
+	})
 }
 
 // MarkConversationRead is the resolver for the markConversationRead field.
 func (r *mutationResolver) MarkConversationRead(ctx context.Context, id int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: MarkConversationRead - markConversationRead"))
+	return nil, notYet("MarkConversationRead")
 }
 
 // SendMessage is the resolver for the sendMessage field.
 func (r *mutationResolver) SendMessage(ctx context.Context, input model.SendMessageInput) (*model.SendMessagePayload, error) {
-	panic(fmt.Errorf("not implemented: SendMessage - sendMessage"))
+	return nil, notYet("SendMessage")
 }
 
 // UploadAttachment is the resolver for the uploadAttachment field.
 func (r *mutationResolver) UploadAttachment(ctx context.Context, file graphql.Upload) (*ent.Attachment, error) {
-	panic(fmt.Errorf("not implemented: UploadAttachment - uploadAttachment"))
+	return nil, notYet("UploadAttachment")
 }
 
 // TakeConversation is the resolver for the takeConversation field.
 func (r *mutationResolver) TakeConversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: TakeConversation - takeConversation"))
+	return nil, notYet("TakeConversation")
 }
 
 // TransferConversation is the resolver for the transferConversation field.
 func (r *mutationResolver) TransferConversation(ctx context.Context, id int, agentID int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: TransferConversation - transferConversation"))
+	return nil, notYet("TransferConversation")
 }
 
 // MarkDealtWith is the resolver for the markDealtWith field.
 func (r *mutationResolver) MarkDealtWith(ctx context.Context, id int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: MarkDealtWith - markDealtWith"))
+	return nil, notYet("MarkDealtWith")
 }
 
 // ArchiveConversation is the resolver for the archiveConversation field.
 func (r *mutationResolver) ArchiveConversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: ArchiveConversation - archiveConversation"))
+	return nil, notYet("ArchiveConversation")
 }
 
 // UnarchiveConversation is the resolver for the unarchiveConversation field.
 func (r *mutationResolver) UnarchiveConversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: UnarchiveConversation - unarchiveConversation"))
+	return nil, notYet("UnarchiveConversation")
 }
 
 // DeleteConversation is the resolver for the deleteConversation field.
 func (r *mutationResolver) DeleteConversation(ctx context.Context, id int) (*model.DeletePayload, error) {
-	panic(fmt.Errorf("not implemented: DeleteConversation - deleteConversation"))
+	return nil, notYet("DeleteConversation")
 }
 
 // AddContactFromConversation is the resolver for the addContactFromConversation field.
 func (r *mutationResolver) AddContactFromConversation(ctx context.Context, conversationID int, input model.ContactInput) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: AddContactFromConversation - addContactFromConversation"))
+	return nil, notYet("AddContactFromConversation")
 }
 
 // IgnoreConversation is the resolver for the ignoreConversation field.
 func (r *mutationResolver) IgnoreConversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: IgnoreConversation - ignoreConversation"))
+	return nil, notYet("IgnoreConversation")
 }
 
 // EndChatSession is the resolver for the endChatSession field.
 func (r *mutationResolver) EndChatSession(ctx context.Context, id int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: EndChatSession - endChatSession"))
+	return nil, notYet("EndChatSession")
 }
 
 // BlockAnonymousUser is the resolver for the blockAnonymousUser field.
 func (r *mutationResolver) BlockAnonymousUser(ctx context.Context, conversationID int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: BlockAnonymousUser - blockAnonymousUser"))
+	return nil, notYet("BlockAnonymousUser")
 }
 
 // StartInternalChat is the resolver for the startInternalChat field.
 func (r *mutationResolver) StartInternalChat(ctx context.Context, agentIDs []int, body string) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: StartInternalChat - startInternalChat"))
+	return nil, notYet("StartInternalChat")
 }
 
 // CreateTemplate is the resolver for the createTemplate field.
 func (r *mutationResolver) CreateTemplate(ctx context.Context, input model.CreateTemplateInput) (*ent.Template, error) {
-	panic(fmt.Errorf("not implemented: CreateTemplate - createTemplate"))
+	return nil, notYet("CreateTemplate")
 }
 
 // UpdateTemplate is the resolver for the updateTemplate field.
 func (r *mutationResolver) UpdateTemplate(ctx context.Context, id int, input model.UpdateTemplateInput) (*ent.Template, error) {
-	panic(fmt.Errorf("not implemented: UpdateTemplate - updateTemplate"))
+	return nil, notYet("UpdateTemplate")
 }
 
 // DeleteTemplate is the resolver for the deleteTemplate field.
 func (r *mutationResolver) DeleteTemplate(ctx context.Context, id int) (*model.DeletePayload, error) {
-	panic(fmt.Errorf("not implemented: DeleteTemplate - deleteTemplate"))
+	return nil, notYet("DeleteTemplate")
 }
 
 // CreateAgent is the resolver for the createAgent field.
 func (r *mutationResolver) CreateAgent(ctx context.Context, input model.CreateAgentInput) (*ent.Agent, error) {
-	panic(fmt.Errorf("not implemented: CreateAgent - createAgent"))
+	return r.Workspace.CreateAgent(ctx, workspace.NewAgent{
+		Name: input.Name, Email: input.Email, Extension: input.Extension, Role: input.Role,
+		Password: input.Password, MaxConcurrentChats: input.MaxConcurrentChats,
+	})
 }
 
 // CreateQueue is the resolver for the createQueue field.
 func (r *mutationResolver) CreateQueue(ctx context.Context, input model.CreateQueueInput) (*ent.Queue, error) {
-	panic(fmt.Errorf("not implemented: CreateQueue - createQueue"))
+	return r.Workspace.CreateQueue(ctx, queueInput(&input.Name, &input.Strategy, input.OfferTimeoutSeconds, input.Members))
 }
 
 // UpdateQueue is the resolver for the updateQueue field.
 func (r *mutationResolver) UpdateQueue(ctx context.Context, id int, input model.UpdateQueueInput) (*ent.Queue, error) {
-	panic(fmt.Errorf("not implemented: UpdateQueue - updateQueue"))
+	return r.Workspace.UpdateQueue(ctx, id, queueInput(input.Name, input.Strategy, input.OfferTimeoutSeconds, input.Members))
 }
 
 // CreateChannelAccount is the resolver for the createChannelAccount field.
 func (r *mutationResolver) CreateChannelAccount(ctx context.Context, input model.CreateChannelAccountInput) (*ent.ChannelAccount, error) {
-	panic(fmt.Errorf("not implemented: CreateChannelAccount - createChannelAccount"))
+	return r.Workspace.CreateChannelAccount(ctx, channelAccountInput(input))
 }
 
 // StartLiveChat is the resolver for the startLiveChat field.
 func (r *mutationResolver) StartLiveChat(ctx context.Context, input model.StartLiveChatInput) (*model.StartLiveChatPayload, error) {
-	panic(fmt.Errorf("not implemented: StartLiveChat - startLiveChat"))
+	return nil, notYet("StartLiveChat")
 }
 
 // VisitorSendMessage is the resolver for the visitorSendMessage field.
 func (r *mutationResolver) VisitorSendMessage(ctx context.Context, body *string, attachmentIDs []int) (*ent.Message, error) {
-	panic(fmt.Errorf("not implemented: VisitorSendMessage - visitorSendMessage"))
+	return nil, notYet("VisitorSendMessage")
 }
 
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*ent.Agent, error) {
-	panic(fmt.Errorf("not implemented: Me - me"))
+	return r.Workspace.Me(ctx)
 }
 
 // Agents is the resolver for the agents field.
 func (r *queryResolver) Agents(ctx context.Context, search *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.AgentConnection, error) {
-	panic(fmt.Errorf("not implemented: Agents - agents"))
+	return r.Workspace.SearchAgents(ctx, search, after, first, before, last)
 }
 
 // Queues is the resolver for the queues field.
 func (r *queryResolver) Queues(ctx context.Context) ([]*ent.Queue, error) {
-	panic(fmt.Errorf("not implemented: Queues - queues"))
+	return r.Workspace.Queues(ctx)
 }
 
 // ChannelAccounts is the resolver for the channelAccounts field.
 func (r *queryResolver) ChannelAccounts(ctx context.Context) ([]*ent.ChannelAccount, error) {
-	panic(fmt.Errorf("not implemented: ChannelAccounts - channelAccounts"))
+	return r.Workspace.ChannelAccounts(ctx)
 }
 
 // Inbox is the resolver for the inbox field.
 func (r *queryResolver) Inbox(ctx context.Context, view model.InboxView, channel *schematype.Channel, queueID *int, search *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.ConversationConnection, error) {
-	panic(fmt.Errorf("not implemented: Inbox - inbox"))
+	return nil, notYet("Inbox")
 }
 
 // Conversation is the resolver for the conversation field.
 func (r *queryResolver) Conversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: Conversation - conversation"))
+	return nil, notYet("Conversation")
 }
 
 // Contact is the resolver for the contact field.
 func (r *queryResolver) Contact(ctx context.Context, id int) (*ent.Contact, error) {
-	panic(fmt.Errorf("not implemented: Contact - contact"))
+	return nil, notYet("Contact")
 }
 
 // Templates is the resolver for the templates field.
 func (r *queryResolver) Templates(ctx context.Context, search *string, category *string, language *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.TemplateConnection, error) {
-	panic(fmt.Errorf("not implemented: Templates - templates"))
+	return nil, notYet("Templates")
 }
 
 // TemplateCategories is the resolver for the templateCategories field.
 func (r *queryResolver) TemplateCategories(ctx context.Context) ([]string, error) {
-	panic(fmt.Errorf("not implemented: TemplateCategories - templateCategories"))
+	return nil, notYet("TemplateCategories")
 }
 
 // TemplateLanguages is the resolver for the templateLanguages field.
 func (r *queryResolver) TemplateLanguages(ctx context.Context) ([]string, error) {
-	panic(fmt.Errorf("not implemented: TemplateLanguages - templateLanguages"))
+	return nil, notYet("TemplateLanguages")
 }
 
 // VisitorConversation is the resolver for the visitorConversation field.
 func (r *queryResolver) VisitorConversation(ctx context.Context) (*model.VisitorConversation, error) {
-	panic(fmt.Errorf("not implemented: VisitorConversation - visitorConversation"))
+	return nil, notYet("VisitorConversation")
 }
 
 // Members is the resolver for the members field.
 func (r *queueResolver) Members(ctx context.Context, obj *ent.Queue) ([]*ent.QueueMember, error) {
-	panic(fmt.Errorf("not implemented: Members - members"))
+	return r.Workspace.Members(ctx, obj)
 }
 
 // InboxEvents is the resolver for the inboxEvents field.
 func (r *subscriptionResolver) InboxEvents(ctx context.Context) (<-chan *model.InboxEvent, error) {
-	panic(fmt.Errorf("not implemented: InboxEvents - inboxEvents"))
+	return nil, notYet("InboxEvents")
 }
 
 // ConversationEvents is the resolver for the conversationEvents field.
 func (r *subscriptionResolver) ConversationEvents(ctx context.Context, conversationID int) (<-chan *model.ConversationEvent, error) {
-	panic(fmt.Errorf("not implemented: ConversationEvents - conversationEvents"))
+	return nil, notYet("ConversationEvents")
 }
 
 // VisitorEvents is the resolver for the visitorEvents field.
 func (r *subscriptionResolver) VisitorEvents(ctx context.Context) (<-chan *model.VisitorEvent, error) {
-	panic(fmt.Errorf("not implemented: VisitorEvents - visitorEvents"))
+	return nil, notYet("VisitorEvents")
 }
 
 // Messages is the resolver for the messages field.
 func (r *visitorConversationResolver) Messages(ctx context.Context, obj *model.VisitorConversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error) {
-	panic(fmt.Errorf("not implemented: Messages - messages"))
+	return nil, notYet("Messages")
 }
 
 // Mutation returns MutationResolver implementation.

@@ -41,6 +41,8 @@ const (
 	FieldPasswordHash = "password_hash"
 	// FieldActive holds the string denoting the active field in the database.
 	FieldActive = "active"
+	// FieldSearchKey holds the string denoting the search_key field in the database.
+	FieldSearchKey = "search_key"
 	// EdgeQueues holds the string denoting the queues edge name in mutations.
 	EdgeQueues = "queues"
 	// EdgeTokens holds the string denoting the tokens edge name in mutations.
@@ -101,6 +103,7 @@ var Columns = []string{
 	FieldChatOptions,
 	FieldPasswordHash,
 	FieldActive,
+	FieldSearchKey,
 }
 
 var (
@@ -143,6 +146,8 @@ var (
 	DefaultChatOptions schematype.ChatOptions
 	// DefaultActive holds the default value on creation for the "active" field.
 	DefaultActive bool
+	// DefaultSearchKey holds the default value on creation for the "search_key" field.
+	DefaultSearchKey string
 )
 
 const DefaultRole schematype.Role = "AGENT"
@@ -230,6 +235,11 @@ func ByPasswordHash(opts ...sql.OrderTermOption) OrderOption {
 // ByActive orders the results by the active field.
 func ByActive(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldActive, opts...).ToFunc()
+}
+
+// BySearchKey orders the results by the search_key field.
+func BySearchKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSearchKey, opts...).ToFunc()
 }
 
 // ByQueuesCount orders the results by queues count.

@@ -24,6 +24,7 @@ var (
 		{Name: "chat_options", Type: field.TypeJSON},
 		{Name: "password_hash", Type: field.TypeString},
 		{Name: "active", Type: field.TypeBool, Default: true},
+		{Name: "search_key", Type: field.TypeString, Default: ""},
 	}
 	// AgentsTable holds the schema information for the "agents" table.
 	AgentsTable = &schema.Table{

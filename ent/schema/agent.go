@@ -41,6 +41,8 @@ func (Agent) Fields() []ent.Field {
 		// Active agents log in and are found by SearchAgents; deactivated
 		// ones keep their history.
 		field.Bool("active").Default(true),
+		// SearchKey is the folded name and extension (see textsearch).
+		field.String("search_key").Default("").Annotations(skip()),
 	}
 }
 

@@ -1,0 +1,166 @@
+// Package app wires Parley together from a Config: database, broker,
+// services, resolvers and the HTTP server. The binary and the integration
+// tests build the same thing through it, so tests exercise what ships.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/graph"
+	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/httpserver"
+	"github.com/parleyhq/parley/internal/metrics"
+	"github.com/parleyhq/parley/internal/nodes"
+	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/ratelimit"
+	"github.com/parleyhq/parley/internal/seed"
+	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/workspace"
+)
+
+// App is a running Parley instance's parts.
+type App struct {
+	Config    config.Config
+	Log       *slog.Logger
+	DB        *store.DB
+	Redis     *redis.Client
+	Broker    pubsub.Broker
+	Metrics   *metrics.Metrics
+	Auth      *auth.Service
+	Workspace *workspace.Service
+	Server    *httpserver.Server
+	// DemoLogins is set when this start seeded the demo workspace.
+	DemoLogins []seed.Login
+}
+
+// Options tune what New builds, for tests.
+type Options struct {
+	// HashCost overrides the bcrypt cost (tests use the minimum).
+	HashCost int
+	// RedisPrefix isolates a test's pub/sub channels and counters.
+	RedisPrefix string
+	// DB, when set, is used instead of opening Config's database.
+	DB *store.DB
+}
+
+// New opens the database (migrating it), connects the broker, builds the
+// services and the server, and seeds an empty database as configured.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
+	a := &App{Config: cfg, Log: log, Metrics: metrics.New()}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	if opt.DB != nil {
+		a.DB = opt.DB
+	} else {
+		db, err := store.Open(ctx, cfg.DatabaseURL, cfg.SQLitePath())
+		if err != nil {
+			return nil, err
+		}
+		a.DB = db
+		if err := db.Migrate(ctx); err != nil {
+			return nil, err
+		}
+	}
+	prefix := opt.RedisPrefix
+	if prefix == "" {
+		prefix = "parley:"
+	}
+	gauge := pubsub.WithActiveGauge(func(d int) { a.Metrics.ActiveSubscriptions.Add(float64(d)) })
+	var limiter ratelimit.Limiter
+	if cfg.RedisURL != "" {
+		ropt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL: %w", err)
+		}
+		a.Redis = redis.NewClient(ropt)
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = a.Redis.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("connect to redis: %w", err)
+		}
+		b, err := pubsub.NewRedis(ctx, a.Redis, pubsub.WithPrefix(prefix), pubsub.WithLogger(log), gauge)
+		if err != nil {
+			return nil, err
+		}
+		a.Broker = b
+		limiter = ratelimit.NewRedis(a.Redis, prefix+"rl:")
+	} else {
+		a.Broker = pubsub.NewInMemory(pubsub.WithLogger(log), gauge)
+		limiter = ratelimit.NewMemory()
+	}
+
+	client := a.DB.Client
+	var authOpts []auth.Option
+	if opt.HashCost > 0 {
+		authOpts = append(authOpts, auth.WithHashCost(opt.HashCost))
+	}
+	a.Auth = auth.NewService(client, limiter, cfg.TokenTTL, authOpts...)
+	a.Workspace = workspace.NewService(client, a.Auth, cfg.PublicURL)
+	resolver := &graph.Resolver{Auth: a.Auth, Workspace: a.Workspace, Lookup: nodes.NewService(client)}
+
+	ready := map[string]httpserver.Pinger{"database": a.DB}
+	if a.Redis != nil {
+		ready["redis"] = a.Broker
+	}
+	a.Server = httpserver.New(httpserver.Deps{
+		Config: cfg, Log: log, Metrics: a.Metrics, Auth: a.Auth, Resolver: resolver, Ready: ready,
+	})
+	if err := a.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+// bootstrap creates the first system owner from the environment and seeds
+// the demo workspace, on a database that has no agents yet.
+func (a *App) bootstrap(ctx context.Context) error {
+	any, err := a.Workspace.AnyAgents(ctx)
+	if err != nil || any {
+		return err
+	}
+	if a.Config.AdminEmail != "" {
+		if _, err := a.Workspace.CreateAgentUnchecked(ctx, workspace.NewAgent{
+			Name: "System owner", Email: a.Config.AdminEmail, Extension: "1000",
+			Role: schematype.RoleSystemOwner, Password: a.Config.AdminPassword,
+		}); err != nil {
+			return fmt.Errorf("create the first system owner: %w", err)
+		}
+		a.Log.Info("created the first system owner", "email", a.Config.AdminEmail)
+	}
+	if a.Config.Demo {
+		logins, err := seed.Demo(ctx, a.DB.Client, a.Workspace)
+		if err != nil {
+			return fmt.Errorf("seed demo workspace: %w", err)
+		}
+		a.DemoLogins = logins
+		a.Log.Info("seeded the demo workspace", "agents", len(logins))
+	}
+	return nil
+}
+
+// Close releases everything New opened, broker first so that subscriptions
+// complete before the database goes away.
+func (a *App) Close() {
+	if a.Broker != nil {
+		_ = a.Broker.Close()
+	}
+	if a.Redis != nil {
+		_ = a.Redis.Close()
+	}
+	if a.DB != nil {
+		_ = a.DB.Close()
+	}
+}

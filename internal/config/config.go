@@ -1,0 +1,144 @@
+// Package config reads Parley's configuration from the environment. Every
+// setting has a default that makes `parley serve` work with nothing set: an
+// SQLite file under ./data and in-process pub/sub.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole runtime configuration.
+type Config struct {
+	// Addr is the listen address (PARLEY_ADDR, default ":8080").
+	Addr string
+	// DataDir holds the SQLite file and attachments (PARLEY_DATA_DIR, "./data").
+	DataDir string
+	// DatabaseURL selects PostgreSQL when set (DATABASE_URL); empty = SQLite.
+	DatabaseURL string
+	// RedisURL selects Redis pub/sub when set (REDIS_URL); empty = in-process.
+	RedisURL string
+	// PublicURL is the externally visible base URL (PARLEY_PUBLIC_URL),
+	// used for webhook URLs and provider signature checks.
+	PublicURL string
+	// AdminEmail and AdminPassword create the first SYSTEM_OWNER on an
+	// empty database (PARLEY_ADMIN_EMAIL, PARLEY_ADMIN_PASSWORD).
+	AdminEmail    string
+	AdminPassword string
+	// Demo seeds a demo workspace on an empty database (PARLEY_DEMO).
+	Demo bool
+	// TrustedProxies are the peers whose X-Forwarded-For is believed
+	// (PARLEY_TRUSTED_PROXIES, comma-separated CIDRs; empty = none).
+	TrustedProxies []netip.Prefix
+	// AllowedOrigins may call the API from a browser and open websockets
+	// (PARLEY_ALLOWED_ORIGINS, comma-separated; empty = same origin only).
+	AllowedOrigins []string
+	// TokenTTL is how long a login token lives (PARLEY_TOKEN_TTL, 720h).
+	TokenTTL time.Duration
+	// LogLevel is debug, info, warn or error (PARLEY_LOG_LEVEL, info).
+	LogLevel string
+}
+
+// FromEnv reads the configuration from the process environment.
+func FromEnv() (Config, error) { return Load(os.Getenv) }
+
+// Load reads the configuration through getenv, so tests can supply their own.
+func Load(getenv func(string) string) (Config, error) {
+	c := Config{
+		Addr:          or(getenv("PARLEY_ADDR"), ":8080"),
+		DataDir:       or(getenv("PARLEY_DATA_DIR"), "./data"),
+		DatabaseURL:   getenv("DATABASE_URL"),
+		RedisURL:      getenv("REDIS_URL"),
+		PublicURL:     strings.TrimRight(getenv("PARLEY_PUBLIC_URL"), "/"),
+		AdminEmail:    strings.TrimSpace(getenv("PARLEY_ADMIN_EMAIL")),
+		AdminPassword: getenv("PARLEY_ADMIN_PASSWORD"),
+		LogLevel:      or(getenv("PARLEY_LOG_LEVEL"), "info"),
+		TokenTTL:      30 * 24 * time.Hour,
+	}
+	if v := getenv("PARLEY_DEMO"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("PARLEY_DEMO: %q is not a boolean", v)
+		}
+		c.Demo = b
+	}
+	if v := getenv("PARLEY_TOKEN_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("PARLEY_TOKEN_TTL: %q is not a positive duration", v)
+		}
+		c.TokenTTL = d
+	}
+	for _, s := range split(getenv("PARLEY_TRUSTED_PROXIES")) {
+		p, err := parsePrefix(s)
+		if err != nil {
+			return c, fmt.Errorf("PARLEY_TRUSTED_PROXIES: %w", err)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	c.AllowedOrigins = split(getenv("PARLEY_ALLOWED_ORIGINS"))
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + localHost(c.Addr)
+	}
+	if (c.AdminEmail == "") != (c.AdminPassword == "") {
+		return c, fmt.Errorf("PARLEY_ADMIN_EMAIL and PARLEY_ADMIN_PASSWORD go together")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return c, fmt.Errorf("PARLEY_DATA_DIR: %w", err)
+	}
+	c.DataDir = abs
+	return c, nil
+}
+
+// SQLitePath is where the embedded database lives.
+func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "parley.db") }
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("%q is not a CIDR", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func localHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func split(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,182 @@
+// Package httpserver is Parley's HTTP surface: the GraphQL endpoint (HTTP
+// and websockets), the playground, health and readiness probes, Prometheus
+// metrics, and the middleware every request passes through (request id,
+// client IP, access log, recover, CORS, cross-origin protection, bearer
+// authentication). It wires handlers; the rules live in the services.
+package httpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/parleyhq/parley/graph"
+	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/metrics"
+)
+
+// Pinger is something readiness depends on: the database, the broker.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps is what the server is built from.
+type Deps struct {
+	Config   config.Config
+	Log      *slog.Logger
+	Metrics  *metrics.Metrics
+	Auth     *auth.Service
+	Resolver *graph.Resolver
+	// Ready lists what /readyz checks, by name ("database", "redis").
+	Ready map[string]Pinger
+	// Extra mounts more handlers (webhooks, widget) by pattern.
+	Extra map[string]http.Handler
+}
+
+// Server serves Parley over HTTP.
+type Server struct {
+	d       Deps
+	handler http.Handler
+	// closing is cancelled when shutdown begins; websocket requests watch
+	// it, because http.Server.Shutdown does not close hijacked connections.
+	closing context.Context
+	close   context.CancelFunc
+	wsMu    sync.WaitGroup
+}
+
+// New builds the server's handler tree.
+func New(d Deps) *Server {
+	closing, cancel := context.WithCancel(context.Background())
+	s := &Server{d: d, closing: closing, close: cancel}
+	gql := newGraphQL(d, originHosts(d.Config.AllowedOrigins))
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", s.endSubscriptionsOnShutdown(gql))
+	mux.Handle("GET /{$}", playground.Handler("Parley GraphQL playground", "/graphql"))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{}))
+	for pattern, h := range d.Extra {
+		mux.Handle(pattern, h)
+	}
+
+	cop := http.NewCrossOriginProtection()
+	for _, o := range d.Config.AllowedOrigins {
+		if o != "*" {
+			_ = cop.AddTrustedOrigin(strings.TrimRight(o, "/"))
+		}
+	}
+	var h http.Handler = mux
+	h = withAuth(d.Auth, d.Log, h)
+	h = cop.Handler(h)
+	h = withCORS(d.Config.AllowedOrigins, h)
+	h = withAccessLog(d.Log, d.Metrics, h)
+	h = withRecover(d.Log, h)
+	h = withClientIP(d.Config.TrustedProxies, h)
+	h = withRequestID(h)
+	s.handler = h
+	return s
+}
+
+// Handler returns the root handler (for tests with httptest).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// endSubscriptionsOnShutdown gives websocket requests a context that ends
+// when shutdown begins, so every subscription completes and its connection
+// closes.
+func (s *Server) endSubscriptionsOnShutdown(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if s.closing.Err() != nil {
+			http.Error(w, "shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		stop := context.AfterFunc(s.closing, cancel)
+		s.wsMu.Add(1)
+		defer func() {
+			stop()
+			cancel()
+			s.wsMu.Done()
+		}()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{}
+	code := http.StatusOK
+	for name, p := range s.d.Ready {
+		if err := p.Ping(ctx); err != nil {
+			status[name] = "unavailable"
+			code = http.StatusServiceUnavailable
+			s.d.Log.Warn("not ready", "check", name, "err", err)
+		} else {
+			status[name] = "ok"
+		}
+	}
+	if s.closing.Err() != nil {
+		status["server"] = "shutting down"
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, status)
+}
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it stops
+// accepting, ends every websocket subscription, and waits up to grace for
+// requests in flight.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.d.Log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.d.Log.Info("shutting down")
+	s.close()
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	done := make(chan struct{})
+	go func() { s.wsMu.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-sctx.Done():
+	}
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,65 @@
+// Package textsearch makes search behave the same on SQLite and PostgreSQL:
+// text is folded (lower-cased, accents removed, spaces collapsed) into a
+// search key column when it is written, and queries are folded the same way
+// and matched with LIKE on that column. SQLite's LIKE folds only ASCII and
+// PostgreSQL's LIKE folds nothing, so neither is left to decide.
+package textsearch
+
+import (
+	"strings"
+	"unicode"
+
+	"entgo.io/ent/dialect/sql"
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Fold returns s lower-cased, without diacritics ("José" -> "jose"), with
+// runs of white space collapsed to one space.
+func Fold(s string) string {
+	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+	out, _, err := transform.String(t, s)
+	if err != nil {
+		out = s
+	}
+	out = strings.ToLower(out)
+	// ß and a few others have no single-rune lower-case mapping to ASCII;
+	// the common one is spelt out so "strasse" finds "Straße".
+	out = strings.ReplaceAll(out, "ß", "ss")
+	return strings.Join(strings.Fields(out), " ")
+}
+
+// Key folds and joins several fields into one search key.
+func Key(fields ...string) string {
+	parts := make([]string, 0, len(fields))
+	for _, f := range fields {
+		if f = Fold(f); f != "" {
+			parts = append(parts, f)
+		}
+	}
+	return strings.Join(parts, " \x1f ")
+}
+
+// Escape is the LIKE escape character used by Contains.
+const Escape = `\`
+
+// Contains returns a LIKE pattern matching keys that contain the folded
+// query, with LIKE's wildcards in the query escaped. Use it with
+// `ESCAPE '\'` (see sqljson-free predicates in the services).
+func Contains(query string) string {
+	q := Fold(query)
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(q) + "%"
+}
+
+// Match is an ent predicate: the named search-key column contains the folded
+// query. It works on both dialects (standard LIKE with an explicit ESCAPE).
+func Match(column, query string) func(*sql.Selector) {
+	pattern := Contains(query)
+	return func(s *sql.Selector) {
+		s.Where(sql.P(func(b *sql.Builder) {
+			b.Ident(s.C(column)).WriteString(" LIKE ").Arg(pattern).WriteString(` ESCAPE '\'`)
+		}))
+	}
+}

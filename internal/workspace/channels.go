@@ -1,0 +1,201 @@
+package workspace
+
+import (
+	"context"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/ent/channelaccount"
+	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/auth"
+)
+
+// NewChannelAccount is what CreateChannelAccount needs: exactly one routing
+// target and the provider config that matches the channel.
+type NewChannelAccount struct {
+	Channel schematype.Channel
+	Name    string
+	QueueID *int
+	AgentID *int
+	Config  schematype.ChannelConfig
+	// Given records which config blocks the caller filled in, so that a
+	// config for another channel is refused rather than ignored.
+	GivenWhatsApp, GivenMessenger, GivenSMS, GivenLiveChat bool
+}
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// CreateChannelAccount connects a provider account (admins only).
+func (s *Service) CreateChannelAccount(ctx context.Context, in NewChannelAccount) (*ent.ChannelAccount, error) {
+	if _, err := auth.Admin(ctx); err != nil {
+		return nil, err
+	}
+	name := strings.TrimSpace(in.Name)
+	if name == "" || utf8.RuneCountInString(name) > 200 {
+		return nil, apperr.Invalid("name", "name must have 1 to 200 characters")
+	}
+	if (in.QueueID == nil) == (in.AgentID == nil) {
+		return nil, apperr.Invalid("queueID", "give exactly one of queueID and agentID")
+	}
+	external, err := checkConfig(in)
+	if err != nil {
+		return nil, err
+	}
+	c := s.client.ChannelAccount.Create().SetChannel(in.Channel).SetName(name).
+		SetConfig(in.Config).SetExternalID(external)
+	if in.QueueID != nil {
+		if _, err := s.client.Queue.Get(ctx, *in.QueueID); err != nil {
+			return nil, apperr.Invalid("queueID", "no such queue")
+		}
+		c.SetQueueID(*in.QueueID)
+	}
+	if in.AgentID != nil {
+		a, err := s.client.Agent.Get(ctx, *in.AgentID)
+		if err != nil || !a.Active {
+			return nil, apperr.Invalid("agentID", "no such active agent")
+		}
+		c.SetAgentID(*in.AgentID)
+	}
+	return c.Save(ctx)
+}
+
+// checkConfig validates the provider config for the channel and returns the
+// account's external id (what inbound webhooks are routed by).
+func checkConfig(in NewChannelAccount) (string, error) {
+	cfg := in.Config
+	given := map[schematype.Channel]bool{
+		schematype.ChannelWhatsApp: in.GivenWhatsApp,
+		schematype.ChannelFacebook: in.GivenMessenger,
+		schematype.ChannelSMS:      in.GivenSMS,
+		schematype.ChannelLiveChat: in.GivenLiveChat,
+	}
+	for ch, g := range given {
+		if g && ch != in.Channel {
+			return "", apperr.Invalid("channel", "a %s config does not fit a %s account", configName(ch), in.Channel)
+		}
+	}
+	if cfg.APIBaseURL != "" {
+		u, err := url.Parse(cfg.APIBaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return "", apperr.Invalid("apiBaseURL", "apiBaseURL must be an http(s) URL")
+		}
+	}
+	required := func(field, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return apperr.Invalid(field, "%s is required", field)
+		}
+		return nil
+	}
+	switch in.Channel {
+	case schematype.ChannelWhatsApp:
+		if !in.GivenWhatsApp {
+			return "", apperr.Invalid("whatsapp", "a WHATSAPP account needs the whatsapp config")
+		}
+		for f, v := range map[string]string{"phoneNumberID": cfg.PhoneNumberID, "accessToken": cfg.AccessToken, "appSecret": cfg.AppSecret, "verifyToken": cfg.VerifyToken} {
+			if err := required(f, v); err != nil {
+				return "", err
+			}
+		}
+		return cfg.PhoneNumberID, nil
+	case schematype.ChannelFacebook:
+		if !in.GivenMessenger {
+			return "", apperr.Invalid("messenger", "a FACEBOOK account needs the messenger config")
+		}
+		for f, v := range map[string]string{"pageID": cfg.PageID, "pageAccessToken": cfg.PageAccessToken, "appSecret": cfg.AppSecret, "verifyToken": cfg.VerifyToken} {
+			if err := required(f, v); err != nil {
+				return "", err
+			}
+		}
+		return cfg.PageID, nil
+	case schematype.ChannelSMS:
+		if !in.GivenSMS {
+			return "", apperr.Invalid("sms", "an SMS account needs the sms config")
+		}
+		for f, v := range map[string]string{"accountSID": cfg.AccountSID, "authToken": cfg.AuthToken} {
+			if err := required(f, v); err != nil {
+				return "", err
+			}
+		}
+		if !e164.MatchString(cfg.FromNumber) {
+			return "", apperr.Invalid("fromNumber", "fromNumber must be an E.164 number such as +14155550100")
+		}
+		return cfg.FromNumber, nil
+	case schematype.ChannelLiveChat:
+		for _, o := range cfg.AllowedOrigins {
+			u, err := url.Parse(o)
+			if o == "*" {
+				continue
+			}
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+				return "", apperr.Invalid("allowedOrigins", "%q is not an origin such as https://www.example.com", o)
+			}
+		}
+		return "", nil
+	case schematype.ChannelInternal:
+		return "", apperr.Invalid("channel", "INTERNAL chats need no channel account")
+	}
+	return "", apperr.Invalid("channel", "unknown channel %q", in.Channel)
+}
+
+func configName(ch schematype.Channel) string {
+	switch ch {
+	case schematype.ChannelWhatsApp:
+		return "whatsapp"
+	case schematype.ChannelFacebook:
+		return "messenger"
+	case schematype.ChannelSMS:
+		return "sms"
+	}
+	return "liveChat"
+}
+
+// ChannelAccounts lists every channel account (admins only).
+func (s *Service) ChannelAccounts(ctx context.Context) ([]*ent.ChannelAccount, error) {
+	if _, err := auth.Admin(ctx); err != nil {
+		return nil, err
+	}
+	return s.client.ChannelAccount.Query().Order(ent.Asc(channelaccount.FieldID)).All(ctx)
+}
+
+// WebhookPath is where a provider delivers an account's webhooks, below the
+// public URL.
+func WebhookPath(a *ent.ChannelAccount) string {
+	var kind string
+	switch a.Channel {
+	case schematype.ChannelWhatsApp:
+		kind = "whatsapp"
+	case schematype.ChannelFacebook:
+		kind = "messenger"
+	case schematype.ChannelSMS:
+		kind = "twilio"
+	default:
+		return ""
+	}
+	return "/webhooks/" + kind + "/" + strconv.Itoa(a.ID)
+}
+
+// WebhookURL is the full webhook URL for the provider's console; nil for
+// live chat, which has no webhook.
+func (s *Service) WebhookURL(a *ent.ChannelAccount) *string {
+	p := WebhookPath(a)
+	if p == "" {
+		return nil
+	}
+	u := s.publicURL + p
+	return &u
+}
+
+// Snippet is the HTML that embeds the live-chat widget for a LIVE_CHAT
+// account; nil for other channels.
+func (s *Service) Snippet(a *ent.ChannelAccount) *string {
+	if a.Channel != schematype.ChannelLiveChat {
+		return nil
+	}
+	v := `<script src="` + s.publicURL + `/widget.js" data-parley-account="` + strconv.Itoa(a.ID) + `" async></script>`
+	return &v
+}
