@@ -122,11 +122,17 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || a == nil {
 		return nil, apperr.New(apperr.Unauthenticated, "wrong email or password")
 	}
-	token, exp, err := s.issue(ctx, AgentTokenPrefix, func(c *ent.AuthTokenCreate) { c.SetAgentID(a.ID) })
+	token, exp, err := s.IssueAgentToken(ctx, a.ID)
 	if err != nil {
 		return nil, err
 	}
 	return &LoginResult{Token: token, ExpiresAt: exp, Agent: a}, nil
+}
+
+// IssueAgentToken issues a token for an agent without a password check:
+// Login after its checks, and tools that act for an agent.
+func (s *Service) IssueAgentToken(ctx context.Context, agentID int) (string, time.Time, error) {
+	return s.issueWith(ctx, s.client, AgentTokenPrefix, func(c *ent.AuthTokenCreate) { c.SetAgentID(agentID) })
 }
 
 // IssueVisitorToken issues a token bound to one live-chat conversation.
@@ -144,10 +150,6 @@ func (s *Service) limit(ctx context.Context, key string, n int) error {
 		return apperr.New(apperr.RateLimited, "too many attempts, try again in %d seconds", int(retry.Seconds())+1)
 	}
 	return nil
-}
-
-func (s *Service) issue(ctx context.Context, prefix string, set func(*ent.AuthTokenCreate)) (string, time.Time, error) {
-	return s.issueWith(ctx, s.client, prefix, set)
 }
 
 func (s *Service) issueWith(ctx context.Context, client *ent.Client, prefix string, set func(*ent.AuthTokenCreate)) (string, time.Time, error) {

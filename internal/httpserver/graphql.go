@@ -157,7 +157,10 @@ func presentError(log *slog.Logger, m *metrics.Metrics) graphql.ErrorPresenterFu
 		case errors.As(err, &ge) && ge.Err == nil:
 			// Parse, validation and argument coercion errors from gqlgen
 			// itself: their messages are meant for clients.
-			if gerr.Extensions == nil || gerr.Extensions["code"] == nil {
+			// A variable of the wrong type or value is bad input, which
+			// the contract calls BAD_USER_INPUT.
+			if gerr.Extensions == nil || gerr.Extensions["code"] == nil ||
+				(len(gerr.Path) > 0 && gerr.Path[0] == ast.PathName("variable")) {
 				setCode(gerr, string(apperr.BadUserInput))
 			}
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
