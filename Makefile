@@ -1,0 +1,33 @@
+# Parley. `make run` starts a server on SQLite with a demo workspace;
+# `make test` runs every test (PostgreSQL and Redis tests run when those
+# services answer; CI requires them with PARLEY_REQUIRE_SERVICES=1).
+GO ?= go
+
+.PHONY: run build generate check-generated test bench lint
+
+run:
+	PARLEY_DEMO=$${PARLEY_DEMO:-true} $(GO) run ./cmd/parley serve
+
+build:
+	$(GO) build -o bin/parley ./cmd/parley
+
+# Regenerates ent, graph/ent.graphql and the gqlgen code.
+generate:
+	$(GO) generate ./...
+
+# Fails when the committed generated code is not what the generators write.
+check-generated: generate
+	@git diff --exit-code --stat -- ent graph gqlgen.yml schema.graphql go.mod go.sum || \
+		(echo "generated code is stale: run 'make generate' and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- ent graph)" || \
+		(git status --porcelain -- ent graph; echo "generation produced untracked files" >&2; exit 1)
+
+test: lint
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || (echo "gofmt needed:"; echo "$$out"; exit 1)
+	$(GO) vet ./...

@@ -1,0 +1,58 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.DatabaseURL != "" || c.RedisURL != "" || c.Demo || c.TokenTTL != 720*time.Hour {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.PublicURL != "http://localhost:8080" {
+		t.Fatalf("public URL %q", c.PublicURL)
+	}
+	if !filepath.IsAbs(c.DataDir) || filepath.Base(c.DataDir) != "data" || filepath.Base(c.SQLitePath()) != "parley.db" {
+		t.Fatalf("data dir %q", c.DataDir)
+	}
+}
+
+func TestValues(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"PARLEY_ADDR": "127.0.0.1:9000", "PARLEY_PUBLIC_URL": "https://chat.example.com/",
+		"PARLEY_DEMO": "1", "PARLEY_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7",
+		"PARLEY_ALLOWED_ORIGINS": "https://a.example.com, https://b.example.com",
+		"PARLEY_ADMIN_EMAIL":     "root@example.com", "PARLEY_ADMIN_PASSWORD": "x",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PublicURL != "https://chat.example.com" || !c.Demo || len(c.TrustedProxies) != 2 || len(c.AllowedOrigins) != 2 {
+		t.Fatalf("values: %+v", c)
+	}
+	if c.TrustedProxies[1].String() != "192.168.1.7/32" {
+		t.Fatalf("single address proxy: %v", c.TrustedProxies[1])
+	}
+}
+
+func TestBadValues(t *testing.T) {
+	for _, m := range []map[string]string{
+		{"PARLEY_DEMO": "maybe"},
+		{"PARLEY_TRUSTED_PROXIES": "10.0.0.0/99"},
+		{"PARLEY_TRUSTED_PROXIES": "not-an-ip"},
+		{"PARLEY_TOKEN_TTL": "-1h"},
+		{"PARLEY_ADMIN_EMAIL": "root@example.com"},
+	} {
+		if _, err := Load(env(m)); err == nil || !strings.Contains(err.Error(), "PARLEY_") {
+			t.Fatalf("%v: want an error naming the variable, got %v", m, err)
+		}
+	}
+}

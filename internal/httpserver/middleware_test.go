@@ -1,0 +1,44 @@
+package httpserver
+
+import (
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+)
+
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, tc := range []struct {
+		name, peer, xff, want string
+	}{
+		{"direct client, header ignored", "203.0.113.9:5000", "1.2.3.4", "203.0.113.9"},
+		{"trusted proxy", "10.0.0.2:5000", "198.51.100.7", "198.51.100.7"},
+		{"spoofed left entries ignored", "10.0.0.2:5000", "1.2.3.4, 198.51.100.7", "198.51.100.7"},
+		{"chain of trusted proxies", "10.0.0.2:5000", "198.51.100.7, 10.0.0.3", "198.51.100.7"},
+		{"trusted proxy without header", "10.0.0.2:5000", "", "10.0.0.2"},
+		{"garbage header", "10.0.0.2:5000", "nonsense", "10.0.0.2"},
+		{"ipv6 peer", "[2001:db8::1]:443", "", "2001:db8::1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.peer
+			if tc.xff != "" {
+				r.Header.Set("X-Forwarded-For", tc.xff)
+			}
+			if got := clientIP(r, trusted); got != tc.want {
+				t.Fatalf("clientIP = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRouteLabelsAreBounded(t *testing.T) {
+	for path, want := range map[string]string{
+		"/graphql": "/graphql", "/webhooks/whatsapp/123": "/webhooks/whatsapp",
+		"/webhooks/evil/1": "/webhooks/other", "/random/123": "other", "/": "/",
+	} {
+		if got := route(path); got != want {
+			t.Errorf("route(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
