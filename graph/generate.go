@@ -4,8 +4,7 @@
 package graph
 
 // One `go generate ./...` regenerates everything: ent (with entgql, which
-// writes graph/ent.graphql) first, then gqlgen over both schemas. gqlgen
-// runs from the repository root, and without the GOPACKAGE variable that go
-// generate sets: with it, gqlgen fails to load the schema.
+// writes graph/ent.graphql) first, then gqlgen, from the repository root,
+// over both schemas.
 //go:generate go run ../ent/entc.go
-//go:generate sh -c "cd .. && env -u GOPACKAGE -u GOFILE -u GOLINE go tool gqlgen generate --config gqlgen.yml"
+//go:generate sh -c "cd .. && go tool gqlgen generate --config gqlgen.yml"

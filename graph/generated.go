@@ -1936,6 +1936,9 @@ var sources = []*ast.Source{
 
 scalar Upload
 
+"An RFC 3339 timestamp. Declared here rather than left to entgql, whose\ngenerated schema would otherwise add and drop it on alternate runs."
+scalar Time
+
 "Which conversations the inbox lists."
 enum InboxView {
   "Not archived, and offered to me, owned by me, or an internal chat I take part in."
