@@ -5,7 +5,9 @@ import (
 	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/nodes"
+	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -15,6 +17,8 @@ type Resolver struct {
 	Auth      *auth.Service
 	Workspace *workspace.Service
 	Lookup    *nodes.Service
+	Templates *templates.Service
+	Contacts  *contacts.Service
 }
 
 // notYet answers operations whose rules arrive with a later piece of work.

@@ -15,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/graph"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/httpserver"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/nodes"
@@ -22,6 +23,7 @@ import (
 	"github.com/parleyhq/parley/internal/ratelimit"
 	"github.com/parleyhq/parley/internal/seed"
 	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -108,7 +110,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Auth = auth.NewService(client, limiter, cfg.TokenTTL, authOpts...)
 	a.Workspace = workspace.NewService(client, a.Auth, cfg.PublicURL)
-	resolver := &graph.Resolver{Auth: a.Auth, Workspace: a.Workspace, Lookup: nodes.NewService(client)}
+	resolver := &graph.Resolver{
+		Auth: a.Auth, Workspace: a.Workspace, Lookup: nodes.NewService(client),
+		Templates: templates.NewService(client), Contacts: contacts.NewService(client),
+	}
 
 	ready := map[string]httpserver.Pinger{"database": a.DB}
 	if a.Redis != nil {
