@@ -35,6 +35,8 @@ type Agent struct {
 	Status schematype.AgentStatus `json:"status,omitempty"`
 	// StatusChangedAt holds the value of the "status_changed_at" field.
 	StatusChangedAt *time.Time `json:"status_changed_at,omitempty"`
+	// LastAssignedAt holds the value of the "last_assigned_at" field.
+	LastAssignedAt *time.Time `json:"last_assigned_at,omitempty"`
 	// MaxConcurrentChats holds the value of the "max_concurrent_chats" field.
 	MaxConcurrentChats int `json:"max_concurrent_chats,omitempty"`
 	// ChatOptions holds the value of the "chat_options" field.
@@ -132,7 +134,7 @@ func (*Agent) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case agent.FieldName, agent.FieldEmail, agent.FieldExtension, agent.FieldRole, agent.FieldStatus, agent.FieldPasswordHash, agent.FieldSearchKey:
 			values[i] = new(sql.NullString)
-		case agent.FieldCreatedAt, agent.FieldUpdatedAt, agent.FieldStatusChangedAt:
+		case agent.FieldCreatedAt, agent.FieldUpdatedAt, agent.FieldStatusChangedAt, agent.FieldLastAssignedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -203,6 +205,13 @@ func (_m *Agent) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.StatusChangedAt = new(time.Time)
 				*_m.StatusChangedAt = value.Time
+			}
+		case agent.FieldLastAssignedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field last_assigned_at", values[i])
+			} else if value.Valid {
+				_m.LastAssignedAt = new(time.Time)
+				*_m.LastAssignedAt = value.Time
 			}
 		case agent.FieldMaxConcurrentChats:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
@@ -320,6 +329,11 @@ func (_m *Agent) String() string {
 	builder.WriteString(", ")
 	if v := _m.StatusChangedAt; v != nil {
 		builder.WriteString("status_changed_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.LastAssignedAt; v != nil {
+		builder.WriteString("last_assigned_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
 	builder.WriteString(", ")

@@ -115,6 +115,20 @@ func (_c *AgentCreate) SetNillableStatusChangedAt(v *time.Time) *AgentCreate {
 	return _c
 }
 
+// SetLastAssignedAt sets the "last_assigned_at" field.
+func (_c *AgentCreate) SetLastAssignedAt(v time.Time) *AgentCreate {
+	_c.mutation.SetLastAssignedAt(v)
+	return _c
+}
+
+// SetNillableLastAssignedAt sets the "last_assigned_at" field if the given value is not nil.
+func (_c *AgentCreate) SetNillableLastAssignedAt(v *time.Time) *AgentCreate {
+	if v != nil {
+		_c.SetLastAssignedAt(*v)
+	}
+	return _c
+}
+
 // SetMaxConcurrentChats sets the "max_concurrent_chats" field.
 func (_c *AgentCreate) SetMaxConcurrentChats(v int) *AgentCreate {
 	_c.mutation.SetMaxConcurrentChats(v)
@@ -448,6 +462,10 @@ func (_c *AgentCreate) createSpec() (*Agent, *sqlgraph.CreateSpec) {
 		_spec.SetField(agent.FieldStatusChangedAt, field.TypeTime, value)
 		_node.StatusChangedAt = &value
 	}
+	if value, ok := _c.mutation.LastAssignedAt(); ok {
+		_spec.SetField(agent.FieldLastAssignedAt, field.TypeTime, value)
+		_node.LastAssignedAt = &value
+	}
 	if value, ok := _c.mutation.MaxConcurrentChats(); ok {
 		_spec.SetField(agent.FieldMaxConcurrentChats, field.TypeInt, value)
 		_node.MaxConcurrentChats = value
@@ -690,6 +708,24 @@ func (u *AgentUpsert) ClearStatusChangedAt() *AgentUpsert {
 	return u
 }
 
+// SetLastAssignedAt sets the "last_assigned_at" field.
+func (u *AgentUpsert) SetLastAssignedAt(v time.Time) *AgentUpsert {
+	u.Set(agent.FieldLastAssignedAt, v)
+	return u
+}
+
+// UpdateLastAssignedAt sets the "last_assigned_at" field to the value that was provided on create.
+func (u *AgentUpsert) UpdateLastAssignedAt() *AgentUpsert {
+	u.SetExcluded(agent.FieldLastAssignedAt)
+	return u
+}
+
+// ClearLastAssignedAt clears the value of the "last_assigned_at" field.
+func (u *AgentUpsert) ClearLastAssignedAt() *AgentUpsert {
+	u.SetNull(agent.FieldLastAssignedAt)
+	return u
+}
+
 // SetMaxConcurrentChats sets the "max_concurrent_chats" field.
 func (u *AgentUpsert) SetMaxConcurrentChats(v int) *AgentUpsert {
 	u.Set(agent.FieldMaxConcurrentChats, v)
@@ -903,6 +939,27 @@ func (u *AgentUpsertOne) UpdateStatusChangedAt() *AgentUpsertOne {
 func (u *AgentUpsertOne) ClearStatusChangedAt() *AgentUpsertOne {
 	return u.Update(func(s *AgentUpsert) {
 		s.ClearStatusChangedAt()
+	})
+}
+
+// SetLastAssignedAt sets the "last_assigned_at" field.
+func (u *AgentUpsertOne) SetLastAssignedAt(v time.Time) *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetLastAssignedAt(v)
+	})
+}
+
+// UpdateLastAssignedAt sets the "last_assigned_at" field to the value that was provided on create.
+func (u *AgentUpsertOne) UpdateLastAssignedAt() *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateLastAssignedAt()
+	})
+}
+
+// ClearLastAssignedAt clears the value of the "last_assigned_at" field.
+func (u *AgentUpsertOne) ClearLastAssignedAt() *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.ClearLastAssignedAt()
 	})
 }
 
@@ -1296,6 +1353,27 @@ func (u *AgentUpsertBulk) UpdateStatusChangedAt() *AgentUpsertBulk {
 func (u *AgentUpsertBulk) ClearStatusChangedAt() *AgentUpsertBulk {
 	return u.Update(func(s *AgentUpsert) {
 		s.ClearStatusChangedAt()
+	})
+}
+
+// SetLastAssignedAt sets the "last_assigned_at" field.
+func (u *AgentUpsertBulk) SetLastAssignedAt(v time.Time) *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetLastAssignedAt(v)
+	})
+}
+
+// UpdateLastAssignedAt sets the "last_assigned_at" field to the value that was provided on create.
+func (u *AgentUpsertBulk) UpdateLastAssignedAt() *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateLastAssignedAt()
+	})
+}
+
+// ClearLastAssignedAt clears the value of the "last_assigned_at" field.
+func (u *AgentUpsertBulk) ClearLastAssignedAt() *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.ClearLastAssignedAt()
 	})
 }
 

@@ -130,6 +130,26 @@ func (_u *AgentUpdate) ClearStatusChangedAt() *AgentUpdate {
 	return _u
 }
 
+// SetLastAssignedAt sets the "last_assigned_at" field.
+func (_u *AgentUpdate) SetLastAssignedAt(v time.Time) *AgentUpdate {
+	_u.mutation.SetLastAssignedAt(v)
+	return _u
+}
+
+// SetNillableLastAssignedAt sets the "last_assigned_at" field if the given value is not nil.
+func (_u *AgentUpdate) SetNillableLastAssignedAt(v *time.Time) *AgentUpdate {
+	if v != nil {
+		_u.SetLastAssignedAt(*v)
+	}
+	return _u
+}
+
+// ClearLastAssignedAt clears the value of the "last_assigned_at" field.
+func (_u *AgentUpdate) ClearLastAssignedAt() *AgentUpdate {
+	_u.mutation.ClearLastAssignedAt()
+	return _u
+}
+
 // SetMaxConcurrentChats sets the "max_concurrent_chats" field.
 func (_u *AgentUpdate) SetMaxConcurrentChats(v int) *AgentUpdate {
 	_u.mutation.ResetMaxConcurrentChats()
@@ -505,6 +525,12 @@ func (_u *AgentUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.StatusChangedAtCleared() {
 		_spec.ClearField(agent.FieldStatusChangedAt, field.TypeTime)
 	}
+	if value, ok := _u.mutation.LastAssignedAt(); ok {
+		_spec.SetField(agent.FieldLastAssignedAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastAssignedAtCleared() {
+		_spec.ClearField(agent.FieldLastAssignedAt, field.TypeTime)
+	}
 	if value, ok := _u.mutation.MaxConcurrentChats(); ok {
 		_spec.SetField(agent.FieldMaxConcurrentChats, field.TypeInt, value)
 	}
@@ -863,6 +889,26 @@ func (_u *AgentUpdateOne) SetNillableStatusChangedAt(v *time.Time) *AgentUpdateO
 // ClearStatusChangedAt clears the value of the "status_changed_at" field.
 func (_u *AgentUpdateOne) ClearStatusChangedAt() *AgentUpdateOne {
 	_u.mutation.ClearStatusChangedAt()
+	return _u
+}
+
+// SetLastAssignedAt sets the "last_assigned_at" field.
+func (_u *AgentUpdateOne) SetLastAssignedAt(v time.Time) *AgentUpdateOne {
+	_u.mutation.SetLastAssignedAt(v)
+	return _u
+}
+
+// SetNillableLastAssignedAt sets the "last_assigned_at" field if the given value is not nil.
+func (_u *AgentUpdateOne) SetNillableLastAssignedAt(v *time.Time) *AgentUpdateOne {
+	if v != nil {
+		_u.SetLastAssignedAt(*v)
+	}
+	return _u
+}
+
+// ClearLastAssignedAt clears the value of the "last_assigned_at" field.
+func (_u *AgentUpdateOne) ClearLastAssignedAt() *AgentUpdateOne {
+	_u.mutation.ClearLastAssignedAt()
 	return _u
 }
 
@@ -1270,6 +1316,12 @@ func (_u *AgentUpdateOne) sqlSave(ctx context.Context) (_node *Agent, err error)
 	}
 	if _u.mutation.StatusChangedAtCleared() {
 		_spec.ClearField(agent.FieldStatusChangedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LastAssignedAt(); ok {
+		_spec.SetField(agent.FieldLastAssignedAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastAssignedAtCleared() {
+		_spec.ClearField(agent.FieldLastAssignedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.MaxConcurrentChats(); ok {
 		_spec.SetField(agent.FieldMaxConcurrentChats, field.TypeInt, value)

@@ -39,11 +39,15 @@ type Conversation struct {
 	// OpenKey holds the value of the "open_key" field.
 	OpenKey *string `json:"open_key,omitempty"`
 	// LastMessageAt holds the value of the "last_message_at" field.
-	LastMessageAt *time.Time `json:"last_message_at,omitempty"`
+	LastMessageAt time.Time `json:"last_message_at,omitempty"`
 	// CustomerLastMessageAt holds the value of the "customer_last_message_at" field.
 	CustomerLastMessageAt *time.Time `json:"customer_last_message_at,omitempty"`
 	// TakenAt holds the value of the "taken_at" field.
 	TakenAt *time.Time `json:"taken_at,omitempty"`
+	// RouteAt holds the value of the "route_at" field.
+	RouteAt *time.Time `json:"route_at,omitempty"`
+	// RoundStartedAt holds the value of the "round_started_at" field.
+	RoundStartedAt *time.Time `json:"round_started_at,omitempty"`
 	// ClosedAt holds the value of the "closed_at" field.
 	ClosedAt *time.Time `json:"closed_at,omitempty"`
 	// VisitorIP holds the value of the "visitor_ip" field.
@@ -217,7 +221,7 @@ func (*Conversation) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullInt64)
 		case conversation.FieldChannel, conversation.FieldStatus, conversation.FieldOpenKey, conversation.FieldVisitorIP, conversation.FieldVisitorUserAgent, conversation.FieldVisitorPageURL:
 			values[i] = new(sql.NullString)
-		case conversation.FieldCreatedAt, conversation.FieldUpdatedAt, conversation.FieldLastMessageAt, conversation.FieldCustomerLastMessageAt, conversation.FieldTakenAt, conversation.FieldClosedAt:
+		case conversation.FieldCreatedAt, conversation.FieldUpdatedAt, conversation.FieldLastMessageAt, conversation.FieldCustomerLastMessageAt, conversation.FieldTakenAt, conversation.FieldRouteAt, conversation.FieldRoundStartedAt, conversation.FieldClosedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -287,8 +291,7 @@ func (_m *Conversation) assignValues(columns []string, values []any) error {
 			if value, ok := values[i].(*sql.NullTime); !ok {
 				return fmt.Errorf("unexpected type %T for field last_message_at", values[i])
 			} else if value.Valid {
-				_m.LastMessageAt = new(time.Time)
-				*_m.LastMessageAt = value.Time
+				_m.LastMessageAt = value.Time
 			}
 		case conversation.FieldCustomerLastMessageAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -303,6 +306,20 @@ func (_m *Conversation) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.TakenAt = new(time.Time)
 				*_m.TakenAt = value.Time
+			}
+		case conversation.FieldRouteAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field route_at", values[i])
+			} else if value.Valid {
+				_m.RouteAt = new(time.Time)
+				*_m.RouteAt = value.Time
+			}
+		case conversation.FieldRoundStartedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field round_started_at", values[i])
+			} else if value.Valid {
+				_m.RoundStartedAt = new(time.Time)
+				*_m.RoundStartedAt = value.Time
 			}
 		case conversation.FieldClosedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -480,10 +497,8 @@ func (_m *Conversation) String() string {
 		builder.WriteString(*v)
 	}
 	builder.WriteString(", ")
-	if v := _m.LastMessageAt; v != nil {
-		builder.WriteString("last_message_at=")
-		builder.WriteString(v.Format(time.ANSIC))
-	}
+	builder.WriteString("last_message_at=")
+	builder.WriteString(_m.LastMessageAt.Format(time.ANSIC))
 	builder.WriteString(", ")
 	if v := _m.CustomerLastMessageAt; v != nil {
 		builder.WriteString("customer_last_message_at=")
@@ -492,6 +507,16 @@ func (_m *Conversation) String() string {
 	builder.WriteString(", ")
 	if v := _m.TakenAt; v != nil {
 		builder.WriteString("taken_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.RouteAt; v != nil {
+		builder.WriteString("route_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.RoundStartedAt; v != nil {
+		builder.WriteString("round_started_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
 	builder.WriteString(", ")

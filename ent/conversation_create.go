@@ -163,6 +163,34 @@ func (_c *ConversationCreate) SetNillableTakenAt(v *time.Time) *ConversationCrea
 	return _c
 }
 
+// SetRouteAt sets the "route_at" field.
+func (_c *ConversationCreate) SetRouteAt(v time.Time) *ConversationCreate {
+	_c.mutation.SetRouteAt(v)
+	return _c
+}
+
+// SetNillableRouteAt sets the "route_at" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableRouteAt(v *time.Time) *ConversationCreate {
+	if v != nil {
+		_c.SetRouteAt(*v)
+	}
+	return _c
+}
+
+// SetRoundStartedAt sets the "round_started_at" field.
+func (_c *ConversationCreate) SetRoundStartedAt(v time.Time) *ConversationCreate {
+	_c.mutation.SetRoundStartedAt(v)
+	return _c
+}
+
+// SetNillableRoundStartedAt sets the "round_started_at" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableRoundStartedAt(v *time.Time) *ConversationCreate {
+	if v != nil {
+		_c.SetRoundStartedAt(*v)
+	}
+	return _c
+}
+
 // SetClosedAt sets the "closed_at" field.
 func (_c *ConversationCreate) SetClosedAt(v time.Time) *ConversationCreate {
 	_c.mutation.SetClosedAt(v)
@@ -448,6 +476,10 @@ func (_c *ConversationCreate) defaults() {
 		v := conversation.DefaultUnknownContact
 		_c.mutation.SetUnknownContact(v)
 	}
+	if _, ok := _c.mutation.LastMessageAt(); !ok {
+		v := conversation.DefaultLastMessageAt()
+		_c.mutation.SetLastMessageAt(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -479,6 +511,9 @@ func (_c *ConversationCreate) check() error {
 	}
 	if _, ok := _c.mutation.UnknownContact(); !ok {
 		return &ValidationError{Name: "unknown_contact", err: errors.New(`ent: missing required field "Conversation.unknown_contact"`)}
+	}
+	if _, ok := _c.mutation.LastMessageAt(); !ok {
+		return &ValidationError{Name: "last_message_at", err: errors.New(`ent: missing required field "Conversation.last_message_at"`)}
 	}
 	return nil
 }
@@ -537,7 +572,7 @@ func (_c *ConversationCreate) createSpec() (*Conversation, *sqlgraph.CreateSpec)
 	}
 	if value, ok := _c.mutation.LastMessageAt(); ok {
 		_spec.SetField(conversation.FieldLastMessageAt, field.TypeTime, value)
-		_node.LastMessageAt = &value
+		_node.LastMessageAt = value
 	}
 	if value, ok := _c.mutation.CustomerLastMessageAt(); ok {
 		_spec.SetField(conversation.FieldCustomerLastMessageAt, field.TypeTime, value)
@@ -546,6 +581,14 @@ func (_c *ConversationCreate) createSpec() (*Conversation, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.TakenAt(); ok {
 		_spec.SetField(conversation.FieldTakenAt, field.TypeTime, value)
 		_node.TakenAt = &value
+	}
+	if value, ok := _c.mutation.RouteAt(); ok {
+		_spec.SetField(conversation.FieldRouteAt, field.TypeTime, value)
+		_node.RouteAt = &value
+	}
+	if value, ok := _c.mutation.RoundStartedAt(); ok {
+		_spec.SetField(conversation.FieldRoundStartedAt, field.TypeTime, value)
+		_node.RoundStartedAt = &value
 	}
 	if value, ok := _c.mutation.ClosedAt(); ok {
 		_spec.SetField(conversation.FieldClosedAt, field.TypeTime, value)
@@ -859,12 +902,6 @@ func (u *ConversationUpsert) UpdateLastMessageAt() *ConversationUpsert {
 	return u
 }
 
-// ClearLastMessageAt clears the value of the "last_message_at" field.
-func (u *ConversationUpsert) ClearLastMessageAt() *ConversationUpsert {
-	u.SetNull(conversation.FieldLastMessageAt)
-	return u
-}
-
 // SetCustomerLastMessageAt sets the "customer_last_message_at" field.
 func (u *ConversationUpsert) SetCustomerLastMessageAt(v time.Time) *ConversationUpsert {
 	u.Set(conversation.FieldCustomerLastMessageAt, v)
@@ -898,6 +935,42 @@ func (u *ConversationUpsert) UpdateTakenAt() *ConversationUpsert {
 // ClearTakenAt clears the value of the "taken_at" field.
 func (u *ConversationUpsert) ClearTakenAt() *ConversationUpsert {
 	u.SetNull(conversation.FieldTakenAt)
+	return u
+}
+
+// SetRouteAt sets the "route_at" field.
+func (u *ConversationUpsert) SetRouteAt(v time.Time) *ConversationUpsert {
+	u.Set(conversation.FieldRouteAt, v)
+	return u
+}
+
+// UpdateRouteAt sets the "route_at" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateRouteAt() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldRouteAt)
+	return u
+}
+
+// ClearRouteAt clears the value of the "route_at" field.
+func (u *ConversationUpsert) ClearRouteAt() *ConversationUpsert {
+	u.SetNull(conversation.FieldRouteAt)
+	return u
+}
+
+// SetRoundStartedAt sets the "round_started_at" field.
+func (u *ConversationUpsert) SetRoundStartedAt(v time.Time) *ConversationUpsert {
+	u.Set(conversation.FieldRoundStartedAt, v)
+	return u
+}
+
+// UpdateRoundStartedAt sets the "round_started_at" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateRoundStartedAt() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldRoundStartedAt)
+	return u
+}
+
+// ClearRoundStartedAt clears the value of the "round_started_at" field.
+func (u *ConversationUpsert) ClearRoundStartedAt() *ConversationUpsert {
+	u.SetNull(conversation.FieldRoundStartedAt)
 	return u
 }
 
@@ -1220,13 +1293,6 @@ func (u *ConversationUpsertOne) UpdateLastMessageAt() *ConversationUpsertOne {
 	})
 }
 
-// ClearLastMessageAt clears the value of the "last_message_at" field.
-func (u *ConversationUpsertOne) ClearLastMessageAt() *ConversationUpsertOne {
-	return u.Update(func(s *ConversationUpsert) {
-		s.ClearLastMessageAt()
-	})
-}
-
 // SetCustomerLastMessageAt sets the "customer_last_message_at" field.
 func (u *ConversationUpsertOne) SetCustomerLastMessageAt(v time.Time) *ConversationUpsertOne {
 	return u.Update(func(s *ConversationUpsert) {
@@ -1266,6 +1332,48 @@ func (u *ConversationUpsertOne) UpdateTakenAt() *ConversationUpsertOne {
 func (u *ConversationUpsertOne) ClearTakenAt() *ConversationUpsertOne {
 	return u.Update(func(s *ConversationUpsert) {
 		s.ClearTakenAt()
+	})
+}
+
+// SetRouteAt sets the "route_at" field.
+func (u *ConversationUpsertOne) SetRouteAt(v time.Time) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetRouteAt(v)
+	})
+}
+
+// UpdateRouteAt sets the "route_at" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateRouteAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateRouteAt()
+	})
+}
+
+// ClearRouteAt clears the value of the "route_at" field.
+func (u *ConversationUpsertOne) ClearRouteAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearRouteAt()
+	})
+}
+
+// SetRoundStartedAt sets the "round_started_at" field.
+func (u *ConversationUpsertOne) SetRoundStartedAt(v time.Time) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetRoundStartedAt(v)
+	})
+}
+
+// UpdateRoundStartedAt sets the "round_started_at" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateRoundStartedAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateRoundStartedAt()
+	})
+}
+
+// ClearRoundStartedAt clears the value of the "round_started_at" field.
+func (u *ConversationUpsertOne) ClearRoundStartedAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearRoundStartedAt()
 	})
 }
 
@@ -1784,13 +1892,6 @@ func (u *ConversationUpsertBulk) UpdateLastMessageAt() *ConversationUpsertBulk {
 	})
 }
 
-// ClearLastMessageAt clears the value of the "last_message_at" field.
-func (u *ConversationUpsertBulk) ClearLastMessageAt() *ConversationUpsertBulk {
-	return u.Update(func(s *ConversationUpsert) {
-		s.ClearLastMessageAt()
-	})
-}
-
 // SetCustomerLastMessageAt sets the "customer_last_message_at" field.
 func (u *ConversationUpsertBulk) SetCustomerLastMessageAt(v time.Time) *ConversationUpsertBulk {
 	return u.Update(func(s *ConversationUpsert) {
@@ -1830,6 +1931,48 @@ func (u *ConversationUpsertBulk) UpdateTakenAt() *ConversationUpsertBulk {
 func (u *ConversationUpsertBulk) ClearTakenAt() *ConversationUpsertBulk {
 	return u.Update(func(s *ConversationUpsert) {
 		s.ClearTakenAt()
+	})
+}
+
+// SetRouteAt sets the "route_at" field.
+func (u *ConversationUpsertBulk) SetRouteAt(v time.Time) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetRouteAt(v)
+	})
+}
+
+// UpdateRouteAt sets the "route_at" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateRouteAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateRouteAt()
+	})
+}
+
+// ClearRouteAt clears the value of the "route_at" field.
+func (u *ConversationUpsertBulk) ClearRouteAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearRouteAt()
+	})
+}
+
+// SetRoundStartedAt sets the "round_started_at" field.
+func (u *ConversationUpsertBulk) SetRoundStartedAt(v time.Time) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetRoundStartedAt(v)
+	})
+}
+
+// UpdateRoundStartedAt sets the "round_started_at" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateRoundStartedAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateRoundStartedAt()
+	})
+}
+
+// ClearRoundStartedAt clears the value of the "round_started_at" field.
+func (u *ConversationUpsertBulk) ClearRoundStartedAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearRoundStartedAt()
 	})
 }
 

@@ -120,12 +120,6 @@ func (_u *ConversationUpdate) SetNillableLastMessageAt(v *time.Time) *Conversati
 	return _u
 }
 
-// ClearLastMessageAt clears the value of the "last_message_at" field.
-func (_u *ConversationUpdate) ClearLastMessageAt() *ConversationUpdate {
-	_u.mutation.ClearLastMessageAt()
-	return _u
-}
-
 // SetCustomerLastMessageAt sets the "customer_last_message_at" field.
 func (_u *ConversationUpdate) SetCustomerLastMessageAt(v time.Time) *ConversationUpdate {
 	_u.mutation.SetCustomerLastMessageAt(v)
@@ -163,6 +157,46 @@ func (_u *ConversationUpdate) SetNillableTakenAt(v *time.Time) *ConversationUpda
 // ClearTakenAt clears the value of the "taken_at" field.
 func (_u *ConversationUpdate) ClearTakenAt() *ConversationUpdate {
 	_u.mutation.ClearTakenAt()
+	return _u
+}
+
+// SetRouteAt sets the "route_at" field.
+func (_u *ConversationUpdate) SetRouteAt(v time.Time) *ConversationUpdate {
+	_u.mutation.SetRouteAt(v)
+	return _u
+}
+
+// SetNillableRouteAt sets the "route_at" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableRouteAt(v *time.Time) *ConversationUpdate {
+	if v != nil {
+		_u.SetRouteAt(*v)
+	}
+	return _u
+}
+
+// ClearRouteAt clears the value of the "route_at" field.
+func (_u *ConversationUpdate) ClearRouteAt() *ConversationUpdate {
+	_u.mutation.ClearRouteAt()
+	return _u
+}
+
+// SetRoundStartedAt sets the "round_started_at" field.
+func (_u *ConversationUpdate) SetRoundStartedAt(v time.Time) *ConversationUpdate {
+	_u.mutation.SetRoundStartedAt(v)
+	return _u
+}
+
+// SetNillableRoundStartedAt sets the "round_started_at" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableRoundStartedAt(v *time.Time) *ConversationUpdate {
+	if v != nil {
+		_u.SetRoundStartedAt(*v)
+	}
+	return _u
+}
+
+// ClearRoundStartedAt clears the value of the "round_started_at" field.
+func (_u *ConversationUpdate) ClearRoundStartedAt() *ConversationUpdate {
+	_u.mutation.ClearRoundStartedAt()
 	return _u
 }
 
@@ -666,9 +700,6 @@ func (_u *ConversationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if value, ok := _u.mutation.LastMessageAt(); ok {
 		_spec.SetField(conversation.FieldLastMessageAt, field.TypeTime, value)
 	}
-	if _u.mutation.LastMessageAtCleared() {
-		_spec.ClearField(conversation.FieldLastMessageAt, field.TypeTime)
-	}
 	if value, ok := _u.mutation.CustomerLastMessageAt(); ok {
 		_spec.SetField(conversation.FieldCustomerLastMessageAt, field.TypeTime, value)
 	}
@@ -680,6 +711,18 @@ func (_u *ConversationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if _u.mutation.TakenAtCleared() {
 		_spec.ClearField(conversation.FieldTakenAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RouteAt(); ok {
+		_spec.SetField(conversation.FieldRouteAt, field.TypeTime, value)
+	}
+	if _u.mutation.RouteAtCleared() {
+		_spec.ClearField(conversation.FieldRouteAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RoundStartedAt(); ok {
+		_spec.SetField(conversation.FieldRoundStartedAt, field.TypeTime, value)
+	}
+	if _u.mutation.RoundStartedAtCleared() {
+		_spec.ClearField(conversation.FieldRoundStartedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.ClosedAt(); ok {
 		_spec.SetField(conversation.FieldClosedAt, field.TypeTime, value)
@@ -1163,12 +1206,6 @@ func (_u *ConversationUpdateOne) SetNillableLastMessageAt(v *time.Time) *Convers
 	return _u
 }
 
-// ClearLastMessageAt clears the value of the "last_message_at" field.
-func (_u *ConversationUpdateOne) ClearLastMessageAt() *ConversationUpdateOne {
-	_u.mutation.ClearLastMessageAt()
-	return _u
-}
-
 // SetCustomerLastMessageAt sets the "customer_last_message_at" field.
 func (_u *ConversationUpdateOne) SetCustomerLastMessageAt(v time.Time) *ConversationUpdateOne {
 	_u.mutation.SetCustomerLastMessageAt(v)
@@ -1206,6 +1243,46 @@ func (_u *ConversationUpdateOne) SetNillableTakenAt(v *time.Time) *ConversationU
 // ClearTakenAt clears the value of the "taken_at" field.
 func (_u *ConversationUpdateOne) ClearTakenAt() *ConversationUpdateOne {
 	_u.mutation.ClearTakenAt()
+	return _u
+}
+
+// SetRouteAt sets the "route_at" field.
+func (_u *ConversationUpdateOne) SetRouteAt(v time.Time) *ConversationUpdateOne {
+	_u.mutation.SetRouteAt(v)
+	return _u
+}
+
+// SetNillableRouteAt sets the "route_at" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableRouteAt(v *time.Time) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetRouteAt(*v)
+	}
+	return _u
+}
+
+// ClearRouteAt clears the value of the "route_at" field.
+func (_u *ConversationUpdateOne) ClearRouteAt() *ConversationUpdateOne {
+	_u.mutation.ClearRouteAt()
+	return _u
+}
+
+// SetRoundStartedAt sets the "round_started_at" field.
+func (_u *ConversationUpdateOne) SetRoundStartedAt(v time.Time) *ConversationUpdateOne {
+	_u.mutation.SetRoundStartedAt(v)
+	return _u
+}
+
+// SetNillableRoundStartedAt sets the "round_started_at" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableRoundStartedAt(v *time.Time) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetRoundStartedAt(*v)
+	}
+	return _u
+}
+
+// ClearRoundStartedAt clears the value of the "round_started_at" field.
+func (_u *ConversationUpdateOne) ClearRoundStartedAt() *ConversationUpdateOne {
+	_u.mutation.ClearRoundStartedAt()
 	return _u
 }
 
@@ -1739,9 +1816,6 @@ func (_u *ConversationUpdateOne) sqlSave(ctx context.Context) (_node *Conversati
 	if value, ok := _u.mutation.LastMessageAt(); ok {
 		_spec.SetField(conversation.FieldLastMessageAt, field.TypeTime, value)
 	}
-	if _u.mutation.LastMessageAtCleared() {
-		_spec.ClearField(conversation.FieldLastMessageAt, field.TypeTime)
-	}
 	if value, ok := _u.mutation.CustomerLastMessageAt(); ok {
 		_spec.SetField(conversation.FieldCustomerLastMessageAt, field.TypeTime, value)
 	}
@@ -1753,6 +1827,18 @@ func (_u *ConversationUpdateOne) sqlSave(ctx context.Context) (_node *Conversati
 	}
 	if _u.mutation.TakenAtCleared() {
 		_spec.ClearField(conversation.FieldTakenAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RouteAt(); ok {
+		_spec.SetField(conversation.FieldRouteAt, field.TypeTime, value)
+	}
+	if _u.mutation.RouteAtCleared() {
+		_spec.ClearField(conversation.FieldRouteAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.RoundStartedAt(); ok {
+		_spec.SetField(conversation.FieldRoundStartedAt, field.TypeTime, value)
+	}
+	if _u.mutation.RoundStartedAtCleared() {
+		_spec.ClearField(conversation.FieldRoundStartedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.ClosedAt(); ok {
 		_spec.SetField(conversation.FieldClosedAt, field.TypeTime, value)

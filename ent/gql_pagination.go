@@ -1717,6 +1717,20 @@ var (
 			}
 		},
 	}
+	// ConversationOrderFieldLastMessageAt orders Conversation by last_message_at.
+	ConversationOrderFieldLastMessageAt = &ConversationOrderField{
+		Value: func(_m *Conversation) (ent.Value, error) {
+			return _m.LastMessageAt, nil
+		},
+		column: conversation.FieldLastMessageAt,
+		toTerm: conversation.ByLastMessageAt,
+		toCursor: func(_m *Conversation) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.LastMessageAt,
+			}
+		},
+	}
 )
 
 // String implement fmt.Stringer interface.
@@ -1725,6 +1739,8 @@ func (f ConversationOrderField) String() string {
 	switch f.column {
 	case ConversationOrderFieldCreatedAt.column:
 		str = "CREATED_AT"
+	case ConversationOrderFieldLastMessageAt.column:
+		str = "LAST_MESSAGE_AT"
 	}
 	return str
 }
@@ -1743,6 +1759,8 @@ func (f *ConversationOrderField) UnmarshalGQL(v interface{}) error {
 	switch str {
 	case "CREATED_AT":
 		*f = *ConversationOrderFieldCreatedAt
+	case "LAST_MESSAGE_AT":
+		*f = *ConversationOrderFieldLastMessageAt
 	default:
 		return fmt.Errorf("%s is not a valid ConversationOrderField", str)
 	}
@@ -1998,6 +2016,53 @@ func (_m *InteractionQuery) Paginate(
 	return conn, nil
 }
 
+var (
+	// InteractionOrderFieldAt orders Interaction by at.
+	InteractionOrderFieldAt = &InteractionOrderField{
+		Value: func(_m *Interaction) (ent.Value, error) {
+			return _m.At, nil
+		},
+		column: interaction.FieldAt,
+		toTerm: interaction.ByAt,
+		toCursor: func(_m *Interaction) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.At,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f InteractionOrderField) String() string {
+	var str string
+	switch f.column {
+	case InteractionOrderFieldAt.column:
+		str = "AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f InteractionOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *InteractionOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("InteractionOrderField %T must be a string", v)
+	}
+	switch str {
+	case "AT":
+		*f = *InteractionOrderFieldAt
+	default:
+		return fmt.Errorf("%s is not a valid InteractionOrderField", str)
+	}
+	return nil
+}
+
 // InteractionOrderField defines the ordering field of Interaction.
 type InteractionOrderField struct {
 	// Value extracts the ordering value from the given Interaction.
@@ -2245,6 +2310,53 @@ func (_m *MessageQuery) Paginate(
 	}
 	conn.build(nodes, pager, after, first, before, last)
 	return conn, nil
+}
+
+var (
+	// MessageOrderFieldCreatedAt orders Message by created_at.
+	MessageOrderFieldCreatedAt = &MessageOrderField{
+		Value: func(_m *Message) (ent.Value, error) {
+			return _m.CreatedAt, nil
+		},
+		column: message.FieldCreatedAt,
+		toTerm: message.ByCreatedAt,
+		toCursor: func(_m *Message) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.CreatedAt,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f MessageOrderField) String() string {
+	var str string
+	switch f.column {
+	case MessageOrderFieldCreatedAt.column:
+		str = "CREATED_AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f MessageOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *MessageOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("MessageOrderField %T must be a string", v)
+	}
+	switch str {
+	case "CREATED_AT":
+		*f = *MessageOrderFieldCreatedAt
+	default:
+		return fmt.Errorf("%s is not a valid MessageOrderField", str)
+	}
+	return nil
 }
 
 // MessageOrderField defines the ordering field of Message.

@@ -70,6 +70,7 @@ type AgentMutation struct {
 	role                       *schematype.Role
 	status                     *schematype.AgentStatus
 	status_changed_at          *time.Time
+	last_assigned_at           *time.Time
 	max_concurrent_chats       *int
 	addmax_concurrent_chats    *int
 	chat_options               *schematype.ChatOptions
@@ -494,6 +495,55 @@ func (m *AgentMutation) StatusChangedAtCleared() bool {
 func (m *AgentMutation) ResetStatusChangedAt() {
 	m.status_changed_at = nil
 	delete(m.clearedFields, agent.FieldStatusChangedAt)
+}
+
+// SetLastAssignedAt sets the "last_assigned_at" field.
+func (m *AgentMutation) SetLastAssignedAt(t time.Time) {
+	m.last_assigned_at = &t
+}
+
+// LastAssignedAt returns the value of the "last_assigned_at" field in the mutation.
+func (m *AgentMutation) LastAssignedAt() (r time.Time, exists bool) {
+	v := m.last_assigned_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastAssignedAt returns the old "last_assigned_at" field's value of the Agent entity.
+// If the Agent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AgentMutation) OldLastAssignedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastAssignedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastAssignedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastAssignedAt: %w", err)
+	}
+	return oldValue.LastAssignedAt, nil
+}
+
+// ClearLastAssignedAt clears the value of the "last_assigned_at" field.
+func (m *AgentMutation) ClearLastAssignedAt() {
+	m.last_assigned_at = nil
+	m.clearedFields[agent.FieldLastAssignedAt] = struct{}{}
+}
+
+// LastAssignedAtCleared returns if the "last_assigned_at" field was cleared in this mutation.
+func (m *AgentMutation) LastAssignedAtCleared() bool {
+	_, ok := m.clearedFields[agent.FieldLastAssignedAt]
+	return ok
+}
+
+// ResetLastAssignedAt resets all changes to the "last_assigned_at" field.
+func (m *AgentMutation) ResetLastAssignedAt() {
+	m.last_assigned_at = nil
+	delete(m.clearedFields, agent.FieldLastAssignedAt)
 }
 
 // SetMaxConcurrentChats sets the "max_concurrent_chats" field.
@@ -1000,7 +1050,7 @@ func (m *AgentMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AgentMutation) Fields() []string {
-	fields := make([]string, 0, 13)
+	fields := make([]string, 0, 14)
 	if m.created_at != nil {
 		fields = append(fields, agent.FieldCreatedAt)
 	}
@@ -1024,6 +1074,9 @@ func (m *AgentMutation) Fields() []string {
 	}
 	if m.status_changed_at != nil {
 		fields = append(fields, agent.FieldStatusChangedAt)
+	}
+	if m.last_assigned_at != nil {
+		fields = append(fields, agent.FieldLastAssignedAt)
 	}
 	if m.max_concurrent_chats != nil {
 		fields = append(fields, agent.FieldMaxConcurrentChats)
@@ -1064,6 +1117,8 @@ func (m *AgentMutation) Field(name string) (ent.Value, bool) {
 		return m.Status()
 	case agent.FieldStatusChangedAt:
 		return m.StatusChangedAt()
+	case agent.FieldLastAssignedAt:
+		return m.LastAssignedAt()
 	case agent.FieldMaxConcurrentChats:
 		return m.MaxConcurrentChats()
 	case agent.FieldChatOptions:
@@ -1099,6 +1154,8 @@ func (m *AgentMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldStatus(ctx)
 	case agent.FieldStatusChangedAt:
 		return m.OldStatusChangedAt(ctx)
+	case agent.FieldLastAssignedAt:
+		return m.OldLastAssignedAt(ctx)
 	case agent.FieldMaxConcurrentChats:
 		return m.OldMaxConcurrentChats(ctx)
 	case agent.FieldChatOptions:
@@ -1173,6 +1230,13 @@ func (m *AgentMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetStatusChangedAt(v)
+		return nil
+	case agent.FieldLastAssignedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastAssignedAt(v)
 		return nil
 	case agent.FieldMaxConcurrentChats:
 		v, ok := value.(int)
@@ -1257,6 +1321,9 @@ func (m *AgentMutation) ClearedFields() []string {
 	if m.FieldCleared(agent.FieldStatusChangedAt) {
 		fields = append(fields, agent.FieldStatusChangedAt)
 	}
+	if m.FieldCleared(agent.FieldLastAssignedAt) {
+		fields = append(fields, agent.FieldLastAssignedAt)
+	}
 	return fields
 }
 
@@ -1273,6 +1340,9 @@ func (m *AgentMutation) ClearField(name string) error {
 	switch name {
 	case agent.FieldStatusChangedAt:
 		m.ClearStatusChangedAt()
+		return nil
+	case agent.FieldLastAssignedAt:
+		m.ClearLastAssignedAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Agent nullable field %s", name)
@@ -1305,6 +1375,9 @@ func (m *AgentMutation) ResetField(name string) error {
 		return nil
 	case agent.FieldStatusChangedAt:
 		m.ResetStatusChangedAt()
+		return nil
+	case agent.FieldLastAssignedAt:
+		m.ResetLastAssignedAt()
 		return nil
 	case agent.FieldMaxConcurrentChats:
 		m.ResetMaxConcurrentChats()
@@ -6222,6 +6295,8 @@ type ConversationMutation struct {
 	last_message_at          *time.Time
 	customer_last_message_at *time.Time
 	taken_at                 *time.Time
+	route_at                 *time.Time
+	round_started_at         *time.Time
 	closed_at                *time.Time
 	visitor_ip               *string
 	visitor_user_agent       *string
@@ -6636,7 +6711,7 @@ func (m *ConversationMutation) LastMessageAt() (r time.Time, exists bool) {
 // OldLastMessageAt returns the old "last_message_at" field's value of the Conversation entity.
 // If the Conversation object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *ConversationMutation) OldLastMessageAt(ctx context.Context) (v *time.Time, err error) {
+func (m *ConversationMutation) OldLastMessageAt(ctx context.Context) (v time.Time, err error) {
 	if !m.op.Is(OpUpdateOne) {
 		return v, errors.New("OldLastMessageAt is only allowed on UpdateOne operations")
 	}
@@ -6650,22 +6725,9 @@ func (m *ConversationMutation) OldLastMessageAt(ctx context.Context) (v *time.Ti
 	return oldValue.LastMessageAt, nil
 }
 
-// ClearLastMessageAt clears the value of the "last_message_at" field.
-func (m *ConversationMutation) ClearLastMessageAt() {
-	m.last_message_at = nil
-	m.clearedFields[conversation.FieldLastMessageAt] = struct{}{}
-}
-
-// LastMessageAtCleared returns if the "last_message_at" field was cleared in this mutation.
-func (m *ConversationMutation) LastMessageAtCleared() bool {
-	_, ok := m.clearedFields[conversation.FieldLastMessageAt]
-	return ok
-}
-
 // ResetLastMessageAt resets all changes to the "last_message_at" field.
 func (m *ConversationMutation) ResetLastMessageAt() {
 	m.last_message_at = nil
-	delete(m.clearedFields, conversation.FieldLastMessageAt)
 }
 
 // SetCustomerLastMessageAt sets the "customer_last_message_at" field.
@@ -6764,6 +6826,104 @@ func (m *ConversationMutation) TakenAtCleared() bool {
 func (m *ConversationMutation) ResetTakenAt() {
 	m.taken_at = nil
 	delete(m.clearedFields, conversation.FieldTakenAt)
+}
+
+// SetRouteAt sets the "route_at" field.
+func (m *ConversationMutation) SetRouteAt(t time.Time) {
+	m.route_at = &t
+}
+
+// RouteAt returns the value of the "route_at" field in the mutation.
+func (m *ConversationMutation) RouteAt() (r time.Time, exists bool) {
+	v := m.route_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRouteAt returns the old "route_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldRouteAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRouteAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRouteAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRouteAt: %w", err)
+	}
+	return oldValue.RouteAt, nil
+}
+
+// ClearRouteAt clears the value of the "route_at" field.
+func (m *ConversationMutation) ClearRouteAt() {
+	m.route_at = nil
+	m.clearedFields[conversation.FieldRouteAt] = struct{}{}
+}
+
+// RouteAtCleared returns if the "route_at" field was cleared in this mutation.
+func (m *ConversationMutation) RouteAtCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldRouteAt]
+	return ok
+}
+
+// ResetRouteAt resets all changes to the "route_at" field.
+func (m *ConversationMutation) ResetRouteAt() {
+	m.route_at = nil
+	delete(m.clearedFields, conversation.FieldRouteAt)
+}
+
+// SetRoundStartedAt sets the "round_started_at" field.
+func (m *ConversationMutation) SetRoundStartedAt(t time.Time) {
+	m.round_started_at = &t
+}
+
+// RoundStartedAt returns the value of the "round_started_at" field in the mutation.
+func (m *ConversationMutation) RoundStartedAt() (r time.Time, exists bool) {
+	v := m.round_started_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRoundStartedAt returns the old "round_started_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldRoundStartedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRoundStartedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRoundStartedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRoundStartedAt: %w", err)
+	}
+	return oldValue.RoundStartedAt, nil
+}
+
+// ClearRoundStartedAt clears the value of the "round_started_at" field.
+func (m *ConversationMutation) ClearRoundStartedAt() {
+	m.round_started_at = nil
+	m.clearedFields[conversation.FieldRoundStartedAt] = struct{}{}
+}
+
+// RoundStartedAtCleared returns if the "round_started_at" field was cleared in this mutation.
+func (m *ConversationMutation) RoundStartedAtCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldRoundStartedAt]
+	return ok
+}
+
+// ResetRoundStartedAt resets all changes to the "round_started_at" field.
+func (m *ConversationMutation) ResetRoundStartedAt() {
+	m.round_started_at = nil
+	delete(m.clearedFields, conversation.FieldRoundStartedAt)
 }
 
 // SetClosedAt sets the "closed_at" field.
@@ -7668,7 +7828,7 @@ func (m *ConversationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ConversationMutation) Fields() []string {
-	fields := make([]string, 0, 20)
+	fields := make([]string, 0, 22)
 	if m.created_at != nil {
 		fields = append(fields, conversation.FieldCreatedAt)
 	}
@@ -7698,6 +7858,12 @@ func (m *ConversationMutation) Fields() []string {
 	}
 	if m.taken_at != nil {
 		fields = append(fields, conversation.FieldTakenAt)
+	}
+	if m.route_at != nil {
+		fields = append(fields, conversation.FieldRouteAt)
+	}
+	if m.round_started_at != nil {
+		fields = append(fields, conversation.FieldRoundStartedAt)
 	}
 	if m.closed_at != nil {
 		fields = append(fields, conversation.FieldClosedAt)
@@ -7757,6 +7923,10 @@ func (m *ConversationMutation) Field(name string) (ent.Value, bool) {
 		return m.CustomerLastMessageAt()
 	case conversation.FieldTakenAt:
 		return m.TakenAt()
+	case conversation.FieldRouteAt:
+		return m.RouteAt()
+	case conversation.FieldRoundStartedAt:
+		return m.RoundStartedAt()
 	case conversation.FieldClosedAt:
 		return m.ClosedAt()
 	case conversation.FieldVisitorIP:
@@ -7806,6 +7976,10 @@ func (m *ConversationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldCustomerLastMessageAt(ctx)
 	case conversation.FieldTakenAt:
 		return m.OldTakenAt(ctx)
+	case conversation.FieldRouteAt:
+		return m.OldRouteAt(ctx)
+	case conversation.FieldRoundStartedAt:
+		return m.OldRoundStartedAt(ctx)
 	case conversation.FieldClosedAt:
 		return m.OldClosedAt(ctx)
 	case conversation.FieldVisitorIP:
@@ -7904,6 +8078,20 @@ func (m *ConversationMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetTakenAt(v)
+		return nil
+	case conversation.FieldRouteAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRouteAt(v)
+		return nil
+	case conversation.FieldRoundStartedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRoundStartedAt(v)
 		return nil
 	case conversation.FieldClosedAt:
 		v, ok := value.(time.Time)
@@ -8011,14 +8199,17 @@ func (m *ConversationMutation) ClearedFields() []string {
 	if m.FieldCleared(conversation.FieldOpenKey) {
 		fields = append(fields, conversation.FieldOpenKey)
 	}
-	if m.FieldCleared(conversation.FieldLastMessageAt) {
-		fields = append(fields, conversation.FieldLastMessageAt)
-	}
 	if m.FieldCleared(conversation.FieldCustomerLastMessageAt) {
 		fields = append(fields, conversation.FieldCustomerLastMessageAt)
 	}
 	if m.FieldCleared(conversation.FieldTakenAt) {
 		fields = append(fields, conversation.FieldTakenAt)
+	}
+	if m.FieldCleared(conversation.FieldRouteAt) {
+		fields = append(fields, conversation.FieldRouteAt)
+	}
+	if m.FieldCleared(conversation.FieldRoundStartedAt) {
+		fields = append(fields, conversation.FieldRoundStartedAt)
 	}
 	if m.FieldCleared(conversation.FieldClosedAt) {
 		fields = append(fields, conversation.FieldClosedAt)
@@ -8067,14 +8258,17 @@ func (m *ConversationMutation) ClearField(name string) error {
 	case conversation.FieldOpenKey:
 		m.ClearOpenKey()
 		return nil
-	case conversation.FieldLastMessageAt:
-		m.ClearLastMessageAt()
-		return nil
 	case conversation.FieldCustomerLastMessageAt:
 		m.ClearCustomerLastMessageAt()
 		return nil
 	case conversation.FieldTakenAt:
 		m.ClearTakenAt()
+		return nil
+	case conversation.FieldRouteAt:
+		m.ClearRouteAt()
+		return nil
+	case conversation.FieldRoundStartedAt:
+		m.ClearRoundStartedAt()
 		return nil
 	case conversation.FieldClosedAt:
 		m.ClearClosedAt()
@@ -8143,6 +8337,12 @@ func (m *ConversationMutation) ResetField(name string) error {
 		return nil
 	case conversation.FieldTakenAt:
 		m.ResetTakenAt()
+		return nil
+	case conversation.FieldRouteAt:
+		m.ResetRouteAt()
+		return nil
+	case conversation.FieldRoundStartedAt:
+		m.ResetRoundStartedAt()
 		return nil
 	case conversation.FieldClosedAt:
 		m.ResetClosedAt()
@@ -12907,20 +13107,20 @@ func (m *QueueMemberMutation) ResetEdge(name string) error {
 // ReadStateMutation represents an operation that mutates the ReadState nodes in the graph.
 type ReadStateMutation struct {
 	config
-	op                  Op
-	typ                 string
-	id                  *int
-	unread              *int
-	addunread           *int
-	read_at             *time.Time
-	clearedFields       map[string]struct{}
-	conversation        *int
-	clearedconversation bool
-	agent               *int
-	clearedagent        bool
-	done                bool
-	oldValue            func(context.Context) (*ReadState, error)
-	predicates          []predicate.ReadState
+	op                      Op
+	typ                     string
+	id                      *int
+	last_read_message_id    *int
+	addlast_read_message_id *int
+	read_at                 *time.Time
+	clearedFields           map[string]struct{}
+	conversation            *int
+	clearedconversation     bool
+	agent                   *int
+	clearedagent            bool
+	done                    bool
+	oldValue                func(context.Context) (*ReadState, error)
+	predicates              []predicate.ReadState
 }
 
 var _ ent.Mutation = (*ReadStateMutation)(nil)
@@ -13093,60 +13293,60 @@ func (m *ReadStateMutation) ResetAgentID() {
 	m.agent = nil
 }
 
-// SetUnread sets the "unread" field.
-func (m *ReadStateMutation) SetUnread(i int) {
-	m.unread = &i
-	m.addunread = nil
+// SetLastReadMessageID sets the "last_read_message_id" field.
+func (m *ReadStateMutation) SetLastReadMessageID(i int) {
+	m.last_read_message_id = &i
+	m.addlast_read_message_id = nil
 }
 
-// Unread returns the value of the "unread" field in the mutation.
-func (m *ReadStateMutation) Unread() (r int, exists bool) {
-	v := m.unread
+// LastReadMessageID returns the value of the "last_read_message_id" field in the mutation.
+func (m *ReadStateMutation) LastReadMessageID() (r int, exists bool) {
+	v := m.last_read_message_id
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldUnread returns the old "unread" field's value of the ReadState entity.
+// OldLastReadMessageID returns the old "last_read_message_id" field's value of the ReadState entity.
 // If the ReadState object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *ReadStateMutation) OldUnread(ctx context.Context) (v int, err error) {
+func (m *ReadStateMutation) OldLastReadMessageID(ctx context.Context) (v int, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldUnread is only allowed on UpdateOne operations")
+		return v, errors.New("OldLastReadMessageID is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldUnread requires an ID field in the mutation")
+		return v, errors.New("OldLastReadMessageID requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldUnread: %w", err)
+		return v, fmt.Errorf("querying old value for OldLastReadMessageID: %w", err)
 	}
-	return oldValue.Unread, nil
+	return oldValue.LastReadMessageID, nil
 }
 
-// AddUnread adds i to the "unread" field.
-func (m *ReadStateMutation) AddUnread(i int) {
-	if m.addunread != nil {
-		*m.addunread += i
+// AddLastReadMessageID adds i to the "last_read_message_id" field.
+func (m *ReadStateMutation) AddLastReadMessageID(i int) {
+	if m.addlast_read_message_id != nil {
+		*m.addlast_read_message_id += i
 	} else {
-		m.addunread = &i
+		m.addlast_read_message_id = &i
 	}
 }
 
-// AddedUnread returns the value that was added to the "unread" field in this mutation.
-func (m *ReadStateMutation) AddedUnread() (r int, exists bool) {
-	v := m.addunread
+// AddedLastReadMessageID returns the value that was added to the "last_read_message_id" field in this mutation.
+func (m *ReadStateMutation) AddedLastReadMessageID() (r int, exists bool) {
+	v := m.addlast_read_message_id
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// ResetUnread resets all changes to the "unread" field.
-func (m *ReadStateMutation) ResetUnread() {
-	m.unread = nil
-	m.addunread = nil
+// ResetLastReadMessageID resets all changes to the "last_read_message_id" field.
+func (m *ReadStateMutation) ResetLastReadMessageID() {
+	m.last_read_message_id = nil
+	m.addlast_read_message_id = nil
 }
 
 // SetReadAt sets the "read_at" field.
@@ -13293,8 +13493,8 @@ func (m *ReadStateMutation) Fields() []string {
 	if m.agent != nil {
 		fields = append(fields, readstate.FieldAgentID)
 	}
-	if m.unread != nil {
-		fields = append(fields, readstate.FieldUnread)
+	if m.last_read_message_id != nil {
+		fields = append(fields, readstate.FieldLastReadMessageID)
 	}
 	if m.read_at != nil {
 		fields = append(fields, readstate.FieldReadAt)
@@ -13311,8 +13511,8 @@ func (m *ReadStateMutation) Field(name string) (ent.Value, bool) {
 		return m.ConversationID()
 	case readstate.FieldAgentID:
 		return m.AgentID()
-	case readstate.FieldUnread:
-		return m.Unread()
+	case readstate.FieldLastReadMessageID:
+		return m.LastReadMessageID()
 	case readstate.FieldReadAt:
 		return m.ReadAt()
 	}
@@ -13328,8 +13528,8 @@ func (m *ReadStateMutation) OldField(ctx context.Context, name string) (ent.Valu
 		return m.OldConversationID(ctx)
 	case readstate.FieldAgentID:
 		return m.OldAgentID(ctx)
-	case readstate.FieldUnread:
-		return m.OldUnread(ctx)
+	case readstate.FieldLastReadMessageID:
+		return m.OldLastReadMessageID(ctx)
 	case readstate.FieldReadAt:
 		return m.OldReadAt(ctx)
 	}
@@ -13355,12 +13555,12 @@ func (m *ReadStateMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAgentID(v)
 		return nil
-	case readstate.FieldUnread:
+	case readstate.FieldLastReadMessageID:
 		v, ok := value.(int)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetUnread(v)
+		m.SetLastReadMessageID(v)
 		return nil
 	case readstate.FieldReadAt:
 		v, ok := value.(time.Time)
@@ -13377,8 +13577,8 @@ func (m *ReadStateMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *ReadStateMutation) AddedFields() []string {
 	var fields []string
-	if m.addunread != nil {
-		fields = append(fields, readstate.FieldUnread)
+	if m.addlast_read_message_id != nil {
+		fields = append(fields, readstate.FieldLastReadMessageID)
 	}
 	return fields
 }
@@ -13388,8 +13588,8 @@ func (m *ReadStateMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *ReadStateMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
-	case readstate.FieldUnread:
-		return m.AddedUnread()
+	case readstate.FieldLastReadMessageID:
+		return m.AddedLastReadMessageID()
 	}
 	return nil, false
 }
@@ -13399,12 +13599,12 @@ func (m *ReadStateMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *ReadStateMutation) AddField(name string, value ent.Value) error {
 	switch name {
-	case readstate.FieldUnread:
+	case readstate.FieldLastReadMessageID:
 		v, ok := value.(int)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.AddUnread(v)
+		m.AddLastReadMessageID(v)
 		return nil
 	}
 	return fmt.Errorf("unknown ReadState numeric field %s", name)
@@ -13448,8 +13648,8 @@ func (m *ReadStateMutation) ResetField(name string) error {
 	case readstate.FieldAgentID:
 		m.ResetAgentID()
 		return nil
-	case readstate.FieldUnread:
-		m.ResetUnread()
+	case readstate.FieldLastReadMessageID:
+		m.ResetLastReadMessageID()
 		return nil
 	case readstate.FieldReadAt:
 		m.ResetReadAt()

@@ -23,8 +23,8 @@ type ReadState struct {
 	ConversationID int `json:"conversation_id,omitempty"`
 	// AgentID holds the value of the "agent_id" field.
 	AgentID int `json:"agent_id,omitempty"`
-	// Unread holds the value of the "unread" field.
-	Unread int `json:"unread,omitempty"`
+	// LastReadMessageID holds the value of the "last_read_message_id" field.
+	LastReadMessageID int `json:"last_read_message_id,omitempty"`
 	// ReadAt holds the value of the "read_at" field.
 	ReadAt *time.Time `json:"read_at,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -73,7 +73,7 @@ func (*ReadState) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case readstate.FieldID, readstate.FieldConversationID, readstate.FieldAgentID, readstate.FieldUnread:
+		case readstate.FieldID, readstate.FieldConversationID, readstate.FieldAgentID, readstate.FieldLastReadMessageID:
 			values[i] = new(sql.NullInt64)
 		case readstate.FieldReadAt:
 			values[i] = new(sql.NullTime)
@@ -110,11 +110,11 @@ func (_m *ReadState) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.AgentID = int(value.Int64)
 			}
-		case readstate.FieldUnread:
+		case readstate.FieldLastReadMessageID:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
-				return fmt.Errorf("unexpected type %T for field unread", values[i])
+				return fmt.Errorf("unexpected type %T for field last_read_message_id", values[i])
 			} else if value.Valid {
-				_m.Unread = int(value.Int64)
+				_m.LastReadMessageID = int(value.Int64)
 			}
 		case readstate.FieldReadAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -175,8 +175,8 @@ func (_m *ReadState) String() string {
 	builder.WriteString("agent_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.AgentID))
 	builder.WriteString(", ")
-	builder.WriteString("unread=")
-	builder.WriteString(fmt.Sprintf("%v", _m.Unread))
+	builder.WriteString("last_read_message_id=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LastReadMessageID))
 	builder.WriteString(", ")
 	if v := _m.ReadAt; v != nil {
 		builder.WriteString("read_at=")

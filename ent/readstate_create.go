@@ -36,16 +36,16 @@ func (_c *ReadStateCreate) SetAgentID(v int) *ReadStateCreate {
 	return _c
 }
 
-// SetUnread sets the "unread" field.
-func (_c *ReadStateCreate) SetUnread(v int) *ReadStateCreate {
-	_c.mutation.SetUnread(v)
+// SetLastReadMessageID sets the "last_read_message_id" field.
+func (_c *ReadStateCreate) SetLastReadMessageID(v int) *ReadStateCreate {
+	_c.mutation.SetLastReadMessageID(v)
 	return _c
 }
 
-// SetNillableUnread sets the "unread" field if the given value is not nil.
-func (_c *ReadStateCreate) SetNillableUnread(v *int) *ReadStateCreate {
+// SetNillableLastReadMessageID sets the "last_read_message_id" field if the given value is not nil.
+func (_c *ReadStateCreate) SetNillableLastReadMessageID(v *int) *ReadStateCreate {
 	if v != nil {
-		_c.SetUnread(*v)
+		_c.SetLastReadMessageID(*v)
 	}
 	return _c
 }
@@ -109,9 +109,9 @@ func (_c *ReadStateCreate) ExecX(ctx context.Context) {
 
 // defaults sets the default values of the builder before save.
 func (_c *ReadStateCreate) defaults() {
-	if _, ok := _c.mutation.Unread(); !ok {
-		v := readstate.DefaultUnread
-		_c.mutation.SetUnread(v)
+	if _, ok := _c.mutation.LastReadMessageID(); !ok {
+		v := readstate.DefaultLastReadMessageID
+		_c.mutation.SetLastReadMessageID(v)
 	}
 }
 
@@ -123,13 +123,8 @@ func (_c *ReadStateCreate) check() error {
 	if _, ok := _c.mutation.AgentID(); !ok {
 		return &ValidationError{Name: "agent_id", err: errors.New(`ent: missing required field "ReadState.agent_id"`)}
 	}
-	if _, ok := _c.mutation.Unread(); !ok {
-		return &ValidationError{Name: "unread", err: errors.New(`ent: missing required field "ReadState.unread"`)}
-	}
-	if v, ok := _c.mutation.Unread(); ok {
-		if err := readstate.UnreadValidator(v); err != nil {
-			return &ValidationError{Name: "unread", err: fmt.Errorf(`ent: validator failed for field "ReadState.unread": %w`, err)}
-		}
+	if _, ok := _c.mutation.LastReadMessageID(); !ok {
+		return &ValidationError{Name: "last_read_message_id", err: errors.New(`ent: missing required field "ReadState.last_read_message_id"`)}
 	}
 	if len(_c.mutation.ConversationIDs()) == 0 {
 		return &ValidationError{Name: "conversation", err: errors.New(`ent: missing required edge "ReadState.conversation"`)}
@@ -164,9 +159,9 @@ func (_c *ReadStateCreate) createSpec() (*ReadState, *sqlgraph.CreateSpec) {
 		_spec = sqlgraph.NewCreateSpec(readstate.Table, sqlgraph.NewFieldSpec(readstate.FieldID, field.TypeInt))
 	)
 	_spec.OnConflict = _c.conflict
-	if value, ok := _c.mutation.Unread(); ok {
-		_spec.SetField(readstate.FieldUnread, field.TypeInt, value)
-		_node.Unread = value
+	if value, ok := _c.mutation.LastReadMessageID(); ok {
+		_spec.SetField(readstate.FieldLastReadMessageID, field.TypeInt, value)
+		_node.LastReadMessageID = value
 	}
 	if value, ok := _c.mutation.ReadAt(); ok {
 		_spec.SetField(readstate.FieldReadAt, field.TypeTime, value)
@@ -282,21 +277,21 @@ func (u *ReadStateUpsert) UpdateAgentID() *ReadStateUpsert {
 	return u
 }
 
-// SetUnread sets the "unread" field.
-func (u *ReadStateUpsert) SetUnread(v int) *ReadStateUpsert {
-	u.Set(readstate.FieldUnread, v)
+// SetLastReadMessageID sets the "last_read_message_id" field.
+func (u *ReadStateUpsert) SetLastReadMessageID(v int) *ReadStateUpsert {
+	u.Set(readstate.FieldLastReadMessageID, v)
 	return u
 }
 
-// UpdateUnread sets the "unread" field to the value that was provided on create.
-func (u *ReadStateUpsert) UpdateUnread() *ReadStateUpsert {
-	u.SetExcluded(readstate.FieldUnread)
+// UpdateLastReadMessageID sets the "last_read_message_id" field to the value that was provided on create.
+func (u *ReadStateUpsert) UpdateLastReadMessageID() *ReadStateUpsert {
+	u.SetExcluded(readstate.FieldLastReadMessageID)
 	return u
 }
 
-// AddUnread adds v to the "unread" field.
-func (u *ReadStateUpsert) AddUnread(v int) *ReadStateUpsert {
-	u.Add(readstate.FieldUnread, v)
+// AddLastReadMessageID adds v to the "last_read_message_id" field.
+func (u *ReadStateUpsert) AddLastReadMessageID(v int) *ReadStateUpsert {
+	u.Add(readstate.FieldLastReadMessageID, v)
 	return u
 }
 
@@ -386,24 +381,24 @@ func (u *ReadStateUpsertOne) UpdateAgentID() *ReadStateUpsertOne {
 	})
 }
 
-// SetUnread sets the "unread" field.
-func (u *ReadStateUpsertOne) SetUnread(v int) *ReadStateUpsertOne {
+// SetLastReadMessageID sets the "last_read_message_id" field.
+func (u *ReadStateUpsertOne) SetLastReadMessageID(v int) *ReadStateUpsertOne {
 	return u.Update(func(s *ReadStateUpsert) {
-		s.SetUnread(v)
+		s.SetLastReadMessageID(v)
 	})
 }
 
-// AddUnread adds v to the "unread" field.
-func (u *ReadStateUpsertOne) AddUnread(v int) *ReadStateUpsertOne {
+// AddLastReadMessageID adds v to the "last_read_message_id" field.
+func (u *ReadStateUpsertOne) AddLastReadMessageID(v int) *ReadStateUpsertOne {
 	return u.Update(func(s *ReadStateUpsert) {
-		s.AddUnread(v)
+		s.AddLastReadMessageID(v)
 	})
 }
 
-// UpdateUnread sets the "unread" field to the value that was provided on create.
-func (u *ReadStateUpsertOne) UpdateUnread() *ReadStateUpsertOne {
+// UpdateLastReadMessageID sets the "last_read_message_id" field to the value that was provided on create.
+func (u *ReadStateUpsertOne) UpdateLastReadMessageID() *ReadStateUpsertOne {
 	return u.Update(func(s *ReadStateUpsert) {
-		s.UpdateUnread()
+		s.UpdateLastReadMessageID()
 	})
 }
 
@@ -660,24 +655,24 @@ func (u *ReadStateUpsertBulk) UpdateAgentID() *ReadStateUpsertBulk {
 	})
 }
 
-// SetUnread sets the "unread" field.
-func (u *ReadStateUpsertBulk) SetUnread(v int) *ReadStateUpsertBulk {
+// SetLastReadMessageID sets the "last_read_message_id" field.
+func (u *ReadStateUpsertBulk) SetLastReadMessageID(v int) *ReadStateUpsertBulk {
 	return u.Update(func(s *ReadStateUpsert) {
-		s.SetUnread(v)
+		s.SetLastReadMessageID(v)
 	})
 }
 
-// AddUnread adds v to the "unread" field.
-func (u *ReadStateUpsertBulk) AddUnread(v int) *ReadStateUpsertBulk {
+// AddLastReadMessageID adds v to the "last_read_message_id" field.
+func (u *ReadStateUpsertBulk) AddLastReadMessageID(v int) *ReadStateUpsertBulk {
 	return u.Update(func(s *ReadStateUpsert) {
-		s.AddUnread(v)
+		s.AddLastReadMessageID(v)
 	})
 }
 
-// UpdateUnread sets the "unread" field to the value that was provided on create.
-func (u *ReadStateUpsertBulk) UpdateUnread() *ReadStateUpsertBulk {
+// UpdateLastReadMessageID sets the "last_read_message_id" field to the value that was provided on create.
+func (u *ReadStateUpsertBulk) UpdateLastReadMessageID() *ReadStateUpsertBulk {
 	return u.Update(func(s *ReadStateUpsert) {
-		s.UpdateUnread()
+		s.UpdateLastReadMessageID()
 	})
 }
 

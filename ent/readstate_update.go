@@ -59,24 +59,24 @@ func (_u *ReadStateUpdate) SetNillableAgentID(v *int) *ReadStateUpdate {
 	return _u
 }
 
-// SetUnread sets the "unread" field.
-func (_u *ReadStateUpdate) SetUnread(v int) *ReadStateUpdate {
-	_u.mutation.ResetUnread()
-	_u.mutation.SetUnread(v)
+// SetLastReadMessageID sets the "last_read_message_id" field.
+func (_u *ReadStateUpdate) SetLastReadMessageID(v int) *ReadStateUpdate {
+	_u.mutation.ResetLastReadMessageID()
+	_u.mutation.SetLastReadMessageID(v)
 	return _u
 }
 
-// SetNillableUnread sets the "unread" field if the given value is not nil.
-func (_u *ReadStateUpdate) SetNillableUnread(v *int) *ReadStateUpdate {
+// SetNillableLastReadMessageID sets the "last_read_message_id" field if the given value is not nil.
+func (_u *ReadStateUpdate) SetNillableLastReadMessageID(v *int) *ReadStateUpdate {
 	if v != nil {
-		_u.SetUnread(*v)
+		_u.SetLastReadMessageID(*v)
 	}
 	return _u
 }
 
-// AddUnread adds value to the "unread" field.
-func (_u *ReadStateUpdate) AddUnread(v int) *ReadStateUpdate {
-	_u.mutation.AddUnread(v)
+// AddLastReadMessageID adds value to the "last_read_message_id" field.
+func (_u *ReadStateUpdate) AddLastReadMessageID(v int) *ReadStateUpdate {
+	_u.mutation.AddLastReadMessageID(v)
 	return _u
 }
 
@@ -156,11 +156,6 @@ func (_u *ReadStateUpdate) ExecX(ctx context.Context) {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *ReadStateUpdate) check() error {
-	if v, ok := _u.mutation.Unread(); ok {
-		if err := readstate.UnreadValidator(v); err != nil {
-			return &ValidationError{Name: "unread", err: fmt.Errorf(`ent: validator failed for field "ReadState.unread": %w`, err)}
-		}
-	}
 	if _u.mutation.ConversationCleared() && len(_u.mutation.ConversationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "ReadState.conversation"`)
 	}
@@ -188,11 +183,11 @@ func (_u *ReadStateUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			}
 		}
 	}
-	if value, ok := _u.mutation.Unread(); ok {
-		_spec.SetField(readstate.FieldUnread, field.TypeInt, value)
+	if value, ok := _u.mutation.LastReadMessageID(); ok {
+		_spec.SetField(readstate.FieldLastReadMessageID, field.TypeInt, value)
 	}
-	if value, ok := _u.mutation.AddedUnread(); ok {
-		_spec.AddField(readstate.FieldUnread, field.TypeInt, value)
+	if value, ok := _u.mutation.AddedLastReadMessageID(); ok {
+		_spec.AddField(readstate.FieldLastReadMessageID, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.ReadAt(); ok {
 		_spec.SetField(readstate.FieldReadAt, field.TypeTime, value)
@@ -308,24 +303,24 @@ func (_u *ReadStateUpdateOne) SetNillableAgentID(v *int) *ReadStateUpdateOne {
 	return _u
 }
 
-// SetUnread sets the "unread" field.
-func (_u *ReadStateUpdateOne) SetUnread(v int) *ReadStateUpdateOne {
-	_u.mutation.ResetUnread()
-	_u.mutation.SetUnread(v)
+// SetLastReadMessageID sets the "last_read_message_id" field.
+func (_u *ReadStateUpdateOne) SetLastReadMessageID(v int) *ReadStateUpdateOne {
+	_u.mutation.ResetLastReadMessageID()
+	_u.mutation.SetLastReadMessageID(v)
 	return _u
 }
 
-// SetNillableUnread sets the "unread" field if the given value is not nil.
-func (_u *ReadStateUpdateOne) SetNillableUnread(v *int) *ReadStateUpdateOne {
+// SetNillableLastReadMessageID sets the "last_read_message_id" field if the given value is not nil.
+func (_u *ReadStateUpdateOne) SetNillableLastReadMessageID(v *int) *ReadStateUpdateOne {
 	if v != nil {
-		_u.SetUnread(*v)
+		_u.SetLastReadMessageID(*v)
 	}
 	return _u
 }
 
-// AddUnread adds value to the "unread" field.
-func (_u *ReadStateUpdateOne) AddUnread(v int) *ReadStateUpdateOne {
-	_u.mutation.AddUnread(v)
+// AddLastReadMessageID adds value to the "last_read_message_id" field.
+func (_u *ReadStateUpdateOne) AddLastReadMessageID(v int) *ReadStateUpdateOne {
+	_u.mutation.AddLastReadMessageID(v)
 	return _u
 }
 
@@ -418,11 +413,6 @@ func (_u *ReadStateUpdateOne) ExecX(ctx context.Context) {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *ReadStateUpdateOne) check() error {
-	if v, ok := _u.mutation.Unread(); ok {
-		if err := readstate.UnreadValidator(v); err != nil {
-			return &ValidationError{Name: "unread", err: fmt.Errorf(`ent: validator failed for field "ReadState.unread": %w`, err)}
-		}
-	}
 	if _u.mutation.ConversationCleared() && len(_u.mutation.ConversationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "ReadState.conversation"`)
 	}
@@ -467,11 +457,11 @@ func (_u *ReadStateUpdateOne) sqlSave(ctx context.Context) (_node *ReadState, er
 			}
 		}
 	}
-	if value, ok := _u.mutation.Unread(); ok {
-		_spec.SetField(readstate.FieldUnread, field.TypeInt, value)
+	if value, ok := _u.mutation.LastReadMessageID(); ok {
+		_spec.SetField(readstate.FieldLastReadMessageID, field.TypeInt, value)
 	}
-	if value, ok := _u.mutation.AddedUnread(); ok {
-		_spec.AddField(readstate.FieldUnread, field.TypeInt, value)
+	if value, ok := _u.mutation.AddedLastReadMessageID(); ok {
+		_spec.AddField(readstate.FieldLastReadMessageID, field.TypeInt, value)
 	}
 	if value, ok := _u.mutation.ReadAt(); ok {
 		_spec.SetField(readstate.FieldReadAt, field.TypeTime, value)

@@ -98,21 +98,21 @@ func init() {
 		}
 	}()
 	// agentDescMaxConcurrentChats is the schema descriptor for max_concurrent_chats field.
-	agentDescMaxConcurrentChats := agentFields[6].Descriptor()
+	agentDescMaxConcurrentChats := agentFields[7].Descriptor()
 	// agent.DefaultMaxConcurrentChats holds the default value on creation for the max_concurrent_chats field.
 	agent.DefaultMaxConcurrentChats = agentDescMaxConcurrentChats.Default.(int)
 	// agent.MaxConcurrentChatsValidator is a validator for the "max_concurrent_chats" field. It is called by the builders before save.
 	agent.MaxConcurrentChatsValidator = agentDescMaxConcurrentChats.Validators[0].(func(int) error)
 	// agentDescChatOptions is the schema descriptor for chat_options field.
-	agentDescChatOptions := agentFields[7].Descriptor()
+	agentDescChatOptions := agentFields[8].Descriptor()
 	// agent.DefaultChatOptions holds the default value on creation for the chat_options field.
 	agent.DefaultChatOptions = agentDescChatOptions.Default.(schematype.ChatOptions)
 	// agentDescActive is the schema descriptor for active field.
-	agentDescActive := agentFields[9].Descriptor()
+	agentDescActive := agentFields[10].Descriptor()
 	// agent.DefaultActive holds the default value on creation for the active field.
 	agent.DefaultActive = agentDescActive.Default.(bool)
 	// agentDescSearchKey is the schema descriptor for search_key field.
-	agentDescSearchKey := agentFields[10].Descriptor()
+	agentDescSearchKey := agentFields[11].Descriptor()
 	// agent.DefaultSearchKey holds the default value on creation for the search_key field.
 	agent.DefaultSearchKey = agentDescSearchKey.Default.(string)
 	attachmentFields := schema.Attachment{}.Fields()
@@ -268,6 +268,10 @@ func init() {
 	conversationDescUnknownContact := conversationFields[3].Descriptor()
 	// conversation.DefaultUnknownContact holds the default value on creation for the unknown_contact field.
 	conversation.DefaultUnknownContact = conversationDescUnknownContact.Default.(bool)
+	// conversationDescLastMessageAt is the schema descriptor for last_message_at field.
+	conversationDescLastMessageAt := conversationFields[5].Descriptor()
+	// conversation.DefaultLastMessageAt holds the default value on creation for the last_message_at field.
+	conversation.DefaultLastMessageAt = conversationDescLastMessageAt.Default.(func() time.Time)
 	interactionFields := schema.Interaction{}.Fields()
 	_ = interactionFields
 	// interactionDescAt is the schema descriptor for at field.
@@ -341,12 +345,10 @@ func init() {
 	queuemember.PriorityValidator = queuememberDescPriority.Validators[0].(func(int) error)
 	readstateFields := schema.ReadState{}.Fields()
 	_ = readstateFields
-	// readstateDescUnread is the schema descriptor for unread field.
-	readstateDescUnread := readstateFields[2].Descriptor()
-	// readstate.DefaultUnread holds the default value on creation for the unread field.
-	readstate.DefaultUnread = readstateDescUnread.Default.(int)
-	// readstate.UnreadValidator is a validator for the "unread" field. It is called by the builders before save.
-	readstate.UnreadValidator = readstateDescUnread.Validators[0].(func(int) error)
+	// readstateDescLastReadMessageID is the schema descriptor for last_read_message_id field.
+	readstateDescLastReadMessageID := readstateFields[2].Descriptor()
+	// readstate.DefaultLastReadMessageID holds the default value on creation for the last_read_message_id field.
+	readstate.DefaultLastReadMessageID = readstateDescLastReadMessageID.Default.(int)
 	templateMixin := schema.Template{}.Mixin()
 	templateMixinFields0 := templateMixin[0].Fields()
 	_ = templateMixinFields0

@@ -19,6 +19,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph/model"
+	"github.com/parleyhq/parley/internal/conversations"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -368,7 +369,7 @@ type ContactResolver interface {
 type ConversationResolver interface {
 	UnreadCount(ctx context.Context, obj *ent.Conversation) (int, error)
 	LastMessage(ctx context.Context, obj *ent.Conversation) (*ent.Message, error)
-	Visitor(ctx context.Context, obj *ent.Conversation) (*model.Visitor, error)
+	Visitor(ctx context.Context, obj *ent.Conversation) (*conversations.Visitor, error)
 	Messages(ctx context.Context, obj *ent.Conversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error)
 }
 type MessageResolver interface {
@@ -422,9 +423,9 @@ type QueueResolver interface {
 	Members(ctx context.Context, obj *ent.Queue) ([]*ent.QueueMember, error)
 }
 type SubscriptionResolver interface {
-	InboxEvents(ctx context.Context) (<-chan *model.InboxEvent, error)
-	ConversationEvents(ctx context.Context, conversationID int) (<-chan *model.ConversationEvent, error)
-	VisitorEvents(ctx context.Context) (<-chan *model.VisitorEvent, error)
+	InboxEvents(ctx context.Context) (<-chan *conversations.Event, error)
+	ConversationEvents(ctx context.Context, conversationID int) (<-chan *conversations.Event, error)
+	VisitorEvents(ctx context.Context) (<-chan *conversations.Event, error)
 }
 type VisitorConversationResolver interface {
 	Messages(ctx context.Context, obj *model.VisitorConversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error)
@@ -1810,8 +1811,10 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateChannelAccountInput", ec.unmarshalInputCreateChannelAccountInput),
 			graphql.NewInputUnmarshaler("CreateQueueInput", ec.unmarshalInputCreateQueueInput),
 			graphql.NewInputUnmarshaler("CreateTemplateInput", ec.unmarshalInputCreateTemplateInput),
+			graphql.NewInputUnmarshaler("InteractionOrder", ec.unmarshalInputInteractionOrder),
 			graphql.NewInputUnmarshaler("LiveChatConfigInput", ec.unmarshalInputLiveChatConfigInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
+			graphql.NewInputUnmarshaler("MessageOrder", ec.unmarshalInputMessageOrder),
 			graphql.NewInputUnmarshaler("MessengerConfigInput", ec.unmarshalInputMessengerConfigInput),
 			graphql.NewInputUnmarshaler("QueueMemberInput", ec.unmarshalInputQueueMemberInput),
 			graphql.NewInputUnmarshaler("QueueOrder", ec.unmarshalInputQueueOrder),
@@ -5150,11 +5153,11 @@ func (ec *executionContext) _Conversation_lastMessageAt(ctx context.Context, fie
 			return obj.LastMessageAt, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
-			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
 		},
 		true,
-		false,
+		true,
 	)
 }
 func (ec *executionContext) fieldContext_Conversation_lastMessageAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -5356,8 +5359,8 @@ func (ec *executionContext) _Conversation_visitor(ctx context.Context, field gra
 			return ec.Resolvers.Conversation().Visitor(ctx, obj)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Visitor) graphql.Marshaler {
-			return ec.marshalOVisitor2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐVisitor(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *conversations.Visitor) graphql.Marshaler {
+			return ec.marshalOVisitor2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐVisitor(ctx, selections, v)
 		},
 		true,
 		false,
@@ -5562,7 +5565,7 @@ func (ec *executionContext) fieldContext_ConversationEdge_cursor(_ context.Conte
 	return graphql.NewScalarFieldContext("ConversationEdge", field, false, false, "Cursor")
 }
 
-func (ec *executionContext) _ConversationEvent_kind(ctx context.Context, field graphql.CollectedField, obj *model.ConversationEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConversationEvent_kind(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5574,8 +5577,8 @@ func (ec *executionContext) _ConversationEvent_kind(ctx context.Context, field g
 			return obj.Kind, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v model.ConversationEventKind) graphql.Marshaler {
-			return ec.marshalNConversationEventKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐConversationEventKind(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v conversations.EventKind) graphql.Marshaler {
+			return ec.marshalNConversationEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5585,7 +5588,7 @@ func (ec *executionContext) fieldContext_ConversationEvent_kind(_ context.Contex
 	return graphql.NewScalarFieldContext("ConversationEvent", field, false, false, "ConversationEventKind")
 }
 
-func (ec *executionContext) _ConversationEvent_message(ctx context.Context, field graphql.CollectedField, obj *model.ConversationEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConversationEvent_message(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5617,7 +5620,7 @@ func (ec *executionContext) fieldContext_ConversationEvent_message(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _ConversationEvent_conversation(ctx context.Context, field graphql.CollectedField, obj *model.ConversationEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _ConversationEvent_conversation(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5672,7 +5675,7 @@ func (ec *executionContext) fieldContext_DeletePayload_deletedID(_ context.Conte
 	return graphql.NewScalarFieldContext("DeletePayload", field, false, false, "ID")
 }
 
-func (ec *executionContext) _InboxEvent_kind(ctx context.Context, field graphql.CollectedField, obj *model.InboxEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _InboxEvent_kind(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5684,8 +5687,8 @@ func (ec *executionContext) _InboxEvent_kind(ctx context.Context, field graphql.
 			return obj.Kind, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v model.InboxEventKind) graphql.Marshaler {
-			return ec.marshalNInboxEventKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐInboxEventKind(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v conversations.EventKind) graphql.Marshaler {
+			return ec.marshalNInboxEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx, selections, v)
 		},
 		true,
 		true,
@@ -5695,7 +5698,7 @@ func (ec *executionContext) fieldContext_InboxEvent_kind(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("InboxEvent", field, false, false, "InboxEventKind")
 }
 
-func (ec *executionContext) _InboxEvent_conversationID(ctx context.Context, field graphql.CollectedField, obj *model.InboxEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _InboxEvent_conversationID(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5718,7 +5721,7 @@ func (ec *executionContext) fieldContext_InboxEvent_conversationID(_ context.Con
 	return graphql.NewScalarFieldContext("InboxEvent", field, false, false, "ID")
 }
 
-func (ec *executionContext) _InboxEvent_conversation(ctx context.Context, field graphql.CollectedField, obj *model.InboxEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _InboxEvent_conversation(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -5750,7 +5753,7 @@ func (ec *executionContext) fieldContext_InboxEvent_conversation(_ context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _InboxEvent_message(ctx context.Context, field graphql.CollectedField, obj *model.InboxEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _InboxEvent_message(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -8721,8 +8724,8 @@ func (ec *executionContext) _Subscription_inboxEvents(ctx context.Context, field
 			return ec.Resolvers.Subscription().InboxEvents(ctx)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.InboxEvent) graphql.Marshaler {
-			return ec.marshalNInboxEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐInboxEvent(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *conversations.Event) graphql.Marshaler {
+			return ec.marshalNInboxEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEvent(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8754,8 +8757,8 @@ func (ec *executionContext) _Subscription_conversationEvents(ctx context.Context
 			return ec.Resolvers.Subscription().ConversationEvents(ctx, fc.Args["conversationID"].(int))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.ConversationEvent) graphql.Marshaler {
-			return ec.marshalNConversationEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐConversationEvent(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *conversations.Event) graphql.Marshaler {
+			return ec.marshalNConversationEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEvent(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8797,8 +8800,8 @@ func (ec *executionContext) _Subscription_visitorEvents(ctx context.Context, fie
 			return ec.Resolvers.Subscription().VisitorEvents(ctx)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.VisitorEvent) graphql.Marshaler {
-			return ec.marshalNVisitorEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐVisitorEvent(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *conversations.Event) graphql.Marshaler {
+			return ec.marshalNVisitorEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEvent(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9097,7 +9100,7 @@ func (ec *executionContext) fieldContext_TemplateEdge_cursor(_ context.Context, 
 	return graphql.NewScalarFieldContext("TemplateEdge", field, false, false, "Cursor")
 }
 
-func (ec *executionContext) _Visitor_ip(ctx context.Context, field graphql.CollectedField, obj *model.Visitor) (ret graphql.Marshaler) {
+func (ec *executionContext) _Visitor_ip(ctx context.Context, field graphql.CollectedField, obj *conversations.Visitor) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9120,7 +9123,7 @@ func (ec *executionContext) fieldContext_Visitor_ip(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Visitor", field, false, false, "String")
 }
 
-func (ec *executionContext) _Visitor_userAgent(ctx context.Context, field graphql.CollectedField, obj *model.Visitor) (ret graphql.Marshaler) {
+func (ec *executionContext) _Visitor_userAgent(ctx context.Context, field graphql.CollectedField, obj *conversations.Visitor) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9143,7 +9146,7 @@ func (ec *executionContext) fieldContext_Visitor_userAgent(_ context.Context, fi
 	return graphql.NewScalarFieldContext("Visitor", field, false, false, "String")
 }
 
-func (ec *executionContext) _Visitor_pageURL(ctx context.Context, field graphql.CollectedField, obj *model.Visitor) (ret graphql.Marshaler) {
+func (ec *executionContext) _Visitor_pageURL(ctx context.Context, field graphql.CollectedField, obj *conversations.Visitor) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9256,7 +9259,7 @@ func (ec *executionContext) fieldContext_VisitorConversation_messages(ctx contex
 	return fc, nil
 }
 
-func (ec *executionContext) _VisitorEvent_kind(ctx context.Context, field graphql.CollectedField, obj *model.VisitorEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _VisitorEvent_kind(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9268,8 +9271,8 @@ func (ec *executionContext) _VisitorEvent_kind(ctx context.Context, field graphq
 			return obj.Kind, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v model.VisitorEventKind) graphql.Marshaler {
-			return ec.marshalNVisitorEventKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐVisitorEventKind(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v conversations.EventKind) graphql.Marshaler {
+			return ec.marshalNVisitorEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9279,7 +9282,7 @@ func (ec *executionContext) fieldContext_VisitorEvent_kind(_ context.Context, fi
 	return graphql.NewScalarFieldContext("VisitorEvent", field, false, false, "VisitorEventKind")
 }
 
-func (ec *executionContext) _VisitorEvent_message(ctx context.Context, field graphql.CollectedField, obj *model.VisitorEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _VisitorEvent_message(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10995,6 +10998,59 @@ func UnmarshalCreateTemplateInput(ctx context.Context, raw any) (model.CreateTem
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputInteractionOrder(ctx context.Context, obj any) (ent.InteractionOrder, error) {
+	var it ent.InteractionOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNInteractionOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐInteractionOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalInteractionOrder unmarshals raw into the InteractionOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalInteractionOrder(ctx context.Context, raw any) (ent.InteractionOrder, error) {
+	var out ent.InteractionOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "InteractionOrder", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputLiveChatConfigInput(ctx context.Context, obj any) (model.LiveChatConfigInput, error) {
 	var it model.LiveChatConfigInput
 	if obj == nil {
@@ -11083,6 +11139,59 @@ func (ec *executionContext) unmarshalInputLoginInput(ctx context.Context, obj an
 func UnmarshalLoginInput(ctx context.Context, raw any) (model.LoginInput, error) {
 	var out model.LoginInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "LoginInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputMessageOrder(ctx context.Context, obj any) (ent.MessageOrder, error) {
+	var it ent.MessageOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNMessageOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐMessageOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalMessageOrder unmarshals raw into the MessageOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalMessageOrder(ctx context.Context, raw any) (ent.MessageOrder, error) {
+	var out ent.MessageOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "MessageOrder", raw, &out)
 	return out, err
 }
 
@@ -12330,7 +12439,7 @@ func (ec *executionContext) _Conversation(ctx context.Context, sel ast.Selection
 			}
 		case "lastMessageAt":
 			out.Values[i] = ec._Conversation_lastMessageAt(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
+			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "contact":
@@ -12481,7 +12590,7 @@ func (ec *executionContext) _ConversationEdge(ctx context.Context, sel ast.Selec
 
 var conversationEventImplementors = []string{"ConversationEvent"}
 
-func (ec *executionContext) _ConversationEvent(ctx context.Context, sel ast.SelectionSet, obj *model.ConversationEvent) graphql.Marshaler {
+func (ec *executionContext) _ConversationEvent(ctx context.Context, sel ast.SelectionSet, obj *conversations.Event) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, conversationEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -12557,7 +12666,7 @@ func (ec *executionContext) _DeletePayload(ctx context.Context, sel ast.Selectio
 
 var inboxEventImplementors = []string{"InboxEvent"}
 
-func (ec *executionContext) _InboxEvent(ctx context.Context, sel ast.SelectionSet, obj *model.InboxEvent) graphql.Marshaler {
+func (ec *executionContext) _InboxEvent(ctx context.Context, sel ast.SelectionSet, obj *conversations.Event) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, inboxEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -13694,7 +13803,7 @@ func (ec *executionContext) _TemplateEdge(ctx context.Context, sel ast.Selection
 
 var visitorImplementors = []string{"Visitor"}
 
-func (ec *executionContext) _Visitor(ctx context.Context, sel ast.SelectionSet, obj *model.Visitor) graphql.Marshaler {
+func (ec *executionContext) _Visitor(ctx context.Context, sel ast.SelectionSet, obj *conversations.Visitor) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, visitorImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -13781,7 +13890,7 @@ func (ec *executionContext) _VisitorConversation(ctx context.Context, sel ast.Se
 
 var visitorEventImplementors = []string{"VisitorEvent"}
 
-func (ec *executionContext) _VisitorEvent(ctx context.Context, sel ast.SelectionSet, obj *model.VisitorEvent) graphql.Marshaler {
+func (ec *executionContext) _VisitorEvent(ctx context.Context, sel ast.SelectionSet, obj *conversations.Event) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, visitorEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -14349,7 +14458,7 @@ func (ec *executionContext) marshalNConversationConnection2ᚖgithubᚗcomᚋpar
 	return ec._ConversationConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNConversationEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐConversationEvent(ctx context.Context, sel ast.SelectionSet, v *model.ConversationEvent) graphql.Marshaler {
+func (ec *executionContext) marshalNConversationEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEvent(ctx context.Context, sel ast.SelectionSet, v *conversations.Event) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ConversationEvent!")
 		return graphql.Null
@@ -14357,13 +14466,13 @@ func (ec *executionContext) marshalNConversationEvent2ᚖgithubᚗcomᚋparleyhq
 	return ec._ConversationEvent(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNConversationEventKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐConversationEventKind(ctx context.Context, v any) (model.ConversationEventKind, error) {
-	var res model.ConversationEventKind
+func (ec *executionContext) unmarshalNConversationEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx context.Context, v any) (conversations.EventKind, error) {
+	var res conversations.EventKind
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNConversationEventKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐConversationEventKind(ctx context.Context, sel ast.SelectionSet, v model.ConversationEventKind) graphql.Marshaler {
+func (ec *executionContext) marshalNConversationEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx context.Context, sel ast.SelectionSet, v conversations.EventKind) graphql.Marshaler {
 	return v
 }
 
@@ -14472,7 +14581,7 @@ func (ec *executionContext) marshalNID2ᚕintᚄ(ctx context.Context, sel ast.Se
 	return ret
 }
 
-func (ec *executionContext) marshalNInboxEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐInboxEvent(ctx context.Context, sel ast.SelectionSet, v *model.InboxEvent) graphql.Marshaler {
+func (ec *executionContext) marshalNInboxEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEvent(ctx context.Context, sel ast.SelectionSet, v *conversations.Event) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InboxEvent!")
 		return graphql.Null
@@ -14480,13 +14589,13 @@ func (ec *executionContext) marshalNInboxEvent2ᚖgithubᚗcomᚋparleyhqᚋparl
 	return ec._InboxEvent(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNInboxEventKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐInboxEventKind(ctx context.Context, v any) (model.InboxEventKind, error) {
-	var res model.InboxEventKind
+func (ec *executionContext) unmarshalNInboxEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx context.Context, v any) (conversations.EventKind, error) {
+	var res conversations.EventKind
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNInboxEventKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐInboxEventKind(ctx context.Context, sel ast.SelectionSet, v model.InboxEventKind) graphql.Marshaler {
+func (ec *executionContext) marshalNInboxEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx context.Context, sel ast.SelectionSet, v conversations.EventKind) graphql.Marshaler {
 	return v
 }
 
@@ -14546,6 +14655,20 @@ func (ec *executionContext) marshalNInteractionKind2githubᚗcomᚋparleyhqᚋpa
 	return v
 }
 
+func (ec *executionContext) unmarshalNInteractionOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐInteractionOrderField(ctx context.Context, v any) (*ent.InteractionOrderField, error) {
+	var res = new(ent.InteractionOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInteractionOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐInteractionOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.InteractionOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "InteractionOrderField!")
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalNLoginInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐLoginInput(ctx context.Context, v any) (model.LoginInput, error) {
 	res, err := ec.unmarshalInputLoginInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -14582,6 +14705,20 @@ func (ec *executionContext) unmarshalNMessageDirection2githubᚗcomᚋparleyhq�
 }
 
 func (ec *executionContext) marshalNMessageDirection2githubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐMessageDirection(ctx context.Context, sel ast.SelectionSet, v schematype.MessageDirection) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNMessageOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐMessageOrderField(ctx context.Context, v any) (*ent.MessageOrderField, error) {
+	var res = new(ent.MessageOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMessageOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐMessageOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.MessageOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "MessageOrderField!")
+		return graphql.Null
+	}
 	return v
 }
 
@@ -14841,7 +14978,7 @@ func (ec *executionContext) marshalNVisitorConversation2ᚖgithubᚗcomᚋparley
 	return ec._VisitorConversation(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNVisitorEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐVisitorEvent(ctx context.Context, sel ast.SelectionSet, v *model.VisitorEvent) graphql.Marshaler {
+func (ec *executionContext) marshalNVisitorEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEvent(ctx context.Context, sel ast.SelectionSet, v *conversations.Event) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "VisitorEvent!")
 		return graphql.Null
@@ -14849,13 +14986,13 @@ func (ec *executionContext) marshalNVisitorEvent2ᚖgithubᚗcomᚋparleyhqᚋpa
 	return ec._VisitorEvent(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNVisitorEventKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐVisitorEventKind(ctx context.Context, v any) (model.VisitorEventKind, error) {
-	var res model.VisitorEventKind
+func (ec *executionContext) unmarshalNVisitorEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx context.Context, v any) (conversations.EventKind, error) {
+	var res conversations.EventKind
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNVisitorEventKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐVisitorEventKind(ctx context.Context, sel ast.SelectionSet, v model.VisitorEventKind) graphql.Marshaler {
+func (ec *executionContext) marshalNVisitorEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx context.Context, sel ast.SelectionSet, v conversations.EventKind) graphql.Marshaler {
 	return v
 }
 
@@ -15492,25 +15629,7 @@ func (ec *executionContext) marshalOTemplateEdge2ᚖgithubᚗcomᚋparleyhqᚋpa
 	return ec._TemplateEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalOTime2ᚖtimeᚐTime(ctx context.Context, v any) (*time.Time, error) {
-	if v == nil {
-		return nil, nil
-	}
-	res, err := graphql.UnmarshalTime(v)
-	return &res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalOTime2ᚖtimeᚐTime(ctx context.Context, sel ast.SelectionSet, v *time.Time) graphql.Marshaler {
-	if v == nil {
-		return graphql.Null
-	}
-	_ = sel
-	_ = ctx
-	res := graphql.MarshalTime(*v)
-	return res
-}
-
-func (ec *executionContext) marshalOVisitor2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐVisitor(ctx context.Context, sel ast.SelectionSet, v *model.Visitor) graphql.Marshaler {
+func (ec *executionContext) marshalOVisitor2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐVisitor(ctx context.Context, sel ast.SelectionSet, v *conversations.Visitor) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

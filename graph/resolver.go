@@ -6,6 +6,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/contacts"
+	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/nodes"
 	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/workspace"
@@ -19,6 +20,8 @@ type Resolver struct {
 	Lookup    *nodes.Service
 	Templates *templates.Service
 	Contacts  *contacts.Service
+	// Conversations runs the workflow: inbox, ownership, realtime.
+	Conversations *conversations.Service
 }
 
 // notYet answers operations whose rules arrive with a later piece of work.

@@ -13,6 +13,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph/model"
+	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -63,32 +64,32 @@ func (r *channelAccountResolver) AllowedOrigins(ctx context.Context, obj *ent.Ch
 
 // History is the resolver for the history field.
 func (r *contactResolver) History(ctx context.Context, obj *ent.Contact, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.InteractionConnection, error) {
-	return nil, notYet("contact history")
+	return r.Contacts.History(ctx, obj, after, first, before, last)
 }
 
 // UnreadCount is the resolver for the unreadCount field.
 func (r *conversationResolver) UnreadCount(ctx context.Context, obj *ent.Conversation) (int, error) {
-	return 0, notYet("unread counts")
+	return r.Conversations.UnreadCount(ctx, obj)
 }
 
 // LastMessage is the resolver for the lastMessage field.
 func (r *conversationResolver) LastMessage(ctx context.Context, obj *ent.Conversation) (*ent.Message, error) {
-	return nil, notYet("conversations")
+	return r.Conversations.LastMessage(ctx, obj)
 }
 
 // Visitor is the resolver for the visitor field.
-func (r *conversationResolver) Visitor(ctx context.Context, obj *ent.Conversation) (*model.Visitor, error) {
-	return nil, notYet("live chat")
+func (r *conversationResolver) Visitor(ctx context.Context, obj *ent.Conversation) (*conversations.Visitor, error) {
+	return conversations.VisitorOf(obj), nil
 }
 
 // Messages is the resolver for the messages field.
 func (r *conversationResolver) Messages(ctx context.Context, obj *ent.Conversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error) {
-	return nil, notYet("conversations")
+	return r.Conversations.Messages(ctx, obj, conversations.Page{After: after, First: first, Before: before, Last: last})
 }
 
 // Sender is the resolver for the sender field.
 func (r *messageResolver) Sender(ctx context.Context, obj *ent.Message) (ent.Noder, error) {
-	return nil, notYet("conversations")
+	return r.Conversations.Sender(ctx, obj)
 }
 
 // Login is the resolver for the login field.
@@ -123,12 +124,19 @@ func (r *mutationResolver) UpdateChatOptions(ctx context.Context, input model.Ch
 
 // MarkConversationRead is the resolver for the markConversationRead field.
 func (r *mutationResolver) MarkConversationRead(ctx context.Context, id int) (*ent.Conversation, error) {
-	return nil, notYet("MarkConversationRead")
+	return r.Conversations.MarkRead(ctx, id)
 }
 
 // SendMessage is the resolver for the sendMessage field.
 func (r *mutationResolver) SendMessage(ctx context.Context, input model.SendMessageInput) (*model.SendMessagePayload, error) {
-	return nil, notYet("SendMessage")
+	res, err := r.Conversations.Send(ctx, conversations.SendInput{
+		ConversationID: input.ConversationID, Body: deref(input.Body),
+		AttachmentIDs: input.AttachmentIDs, ClientMutationID: deref(input.ClientMutationID),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &model.SendMessagePayload{Message: res.Message, Conversation: res.Conversation}, nil
 }
 
 // UploadAttachment is the resolver for the uploadAttachment field.
@@ -138,72 +146,76 @@ func (r *mutationResolver) UploadAttachment(ctx context.Context, file graphql.Up
 
 // TakeConversation is the resolver for the takeConversation field.
 func (r *mutationResolver) TakeConversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	return nil, notYet("TakeConversation")
+	return r.Conversations.Take(ctx, id)
 }
 
 // TransferConversation is the resolver for the transferConversation field.
 func (r *mutationResolver) TransferConversation(ctx context.Context, id int, agentID int) (*ent.Conversation, error) {
-	return nil, notYet("TransferConversation")
+	return r.Conversations.Transfer(ctx, id, agentID)
 }
 
 // MarkDealtWith is the resolver for the markDealtWith field.
 func (r *mutationResolver) MarkDealtWith(ctx context.Context, id int) (*ent.Conversation, error) {
-	return nil, notYet("MarkDealtWith")
+	return r.Conversations.MarkDealtWith(ctx, id)
 }
 
 // ArchiveConversation is the resolver for the archiveConversation field.
 func (r *mutationResolver) ArchiveConversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	return nil, notYet("ArchiveConversation")
+	return r.Conversations.Archive(ctx, id)
 }
 
 // UnarchiveConversation is the resolver for the unarchiveConversation field.
 func (r *mutationResolver) UnarchiveConversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	return nil, notYet("UnarchiveConversation")
+	return r.Conversations.Unarchive(ctx, id)
 }
 
 // DeleteConversation is the resolver for the deleteConversation field.
 func (r *mutationResolver) DeleteConversation(ctx context.Context, id int) (*model.DeletePayload, error) {
-	return nil, notYet("DeleteConversation")
+	deleted, err := r.Conversations.Delete(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.DeletePayload{DeletedID: deleted}, nil
 }
 
 // AddContactFromConversation is the resolver for the addContactFromConversation field.
 func (r *mutationResolver) AddContactFromConversation(ctx context.Context, conversationID int, input model.ContactInput) (*ent.Conversation, error) {
-	return nil, notYet("AddContactFromConversation")
+	return r.Conversations.AddContact(ctx, conversationID, conversations.ContactInput{DisplayName: input.DisplayName, Email: input.Email, Phone: input.Phone})
 }
 
 // IgnoreConversation is the resolver for the ignoreConversation field.
 func (r *mutationResolver) IgnoreConversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	return nil, notYet("IgnoreConversation")
+	return r.Conversations.Ignore(ctx, id)
 }
 
 // EndChatSession is the resolver for the endChatSession field.
 func (r *mutationResolver) EndChatSession(ctx context.Context, id int) (*ent.Conversation, error) {
-	return nil, notYet("EndChatSession")
+	return r.Conversations.EndChatSession(ctx, id)
 }
 
 // BlockAnonymousUser is the resolver for the blockAnonymousUser field.
 func (r *mutationResolver) BlockAnonymousUser(ctx context.Context, conversationID int) (*ent.Conversation, error) {
-	return nil, notYet("BlockAnonymousUser")
+	return r.Conversations.BlockAnonymousUser(ctx, conversationID)
 }
 
 // StartInternalChat is the resolver for the startInternalChat field.
 func (r *mutationResolver) StartInternalChat(ctx context.Context, agentIDs []int, body string) (*ent.Conversation, error) {
-	return nil, notYet("StartInternalChat")
+	return r.Conversations.StartInternalChat(ctx, agentIDs, body)
 }
 
 // CreateTemplate is the resolver for the createTemplate field.
 func (r *mutationResolver) CreateTemplate(ctx context.Context, input model.CreateTemplateInput) (*ent.Template, error) {
-	return nil, notYet("CreateTemplate")
+	return r.Templates.Create(ctx, templateInput(&input.Name, &input.Category, &input.Language, &input.Body))
 }
 
 // UpdateTemplate is the resolver for the updateTemplate field.
 func (r *mutationResolver) UpdateTemplate(ctx context.Context, id int, input model.UpdateTemplateInput) (*ent.Template, error) {
-	return nil, notYet("UpdateTemplate")
+	return r.Templates.Update(ctx, id, templateInput(input.Name, input.Category, input.Language, input.Body))
 }
 
 // DeleteTemplate is the resolver for the deleteTemplate field.
 func (r *mutationResolver) DeleteTemplate(ctx context.Context, id int) (*model.DeletePayload, error) {
-	return nil, notYet("DeleteTemplate")
+	return deletePayload(r.Templates.Delete(ctx, id))
 }
 
 // CreateAgent is the resolver for the createAgent field.
@@ -261,32 +273,32 @@ func (r *queryResolver) ChannelAccounts(ctx context.Context) ([]*ent.ChannelAcco
 
 // Inbox is the resolver for the inbox field.
 func (r *queryResolver) Inbox(ctx context.Context, view model.InboxView, channel *schematype.Channel, queueID *int, search *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.ConversationConnection, error) {
-	return nil, notYet("Inbox")
+	return r.Conversations.Inbox(ctx, conversations.InboxFilter{View: conversations.View(view), Channel: channel, QueueID: queueID, Search: search}, conversations.Page{After: after, First: first, Before: before, Last: last})
 }
 
 // Conversation is the resolver for the conversation field.
 func (r *queryResolver) Conversation(ctx context.Context, id int) (*ent.Conversation, error) {
-	return nil, notYet("Conversation")
+	return r.Conversations.Get(ctx, id)
 }
 
 // Contact is the resolver for the contact field.
 func (r *queryResolver) Contact(ctx context.Context, id int) (*ent.Contact, error) {
-	return nil, notYet("Contact")
+	return r.Contacts.Get(ctx, id)
 }
 
 // Templates is the resolver for the templates field.
 func (r *queryResolver) Templates(ctx context.Context, search *string, category *string, language *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.TemplateConnection, error) {
-	return nil, notYet("Templates")
+	return r.Resolver.Templates.List(ctx, templateFilter(search, category, language), after, first, before, last)
 }
 
 // TemplateCategories is the resolver for the templateCategories field.
 func (r *queryResolver) TemplateCategories(ctx context.Context) ([]string, error) {
-	return nil, notYet("TemplateCategories")
+	return r.Resolver.Templates.Categories(ctx)
 }
 
 // TemplateLanguages is the resolver for the templateLanguages field.
 func (r *queryResolver) TemplateLanguages(ctx context.Context) ([]string, error) {
-	return nil, notYet("TemplateLanguages")
+	return r.Resolver.Templates.Languages(ctx)
 }
 
 // VisitorConversation is the resolver for the visitorConversation field.
@@ -300,17 +312,17 @@ func (r *queueResolver) Members(ctx context.Context, obj *ent.Queue) ([]*ent.Que
 }
 
 // InboxEvents is the resolver for the inboxEvents field.
-func (r *subscriptionResolver) InboxEvents(ctx context.Context) (<-chan *model.InboxEvent, error) {
-	return nil, notYet("InboxEvents")
+func (r *subscriptionResolver) InboxEvents(ctx context.Context) (<-chan *conversations.Event, error) {
+	return r.Conversations.SubscribeInbox(ctx)
 }
 
 // ConversationEvents is the resolver for the conversationEvents field.
-func (r *subscriptionResolver) ConversationEvents(ctx context.Context, conversationID int) (<-chan *model.ConversationEvent, error) {
-	return nil, notYet("ConversationEvents")
+func (r *subscriptionResolver) ConversationEvents(ctx context.Context, conversationID int) (<-chan *conversations.Event, error) {
+	return r.Conversations.SubscribeConversation(ctx, conversationID)
 }
 
 // VisitorEvents is the resolver for the visitorEvents field.
-func (r *subscriptionResolver) VisitorEvents(ctx context.Context) (<-chan *model.VisitorEvent, error) {
+func (r *subscriptionResolver) VisitorEvents(ctx context.Context) (<-chan *conversations.Event, error) {
 	return nil, notYet("VisitorEvents")
 }
 

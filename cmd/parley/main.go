@@ -78,6 +78,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 		return err
 	}
 	defer a.Close()
+	a.Start()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err

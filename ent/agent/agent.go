@@ -33,6 +33,8 @@ const (
 	FieldStatus = "status"
 	// FieldStatusChangedAt holds the string denoting the status_changed_at field in the database.
 	FieldStatusChangedAt = "status_changed_at"
+	// FieldLastAssignedAt holds the string denoting the last_assigned_at field in the database.
+	FieldLastAssignedAt = "last_assigned_at"
 	// FieldMaxConcurrentChats holds the string denoting the max_concurrent_chats field in the database.
 	FieldMaxConcurrentChats = "max_concurrent_chats"
 	// FieldChatOptions holds the string denoting the chat_options field in the database.
@@ -99,6 +101,7 @@ var Columns = []string{
 	FieldRole,
 	FieldStatus,
 	FieldStatusChangedAt,
+	FieldLastAssignedAt,
 	FieldMaxConcurrentChats,
 	FieldChatOptions,
 	FieldPasswordHash,
@@ -220,6 +223,11 @@ func ByStatus(opts ...sql.OrderTermOption) OrderOption {
 // ByStatusChangedAt orders the results by the status_changed_at field.
 func ByStatusChangedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldStatusChangedAt, opts...).ToFunc()
+}
+
+// ByLastAssignedAt orders the results by the last_assigned_at field.
+func ByLastAssignedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastAssignedAt, opts...).ToFunc()
 }
 
 // ByMaxConcurrentChats orders the results by the max_concurrent_chats field.

@@ -86,6 +86,11 @@ func StatusChangedAt(v time.Time) predicate.Agent {
 	return predicate.Agent(sql.FieldEQ(FieldStatusChangedAt, v))
 }
 
+// LastAssignedAt applies equality check predicate on the "last_assigned_at" field. It's identical to LastAssignedAtEQ.
+func LastAssignedAt(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldEQ(FieldLastAssignedAt, v))
+}
+
 // MaxConcurrentChats applies equality check predicate on the "max_concurrent_chats" field. It's identical to MaxConcurrentChatsEQ.
 func MaxConcurrentChats(v int) predicate.Agent {
 	return predicate.Agent(sql.FieldEQ(FieldMaxConcurrentChats, v))
@@ -489,6 +494,56 @@ func StatusChangedAtIsNil() predicate.Agent {
 // StatusChangedAtNotNil applies the NotNil predicate on the "status_changed_at" field.
 func StatusChangedAtNotNil() predicate.Agent {
 	return predicate.Agent(sql.FieldNotNull(FieldStatusChangedAt))
+}
+
+// LastAssignedAtEQ applies the EQ predicate on the "last_assigned_at" field.
+func LastAssignedAtEQ(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldEQ(FieldLastAssignedAt, v))
+}
+
+// LastAssignedAtNEQ applies the NEQ predicate on the "last_assigned_at" field.
+func LastAssignedAtNEQ(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldNEQ(FieldLastAssignedAt, v))
+}
+
+// LastAssignedAtIn applies the In predicate on the "last_assigned_at" field.
+func LastAssignedAtIn(vs ...time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldIn(FieldLastAssignedAt, vs...))
+}
+
+// LastAssignedAtNotIn applies the NotIn predicate on the "last_assigned_at" field.
+func LastAssignedAtNotIn(vs ...time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldNotIn(FieldLastAssignedAt, vs...))
+}
+
+// LastAssignedAtGT applies the GT predicate on the "last_assigned_at" field.
+func LastAssignedAtGT(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldGT(FieldLastAssignedAt, v))
+}
+
+// LastAssignedAtGTE applies the GTE predicate on the "last_assigned_at" field.
+func LastAssignedAtGTE(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldGTE(FieldLastAssignedAt, v))
+}
+
+// LastAssignedAtLT applies the LT predicate on the "last_assigned_at" field.
+func LastAssignedAtLT(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldLT(FieldLastAssignedAt, v))
+}
+
+// LastAssignedAtLTE applies the LTE predicate on the "last_assigned_at" field.
+func LastAssignedAtLTE(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldLTE(FieldLastAssignedAt, v))
+}
+
+// LastAssignedAtIsNil applies the IsNil predicate on the "last_assigned_at" field.
+func LastAssignedAtIsNil() predicate.Agent {
+	return predicate.Agent(sql.FieldIsNull(FieldLastAssignedAt))
+}
+
+// LastAssignedAtNotNil applies the NotNil predicate on the "last_assigned_at" field.
+func LastAssignedAtNotNil() predicate.Agent {
+	return predicate.Agent(sql.FieldNotNull(FieldLastAssignedAt))
 }
 
 // MaxConcurrentChatsEQ applies the EQ predicate on the "max_concurrent_chats" field.

@@ -37,6 +37,10 @@ const (
 	FieldCustomerLastMessageAt = "customer_last_message_at"
 	// FieldTakenAt holds the string denoting the taken_at field in the database.
 	FieldTakenAt = "taken_at"
+	// FieldRouteAt holds the string denoting the route_at field in the database.
+	FieldRouteAt = "route_at"
+	// FieldRoundStartedAt holds the string denoting the round_started_at field in the database.
+	FieldRoundStartedAt = "round_started_at"
 	// FieldClosedAt holds the string denoting the closed_at field in the database.
 	FieldClosedAt = "closed_at"
 	// FieldVisitorIP holds the string denoting the visitor_ip field in the database.
@@ -162,6 +166,8 @@ var Columns = []string{
 	FieldLastMessageAt,
 	FieldCustomerLastMessageAt,
 	FieldTakenAt,
+	FieldRouteAt,
+	FieldRoundStartedAt,
 	FieldClosedAt,
 	FieldVisitorIP,
 	FieldVisitorUserAgent,
@@ -201,6 +207,8 @@ var (
 	DefaultArchived bool
 	// DefaultUnknownContact holds the default value on creation for the "unknown_contact" field.
 	DefaultUnknownContact bool
+	// DefaultLastMessageAt holds the default value on creation for the "last_message_at" field.
+	DefaultLastMessageAt func() time.Time
 )
 
 // ChannelValidator is a validator for the "channel" field enum values. It is called by the builders before save.
@@ -281,6 +289,16 @@ func ByCustomerLastMessageAt(opts ...sql.OrderTermOption) OrderOption {
 // ByTakenAt orders the results by the taken_at field.
 func ByTakenAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldTakenAt, opts...).ToFunc()
+}
+
+// ByRouteAt orders the results by the route_at field.
+func ByRouteAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRouteAt, opts...).ToFunc()
+}
+
+// ByRoundStartedAt orders the results by the round_started_at field.
+func ByRoundStartedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRoundStartedAt, opts...).ToFunc()
 }
 
 // ByClosedAt orders the results by the closed_at field.

@@ -96,6 +96,16 @@ func TakenAt(v time.Time) predicate.Conversation {
 	return predicate.Conversation(sql.FieldEQ(FieldTakenAt, v))
 }
 
+// RouteAt applies equality check predicate on the "route_at" field. It's identical to RouteAtEQ.
+func RouteAt(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldRouteAt, v))
+}
+
+// RoundStartedAt applies equality check predicate on the "round_started_at" field. It's identical to RoundStartedAtEQ.
+func RoundStartedAt(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldRoundStartedAt, v))
+}
+
 // ClosedAt applies equality check predicate on the "closed_at" field. It's identical to ClosedAtEQ.
 func ClosedAt(v time.Time) predicate.Conversation {
 	return predicate.Conversation(sql.FieldEQ(FieldClosedAt, v))
@@ -421,16 +431,6 @@ func LastMessageAtLTE(v time.Time) predicate.Conversation {
 	return predicate.Conversation(sql.FieldLTE(FieldLastMessageAt, v))
 }
 
-// LastMessageAtIsNil applies the IsNil predicate on the "last_message_at" field.
-func LastMessageAtIsNil() predicate.Conversation {
-	return predicate.Conversation(sql.FieldIsNull(FieldLastMessageAt))
-}
-
-// LastMessageAtNotNil applies the NotNil predicate on the "last_message_at" field.
-func LastMessageAtNotNil() predicate.Conversation {
-	return predicate.Conversation(sql.FieldNotNull(FieldLastMessageAt))
-}
-
 // CustomerLastMessageAtEQ applies the EQ predicate on the "customer_last_message_at" field.
 func CustomerLastMessageAtEQ(v time.Time) predicate.Conversation {
 	return predicate.Conversation(sql.FieldEQ(FieldCustomerLastMessageAt, v))
@@ -529,6 +529,106 @@ func TakenAtIsNil() predicate.Conversation {
 // TakenAtNotNil applies the NotNil predicate on the "taken_at" field.
 func TakenAtNotNil() predicate.Conversation {
 	return predicate.Conversation(sql.FieldNotNull(FieldTakenAt))
+}
+
+// RouteAtEQ applies the EQ predicate on the "route_at" field.
+func RouteAtEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldRouteAt, v))
+}
+
+// RouteAtNEQ applies the NEQ predicate on the "route_at" field.
+func RouteAtNEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldRouteAt, v))
+}
+
+// RouteAtIn applies the In predicate on the "route_at" field.
+func RouteAtIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldRouteAt, vs...))
+}
+
+// RouteAtNotIn applies the NotIn predicate on the "route_at" field.
+func RouteAtNotIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldRouteAt, vs...))
+}
+
+// RouteAtGT applies the GT predicate on the "route_at" field.
+func RouteAtGT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldRouteAt, v))
+}
+
+// RouteAtGTE applies the GTE predicate on the "route_at" field.
+func RouteAtGTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldRouteAt, v))
+}
+
+// RouteAtLT applies the LT predicate on the "route_at" field.
+func RouteAtLT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldRouteAt, v))
+}
+
+// RouteAtLTE applies the LTE predicate on the "route_at" field.
+func RouteAtLTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldRouteAt, v))
+}
+
+// RouteAtIsNil applies the IsNil predicate on the "route_at" field.
+func RouteAtIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldRouteAt))
+}
+
+// RouteAtNotNil applies the NotNil predicate on the "route_at" field.
+func RouteAtNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldRouteAt))
+}
+
+// RoundStartedAtEQ applies the EQ predicate on the "round_started_at" field.
+func RoundStartedAtEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldRoundStartedAt, v))
+}
+
+// RoundStartedAtNEQ applies the NEQ predicate on the "round_started_at" field.
+func RoundStartedAtNEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldRoundStartedAt, v))
+}
+
+// RoundStartedAtIn applies the In predicate on the "round_started_at" field.
+func RoundStartedAtIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldRoundStartedAt, vs...))
+}
+
+// RoundStartedAtNotIn applies the NotIn predicate on the "round_started_at" field.
+func RoundStartedAtNotIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldRoundStartedAt, vs...))
+}
+
+// RoundStartedAtGT applies the GT predicate on the "round_started_at" field.
+func RoundStartedAtGT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldRoundStartedAt, v))
+}
+
+// RoundStartedAtGTE applies the GTE predicate on the "round_started_at" field.
+func RoundStartedAtGTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldRoundStartedAt, v))
+}
+
+// RoundStartedAtLT applies the LT predicate on the "round_started_at" field.
+func RoundStartedAtLT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldRoundStartedAt, v))
+}
+
+// RoundStartedAtLTE applies the LTE predicate on the "round_started_at" field.
+func RoundStartedAtLTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldRoundStartedAt, v))
+}
+
+// RoundStartedAtIsNil applies the IsNil predicate on the "round_started_at" field.
+func RoundStartedAtIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldRoundStartedAt))
+}
+
+// RoundStartedAtNotNil applies the NotNil predicate on the "round_started_at" field.
+func RoundStartedAtNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldRoundStartedAt))
 }
 
 // ClosedAtEQ applies the EQ predicate on the "closed_at" field.

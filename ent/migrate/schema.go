@@ -20,6 +20,7 @@ var (
 		{Name: "role", Type: field.TypeEnum, Enums: []string{"AGENT", "GROUP_OWNER", "ADMIN", "SYSTEM_OWNER"}, Default: "AGENT"},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"AVAILABLE", "AWAY", "OFFLINE"}, Default: "OFFLINE"},
 		{Name: "status_changed_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_assigned_at", Type: field.TypeTime, Nullable: true},
 		{Name: "max_concurrent_chats", Type: field.TypeInt, Default: 5},
 		{Name: "chat_options", Type: field.TypeJSON},
 		{Name: "password_hash", Type: field.TypeString},
@@ -35,7 +36,7 @@ var (
 			{
 				Name:    "agent_active_name",
 				Unique:  false,
-				Columns: []*schema.Column{AgentsColumns[12], AgentsColumns[3]},
+				Columns: []*schema.Column{AgentsColumns[13], AgentsColumns[3]},
 			},
 		},
 	}
@@ -241,9 +242,11 @@ var (
 		{Name: "archived", Type: field.TypeBool, Default: false},
 		{Name: "unknown_contact", Type: field.TypeBool, Default: false},
 		{Name: "open_key", Type: field.TypeString, Nullable: true},
-		{Name: "last_message_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_message_at", Type: field.TypeTime},
 		{Name: "customer_last_message_at", Type: field.TypeTime, Nullable: true},
 		{Name: "taken_at", Type: field.TypeTime, Nullable: true},
+		{Name: "route_at", Type: field.TypeTime, Nullable: true},
+		{Name: "round_started_at", Type: field.TypeTime, Nullable: true},
 		{Name: "closed_at", Type: field.TypeTime, Nullable: true},
 		{Name: "visitor_ip", Type: field.TypeString, Nullable: true},
 		{Name: "visitor_user_agent", Type: field.TypeString, Nullable: true},
@@ -263,37 +266,37 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "conversations_channel_accounts_channel_account",
-				Columns:    []*schema.Column{ConversationsColumns[15]},
+				Columns:    []*schema.Column{ConversationsColumns[17]},
 				RefColumns: []*schema.Column{ChannelAccountsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_contacts_contact",
-				Columns:    []*schema.Column{ConversationsColumns[16]},
+				Columns:    []*schema.Column{ConversationsColumns[18]},
 				RefColumns: []*schema.Column{ContactsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_contact_identities_identity",
-				Columns:    []*schema.Column{ConversationsColumns[17]},
+				Columns:    []*schema.Column{ConversationsColumns[19]},
 				RefColumns: []*schema.Column{ContactIdentitiesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_queues_queue",
-				Columns:    []*schema.Column{ConversationsColumns[18]},
+				Columns:    []*schema.Column{ConversationsColumns[20]},
 				RefColumns: []*schema.Column{QueuesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_agents_owner",
-				Columns:    []*schema.Column{ConversationsColumns[19]},
+				Columns:    []*schema.Column{ConversationsColumns[21]},
 				RefColumns: []*schema.Column{AgentsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_messages_last_message",
-				Columns:    []*schema.Column{ConversationsColumns[20]},
+				Columns:    []*schema.Column{ConversationsColumns[22]},
 				RefColumns: []*schema.Column{MessagesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -307,12 +310,12 @@ var (
 			{
 				Name:    "conversation_owner_id_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[19], ConversationsColumns[5], ConversationsColumns[8]},
+				Columns: []*schema.Column{ConversationsColumns[21], ConversationsColumns[5], ConversationsColumns[8]},
 			},
 			{
 				Name:    "conversation_queue_id_owner_id_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[18], ConversationsColumns[19], ConversationsColumns[5], ConversationsColumns[8]},
+				Columns: []*schema.Column{ConversationsColumns[20], ConversationsColumns[21], ConversationsColumns[5], ConversationsColumns[8]},
 			},
 			{
 				Name:    "conversation_status_archived_last_message_at",
@@ -327,7 +330,12 @@ var (
 			{
 				Name:    "conversation_contact_id",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[16]},
+				Columns: []*schema.Column{ConversationsColumns[18]},
+			},
+			{
+				Name:    "conversation_route_at",
+				Unique:  false,
+				Columns: []*schema.Column{ConversationsColumns[11]},
 			},
 		},
 	}
@@ -433,6 +441,11 @@ var (
 				Name:    "message_conversation_id_created_at",
 				Unique:  false,
 				Columns: []*schema.Column{MessagesColumns[10], MessagesColumns[4]},
+			},
+			{
+				Name:    "message_conversation_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{MessagesColumns[10], MessagesColumns[0]},
 			},
 			{
 				Name:    "message_channel_account_id_provider_message_id",
@@ -549,7 +562,7 @@ var (
 	// ReadStatesColumns holds the columns for the "read_states" table.
 	ReadStatesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
-		{Name: "unread", Type: field.TypeInt, Default: 0},
+		{Name: "last_read_message_id", Type: field.TypeInt, Default: 0},
 		{Name: "read_at", Type: field.TypeTime, Nullable: true},
 		{Name: "conversation_id", Type: field.TypeInt},
 		{Name: "agent_id", Type: field.TypeInt},

@@ -16,8 +16,8 @@ const (
 	FieldConversationID = "conversation_id"
 	// FieldAgentID holds the string denoting the agent_id field in the database.
 	FieldAgentID = "agent_id"
-	// FieldUnread holds the string denoting the unread field in the database.
-	FieldUnread = "unread"
+	// FieldLastReadMessageID holds the string denoting the last_read_message_id field in the database.
+	FieldLastReadMessageID = "last_read_message_id"
 	// FieldReadAt holds the string denoting the read_at field in the database.
 	FieldReadAt = "read_at"
 	// EdgeConversation holds the string denoting the conversation edge name in mutations.
@@ -47,7 +47,7 @@ var Columns = []string{
 	FieldID,
 	FieldConversationID,
 	FieldAgentID,
-	FieldUnread,
+	FieldLastReadMessageID,
 	FieldReadAt,
 }
 
@@ -62,10 +62,8 @@ func ValidColumn(column string) bool {
 }
 
 var (
-	// DefaultUnread holds the default value on creation for the "unread" field.
-	DefaultUnread int
-	// UnreadValidator is a validator for the "unread" field. It is called by the builders before save.
-	UnreadValidator func(int) error
+	// DefaultLastReadMessageID holds the default value on creation for the "last_read_message_id" field.
+	DefaultLastReadMessageID int
 )
 
 // OrderOption defines the ordering options for the ReadState queries.
@@ -86,9 +84,9 @@ func ByAgentID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAgentID, opts...).ToFunc()
 }
 
-// ByUnread orders the results by the unread field.
-func ByUnread(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldUnread, opts...).ToFunc()
+// ByLastReadMessageID orders the results by the last_read_message_id field.
+func ByLastReadMessageID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastReadMessageID, opts...).ToFunc()
 }
 
 // ByReadAt orders the results by the read_at field.

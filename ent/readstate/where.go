@@ -65,9 +65,9 @@ func AgentID(v int) predicate.ReadState {
 	return predicate.ReadState(sql.FieldEQ(FieldAgentID, v))
 }
 
-// Unread applies equality check predicate on the "unread" field. It's identical to UnreadEQ.
-func Unread(v int) predicate.ReadState {
-	return predicate.ReadState(sql.FieldEQ(FieldUnread, v))
+// LastReadMessageID applies equality check predicate on the "last_read_message_id" field. It's identical to LastReadMessageIDEQ.
+func LastReadMessageID(v int) predicate.ReadState {
+	return predicate.ReadState(sql.FieldEQ(FieldLastReadMessageID, v))
 }
 
 // ReadAt applies equality check predicate on the "read_at" field. It's identical to ReadAtEQ.
@@ -115,44 +115,44 @@ func AgentIDNotIn(vs ...int) predicate.ReadState {
 	return predicate.ReadState(sql.FieldNotIn(FieldAgentID, vs...))
 }
 
-// UnreadEQ applies the EQ predicate on the "unread" field.
-func UnreadEQ(v int) predicate.ReadState {
-	return predicate.ReadState(sql.FieldEQ(FieldUnread, v))
+// LastReadMessageIDEQ applies the EQ predicate on the "last_read_message_id" field.
+func LastReadMessageIDEQ(v int) predicate.ReadState {
+	return predicate.ReadState(sql.FieldEQ(FieldLastReadMessageID, v))
 }
 
-// UnreadNEQ applies the NEQ predicate on the "unread" field.
-func UnreadNEQ(v int) predicate.ReadState {
-	return predicate.ReadState(sql.FieldNEQ(FieldUnread, v))
+// LastReadMessageIDNEQ applies the NEQ predicate on the "last_read_message_id" field.
+func LastReadMessageIDNEQ(v int) predicate.ReadState {
+	return predicate.ReadState(sql.FieldNEQ(FieldLastReadMessageID, v))
 }
 
-// UnreadIn applies the In predicate on the "unread" field.
-func UnreadIn(vs ...int) predicate.ReadState {
-	return predicate.ReadState(sql.FieldIn(FieldUnread, vs...))
+// LastReadMessageIDIn applies the In predicate on the "last_read_message_id" field.
+func LastReadMessageIDIn(vs ...int) predicate.ReadState {
+	return predicate.ReadState(sql.FieldIn(FieldLastReadMessageID, vs...))
 }
 
-// UnreadNotIn applies the NotIn predicate on the "unread" field.
-func UnreadNotIn(vs ...int) predicate.ReadState {
-	return predicate.ReadState(sql.FieldNotIn(FieldUnread, vs...))
+// LastReadMessageIDNotIn applies the NotIn predicate on the "last_read_message_id" field.
+func LastReadMessageIDNotIn(vs ...int) predicate.ReadState {
+	return predicate.ReadState(sql.FieldNotIn(FieldLastReadMessageID, vs...))
 }
 
-// UnreadGT applies the GT predicate on the "unread" field.
-func UnreadGT(v int) predicate.ReadState {
-	return predicate.ReadState(sql.FieldGT(FieldUnread, v))
+// LastReadMessageIDGT applies the GT predicate on the "last_read_message_id" field.
+func LastReadMessageIDGT(v int) predicate.ReadState {
+	return predicate.ReadState(sql.FieldGT(FieldLastReadMessageID, v))
 }
 
-// UnreadGTE applies the GTE predicate on the "unread" field.
-func UnreadGTE(v int) predicate.ReadState {
-	return predicate.ReadState(sql.FieldGTE(FieldUnread, v))
+// LastReadMessageIDGTE applies the GTE predicate on the "last_read_message_id" field.
+func LastReadMessageIDGTE(v int) predicate.ReadState {
+	return predicate.ReadState(sql.FieldGTE(FieldLastReadMessageID, v))
 }
 
-// UnreadLT applies the LT predicate on the "unread" field.
-func UnreadLT(v int) predicate.ReadState {
-	return predicate.ReadState(sql.FieldLT(FieldUnread, v))
+// LastReadMessageIDLT applies the LT predicate on the "last_read_message_id" field.
+func LastReadMessageIDLT(v int) predicate.ReadState {
+	return predicate.ReadState(sql.FieldLT(FieldLastReadMessageID, v))
 }
 
-// UnreadLTE applies the LTE predicate on the "unread" field.
-func UnreadLTE(v int) predicate.ReadState {
-	return predicate.ReadState(sql.FieldLTE(FieldUnread, v))
+// LastReadMessageIDLTE applies the LTE predicate on the "last_read_message_id" field.
+func LastReadMessageIDLTE(v int) predicate.ReadState {
+	return predicate.ReadState(sql.FieldLTE(FieldLastReadMessageID, v))
 }
 
 // ReadAtEQ applies the EQ predicate on the "read_at" field.

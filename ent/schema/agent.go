@@ -33,6 +33,9 @@ func (Agent) Fields() []ent.Field {
 			Annotations(entgql.Type("AgentStatus")),
 		// StatusChangedAt feeds the LONGEST_WAITING strategy.
 		field.Time("status_changed_at").Optional().Nillable().Annotations(skip()),
+		// LastAssignedAt is when the agent last became owner of a
+		// conversation; with StatusChangedAt it says who idled longest.
+		field.Time("last_assigned_at").Optional().Nillable().Annotations(skip()),
 		field.Int("max_concurrent_chats").Default(5).Positive(),
 		field.JSON("chat_options", schematype.ChatOptions{}).
 			Default(schematype.DefaultChatOptions()).

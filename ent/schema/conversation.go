@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"time"
+
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
@@ -35,10 +37,19 @@ func (Conversation) Fields() []ent.Field {
 		// "at most one open conversation per identity per account" a
 		// database guarantee rather than a read-then-insert hope.
 		field.String("open_key").Optional().Nillable().Annotations(skip()),
-		field.Time("last_message_at").Optional().Nillable(),
+		// LastMessageAt orders the inbox, newest activity first.
+		field.Time("last_message_at").Default(time.Now).
+			Annotations(entgql.OrderField("LAST_MESSAGE_AT")),
 		// CustomerLastMessageAt opens the providers' 24-hour reply window.
 		field.Time("customer_last_message_at").Optional().Nillable().Annotations(skip()),
 		field.Time("taken_at").Optional().Nillable().Annotations(skip()),
+		// RouteAt is when routing next looks at this unowned conversation
+		// (an offer times out, or it waits for an agent); nil when nothing
+		// is due. Claimed with a conditional update, so one instance acts.
+		field.Time("route_at").Optional().Nillable().Annotations(skip()),
+		// RoundStartedAt starts the current round of offers: members offered
+		// since then are not offered again until every eligible one was.
+		field.Time("round_started_at").Optional().Nillable().Annotations(skip()),
 		field.Time("closed_at").Optional().Nillable().Annotations(skip()),
 		// Visitor details, live chat only.
 		field.String("visitor_ip").Optional().Annotations(skip()),
@@ -90,6 +101,7 @@ func (Conversation) Indexes() []ent.Index {
 		index.Fields("status", "archived", "last_message_at"),
 		index.Fields("archived", "last_message_at"),
 		index.Fields("contact_id"),
+		index.Fields("route_at"),
 	}
 }
 
@@ -102,7 +114,8 @@ func (ReadState) Fields() []ent.Field {
 	return []ent.Field{
 		field.Int("conversation_id"),
 		field.Int("agent_id"),
-		field.Int("unread").Default(0).NonNegative(),
+		// LastReadMessageID: messages with a greater id are unread.
+		field.Int("last_read_message_id").Default(0),
 		field.Time("read_at").Optional().Nillable(),
 	}
 }

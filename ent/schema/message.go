@@ -27,7 +27,8 @@ func (Message) Fields() []ent.Field {
 		field.Text("search_body").Default("").Annotations(skip()),
 		// CreatedAt is the provider's timestamp for inbound messages: it
 		// orders a conversation, arrival order does not.
-		field.Time("created_at").Default(time.Now).Immutable(),
+		field.Time("created_at").Default(time.Now).Immutable().
+			Annotations(entgql.OrderField("CREATED_AT")),
 		field.Enum("delivery_status").GoType(schematype.DeliveryStatus("")).Optional().Nillable().
 			Annotations(entgql.Type("DeliveryStatus")),
 		field.String("failure_reason").Optional().Nillable(),
@@ -65,6 +66,7 @@ func (Message) Annotations() []schema.Annotation {
 func (Message) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("conversation_id", "created_at"),
+		index.Fields("conversation_id", "id"),
 		index.Fields("channel_account_id", "provider_message_id").Unique(),
 		index.Fields("sender_agent_id", "client_mutation_id").Unique(),
 	}

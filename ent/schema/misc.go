@@ -68,7 +68,8 @@ type Interaction struct{ ent.Schema }
 // Fields of the Interaction.
 func (Interaction) Fields() []ent.Field {
 	return []ent.Field{
-		field.Time("at").Default(time.Now).Immutable(),
+		field.Time("at").Default(time.Now).Immutable().
+			Annotations(entgql.OrderField("AT")),
 		field.Enum("kind").GoType(schematype.InteractionKind("")).Immutable().
 			Annotations(entgql.Type("InteractionKind")),
 		field.Enum("channel").GoType(schematype.Channel("")).Immutable().

@@ -26,12 +26,6 @@ type ContactInput struct {
 	Phone       *string `json:"phone,omitempty"`
 }
 
-type ConversationEvent struct {
-	Kind         ConversationEventKind `json:"kind"`
-	Message      *ent.Message          `json:"message,omitempty"`
-	Conversation *ent.Conversation     `json:"conversation,omitempty"`
-}
-
 type CreateAgentInput struct {
 	Name               string          `json:"name"`
 	Email              string          `json:"email"`
@@ -69,14 +63,6 @@ type CreateTemplateInput struct {
 
 type DeletePayload struct {
 	DeletedID int `json:"deletedID"`
-}
-
-type InboxEvent struct {
-	Kind           InboxEventKind `json:"kind"`
-	ConversationID int            `json:"conversationID"`
-	// Null for REMOVED: nothing of a conversation I can no longer see is sent.
-	Conversation *ent.Conversation `json:"conversation,omitempty"`
-	Message      *ent.Message      `json:"message,omitempty"`
 }
 
 type LiveChatConfigInput struct {
@@ -157,23 +143,11 @@ type UpdateTemplateInput struct {
 	Body     *string `json:"body,omitempty"`
 }
 
-// What agents see of a live-chat visitor.
-type Visitor struct {
-	IP        *string `json:"ip,omitempty"`
-	UserAgent *string `json:"userAgent,omitempty"`
-	PageURL   *string `json:"pageURL,omitempty"`
-}
-
 // A live-chat conversation as its visitor sees it.
 type VisitorConversation struct {
 	ID       int                           `json:"id"`
 	Status   schematype.ConversationStatus `json:"status"`
 	Messages *ent.MessageConnection        `json:"messages"`
-}
-
-type VisitorEvent struct {
-	Kind    VisitorEventKind `json:"kind"`
-	Message *ent.Message     `json:"message,omitempty"`
 }
 
 type WhatsAppConfigInput struct {
@@ -182,124 +156,6 @@ type WhatsAppConfigInput struct {
 	AppSecret     string  `json:"appSecret"`
 	VerifyToken   string  `json:"verifyToken"`
 	APIBaseURL    *string `json:"apiBaseURL,omitempty"`
-}
-
-type ConversationEventKind string
-
-const (
-	ConversationEventKindMessageAdded        ConversationEventKind = "MESSAGE_ADDED"
-	ConversationEventKindMessageUpdated      ConversationEventKind = "MESSAGE_UPDATED"
-	ConversationEventKindConversationUpdated ConversationEventKind = "CONVERSATION_UPDATED"
-	ConversationEventKindRemoved             ConversationEventKind = "REMOVED"
-)
-
-var AllConversationEventKind = []ConversationEventKind{
-	ConversationEventKindMessageAdded,
-	ConversationEventKindMessageUpdated,
-	ConversationEventKindConversationUpdated,
-	ConversationEventKindRemoved,
-}
-
-func (e ConversationEventKind) IsValid() bool {
-	switch e {
-	case ConversationEventKindMessageAdded, ConversationEventKindMessageUpdated, ConversationEventKindConversationUpdated, ConversationEventKindRemoved:
-		return true
-	}
-	return false
-}
-
-func (e ConversationEventKind) String() string {
-	return string(e)
-}
-
-func (e *ConversationEventKind) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = ConversationEventKind(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid ConversationEventKind", str)
-	}
-	return nil
-}
-
-func (e ConversationEventKind) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *ConversationEventKind) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e ConversationEventKind) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
-}
-
-type InboxEventKind string
-
-const (
-	InboxEventKindConversationCreated InboxEventKind = "CONVERSATION_CREATED"
-	InboxEventKindMessageAdded        InboxEventKind = "MESSAGE_ADDED"
-	InboxEventKindConversationUpdated InboxEventKind = "CONVERSATION_UPDATED"
-	InboxEventKindRemoved             InboxEventKind = "REMOVED"
-)
-
-var AllInboxEventKind = []InboxEventKind{
-	InboxEventKindConversationCreated,
-	InboxEventKindMessageAdded,
-	InboxEventKindConversationUpdated,
-	InboxEventKindRemoved,
-}
-
-func (e InboxEventKind) IsValid() bool {
-	switch e {
-	case InboxEventKindConversationCreated, InboxEventKindMessageAdded, InboxEventKindConversationUpdated, InboxEventKindRemoved:
-		return true
-	}
-	return false
-}
-
-func (e InboxEventKind) String() string {
-	return string(e)
-}
-
-func (e *InboxEventKind) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = InboxEventKind(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid InboxEventKind", str)
-	}
-	return nil
-}
-
-func (e InboxEventKind) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *InboxEventKind) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e InboxEventKind) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
 }
 
 // Which conversations the inbox lists.
@@ -364,61 +220,6 @@ func (e *InboxView) UnmarshalJSON(b []byte) error {
 }
 
 func (e InboxView) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
-}
-
-type VisitorEventKind string
-
-const (
-	VisitorEventKindMessageAdded VisitorEventKind = "MESSAGE_ADDED"
-	VisitorEventKindSessionEnded VisitorEventKind = "SESSION_ENDED"
-)
-
-var AllVisitorEventKind = []VisitorEventKind{
-	VisitorEventKindMessageAdded,
-	VisitorEventKindSessionEnded,
-}
-
-func (e VisitorEventKind) IsValid() bool {
-	switch e {
-	case VisitorEventKindMessageAdded, VisitorEventKindSessionEnded:
-		return true
-	}
-	return false
-}
-
-func (e VisitorEventKind) String() string {
-	return string(e)
-}
-
-func (e *VisitorEventKind) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = VisitorEventKind(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid VisitorEventKind", str)
-	}
-	return nil
-}
-
-func (e VisitorEventKind) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *VisitorEventKind) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e VisitorEventKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

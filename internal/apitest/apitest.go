@@ -76,6 +76,9 @@ type Options struct {
 	RedisPrefix string
 	// Env overrides configuration variables.
 	Env map[string]string
+	// NoWorkers leaves the routing worker off, for tests that drive
+	// routing passes themselves.
+	NoWorkers bool
 }
 
 // Server is a running Parley instance.
@@ -140,13 +143,13 @@ func Start(t testing.TB, o Options) *Server {
 		t.Fatalf("start parley: %v", err)
 	}
 	s := &Server{URL: url, App: a, stop: cancel, done: make(chan error, 1)}
+	if !o.NoWorkers {
+		a.Start()
+	}
 	go func() { s.done <- a.Server.Serve(ctx, ln, 5*time.Second) }()
 	t.Cleanup(func() {
 		s.Stop()
-		a.Broker.Close()
-		if a.Redis != nil {
-			a.Redis.Close()
-		}
+		a.Close()
 	})
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,11 +17,13 @@ import (
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/contacts"
+	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/httpserver"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/nodes"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/ratelimit"
+	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/seed"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/templates"
@@ -37,9 +40,15 @@ type App struct {
 	Metrics   *metrics.Metrics
 	Auth      *auth.Service
 	Workspace *workspace.Service
+	Router    *routing.Router
+	Convs     *conversations.Service
 	Server    *httpserver.Server
 	// DemoLogins is set when this start seeded the demo workspace.
 	DemoLogins []seed.Login
+
+	stop   context.CancelFunc
+	bg     sync.WaitGroup
+	ownsDB bool
 }
 
 // Options tune what New builds, for tests.
@@ -69,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		if err != nil {
 			return nil, err
 		}
-		a.DB = db
+		a.DB, a.ownsDB = db, true
 		if err := db.Migrate(ctx); err != nil {
 			return nil, err
 		}
@@ -110,9 +119,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Auth = auth.NewService(client, limiter, cfg.TokenTTL, authOpts...)
 	a.Workspace = workspace.NewService(client, a.Auth, cfg.PublicURL)
+	a.Router = routing.New(client, a.Broker, log)
+	a.Convs = conversations.NewService(client, a.Broker, a.Router, log)
+	a.Workspace.StatusChanged = func(ctx context.Context, _ int, st schematype.AgentStatus) {
+		if st == schematype.StatusAvailable {
+			if err := a.Router.WakeWaiting(ctx); err != nil {
+				log.Warn("wake routing", "err", err)
+			}
+		}
+	}
+	lookup := nodes.NewService(client)
+	a.Convs.RegisterNodes(lookup)
 	resolver := &graph.Resolver{
-		Auth: a.Auth, Workspace: a.Workspace, Lookup: nodes.NewService(client),
+		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
 		Templates: templates.NewService(client), Contacts: contacts.NewService(client),
+		Conversations: a.Convs,
 	}
 
 	ready := map[string]httpserver.Pinger{"database": a.DB}
@@ -127,6 +148,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	ok = true
 	return a, nil
+}
+
+// Start runs the background workers (offer timers) until Close.
+func (a *App) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.stop = cancel
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.Router.Run(ctx)
+	}()
 }
 
 // bootstrap creates the first system owner from the environment and seeds
@@ -156,16 +188,21 @@ func (a *App) bootstrap(ctx context.Context) error {
 	return nil
 }
 
-// Close releases everything New opened, broker first so that subscriptions
-// complete before the database goes away.
+// Close stops the workers and releases everything New opened, broker first
+// so that subscriptions complete before the database goes away (a database
+// passed in Options stays open).
 func (a *App) Close() {
+	if a.stop != nil {
+		a.stop()
+		a.bg.Wait()
+	}
 	if a.Broker != nil {
 		_ = a.Broker.Close()
 	}
 	if a.Redis != nil {
 		_ = a.Redis.Close()
 	}
-	if a.DB != nil {
+	if a.DB != nil && a.ownsDB {
 		_ = a.DB.Close()
 	}
 }

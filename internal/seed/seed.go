@@ -9,7 +9,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/auth"
-	"github.com/parleyhq/parley/internal/textsearch"
+	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -76,9 +76,9 @@ func Demo(ctx context.Context, client *ent.Client, ws *workspace.Service) ([]Log
 	}); err != nil {
 		return nil, fmt.Errorf("demo channel account: %w", err)
 	}
+	tmpl := templates.NewService(client)
 	for _, t := range demoTemplates {
-		if err := client.Template.Create().SetName(t[0]).SetCategory(t[1]).SetLanguage(t[2]).SetBody(t[3]).
-			SetSearchKey(textsearch.Key(t[0], t[3])).Exec(ctx); err != nil {
+		if _, err := tmpl.Create(actx, templates.Input{Name: &t[0], Category: &t[1], Language: &t[2], Body: &t[3]}); err != nil {
 			return nil, fmt.Errorf("demo template: %w", err)
 		}
 	}

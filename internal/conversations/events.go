@@ -1,0 +1,259 @@
+package conversations
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/pubsub"
+)
+
+// EventKind is the kind of a realtime event delivered to a client; the
+// GraphQL enums InboxEventKind, ConversationEventKind and VisitorEventKind
+// bind to it.
+type EventKind string
+
+// Event kinds of the contract.
+const (
+	EventConversationCreated EventKind = "CONVERSATION_CREATED"
+	EventMessageAdded        EventKind = "MESSAGE_ADDED"
+	EventMessageUpdated      EventKind = "MESSAGE_UPDATED"
+	EventConversationUpdated EventKind = "CONVERSATION_UPDATED"
+	EventRemoved             EventKind = "REMOVED"
+	EventSessionEnded        EventKind = "SESSION_ENDED"
+)
+
+// MarshalGQL implements graphql.Marshaler.
+func (k EventKind) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(string(k))) }
+
+// UnmarshalGQL implements graphql.Unmarshaler (event kinds are output only,
+// but gqlgen asks for both).
+func (k *EventKind) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("event kind must be a string")
+	}
+	*k = EventKind(s)
+	return nil
+}
+
+// Event is one realtime event as a subscriber receives it. For REMOVED,
+// Conversation and Message are nil: nothing of a conversation the
+// subscriber can no longer see is sent.
+type Event struct {
+	Kind           EventKind
+	ConversationID int
+	Conversation   *ent.Conversation
+	Message        *ent.Message
+}
+
+// SubscriberBuffer is how many events a client may fall behind before it
+// is dropped (its subscription completes; the client reconnects and
+// refetches).
+const SubscriberBuffer = 32
+
+// SubscribeInbox streams everything that changes the caller's inbox.
+// Access is checked at subscribe time and again at every delivery.
+func (s *Service) SubscribeInbox(ctx context.Context) (<-chan *Event, error) {
+	p, err := auth.Agent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := s.broker.Subscribe(ctx, pubsub.AgentTopic(p.AgentID))
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *Event, SubscriberBuffer)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		for ev := range sub.C() {
+			e, err := s.inboxEvent(ctx, p, ev)
+			if err != nil {
+				s.log.Warn("inbox event", "err", err, "conversation", ev.ConversationID)
+				continue
+			}
+			if e == nil {
+				continue
+			}
+			select {
+			case out <- e:
+			default:
+				s.log.Info("dropping a slow inbox subscriber", "agent", p.AgentID)
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (s *Service) inboxEvent(ctx context.Context, p auth.Principal, ev pubsub.Event) (*Event, error) {
+	snap, err := s.events.get(ctx, s.client, ev)
+	if err != nil {
+		return nil, err
+	}
+	visible := snap.conv != nil && snap.viewers.For(p).View
+	if ev.Kind == pubsub.KindConversationRemoved {
+		if visible {
+			return nil, nil
+		}
+		return &Event{Kind: EventRemoved, ConversationID: ev.ConversationID}, nil
+	}
+	if !visible {
+		return nil, nil
+	}
+	e := &Event{ConversationID: ev.ConversationID, Conversation: snap.conv}
+	switch ev.Kind {
+	case pubsub.KindConversationCreated:
+		e.Kind, e.Message = EventConversationCreated, snap.msg
+	case pubsub.KindMessageAdded:
+		e.Kind, e.Message = EventMessageAdded, snap.msg
+	case pubsub.KindMessageUpdated:
+		return nil, nil // delivery statuses matter to the open conversation only
+	default:
+		e.Kind = EventConversationUpdated
+	}
+	return e, nil
+}
+
+// SubscribeConversation streams one conversation's messages, delivery
+// statuses and changes. When the subscriber loses access it receives one
+// REMOVED event and the stream completes.
+func (s *Service) SubscribeConversation(ctx context.Context, id int) (<-chan *Event, error) {
+	p, err := auth.Agent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.load(ctx, s.client, p, id); err != nil {
+		return nil, err
+	}
+	sub, err := s.broker.Subscribe(ctx, pubsub.ConversationTopic(id))
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *Event, SubscriberBuffer)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		for ev := range sub.C() {
+			snap, err := s.events.get(ctx, s.client, ev)
+			if err != nil {
+				s.log.Warn("conversation event", "err", err, "conversation", id)
+				continue
+			}
+			var e *Event
+			if snap.conv == nil || !snap.viewers.For(p).View {
+				e = &Event{Kind: EventRemoved, ConversationID: id}
+			} else {
+				e = &Event{ConversationID: id, Conversation: snap.conv}
+				switch ev.Kind {
+				case pubsub.KindMessageAdded, pubsub.KindConversationCreated:
+					e.Kind, e.Message = EventMessageAdded, snap.msg
+				case pubsub.KindMessageUpdated:
+					e.Kind, e.Message = EventMessageUpdated, snap.msg
+				default:
+					e.Kind = EventConversationUpdated
+				}
+				if e.Message == nil && e.Kind != EventConversationUpdated {
+					continue
+				}
+			}
+			select {
+			case out <- e:
+			default:
+				s.log.Info("dropping a slow conversation subscriber", "agent", p.AgentID)
+				return
+			}
+			if e.Kind == EventRemoved {
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// snapshot is what one event refers to, loaded once per instance and
+// shared by every local subscriber.
+type snapshot struct {
+	conv    *ent.Conversation // nil when deleted
+	viewers *Viewers
+	msg     *ent.Message
+}
+
+type cacheEntry struct {
+	once sync.Once
+	at   time.Time
+	snap *snapshot
+	err  error
+}
+
+// eventCache loads each event's conversation, message and viewers once,
+// however many subscribers of this instance receive it.
+type eventCache struct {
+	mu      sync.Mutex
+	entries map[string]*cacheEntry
+	inserts int
+}
+
+func newEventCache() *eventCache { return &eventCache{entries: map[string]*cacheEntry{}} }
+
+const eventCacheTTL = 5 * time.Second
+
+func (c *eventCache) get(ctx context.Context, client *ent.Client, ev pubsub.Event) (*snapshot, error) {
+	key := fmt.Sprintf("%s/%d/%d/%d", ev.Kind, ev.ConversationID, ev.MessageID, ev.At.UnixNano())
+	now := time.Now()
+	c.mu.Lock()
+	e := c.entries[key]
+	if e == nil {
+		e = &cacheEntry{at: now}
+		c.entries[key] = e
+		c.inserts++
+		if c.inserts%256 == 0 {
+			for k, old := range c.entries {
+				if now.Sub(old.at) > eventCacheTTL {
+					delete(c.entries, k)
+				}
+			}
+		}
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.snap, e.err = loadSnapshot(ctx, client, ev) })
+	if e.err != nil {
+		// A failed load (a subscriber's context ended, a database hiccup)
+		// is not shared: the next subscriber tries again.
+		c.mu.Lock()
+		if c.entries[key] == e {
+			delete(c.entries, key)
+		}
+		c.mu.Unlock()
+	}
+	return e.snap, e.err
+}
+
+func loadSnapshot(ctx context.Context, client *ent.Client, ev pubsub.Event) (*snapshot, error) {
+	snap := &snapshot{}
+	c, err := client.Conversation.Get(ctx, ev.ConversationID)
+	if ent.IsNotFound(err) {
+		return snap, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	snap.conv = c
+	if snap.viewers, err = viewersOf(ctx, client, c); err != nil {
+		return nil, err
+	}
+	if ev.MessageID != 0 {
+		m, err := client.Message.Get(ctx, ev.MessageID)
+		if err != nil && !ent.IsNotFound(err) {
+			return nil, err
+		}
+		snap.msg = m
+	}
+	return snap, nil
+}

@@ -1,0 +1,323 @@
+package conversations
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/ent/attachment"
+	"github.com/parleyhq/parley/ent/contactidentity"
+	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/message"
+	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/routing"
+	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/textsearch"
+)
+
+// Inbound is a customer message as a channel adapter hands it over.
+type Inbound struct {
+	// ChannelAccountID is the account the message arrived on.
+	ChannelAccountID int
+	// SenderID is the customer's id on the channel: a WhatsApp wa_id, a
+	// Messenger PSID, an E.164 number, a live-chat visitor key.
+	SenderID string
+	// SenderName is what the provider says the sender is called.
+	SenderName string
+	// ProviderMessageID deduplicates redeliveries; empty for none.
+	ProviderMessageID string
+	Body              string
+	// AttachmentIDs are files already stored (see attachments).
+	AttachmentIDs []int
+	// At is the provider's timestamp; zero means now.
+	At time.Time
+	// Visitor details, for live chat.
+	VisitorIP, VisitorUserAgent, VisitorPageURL string
+}
+
+// Received is the outcome of Receive.
+type Received struct {
+	Message      *ent.Message
+	Conversation *ent.Conversation
+	// Duplicate is true when the provider message id was seen before: the
+	// stored message is returned and nothing changes.
+	Duplicate bool
+	// NewConversation is true when this message opened a conversation.
+	NewConversation bool
+}
+
+// maxAttempts bounds the retries of Receive when concurrent first messages
+// race on the unique identity, conversation or message indexes.
+const maxAttempts = 5
+
+// Receive is the inbound entry point every channel adapter uses. It finds or
+// creates the sender's identity (an unknown sender gets a contact flagged
+// for the Add contact / Reply / Ignore prompt), appends the message to the
+// sender's open conversation or opens a new one and routes it, logs the
+// interaction and publishes events after the commit.
+//
+// It is idempotent on (channel account, provider message id), and race-free:
+// unique indexes, not read-then-insert checks, decide between concurrent
+// first messages of one new sender, and the loser retries and finds the
+// winner's rows.
+func (s *Service) Receive(ctx context.Context, in Inbound) (*Received, error) {
+	if in.ChannelAccountID == 0 || strings.TrimSpace(in.SenderID) == "" {
+		return nil, apperr.Invalid("sender", "a channel account and a sender are required")
+	}
+	if utf8.RuneCountInString(in.Body) > MaxBodyLen {
+		return nil, apperr.Invalid("body", "the message is longer than %d characters", MaxBodyLen)
+	}
+	if strings.TrimSpace(in.Body) == "" && len(in.AttachmentIDs) == 0 {
+		return nil, apperr.Invalid("body", "a message needs a body or attachments")
+	}
+	if in.At.IsZero() {
+		in.At = s.now()
+	}
+	var lastErr error
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		r, err := s.receiveOnce(ctx, in)
+		if err == nil {
+			return r, nil
+		}
+		if !ent.IsConstraintError(err) && !isSerialization(err) {
+			return nil, err
+		}
+		lastErr = err
+		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+	}
+	return nil, lastErr
+}
+
+func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error) {
+	out := &Received{}
+	err := store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
+		if in.ProviderMessageID != "" {
+			m, err := tx.Message.Query().Where(
+				message.ChannelAccountID(in.ChannelAccountID), message.ProviderMessageID(in.ProviderMessageID),
+			).Only(ctx)
+			if err == nil {
+				out.Message, out.Duplicate = m, true
+				out.Conversation, err = tx.Conversation.Get(ctx, m.ConversationID)
+				return err
+			}
+			if !ent.IsNotFound(err) {
+				return err
+			}
+		}
+		acct, err := tx.ChannelAccount.Get(ctx, in.ChannelAccountID)
+		if ent.IsNotFound(err) {
+			return apperr.NotFoundf("channel account")
+		}
+		if err != nil {
+			return err
+		}
+		ident, err := s.identity(ctx, tx, acct, in)
+		if err != nil {
+			return err
+		}
+		contact, err := tx.Contact.Get(ctx, ident.ContactID)
+		if err != nil {
+			return err
+		}
+		key := openKey(acct.ID, ident.ID)
+		conv, err := tx.Conversation.Query().Where(conversation.OpenKey(key)).Only(ctx)
+		if err != nil && !ent.IsNotFound(err) {
+			return err
+		}
+		var decision routing.Decision
+		if conv == nil {
+			c := tx.Conversation.Create().
+				SetChannel(acct.Channel).SetStatus(schematype.ConversationOpen).
+				SetUnknownContact(!contact.Known).SetOpenKey(key).
+				SetChannelAccountID(acct.ID).SetContactID(contact.ID).SetIdentityID(ident.ID).
+				SetNillableQueueID(acct.QueueID).SetLastMessageAt(in.At).SetCustomerLastMessageAt(in.At).
+				SetCreatedAt(s.now())
+			if in.VisitorIP != "" {
+				c.SetVisitorIP(in.VisitorIP).SetVisitorUserAgent(in.VisitorUserAgent).SetVisitorPageURL(in.VisitorPageURL)
+			}
+			if conv, err = c.Save(ctx); err != nil {
+				return err
+			}
+			out.NewConversation = true
+			if err := logInteraction(ctx, tx, conv, schematype.InteractionCreated, nil, "", s.now()); err != nil {
+				return err
+			}
+		}
+		m, err := tx.Message.Create().
+			SetConversationID(conv.ID).SetDirection(schematype.DirectionInbound).
+			SetBody(in.Body).SetSearchBody(textsearch.Fold(in.Body)).SetCreatedAt(in.At).
+			SetChannelAccountID(acct.ID).SetNillableProviderMessageID(nonEmpty(in.ProviderMessageID)).
+			SetSenderContactID(contact.ID).Save(ctx)
+		if err != nil {
+			return err
+		}
+		if err := attach(ctx, tx, m.ID, in.AttachmentIDs, nil, &conv.ID); err != nil {
+			return err
+		}
+		u := tx.Conversation.UpdateOneID(conv.ID)
+		if !in.At.Before(conv.LastMessageAt) || out.NewConversation {
+			u.SetLastMessageAt(in.At).SetLastMessageID(m.ID)
+		}
+		if conv.CustomerLastMessageAt == nil || in.At.After(*conv.CustomerLastMessageAt) {
+			u.SetCustomerLastMessageAt(in.At)
+		}
+		unarchived := false
+		if conv.Archived && conv.Status == schematype.ConversationOpen {
+			// A new message brings an archived, not-dealt-with conversation
+			// back into the inbox.
+			u.SetArchived(false)
+			unarchived = true
+		}
+		if conv, err = u.Save(ctx); err != nil {
+			return err
+		}
+		if unarchived {
+			if err := logInteraction(ctx, tx, conv, schematype.InteractionUnarchived, nil, "new message", s.now()); err != nil {
+				return err
+			}
+		}
+		if conv.OwnerID == nil && (out.NewConversation || unarchived) {
+			if decision, err = s.router.Route(ctx, tx, conv); err != nil {
+				return err
+			}
+		}
+		v, err := viewersOf(ctx, tx.Client(), conv)
+		if err != nil {
+			return err
+		}
+		out.Message, out.Conversation = m, conv
+		kind := pubsub.KindMessageAdded
+		if out.NewConversation {
+			kind = pubsub.KindConversationCreated
+		}
+		// Offered agents learn of it from the routing decision; everyone
+		// else who sees it from this event.
+		s.emit(after, pubsub.Event{Kind: kind, ConversationID: conv.ID, MessageID: m.ID}, without(v.Agents(), decision.Offered), false)
+		after.Do(func() { s.router.Publish(context.Background(), decision) })
+		return nil
+	})
+	return out, err
+}
+
+// identity finds the sender's identity on the account, or creates it with a
+// contact flagged unknown.
+func (s *Service) identity(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAccount, in Inbound) (*ent.ContactIdentity, error) {
+	id, err := tx.ContactIdentity.Query().Where(
+		contactidentity.ChannelAccountID(acct.ID), contactidentity.ExternalID(in.SenderID),
+	).Only(ctx)
+	if err == nil {
+		if in.SenderName != "" && id.ProfileName != in.SenderName {
+			return tx.ContactIdentity.UpdateOneID(id.ID).SetProfileName(in.SenderName).Save(ctx)
+		}
+		return id, nil
+	}
+	if !ent.IsNotFound(err) {
+		return nil, err
+	}
+	name := in.SenderName
+	if name == "" {
+		name = in.SenderID
+	}
+	c := tx.Contact.Create().SetDisplayName(truncate(name, 200)).SetKnown(false)
+	var phone string
+	if acct.Channel == schematype.ChannelSMS || acct.Channel == schematype.ChannelWhatsApp {
+		phone = in.SenderID
+		if !strings.HasPrefix(phone, "+") {
+			phone = "+" + phone
+		}
+		c.SetPhone(phone)
+	}
+	c.SetSearchKey(textsearch.Key(name, phone))
+	contact, err := c.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return tx.ContactIdentity.Create().SetChannel(acct.Channel).SetExternalID(in.SenderID).
+		SetProfileName(in.SenderName).SetChannelAccountID(acct.ID).SetContactID(contact.ID).Save(ctx)
+}
+
+// attach links uploaded attachments to a message. Each must be unattached
+// and uploaded by the same agent (agentID) or in the same conversation (a
+// visitor's or a channel's upload).
+func attach(ctx context.Context, tx *ent.Tx, messageID int, ids []int, agentID, conversationID *int) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if len(ids) > MaxAttachments {
+		return apperr.Invalid("attachmentIDs", "at most %d attachments per message", MaxAttachments)
+	}
+	q := tx.Attachment.Update().Where(attachment.IDIn(ids...), attachment.Not(attachment.HasMessage()))
+	if agentID != nil {
+		q.Where(attachment.UploaderAgentID(*agentID))
+	} else if conversationID != nil {
+		q.Where(attachment.Or(attachment.UploaderConversationID(*conversationID), attachment.UploaderConversationIDIsNil()),
+			attachment.UploaderAgentIDIsNil())
+	}
+	n, err := q.SetMessageID(messageID).Save(ctx)
+	if err != nil {
+		return err
+	}
+	if n != len(dedupe(ids)) {
+		return apperr.Invalid("attachmentIDs", "an attachment is unknown, not yours, or already sent")
+	}
+	return nil
+}
+
+func dedupe(ids []int) []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n])
+}
+
+// isSerialization reports a PostgreSQL serialization or deadlock failure
+// (SQLSTATE 40001/40P01) or SQLite's busy answer: worth one more try.
+func isSerialization(err error) bool {
+	var se interface{ SQLState() string }
+	if errors.As(err, &se) {
+		st := se.SQLState()
+		return st == "40001" || st == "40P01"
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked")
+}
+
+// without returns ids minus drop.
+func without(ids, drop []int) []int {
+	d := map[int]bool{}
+	for _, id := range drop {
+		d[id] = true
+	}
+	var out []int
+	for _, id := range ids {
+		if !d[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}

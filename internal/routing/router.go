@@ -1,0 +1,427 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/interaction"
+	"github.com/parleyhq/parley/ent/offer"
+	"github.com/parleyhq/parley/ent/queuemember"
+	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/store"
+)
+
+// DirectOfferTTL is how long an offer to the one agent of an agent-routed
+// account lasts: it is that agent's conversation until claimed, so in
+// practice forever.
+const DirectOfferTTL = 100 * 365 * 24 * time.Hour
+
+// Router offers conversations to agents and runs the offer timers.
+type Router struct {
+	client *ent.Client
+	broker pubsub.Broker
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu  sync.Mutex
+	rnd *rand.Rand
+
+	// Interval is how often the worker looks for due conversations.
+	Interval time.Duration
+	// SweepEvery is how often waiting conversations are made due again, as
+	// a safety net under the event-driven wake-ups.
+	SweepEvery time.Duration
+	kick       chan struct{}
+}
+
+// New returns a router.
+func New(client *ent.Client, broker pubsub.Broker, log *slog.Logger) *Router {
+	return &Router{
+		client: client, broker: broker, log: log, now: time.Now,
+		rnd:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15)),
+		Interval: time.Second, SweepEvery: 15 * time.Second,
+		kick: make(chan struct{}, 1),
+	}
+}
+
+// SetClock replaces time.Now (tests of timeouts).
+func (r *Router) SetClock(now func() time.Time) { r.now = now }
+
+// Decision is the outcome of one routing turn, published after commit.
+type Decision struct {
+	ConversationID int
+	// Offered are agents newly offered the conversation.
+	Offered []int
+	// Withdrawn are agents whose offer ended.
+	Withdrawn []int
+}
+
+// Route decides the offers of conversation c inside tx. It withdraws the
+// offers of a conversation that is owned, closed or archived.
+func (r *Router) Route(ctx context.Context, tx *ent.Tx, c *ent.Conversation) (Decision, error) {
+	now := r.now()
+	d := Decision{ConversationID: c.ID}
+	active, err := tx.Offer.Query().Where(offer.ConversationID(c.ID), offer.Active(true)).All(ctx)
+	if err != nil {
+		return d, err
+	}
+	if c.OwnerID != nil || c.Status != schematype.ConversationOpen || c.Archived || c.Channel == schematype.ChannelInternal {
+		return d, r.apply(ctx, tx, c, nil, active, nil, now, &d, false)
+	}
+	if c.QueueID == nil {
+		// Routed to one agent: that agent is offered it until claimed.
+		if c.ChannelAccountID == nil {
+			return d, nil
+		}
+		acct, err := tx.ChannelAccount.Get(ctx, *c.ChannelAccountID)
+		if err != nil || acct.AgentID == nil {
+			return d, err
+		}
+		return d, r.apply(ctx, tx, c, []int{*acct.AgentID}, active, nil, now.Add(DirectOfferTTL), &d, false)
+	}
+	q, err := tx.Queue.Get(ctx, *c.QueueID)
+	if err != nil {
+		return d, err
+	}
+	cands, members, err := r.candidates(ctx, tx, q, now)
+	if err != nil {
+		return d, err
+	}
+	roundStart := time.Time{}
+	if c.RoundStartedAt != nil {
+		roundStart = *c.RoundStartedAt
+	}
+	turn, err := r.turn(ctx, tx, c, q, roundStart, members)
+	if err != nil {
+		return d, err
+	}
+	r.mu.Lock()
+	chosen, exhausted := Pick(q.Strategy, cands, turn, r.rnd)
+	if exhausted {
+		// Everyone eligible was tried: a new round starts from scratch.
+		turn.Tried, turn.LastOffered = map[int]bool{}, 0
+		chosen, _ = Pick(q.Strategy, cands, turn, r.rnd)
+		roundStart = now
+	}
+	r.mu.Unlock()
+	if c.RoundStartedAt == nil {
+		roundStart = now
+	}
+	var routeAt *time.Time
+	if len(chosen) > 0 {
+		t := now.Add(time.Duration(q.OfferTimeoutSeconds) * time.Second)
+		routeAt = &t
+	}
+	if err := r.apply(ctx, tx, c, chosen, active, routeAt, timeOr(routeAt, now), &d, true); err != nil {
+		return d, err
+	}
+	return d, tx.Conversation.UpdateOneID(c.ID).SetRoundStartedAt(roundStart).Exec(ctx)
+}
+
+func timeOr(t *time.Time, def time.Time) time.Time {
+	if t == nil {
+		return def
+	}
+	return *t
+}
+
+// apply makes the active offers exactly chosen, expiring at expires, and
+// sets the conversation's next routing time.
+func (r *Router) apply(ctx context.Context, tx *ent.Tx, c *ent.Conversation, chosen []int, active []*ent.Offer, routeAt *time.Time, expires time.Time, d *Decision, setRoute bool) error {
+	now := r.now()
+	want := map[int]bool{}
+	for _, id := range chosen {
+		want[id] = true
+	}
+	have := map[int]bool{}
+	for _, o := range active {
+		if want[o.AgentID] {
+			have[o.AgentID] = true
+			if err := tx.Offer.UpdateOneID(o.ID).SetExpiresAt(expires).Exec(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := tx.Offer.UpdateOneID(o.ID).SetActive(false).Exec(ctx); err != nil {
+			return err
+		}
+		d.Withdrawn = append(d.Withdrawn, o.AgentID)
+	}
+	for _, id := range chosen {
+		if have[id] {
+			continue
+		}
+		if err := tx.Offer.Create().SetConversationID(c.ID).SetAgentID(id).SetOfferedAt(now).SetExpiresAt(expires).Exec(ctx); err != nil {
+			return err
+		}
+		ic := tx.Interaction.Create().SetAt(now).SetKind(schematype.InteractionOffered).SetChannel(c.Channel).
+			SetConversationID(c.ID).SetAgentID(id).SetNillableContactID(c.ContactID).SetNillableQueueID(c.QueueID)
+		if err := ic.Exec(ctx); err != nil {
+			return err
+		}
+		d.Offered = append(d.Offered, id)
+	}
+	u := tx.Conversation.UpdateOneID(c.ID)
+	if setRoute && routeAt != nil {
+		u.SetRouteAt(*routeAt)
+	} else {
+		u.ClearRouteAt()
+	}
+	return u.Exec(ctx)
+}
+
+// candidates returns the queue's members who may be offered a conversation
+// now (active, AVAILABLE, below their maximum of open conversations), and
+// all members by priority.
+func (r *Router) candidates(ctx context.Context, tx *ent.Tx, q *ent.Queue, now time.Time) ([]Candidate, []int, error) {
+	ms, err := tx.QueueMember.Query().Where(queuemember.QueueID(q.ID)).
+		Order(ent.Asc(queuemember.FieldPriority), ent.Asc(queuemember.FieldAgentID)).WithAgent().All(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	members := make([]int, 0, len(ms))
+	var ids []int
+	for _, m := range ms {
+		members = append(members, m.AgentID)
+		if a := m.Edges.Agent; a != nil && a.Active && a.Status == schematype.StatusAvailable {
+			ids = append(ids, a.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, members, nil
+	}
+	load, err := openLoad(ctx, tx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	dayStart := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, now.Location())
+	stats, err := dayStats(ctx, tx, q.Strategy, ids, dayStart, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []Candidate
+	for _, m := range ms {
+		a := m.Edges.Agent
+		if a == nil || !a.Active || a.Status != schematype.StatusAvailable || load[a.ID] >= a.MaxConcurrentChats {
+			continue
+		}
+		c := Candidate{AgentID: a.ID, Priority: m.Priority}
+		for _, t := range []*time.Time{a.LastAssignedAt, a.StatusChangedAt} {
+			if t != nil && t.Unix() > c.IdleSinceUnix {
+				c.IdleSinceUnix = t.Unix()
+			}
+		}
+		c.HandledSecondsToday = stats.handled[a.ID]
+		c.AnsweredToday = stats.answered[a.ID]
+		out = append(out, c)
+	}
+	return out, members, nil
+}
+
+// openLoad counts each agent's open, unarchived owned conversations.
+func openLoad(ctx context.Context, tx *ent.Tx, ids []int) (map[int]int, error) {
+	var rows []struct {
+		OwnerID int `json:"owner_id"`
+		Count   int `json:"count"`
+	}
+	err := tx.Conversation.Query().
+		Where(conversation.OwnerIDIn(ids...), conversation.StatusEQ(schematype.ConversationOpen), conversation.Archived(false)).
+		GroupBy(conversation.FieldOwnerID).Aggregate(ent.Count()).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fmt.Errorf("agent load: %w", err)
+	}
+	out := map[int]int{}
+	for _, r := range rows {
+		out[r.OwnerID] = r.Count
+	}
+	return out, nil
+}
+
+type stats struct {
+	handled  map[int]int64
+	answered map[int]int
+}
+
+// dayStats computes today's handling time and answered conversations, only
+// for the strategies that use them.
+func dayStats(ctx context.Context, tx *ent.Tx, s schematype.PollingStrategy, ids []int, dayStart, now time.Time) (stats, error) {
+	st := stats{handled: map[int]int64{}, answered: map[int]int{}}
+	switch s {
+	case schematype.StrategyLeastHandlingTime:
+		convs, err := tx.Conversation.Query().
+			Where(conversation.OwnerIDIn(ids...), conversation.TakenAtGTE(dayStart)).
+			Select(conversation.FieldOwnerID, conversation.FieldTakenAt, conversation.FieldClosedAt).All(ctx)
+		if err != nil {
+			return st, err
+		}
+		for _, c := range convs {
+			end := now
+			if c.ClosedAt != nil {
+				end = *c.ClosedAt
+			}
+			st.handled[*c.OwnerID] += int64(end.Sub(*c.TakenAt).Seconds())
+		}
+	case schematype.StrategyFewestAnswered:
+		var rows []struct {
+			AgentID int `json:"agent_id"`
+			Count   int `json:"count"`
+		}
+		err := tx.Interaction.Query().
+			Where(interaction.AgentIDIn(ids...), interaction.KindEQ(schematype.InteractionTaken), interaction.AtGTE(dayStart)).
+			GroupBy(interaction.FieldAgentID).Aggregate(ent.Count()).Scan(ctx, &rows)
+		if err != nil {
+			return st, err
+		}
+		for _, r := range rows {
+			st.answered[r.AgentID] = r.Count
+		}
+	}
+	return st, nil
+}
+
+// turn gathers who was offered the conversation in this round and who last
+// took a conversation of the queue.
+func (r *Router) turn(ctx context.Context, tx *ent.Tx, c *ent.Conversation, q *ent.Queue, roundStart time.Time, members []int) (Turn, error) {
+	t := Turn{Tried: map[int]bool{}, Members: members}
+	offers, err := tx.Offer.Query().
+		Where(offer.ConversationID(c.ID), offer.OfferedAtGTE(roundStart)).
+		Order(ent.Asc(offer.FieldOfferedAt), ent.Asc(offer.FieldID)).All(ctx)
+	if err != nil {
+		return t, err
+	}
+	for _, o := range offers {
+		t.Tried[o.AgentID] = true
+		t.LastOffered = o.AgentID
+	}
+	if q.Strategy == schematype.StrategyRoundRobin {
+		last, err := tx.Conversation.Query().
+			Where(conversation.QueueID(q.ID), conversation.OwnerIDNotNil(), conversation.TakenAtNotNil()).
+			Order(ent.Desc(conversation.FieldTakenAt)).First(ctx)
+		if err != nil && !ent.IsNotFound(err) {
+			return t, err
+		}
+		if last != nil {
+			t.LastTaker = *last.OwnerID
+		}
+	}
+	return t, nil
+}
+
+// Publish announces a routing decision: newly offered agents see the
+// conversation appear; agents whose offer ended are told it changed (queue
+// members still see it in their QUEUE view).
+func (r *Router) Publish(ctx context.Context, d Decision) {
+	for _, id := range d.Offered {
+		r.publish(ctx, id, pubsub.Event{Kind: pubsub.KindConversationCreated, ConversationID: d.ConversationID, AgentIDs: []int{id}})
+	}
+	for _, id := range d.Withdrawn {
+		r.publish(ctx, id, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: d.ConversationID, AgentIDs: []int{id}})
+	}
+}
+
+func (r *Router) publish(ctx context.Context, agentID int, ev pubsub.Event) {
+	if err := r.broker.Publish(ctx, pubsub.AgentTopic(agentID), ev); err != nil {
+		r.log.Warn("publish routing event", "err", err, "conversation", ev.ConversationID)
+	}
+}
+
+// RouteDue routes every conversation whose routing time has come, oldest
+// first, and returns how many it routed. Each turn is claimed with a
+// conditional update inside its transaction, so concurrent instances never
+// route the same conversation twice.
+func (r *Router) RouteDue(ctx context.Context) (int, error) {
+	now := r.now()
+	due, err := r.client.Conversation.Query().
+		Where(conversation.RouteAtLTE(now)).
+		Order(ent.Asc(conversation.FieldCreatedAt), ent.Asc(conversation.FieldID)).
+		Limit(100).IDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range due {
+		var d Decision
+		claimed := false
+		err := store.Tx(ctx, r.client, func(tx *ent.Tx, after *store.After) error {
+			k, err := tx.Conversation.Update().
+				Where(conversation.ID(id), conversation.RouteAtLTE(now)).
+				ClearRouteAt().Save(ctx)
+			if err != nil || k == 0 {
+				return err
+			}
+			claimed = true
+			c, err := tx.Conversation.Get(ctx, id)
+			if err != nil {
+				return err
+			}
+			d, err = r.Route(ctx, tx, c)
+			after.Do(func() { r.Publish(ctx, d) })
+			return err
+		})
+		if err != nil {
+			return n, fmt.Errorf("route conversation %d: %w", id, err)
+		}
+		if claimed {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// WakeWaiting makes every waiting conversation (unowned, open, in a queue,
+// with nothing due) due now, and nudges the worker. Called when an agent
+// becomes AVAILABLE or frees a slot, and by the periodic sweep.
+func (r *Router) WakeWaiting(ctx context.Context) error {
+	_, err := r.client.Conversation.Update().
+		Where(
+			conversation.RouteAtIsNil(), conversation.OwnerIDIsNil(), conversation.QueueIDNotNil(),
+			conversation.StatusEQ(schematype.ConversationOpen), conversation.Archived(false),
+			conversation.ChannelNEQ(schematype.ChannelInternal),
+		).
+		SetRouteAt(r.now()).Save(ctx)
+	if err != nil {
+		return err
+	}
+	r.Kick()
+	return nil
+}
+
+// Kick makes the worker run a pass now.
+func (r *Router) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run routes due conversations until ctx ends: every Interval, when
+// kicked, and with a sweep of waiting conversations every SweepEvery.
+func (r *Router) Run(ctx context.Context) {
+	tick := time.NewTicker(r.Interval)
+	defer tick.Stop()
+	sweep := time.NewTicker(r.SweepEvery)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			if err := r.WakeWaiting(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("routing sweep", "err", err)
+			}
+			continue
+		case <-tick.C:
+		case <-r.kick:
+		}
+		if _, err := r.RouteDue(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("routing", "err", err)
+		}
+	}
+}
