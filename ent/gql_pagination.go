@@ -3168,6 +3168,20 @@ var (
 			}
 		},
 	}
+	// TemplateOrderFieldName orders Template by name.
+	TemplateOrderFieldName = &TemplateOrderField{
+		Value: func(_m *Template) (ent.Value, error) {
+			return _m.Name, nil
+		},
+		column: template.FieldName,
+		toTerm: template.ByName,
+		toCursor: func(_m *Template) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.Name,
+			}
+		},
+	}
 )
 
 // String implement fmt.Stringer interface.
@@ -3176,6 +3190,8 @@ func (f TemplateOrderField) String() string {
 	switch f.column {
 	case TemplateOrderFieldCreatedAt.column:
 		str = "CREATED_AT"
+	case TemplateOrderFieldName.column:
+		str = "NAME"
 	}
 	return str
 }
@@ -3194,6 +3210,8 @@ func (f *TemplateOrderField) UnmarshalGQL(v interface{}) error {
 	switch str {
 	case "CREATED_AT":
 		*f = *TemplateOrderFieldCreatedAt
+	case "NAME":
+		*f = *TemplateOrderFieldName
 	default:
 		return fmt.Errorf("%s is not a valid TemplateOrderField", str)
 	}

@@ -22,7 +22,7 @@ func (Agent) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
 // Fields of the Agent.
 func (Agent) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("name").NotEmpty().MaxLen(200),
+		field.String("name").NotEmpty().MaxRuneLen(200),
 		// Email is stored lower-cased; it is the login name.
 		field.String("email").NotEmpty().MaxLen(320).Unique(),
 		// Extension is the agent's phone extension, unique in the workspace.

@@ -23,7 +23,7 @@ func (ChannelAccount) Fields() []ent.Field {
 	return []ent.Field{
 		field.Enum("channel").GoType(schematype.Channel("")).Immutable().
 			Annotations(entgql.Type("Channel")),
-		field.String("name").NotEmpty().MaxLen(200),
+		field.String("name").NotEmpty().MaxRuneLen(200),
 		// ExternalID is the provider's id of our side (WhatsApp phone number
 		// id, Facebook page id, Twilio number), used to route webhooks.
 		field.String("external_id").Optional().Annotations(skip()),

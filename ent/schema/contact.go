@@ -21,7 +21,7 @@ func (Contact) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
 // Fields of the Contact.
 func (Contact) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("display_name").MaxLen(200),
+		field.String("display_name").MaxRuneLen(200),
 		field.String("email").Optional().Nillable().MaxLen(320),
 		field.String("phone").Optional().Nillable().MaxLen(40),
 		// Known is false for a contact made up from an unknown sender until

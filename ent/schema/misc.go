@@ -23,8 +23,9 @@ func (Template) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
 // Fields of the Template.
 func (Template) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("name").NotEmpty().MaxLen(200),
-		field.String("category").NotEmpty().MaxLen(100),
+		field.String("name").NotEmpty().MaxRuneLen(200).
+			Annotations(entgql.OrderField("NAME")),
+		field.String("category").NotEmpty().MaxRuneLen(100),
 		field.String("language").NotEmpty().MaxLen(35),
 		field.Text("body").NotEmpty(),
 		// SearchKey is the folded name and body, for search.

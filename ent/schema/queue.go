@@ -21,7 +21,7 @@ func (Queue) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
 // Fields of the Queue.
 func (Queue) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("name").NotEmpty().MaxLen(200).Unique(),
+		field.String("name").NotEmpty().MaxRuneLen(200).Unique(),
 		field.Enum("strategy").GoType(schematype.PollingStrategy("")).
 			Annotations(entgql.Type("PollingStrategy")),
 		// OfferTimeoutSeconds: an offer not taken within it moves on.

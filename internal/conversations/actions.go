@@ -98,7 +98,7 @@ func (s *Service) Take(ctx context.Context, id int) (*ent.Conversation, error) {
 		out, err = tx.Conversation.Get(ctx, id)
 		return err
 	})
-	return out, err
+	return unwrap(out, err)
 }
 
 // emitOwnerChange tells the new owner and the conversation's subscribers it
@@ -235,6 +235,7 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 	if err != nil {
 		return nil, err
 	}
+	out.Message, out.Conversation = out.Message.Unwrap(), out.Conversation.Unwrap()
 	return out, nil
 }
 
@@ -319,7 +320,7 @@ func (s *Service) Transfer(ctx context.Context, id, to int) (*ent.Conversation, 
 		out, err = tx.Conversation.Get(ctx, c.ID)
 		return err
 	})
-	return out, err
+	return unwrap(out, err)
 }
 
 // change runs one status change on a conversation the caller may manage.
@@ -361,7 +362,7 @@ func (s *Service) change(ctx context.Context, id int, fn func(tx *ent.Tx, after 
 		after.Do(func() { s.wake() })
 		return nil
 	})
-	return out, err
+	return unwrap(out, err)
 }
 
 // wake lets routing offer waiting conversations to agents who freed a slot.
@@ -643,7 +644,7 @@ func (s *Service) StartInternalChat(ctx context.Context, agentIDs []int, body st
 		out = c
 		return nil
 	})
-	return out, err
+	return unwrap(out, err)
 }
 
 // MarkRead marks everything in the conversation read for the caller.
@@ -661,7 +662,7 @@ func (s *Service) MarkRead(ctx context.Context, id int) (*ent.Conversation, erro
 		out = c
 		return s.markReadTx(ctx, tx, id, p.AgentID)
 	})
-	return out, err
+	return unwrap(out, err)
 }
 
 // markReadTx moves the agent's read marker to the conversation's newest
@@ -678,4 +679,13 @@ func (s *Service) markReadTx(ctx context.Context, tx *ent.Tx, convID, agentID in
 		SetLastReadMessageID(last).SetReadAt(s.now()).
 		OnConflictColumns(readstate.FieldConversationID, readstate.FieldAgentID).
 		UpdateLastReadMessageID().UpdateReadAt().Exec(ctx)
+}
+
+// unwrap detaches an entity loaded in a transaction from it, so that the
+// resolvers can load its edges after the commit.
+func unwrap(c *ent.Conversation, err error) (*ent.Conversation, error) {
+	if err != nil || c == nil {
+		return nil, err
+	}
+	return c.Unwrap(), nil
 }

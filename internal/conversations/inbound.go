@@ -82,6 +82,7 @@ func (s *Service) Receive(ctx context.Context, in Inbound) (*Received, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		r, err := s.receiveOnce(ctx, in)
 		if err == nil {
+			r.Message, r.Conversation = r.Message.Unwrap(), r.Conversation.Unwrap()
 			return r, nil
 		}
 		if !ent.IsConstraintError(err) && !isSerialization(err) {

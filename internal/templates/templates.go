@@ -73,7 +73,7 @@ func (s *Service) List(ctx context.Context, f Filter, after *entgql.Cursor[int],
 		q = q.Where(template.Language(l))
 	}
 	first, last = paging.Clamp(first, last)
-	return paginateByName(ctx, q, after, first, before, last)
+	return q.Paginate(ctx, after, first, before, last, byName)
 }
 
 // Categories lists the distinct categories in use, sorted. Any agent may
@@ -130,10 +130,11 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Template, error) {
 		if err := checkUnique(ctx, tx, 0, *v.Name, *v.Language); err != nil {
 			return err
 		}
-		out, err = tx.Template.Create().
+		created, err := tx.Template.Create().
 			SetName(*v.Name).SetCategory(*v.Category).SetLanguage(*v.Language).SetBody(*v.Body).
 			SetSearchKey(textsearch.Key(*v.Name, *v.Body)).
 			Save(ctx)
+		out = created
 		return entErr(err)
 	})
 	if err != nil {
@@ -167,11 +168,11 @@ func (s *Service) Update(ctx context.Context, id int, in Input) (*ent.Template, 
 				return err
 			}
 		}
-		u := tx.Template.UpdateOneID(id).
+		out, err = tx.Template.UpdateOneID(id).
 			SetName(name).SetLanguage(lang).SetBody(body).
 			SetCategory(pick(v.Category, t.Category)).
-			SetSearchKey(textsearch.Key(name, body))
-		out, err = u.Save(ctx)
+			SetSearchKey(textsearch.Key(name, body)).
+			Save(ctx)
 		return entErr(err)
 	})
 	if err != nil {
@@ -300,3 +301,8 @@ func checkUnique(ctx context.Context, tx *ent.Tx, self int, name, lang string) e
 	}
 	return nil
 }
+
+// byName orders templates by name (then id, which entgql adds).
+var byName = ent.WithTemplateOrder(&ent.TemplateOrder{
+	Direction: entgql.OrderDirectionAsc, Field: ent.TemplateOrderFieldName,
+})
