@@ -653,3 +653,41 @@ func TestContactHistoryFromWorkflow(t *testing.T) {
 		t.Fatalf("history leaks the conversation's messages: %s", r.Raw)
 	}
 }
+
+// TestInboxQueryCount checks that the inbox loads contacts, queues, owners,
+// last messages and unread counts per page, not per conversation (no N+1).
+func TestInboxQueryCount(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s, queries := countingServer(t, b)
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		count := func() (int64, int) {
+			queries.Store(0)
+			ids := w.Ana.InboxIDs(t, "RECENT", nil)
+			var out struct{ Inbox struct{ TotalCount int } }
+			queries.Store(0)
+			w.Ana.C.MustOp(t, "Inbox", map[string]any{"view": "RECENT", "first": 50}, &out)
+			return queries.Load(), len(ids)
+		}
+		for i := 0; i < 3; i++ {
+			id := w.Inbound(t, w.WhatsApp, fmt.Sprint(100+i), "hello")
+			if i == 0 {
+				w.Ana.Send(t, id, "mine")
+			}
+		}
+		few, n := count()
+		if n != 3 {
+			t.Fatalf("%d conversations listed, want 3", n)
+		}
+		for i := 3; i < 30; i++ {
+			w.Inbound(t, w.WhatsApp, fmt.Sprint(100+i), "hello")
+		}
+		many, n := count()
+		if n != 30 {
+			t.Fatalf("%d conversations listed, want 30", n)
+		}
+		t.Logf("Inbox: %d SQL queries for 3 conversations, %d for 30", few, many)
+		if many != few || many > 12 {
+			t.Fatalf("Inbox queries: %d for 3 conversations, %d for 30: N+1", few, many)
+		}
+	})
+}

@@ -112,7 +112,75 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 		))
 	}
 	first, last := paging.Clamp(pg.First, pg.Last)
-	return q.WithLastMessage().Paginate(ctx, pg.After, first, pg.Before, last, newestFirst)
+	conn, err := q.WithLastMessage().Paginate(ctx, pg.After, first, pg.Before, last, newestFirst)
+	if err != nil {
+		return nil, err
+	}
+	if sc, ok := ctx.Value(scopeKey{}).(*requestScope); ok {
+		ids := make([]int, 0, len(conn.Edges))
+		for _, e := range conn.Edges {
+			ids = append(ids, e.Node.ID)
+		}
+		sc.prime(me, ids)
+	}
+	return conn, nil
+}
+
+type scopeKey struct{}
+
+// requestScope lets one GraphQL operation count the unread messages of a
+// whole inbox page in one query, the first time a row asks: Inbox primes it
+// with the page, UnreadCount reads it. A subscription never primes it, so
+// its counts are never stale.
+type requestScope struct {
+	mu     sync.Mutex
+	pages  []*unreadPage
+	client *ent.Client
+}
+
+type unreadPage struct {
+	agent  int
+	ids    map[int]bool
+	once   sync.Once
+	counts map[int]int
+	err    error
+}
+
+// WithRequestScope returns ctx carrying a scope for one GraphQL operation.
+func (s *Service) WithRequestScope(ctx context.Context) context.Context {
+	return context.WithValue(ctx, scopeKey{}, &requestScope{client: s.client})
+}
+
+func (sc *requestScope) prime(agent int, ids []int) {
+	pg := &unreadPage{agent: agent, ids: map[int]bool{}}
+	for _, id := range ids {
+		pg.ids[id] = true
+	}
+	sc.mu.Lock()
+	sc.pages = append(sc.pages, pg)
+	sc.mu.Unlock()
+}
+
+func (sc *requestScope) lookup(ctx context.Context, agent, conv int) (int, bool, error) {
+	sc.mu.Lock()
+	var pg *unreadPage
+	for _, p := range sc.pages {
+		if p.agent == agent && p.ids[conv] {
+			pg = p
+		}
+	}
+	sc.mu.Unlock()
+	if pg == nil {
+		return 0, false, nil
+	}
+	pg.once.Do(func() {
+		ids := make([]int, 0, len(pg.ids))
+		for id := range pg.ids {
+			ids = append(ids, id)
+		}
+		pg.counts, pg.err = unreadCounts(ctx, sc.client, agent, ids)
+	})
+	return pg.counts[conv], true, pg.err
 }
 
 // Get returns one conversation the caller may see.
@@ -204,6 +272,11 @@ func (s *Service) UnreadCount(ctx context.Context, c *ent.Conversation) (int, er
 	p, ok := auth.FromContext(ctx)
 	if !ok || !p.IsAgent() {
 		return 0, nil
+	}
+	if sc, ok := ctx.Value(scopeKey{}).(*requestScope); ok {
+		if n, found, err := sc.lookup(ctx, p.AgentID, c.ID); found || err != nil {
+			return n, err
+		}
 	}
 	return s.unread.load(ctx, p.AgentID, c.ID)
 }

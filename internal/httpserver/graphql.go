@@ -67,6 +67,11 @@ func newGraphQL(d Deps, originPatterns []string) *handler.Server {
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](200)})
 	srv.Use(extension.FixedComplexityLimit(ComplexityLimit))
 	srv.AroundResponses(countOperations(d.Metrics))
+	if d.Resolver.Conversations != nil {
+		srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+			return next(d.Resolver.Conversations.WithRequestScope(ctx))
+		})
+	}
 	srv.SetErrorPresenter(presentError(d.Log, d.Metrics))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		d.Log.Error("resolver panic", "request_id", RequestID(ctx), "panic", v)
