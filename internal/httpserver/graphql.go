@@ -51,8 +51,13 @@ func newGraphQL(d Deps, originPatterns []string) *handler.Server {
 		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
 			OriginPatterns: originPatterns,
 		}},
-		InitFunc:              wsInit(d.Auth, d.Metrics),
-		CloseFunc:             func(context.Context, int) { d.Metrics.WebsocketConnections.Dec() },
+		InitFunc: wsInit(d.Auth, d.Metrics),
+		CloseFunc: func(ctx context.Context, _ int) {
+			// Only connections that passed connection_init were counted.
+			if _, ok := auth.FromContext(ctx); ok {
+				d.Metrics.WebsocketConnections.Dec()
+			}
+		},
 		InitTimeout:           WebsocketInitTimeout,
 		KeepAlivePingInterval: 15 * time.Second,
 		PingPongInterval:      20 * time.Second,
