@@ -26,10 +26,12 @@ import (
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
+	"github.com/parleyhq/parley/ent/pendingstatus"
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/readstate"
 	"github.com/parleyhq/parley/ent/template"
+	"github.com/parleyhq/parley/ent/webhookevent"
 
 	stdsql "database/sql"
 )
@@ -61,6 +63,8 @@ type Client struct {
 	Message *MessageClient
 	// Offer is the client for interacting with the Offer builders.
 	Offer *OfferClient
+	// PendingStatus is the client for interacting with the PendingStatus builders.
+	PendingStatus *PendingStatusClient
 	// Queue is the client for interacting with the Queue builders.
 	Queue *QueueClient
 	// QueueMember is the client for interacting with the QueueMember builders.
@@ -69,6 +73,8 @@ type Client struct {
 	ReadState *ReadStateClient
 	// Template is the client for interacting with the Template builders.
 	Template *TemplateClient
+	// WebhookEvent is the client for interacting with the WebhookEvent builders.
+	WebhookEvent *WebhookEventClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -91,10 +97,12 @@ func (c *Client) init() {
 	c.Interaction = NewInteractionClient(c.config)
 	c.Message = NewMessageClient(c.config)
 	c.Offer = NewOfferClient(c.config)
+	c.PendingStatus = NewPendingStatusClient(c.config)
 	c.Queue = NewQueueClient(c.config)
 	c.QueueMember = NewQueueMemberClient(c.config)
 	c.ReadState = NewReadStateClient(c.config)
 	c.Template = NewTemplateClient(c.config)
+	c.WebhookEvent = NewWebhookEventClient(c.config)
 }
 
 type (
@@ -198,10 +206,12 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Interaction:     NewInteractionClient(cfg),
 		Message:         NewMessageClient(cfg),
 		Offer:           NewOfferClient(cfg),
+		PendingStatus:   NewPendingStatusClient(cfg),
 		Queue:           NewQueueClient(cfg),
 		QueueMember:     NewQueueMemberClient(cfg),
 		ReadState:       NewReadStateClient(cfg),
 		Template:        NewTemplateClient(cfg),
+		WebhookEvent:    NewWebhookEventClient(cfg),
 	}, nil
 }
 
@@ -232,10 +242,12 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Interaction:     NewInteractionClient(cfg),
 		Message:         NewMessageClient(cfg),
 		Offer:           NewOfferClient(cfg),
+		PendingStatus:   NewPendingStatusClient(cfg),
 		Queue:           NewQueueClient(cfg),
 		QueueMember:     NewQueueMemberClient(cfg),
 		ReadState:       NewReadStateClient(cfg),
 		Template:        NewTemplateClient(cfg),
+		WebhookEvent:    NewWebhookEventClient(cfg),
 	}, nil
 }
 
@@ -266,8 +278,9 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.Agent, c.Attachment, c.AuthToken, c.Block, c.ChannelAccount, c.Contact,
-		c.ContactIdentity, c.Conversation, c.Interaction, c.Message, c.Offer, c.Queue,
-		c.QueueMember, c.ReadState, c.Template,
+		c.ContactIdentity, c.Conversation, c.Interaction, c.Message, c.Offer,
+		c.PendingStatus, c.Queue, c.QueueMember, c.ReadState, c.Template,
+		c.WebhookEvent,
 	} {
 		n.Use(hooks...)
 	}
@@ -278,8 +291,9 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.Agent, c.Attachment, c.AuthToken, c.Block, c.ChannelAccount, c.Contact,
-		c.ContactIdentity, c.Conversation, c.Interaction, c.Message, c.Offer, c.Queue,
-		c.QueueMember, c.ReadState, c.Template,
+		c.ContactIdentity, c.Conversation, c.Interaction, c.Message, c.Offer,
+		c.PendingStatus, c.Queue, c.QueueMember, c.ReadState, c.Template,
+		c.WebhookEvent,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -310,6 +324,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Message.mutate(ctx, m)
 	case *OfferMutation:
 		return c.Offer.mutate(ctx, m)
+	case *PendingStatusMutation:
+		return c.PendingStatus.mutate(ctx, m)
 	case *QueueMutation:
 		return c.Queue.mutate(ctx, m)
 	case *QueueMemberMutation:
@@ -318,6 +334,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.ReadState.mutate(ctx, m)
 	case *TemplateMutation:
 		return c.Template.mutate(ctx, m)
+	case *WebhookEventMutation:
+		return c.WebhookEvent.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -2330,6 +2348,139 @@ func (c *OfferClient) mutate(ctx context.Context, m *OfferMutation) (Value, erro
 	}
 }
 
+// PendingStatusClient is a client for the PendingStatus schema.
+type PendingStatusClient struct {
+	config
+}
+
+// NewPendingStatusClient returns a client for the PendingStatus from the given config.
+func NewPendingStatusClient(c config) *PendingStatusClient {
+	return &PendingStatusClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `pendingstatus.Hooks(f(g(h())))`.
+func (c *PendingStatusClient) Use(hooks ...Hook) {
+	c.hooks.PendingStatus = append(c.hooks.PendingStatus, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `pendingstatus.Intercept(f(g(h())))`.
+func (c *PendingStatusClient) Intercept(interceptors ...Interceptor) {
+	c.inters.PendingStatus = append(c.inters.PendingStatus, interceptors...)
+}
+
+// Create returns a builder for creating a PendingStatus entity.
+func (c *PendingStatusClient) Create() *PendingStatusCreate {
+	mutation := newPendingStatusMutation(c.config, OpCreate)
+	return &PendingStatusCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of PendingStatus entities.
+func (c *PendingStatusClient) CreateBulk(builders ...*PendingStatusCreate) *PendingStatusCreateBulk {
+	return &PendingStatusCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *PendingStatusClient) MapCreateBulk(slice any, setFunc func(*PendingStatusCreate, int)) *PendingStatusCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &PendingStatusCreateBulk{err: fmt.Errorf("calling to PendingStatusClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*PendingStatusCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &PendingStatusCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for PendingStatus.
+func (c *PendingStatusClient) Update() *PendingStatusUpdate {
+	mutation := newPendingStatusMutation(c.config, OpUpdate)
+	return &PendingStatusUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *PendingStatusClient) UpdateOne(_m *PendingStatus) *PendingStatusUpdateOne {
+	mutation := newPendingStatusMutation(c.config, OpUpdateOne, withPendingStatus(_m))
+	return &PendingStatusUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *PendingStatusClient) UpdateOneID(id int) *PendingStatusUpdateOne {
+	mutation := newPendingStatusMutation(c.config, OpUpdateOne, withPendingStatusID(id))
+	return &PendingStatusUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for PendingStatus.
+func (c *PendingStatusClient) Delete() *PendingStatusDelete {
+	mutation := newPendingStatusMutation(c.config, OpDelete)
+	return &PendingStatusDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *PendingStatusClient) DeleteOne(_m *PendingStatus) *PendingStatusDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *PendingStatusClient) DeleteOneID(id int) *PendingStatusDeleteOne {
+	builder := c.Delete().Where(pendingstatus.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &PendingStatusDeleteOne{builder}
+}
+
+// Query returns a query builder for PendingStatus.
+func (c *PendingStatusClient) Query() *PendingStatusQuery {
+	return &PendingStatusQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypePendingStatus},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a PendingStatus entity by its id.
+func (c *PendingStatusClient) Get(ctx context.Context, id int) (*PendingStatus, error) {
+	return c.Query().Where(pendingstatus.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *PendingStatusClient) GetX(ctx context.Context, id int) *PendingStatus {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *PendingStatusClient) Hooks() []Hook {
+	return c.hooks.PendingStatus
+}
+
+// Interceptors returns the client interceptors.
+func (c *PendingStatusClient) Interceptors() []Interceptor {
+	return c.inters.PendingStatus
+}
+
+func (c *PendingStatusClient) mutate(ctx context.Context, m *PendingStatusMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&PendingStatusCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&PendingStatusUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&PendingStatusUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&PendingStatusDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown PendingStatus mutation op: %q", m.Op())
+	}
+}
+
 // QueueClient is a client for the Queue schema.
 type QueueClient struct {
 	config
@@ -2990,17 +3141,150 @@ func (c *TemplateClient) mutate(ctx context.Context, m *TemplateMutation) (Value
 	}
 }
 
+// WebhookEventClient is a client for the WebhookEvent schema.
+type WebhookEventClient struct {
+	config
+}
+
+// NewWebhookEventClient returns a client for the WebhookEvent from the given config.
+func NewWebhookEventClient(c config) *WebhookEventClient {
+	return &WebhookEventClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `webhookevent.Hooks(f(g(h())))`.
+func (c *WebhookEventClient) Use(hooks ...Hook) {
+	c.hooks.WebhookEvent = append(c.hooks.WebhookEvent, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `webhookevent.Intercept(f(g(h())))`.
+func (c *WebhookEventClient) Intercept(interceptors ...Interceptor) {
+	c.inters.WebhookEvent = append(c.inters.WebhookEvent, interceptors...)
+}
+
+// Create returns a builder for creating a WebhookEvent entity.
+func (c *WebhookEventClient) Create() *WebhookEventCreate {
+	mutation := newWebhookEventMutation(c.config, OpCreate)
+	return &WebhookEventCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of WebhookEvent entities.
+func (c *WebhookEventClient) CreateBulk(builders ...*WebhookEventCreate) *WebhookEventCreateBulk {
+	return &WebhookEventCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *WebhookEventClient) MapCreateBulk(slice any, setFunc func(*WebhookEventCreate, int)) *WebhookEventCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &WebhookEventCreateBulk{err: fmt.Errorf("calling to WebhookEventClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*WebhookEventCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &WebhookEventCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for WebhookEvent.
+func (c *WebhookEventClient) Update() *WebhookEventUpdate {
+	mutation := newWebhookEventMutation(c.config, OpUpdate)
+	return &WebhookEventUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *WebhookEventClient) UpdateOne(_m *WebhookEvent) *WebhookEventUpdateOne {
+	mutation := newWebhookEventMutation(c.config, OpUpdateOne, withWebhookEvent(_m))
+	return &WebhookEventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *WebhookEventClient) UpdateOneID(id int) *WebhookEventUpdateOne {
+	mutation := newWebhookEventMutation(c.config, OpUpdateOne, withWebhookEventID(id))
+	return &WebhookEventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for WebhookEvent.
+func (c *WebhookEventClient) Delete() *WebhookEventDelete {
+	mutation := newWebhookEventMutation(c.config, OpDelete)
+	return &WebhookEventDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *WebhookEventClient) DeleteOne(_m *WebhookEvent) *WebhookEventDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *WebhookEventClient) DeleteOneID(id int) *WebhookEventDeleteOne {
+	builder := c.Delete().Where(webhookevent.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &WebhookEventDeleteOne{builder}
+}
+
+// Query returns a query builder for WebhookEvent.
+func (c *WebhookEventClient) Query() *WebhookEventQuery {
+	return &WebhookEventQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeWebhookEvent},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a WebhookEvent entity by its id.
+func (c *WebhookEventClient) Get(ctx context.Context, id int) (*WebhookEvent, error) {
+	return c.Query().Where(webhookevent.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *WebhookEventClient) GetX(ctx context.Context, id int) *WebhookEvent {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *WebhookEventClient) Hooks() []Hook {
+	return c.hooks.WebhookEvent
+}
+
+// Interceptors returns the client interceptors.
+func (c *WebhookEventClient) Interceptors() []Interceptor {
+	return c.inters.WebhookEvent
+}
+
+func (c *WebhookEventClient) mutate(ctx context.Context, m *WebhookEventMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&WebhookEventCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&WebhookEventUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&WebhookEventUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&WebhookEventDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown WebhookEvent mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
 		Agent, Attachment, AuthToken, Block, ChannelAccount, Contact, ContactIdentity,
-		Conversation, Interaction, Message, Offer, Queue, QueueMember, ReadState,
-		Template []ent.Hook
+		Conversation, Interaction, Message, Offer, PendingStatus, Queue, QueueMember,
+		ReadState, Template, WebhookEvent []ent.Hook
 	}
 	inters struct {
 		Agent, Attachment, AuthToken, Block, ChannelAccount, Contact, ContactIdentity,
-		Conversation, Interaction, Message, Offer, Queue, QueueMember, ReadState,
-		Template []ent.Interceptor
+		Conversation, Interaction, Message, Offer, PendingStatus, Queue, QueueMember,
+		ReadState, Template, WebhookEvent []ent.Interceptor
 	}
 )
 

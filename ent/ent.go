@@ -23,10 +23,12 @@ import (
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
+	"github.com/parleyhq/parley/ent/pendingstatus"
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/readstate"
 	"github.com/parleyhq/parley/ent/template"
+	"github.com/parleyhq/parley/ent/webhookevent"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -98,10 +100,12 @@ func checkColumn(t, c string) error {
 			interaction.Table:     interaction.ValidColumn,
 			message.Table:         message.ValidColumn,
 			offer.Table:           offer.ValidColumn,
+			pendingstatus.Table:   pendingstatus.ValidColumn,
 			queue.Table:           queue.ValidColumn,
 			queuemember.Table:     queuemember.ValidColumn,
 			readstate.Table:       readstate.ValidColumn,
 			template.Table:        template.ValidColumn,
+			webhookevent.Table:    webhookevent.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

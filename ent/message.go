@@ -45,6 +45,12 @@ type Message struct {
 	SenderContactID *int `json:"sender_contact_id,omitempty"`
 	// ClientMutationID holds the value of the "client_mutation_id" field.
 	ClientMutationID *string `json:"client_mutation_id,omitempty"`
+	// NextAttemptAt holds the value of the "next_attempt_at" field.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// LeaseUntil holds the value of the "lease_until" field.
+	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	// Attempts holds the value of the "attempts" field.
+	Attempts int `json:"attempts,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the MessageQuery when eager-loading is set.
 	Edges        MessageEdges `json:"edges"`
@@ -117,11 +123,11 @@ func (*Message) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case message.FieldID, message.FieldConversationID, message.FieldChannelAccountID, message.FieldSenderAgentID, message.FieldSenderContactID:
+		case message.FieldID, message.FieldConversationID, message.FieldChannelAccountID, message.FieldSenderAgentID, message.FieldSenderContactID, message.FieldAttempts:
 			values[i] = new(sql.NullInt64)
 		case message.FieldDirection, message.FieldBody, message.FieldSearchBody, message.FieldDeliveryStatus, message.FieldFailureReason, message.FieldProviderMessageID, message.FieldClientMutationID:
 			values[i] = new(sql.NullString)
-		case message.FieldCreatedAt:
+		case message.FieldCreatedAt, message.FieldNextAttemptAt, message.FieldLeaseUntil:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -222,6 +228,26 @@ func (_m *Message) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.ClientMutationID = new(string)
 				*_m.ClientMutationID = value.String
+			}
+		case message.FieldNextAttemptAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field next_attempt_at", values[i])
+			} else if value.Valid {
+				_m.NextAttemptAt = new(time.Time)
+				*_m.NextAttemptAt = value.Time
+			}
+		case message.FieldLeaseUntil:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field lease_until", values[i])
+			} else if value.Valid {
+				_m.LeaseUntil = new(time.Time)
+				*_m.LeaseUntil = value.Time
+			}
+		case message.FieldAttempts:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field attempts", values[i])
+			} else if value.Valid {
+				_m.Attempts = int(value.Int64)
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -328,6 +354,19 @@ func (_m *Message) String() string {
 		builder.WriteString("client_mutation_id=")
 		builder.WriteString(*v)
 	}
+	builder.WriteString(", ")
+	if v := _m.NextAttemptAt; v != nil {
+		builder.WriteString("next_attempt_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.LeaseUntil; v != nil {
+		builder.WriteString("lease_until=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("attempts=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -179,6 +179,48 @@ func (_c *MessageCreate) SetNillableClientMutationID(v *string) *MessageCreate {
 	return _c
 }
 
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (_c *MessageCreate) SetNextAttemptAt(v time.Time) *MessageCreate {
+	_c.mutation.SetNextAttemptAt(v)
+	return _c
+}
+
+// SetNillableNextAttemptAt sets the "next_attempt_at" field if the given value is not nil.
+func (_c *MessageCreate) SetNillableNextAttemptAt(v *time.Time) *MessageCreate {
+	if v != nil {
+		_c.SetNextAttemptAt(*v)
+	}
+	return _c
+}
+
+// SetLeaseUntil sets the "lease_until" field.
+func (_c *MessageCreate) SetLeaseUntil(v time.Time) *MessageCreate {
+	_c.mutation.SetLeaseUntil(v)
+	return _c
+}
+
+// SetNillableLeaseUntil sets the "lease_until" field if the given value is not nil.
+func (_c *MessageCreate) SetNillableLeaseUntil(v *time.Time) *MessageCreate {
+	if v != nil {
+		_c.SetLeaseUntil(*v)
+	}
+	return _c
+}
+
+// SetAttempts sets the "attempts" field.
+func (_c *MessageCreate) SetAttempts(v int) *MessageCreate {
+	_c.mutation.SetAttempts(v)
+	return _c
+}
+
+// SetNillableAttempts sets the "attempts" field if the given value is not nil.
+func (_c *MessageCreate) SetNillableAttempts(v *int) *MessageCreate {
+	if v != nil {
+		_c.SetAttempts(*v)
+	}
+	return _c
+}
+
 // SetConversation sets the "conversation" edge to the Conversation entity.
 func (_c *MessageCreate) SetConversation(v *Conversation) *MessageCreate {
 	return _c.SetConversationID(v.ID)
@@ -256,6 +298,10 @@ func (_c *MessageCreate) defaults() {
 		v := message.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.Attempts(); !ok {
+		v := message.DefaultAttempts
+		_c.mutation.SetAttempts(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -284,6 +330,9 @@ func (_c *MessageCreate) check() error {
 	}
 	if _, ok := _c.mutation.ConversationID(); !ok {
 		return &ValidationError{Name: "conversation_id", err: errors.New(`ent: missing required field "Message.conversation_id"`)}
+	}
+	if _, ok := _c.mutation.Attempts(); !ok {
+		return &ValidationError{Name: "attempts", err: errors.New(`ent: missing required field "Message.attempts"`)}
 	}
 	if len(_c.mutation.ConversationIDs()) == 0 {
 		return &ValidationError{Name: "conversation", err: errors.New(`ent: missing required edge "Message.conversation"`)}
@@ -350,6 +399,18 @@ func (_c *MessageCreate) createSpec() (*Message, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ClientMutationID(); ok {
 		_spec.SetField(message.FieldClientMutationID, field.TypeString, value)
 		_node.ClientMutationID = &value
+	}
+	if value, ok := _c.mutation.NextAttemptAt(); ok {
+		_spec.SetField(message.FieldNextAttemptAt, field.TypeTime, value)
+		_node.NextAttemptAt = &value
+	}
+	if value, ok := _c.mutation.LeaseUntil(); ok {
+		_spec.SetField(message.FieldLeaseUntil, field.TypeTime, value)
+		_node.LeaseUntil = &value
+	}
+	if value, ok := _c.mutation.Attempts(); ok {
+		_spec.SetField(message.FieldAttempts, field.TypeInt, value)
+		_node.Attempts = value
 	}
 	if nodes := _c.mutation.ConversationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -626,6 +687,60 @@ func (u *MessageUpsert) ClearClientMutationID() *MessageUpsert {
 	return u
 }
 
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (u *MessageUpsert) SetNextAttemptAt(v time.Time) *MessageUpsert {
+	u.Set(message.FieldNextAttemptAt, v)
+	return u
+}
+
+// UpdateNextAttemptAt sets the "next_attempt_at" field to the value that was provided on create.
+func (u *MessageUpsert) UpdateNextAttemptAt() *MessageUpsert {
+	u.SetExcluded(message.FieldNextAttemptAt)
+	return u
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (u *MessageUpsert) ClearNextAttemptAt() *MessageUpsert {
+	u.SetNull(message.FieldNextAttemptAt)
+	return u
+}
+
+// SetLeaseUntil sets the "lease_until" field.
+func (u *MessageUpsert) SetLeaseUntil(v time.Time) *MessageUpsert {
+	u.Set(message.FieldLeaseUntil, v)
+	return u
+}
+
+// UpdateLeaseUntil sets the "lease_until" field to the value that was provided on create.
+func (u *MessageUpsert) UpdateLeaseUntil() *MessageUpsert {
+	u.SetExcluded(message.FieldLeaseUntil)
+	return u
+}
+
+// ClearLeaseUntil clears the value of the "lease_until" field.
+func (u *MessageUpsert) ClearLeaseUntil() *MessageUpsert {
+	u.SetNull(message.FieldLeaseUntil)
+	return u
+}
+
+// SetAttempts sets the "attempts" field.
+func (u *MessageUpsert) SetAttempts(v int) *MessageUpsert {
+	u.Set(message.FieldAttempts, v)
+	return u
+}
+
+// UpdateAttempts sets the "attempts" field to the value that was provided on create.
+func (u *MessageUpsert) UpdateAttempts() *MessageUpsert {
+	u.SetExcluded(message.FieldAttempts)
+	return u
+}
+
+// AddAttempts adds v to the "attempts" field.
+func (u *MessageUpsert) AddAttempts(v int) *MessageUpsert {
+	u.Add(message.FieldAttempts, v)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -856,6 +971,69 @@ func (u *MessageUpsertOne) UpdateClientMutationID() *MessageUpsertOne {
 func (u *MessageUpsertOne) ClearClientMutationID() *MessageUpsertOne {
 	return u.Update(func(s *MessageUpsert) {
 		s.ClearClientMutationID()
+	})
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (u *MessageUpsertOne) SetNextAttemptAt(v time.Time) *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetNextAttemptAt(v)
+	})
+}
+
+// UpdateNextAttemptAt sets the "next_attempt_at" field to the value that was provided on create.
+func (u *MessageUpsertOne) UpdateNextAttemptAt() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateNextAttemptAt()
+	})
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (u *MessageUpsertOne) ClearNextAttemptAt() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearNextAttemptAt()
+	})
+}
+
+// SetLeaseUntil sets the "lease_until" field.
+func (u *MessageUpsertOne) SetLeaseUntil(v time.Time) *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetLeaseUntil(v)
+	})
+}
+
+// UpdateLeaseUntil sets the "lease_until" field to the value that was provided on create.
+func (u *MessageUpsertOne) UpdateLeaseUntil() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateLeaseUntil()
+	})
+}
+
+// ClearLeaseUntil clears the value of the "lease_until" field.
+func (u *MessageUpsertOne) ClearLeaseUntil() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearLeaseUntil()
+	})
+}
+
+// SetAttempts sets the "attempts" field.
+func (u *MessageUpsertOne) SetAttempts(v int) *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetAttempts(v)
+	})
+}
+
+// AddAttempts adds v to the "attempts" field.
+func (u *MessageUpsertOne) AddAttempts(v int) *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.AddAttempts(v)
+	})
+}
+
+// UpdateAttempts sets the "attempts" field to the value that was provided on create.
+func (u *MessageUpsertOne) UpdateAttempts() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateAttempts()
 	})
 }
 
@@ -1255,6 +1433,69 @@ func (u *MessageUpsertBulk) UpdateClientMutationID() *MessageUpsertBulk {
 func (u *MessageUpsertBulk) ClearClientMutationID() *MessageUpsertBulk {
 	return u.Update(func(s *MessageUpsert) {
 		s.ClearClientMutationID()
+	})
+}
+
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (u *MessageUpsertBulk) SetNextAttemptAt(v time.Time) *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetNextAttemptAt(v)
+	})
+}
+
+// UpdateNextAttemptAt sets the "next_attempt_at" field to the value that was provided on create.
+func (u *MessageUpsertBulk) UpdateNextAttemptAt() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateNextAttemptAt()
+	})
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (u *MessageUpsertBulk) ClearNextAttemptAt() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearNextAttemptAt()
+	})
+}
+
+// SetLeaseUntil sets the "lease_until" field.
+func (u *MessageUpsertBulk) SetLeaseUntil(v time.Time) *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetLeaseUntil(v)
+	})
+}
+
+// UpdateLeaseUntil sets the "lease_until" field to the value that was provided on create.
+func (u *MessageUpsertBulk) UpdateLeaseUntil() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateLeaseUntil()
+	})
+}
+
+// ClearLeaseUntil clears the value of the "lease_until" field.
+func (u *MessageUpsertBulk) ClearLeaseUntil() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearLeaseUntil()
+	})
+}
+
+// SetAttempts sets the "attempts" field.
+func (u *MessageUpsertBulk) SetAttempts(v int) *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetAttempts(v)
+	})
+}
+
+// AddAttempts adds v to the "attempts" field.
+func (u *MessageUpsertBulk) AddAttempts(v int) *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.AddAttempts(v)
+	})
+}
+
+// UpdateAttempts sets the "attempts" field to the value that was provided on create.
+func (u *MessageUpsertBulk) UpdateAttempts() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateAttempts()
 	})
 }
 

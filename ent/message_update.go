@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
@@ -207,6 +208,67 @@ func (_u *MessageUpdate) ClearClientMutationID() *MessageUpdate {
 	return _u
 }
 
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (_u *MessageUpdate) SetNextAttemptAt(v time.Time) *MessageUpdate {
+	_u.mutation.SetNextAttemptAt(v)
+	return _u
+}
+
+// SetNillableNextAttemptAt sets the "next_attempt_at" field if the given value is not nil.
+func (_u *MessageUpdate) SetNillableNextAttemptAt(v *time.Time) *MessageUpdate {
+	if v != nil {
+		_u.SetNextAttemptAt(*v)
+	}
+	return _u
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (_u *MessageUpdate) ClearNextAttemptAt() *MessageUpdate {
+	_u.mutation.ClearNextAttemptAt()
+	return _u
+}
+
+// SetLeaseUntil sets the "lease_until" field.
+func (_u *MessageUpdate) SetLeaseUntil(v time.Time) *MessageUpdate {
+	_u.mutation.SetLeaseUntil(v)
+	return _u
+}
+
+// SetNillableLeaseUntil sets the "lease_until" field if the given value is not nil.
+func (_u *MessageUpdate) SetNillableLeaseUntil(v *time.Time) *MessageUpdate {
+	if v != nil {
+		_u.SetLeaseUntil(*v)
+	}
+	return _u
+}
+
+// ClearLeaseUntil clears the value of the "lease_until" field.
+func (_u *MessageUpdate) ClearLeaseUntil() *MessageUpdate {
+	_u.mutation.ClearLeaseUntil()
+	return _u
+}
+
+// SetAttempts sets the "attempts" field.
+func (_u *MessageUpdate) SetAttempts(v int) *MessageUpdate {
+	_u.mutation.ResetAttempts()
+	_u.mutation.SetAttempts(v)
+	return _u
+}
+
+// SetNillableAttempts sets the "attempts" field if the given value is not nil.
+func (_u *MessageUpdate) SetNillableAttempts(v *int) *MessageUpdate {
+	if v != nil {
+		_u.SetAttempts(*v)
+	}
+	return _u
+}
+
+// AddAttempts adds value to the "attempts" field.
+func (_u *MessageUpdate) AddAttempts(v int) *MessageUpdate {
+	_u.mutation.AddAttempts(v)
+	return _u
+}
+
 // SetSenderAgent sets the "sender_agent" edge to the Agent entity.
 func (_u *MessageUpdate) SetSenderAgent(v *Agent) *MessageUpdate {
 	return _u.SetSenderAgentID(v.ID)
@@ -366,6 +428,24 @@ func (_u *MessageUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.ClientMutationIDCleared() {
 		_spec.ClearField(message.FieldClientMutationID, field.TypeString)
+	}
+	if value, ok := _u.mutation.NextAttemptAt(); ok {
+		_spec.SetField(message.FieldNextAttemptAt, field.TypeTime, value)
+	}
+	if _u.mutation.NextAttemptAtCleared() {
+		_spec.ClearField(message.FieldNextAttemptAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LeaseUntil(); ok {
+		_spec.SetField(message.FieldLeaseUntil, field.TypeTime, value)
+	}
+	if _u.mutation.LeaseUntilCleared() {
+		_spec.ClearField(message.FieldLeaseUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Attempts(); ok {
+		_spec.SetField(message.FieldAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAttempts(); ok {
+		_spec.AddField(message.FieldAttempts, field.TypeInt, value)
 	}
 	if _u.mutation.SenderAgentCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -667,6 +747,67 @@ func (_u *MessageUpdateOne) ClearClientMutationID() *MessageUpdateOne {
 	return _u
 }
 
+// SetNextAttemptAt sets the "next_attempt_at" field.
+func (_u *MessageUpdateOne) SetNextAttemptAt(v time.Time) *MessageUpdateOne {
+	_u.mutation.SetNextAttemptAt(v)
+	return _u
+}
+
+// SetNillableNextAttemptAt sets the "next_attempt_at" field if the given value is not nil.
+func (_u *MessageUpdateOne) SetNillableNextAttemptAt(v *time.Time) *MessageUpdateOne {
+	if v != nil {
+		_u.SetNextAttemptAt(*v)
+	}
+	return _u
+}
+
+// ClearNextAttemptAt clears the value of the "next_attempt_at" field.
+func (_u *MessageUpdateOne) ClearNextAttemptAt() *MessageUpdateOne {
+	_u.mutation.ClearNextAttemptAt()
+	return _u
+}
+
+// SetLeaseUntil sets the "lease_until" field.
+func (_u *MessageUpdateOne) SetLeaseUntil(v time.Time) *MessageUpdateOne {
+	_u.mutation.SetLeaseUntil(v)
+	return _u
+}
+
+// SetNillableLeaseUntil sets the "lease_until" field if the given value is not nil.
+func (_u *MessageUpdateOne) SetNillableLeaseUntil(v *time.Time) *MessageUpdateOne {
+	if v != nil {
+		_u.SetLeaseUntil(*v)
+	}
+	return _u
+}
+
+// ClearLeaseUntil clears the value of the "lease_until" field.
+func (_u *MessageUpdateOne) ClearLeaseUntil() *MessageUpdateOne {
+	_u.mutation.ClearLeaseUntil()
+	return _u
+}
+
+// SetAttempts sets the "attempts" field.
+func (_u *MessageUpdateOne) SetAttempts(v int) *MessageUpdateOne {
+	_u.mutation.ResetAttempts()
+	_u.mutation.SetAttempts(v)
+	return _u
+}
+
+// SetNillableAttempts sets the "attempts" field if the given value is not nil.
+func (_u *MessageUpdateOne) SetNillableAttempts(v *int) *MessageUpdateOne {
+	if v != nil {
+		_u.SetAttempts(*v)
+	}
+	return _u
+}
+
+// AddAttempts adds value to the "attempts" field.
+func (_u *MessageUpdateOne) AddAttempts(v int) *MessageUpdateOne {
+	_u.mutation.AddAttempts(v)
+	return _u
+}
+
 // SetSenderAgent sets the "sender_agent" edge to the Agent entity.
 func (_u *MessageUpdateOne) SetSenderAgent(v *Agent) *MessageUpdateOne {
 	return _u.SetSenderAgentID(v.ID)
@@ -856,6 +997,24 @@ func (_u *MessageUpdateOne) sqlSave(ctx context.Context) (_node *Message, err er
 	}
 	if _u.mutation.ClientMutationIDCleared() {
 		_spec.ClearField(message.FieldClientMutationID, field.TypeString)
+	}
+	if value, ok := _u.mutation.NextAttemptAt(); ok {
+		_spec.SetField(message.FieldNextAttemptAt, field.TypeTime, value)
+	}
+	if _u.mutation.NextAttemptAtCleared() {
+		_spec.ClearField(message.FieldNextAttemptAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.LeaseUntil(); ok {
+		_spec.SetField(message.FieldLeaseUntil, field.TypeTime, value)
+	}
+	if _u.mutation.LeaseUntilCleared() {
+		_spec.ClearField(message.FieldLeaseUntil, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Attempts(); ok {
+		_spec.SetField(message.FieldAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedAttempts(); ok {
+		_spec.AddField(message.FieldAttempts, field.TypeInt, value)
 	}
 	if _u.mutation.SenderAgentCleared() {
 		edge := &sqlgraph.EdgeSpec{

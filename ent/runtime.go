@@ -16,12 +16,14 @@ import (
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
+	"github.com/parleyhq/parley/ent/pendingstatus"
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/readstate"
 	"github.com/parleyhq/parley/ent/schema"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/ent/template"
+	"github.com/parleyhq/parley/ent/webhookevent"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -292,12 +294,26 @@ func init() {
 	messageDescCreatedAt := messageFields[3].Descriptor()
 	// message.DefaultCreatedAt holds the default value on creation for the created_at field.
 	message.DefaultCreatedAt = messageDescCreatedAt.Default.(func() time.Time)
+	// messageDescAttempts is the schema descriptor for attempts field.
+	messageDescAttempts := messageFields[14].Descriptor()
+	// message.DefaultAttempts holds the default value on creation for the attempts field.
+	message.DefaultAttempts = messageDescAttempts.Default.(int)
 	offerFields := schema.Offer{}.Fields()
 	_ = offerFields
 	// offerDescActive is the schema descriptor for active field.
 	offerDescActive := offerFields[4].Descriptor()
 	// offer.DefaultActive holds the default value on creation for the active field.
 	offer.DefaultActive = offerDescActive.Default.(bool)
+	pendingstatusFields := schema.PendingStatus{}.Fields()
+	_ = pendingstatusFields
+	// pendingstatusDescProviderMessageID is the schema descriptor for provider_message_id field.
+	pendingstatusDescProviderMessageID := pendingstatusFields[1].Descriptor()
+	// pendingstatus.ProviderMessageIDValidator is a validator for the "provider_message_id" field. It is called by the builders before save.
+	pendingstatus.ProviderMessageIDValidator = pendingstatusDescProviderMessageID.Validators[0].(func(string) error)
+	// pendingstatusDescCreatedAt is the schema descriptor for created_at field.
+	pendingstatusDescCreatedAt := pendingstatusFields[5].Descriptor()
+	// pendingstatus.DefaultCreatedAt holds the default value on creation for the created_at field.
+	pendingstatus.DefaultCreatedAt = pendingstatusDescCreatedAt.Default.(func() time.Time)
 	queueMixin := schema.Queue{}.Mixin()
 	queueMixinFields0 := queueMixin[0].Fields()
 	_ = queueMixinFields0
@@ -426,4 +442,18 @@ func init() {
 	templateDescSearchKey := templateFields[4].Descriptor()
 	// template.DefaultSearchKey holds the default value on creation for the search_key field.
 	template.DefaultSearchKey = templateDescSearchKey.Default.(string)
+	webhookeventFields := schema.WebhookEvent{}.Fields()
+	_ = webhookeventFields
+	// webhookeventDescProvider is the schema descriptor for provider field.
+	webhookeventDescProvider := webhookeventFields[1].Descriptor()
+	// webhookevent.ProviderValidator is a validator for the "provider" field. It is called by the builders before save.
+	webhookevent.ProviderValidator = webhookeventDescProvider.Validators[0].(func(string) error)
+	// webhookeventDescReceivedAt is the schema descriptor for received_at field.
+	webhookeventDescReceivedAt := webhookeventFields[3].Descriptor()
+	// webhookevent.DefaultReceivedAt holds the default value on creation for the received_at field.
+	webhookevent.DefaultReceivedAt = webhookeventDescReceivedAt.Default.(func() time.Time)
+	// webhookeventDescAttempts is the schema descriptor for attempts field.
+	webhookeventDescAttempts := webhookeventFields[6].Descriptor()
+	// webhookevent.DefaultAttempts holds the default value on creation for the attempts field.
+	webhookevent.DefaultAttempts = webhookeventDescAttempts.Default.(int)
 }

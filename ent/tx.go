@@ -36,6 +36,8 @@ type Tx struct {
 	Message *MessageClient
 	// Offer is the client for interacting with the Offer builders.
 	Offer *OfferClient
+	// PendingStatus is the client for interacting with the PendingStatus builders.
+	PendingStatus *PendingStatusClient
 	// Queue is the client for interacting with the Queue builders.
 	Queue *QueueClient
 	// QueueMember is the client for interacting with the QueueMember builders.
@@ -44,6 +46,8 @@ type Tx struct {
 	ReadState *ReadStateClient
 	// Template is the client for interacting with the Template builders.
 	Template *TemplateClient
+	// WebhookEvent is the client for interacting with the WebhookEvent builders.
+	WebhookEvent *WebhookEventClient
 
 	// lazily loaded.
 	client     *Client
@@ -186,10 +190,12 @@ func (tx *Tx) init() {
 	tx.Interaction = NewInteractionClient(tx.config)
 	tx.Message = NewMessageClient(tx.config)
 	tx.Offer = NewOfferClient(tx.config)
+	tx.PendingStatus = NewPendingStatusClient(tx.config)
 	tx.Queue = NewQueueClient(tx.config)
 	tx.QueueMember = NewQueueMemberClient(tx.config)
 	tx.ReadState = NewReadStateClient(tx.config)
 	tx.Template = NewTemplateClient(tx.config)
+	tx.WebhookEvent = NewWebhookEventClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

@@ -141,6 +141,18 @@ func (f OfferFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.OfferMutation", m)
 }
 
+// The PendingStatusFunc type is an adapter to allow the use of ordinary
+// function as PendingStatus mutator.
+type PendingStatusFunc func(context.Context, *ent.PendingStatusMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f PendingStatusFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.PendingStatusMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.PendingStatusMutation", m)
+}
+
 // The QueueFunc type is an adapter to allow the use of ordinary
 // function as Queue mutator.
 type QueueFunc func(context.Context, *ent.QueueMutation) (ent.Value, error)
@@ -187,6 +199,18 @@ func (f TemplateFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, er
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.TemplateMutation", m)
+}
+
+// The WebhookEventFunc type is an adapter to allow the use of ordinary
+// function as WebhookEvent mutator.
+type WebhookEventFunc func(context.Context, *ent.WebhookEventMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f WebhookEventFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.WebhookEventMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WebhookEventMutation", m)
 }
 
 // Condition is a hook condition function.

@@ -19,11 +19,13 @@ import (
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
+	"github.com/parleyhq/parley/ent/pendingstatus"
 	"github.com/parleyhq/parley/ent/predicate"
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/readstate"
 	"github.com/parleyhq/parley/ent/template"
+	"github.com/parleyhq/parley/ent/webhookevent"
 )
 
 // The Query interface represents an operation that queries a graph.
@@ -379,6 +381,33 @@ func (f TraverseOffer) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.OfferQuery", q)
 }
 
+// The PendingStatusFunc type is an adapter to allow the use of ordinary function as a Querier.
+type PendingStatusFunc func(context.Context, *ent.PendingStatusQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f PendingStatusFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.PendingStatusQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.PendingStatusQuery", q)
+}
+
+// The TraversePendingStatus type is an adapter to allow the use of ordinary function as Traverser.
+type TraversePendingStatus func(context.Context, *ent.PendingStatusQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraversePendingStatus) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraversePendingStatus) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.PendingStatusQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.PendingStatusQuery", q)
+}
+
 // The QueueFunc type is an adapter to allow the use of ordinary function as a Querier.
 type QueueFunc func(context.Context, *ent.QueueQuery) (ent.Value, error)
 
@@ -487,6 +516,33 @@ func (f TraverseTemplate) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.TemplateQuery", q)
 }
 
+// The WebhookEventFunc type is an adapter to allow the use of ordinary function as a Querier.
+type WebhookEventFunc func(context.Context, *ent.WebhookEventQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f WebhookEventFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.WebhookEventQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.WebhookEventQuery", q)
+}
+
+// The TraverseWebhookEvent type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseWebhookEvent func(context.Context, *ent.WebhookEventQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseWebhookEvent) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseWebhookEvent) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.WebhookEventQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.WebhookEventQuery", q)
+}
+
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
@@ -512,6 +568,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.MessageQuery, predicate.Message, message.OrderOption]{typ: ent.TypeMessage, tq: q}, nil
 	case *ent.OfferQuery:
 		return &query[*ent.OfferQuery, predicate.Offer, offer.OrderOption]{typ: ent.TypeOffer, tq: q}, nil
+	case *ent.PendingStatusQuery:
+		return &query[*ent.PendingStatusQuery, predicate.PendingStatus, pendingstatus.OrderOption]{typ: ent.TypePendingStatus, tq: q}, nil
 	case *ent.QueueQuery:
 		return &query[*ent.QueueQuery, predicate.Queue, queue.OrderOption]{typ: ent.TypeQueue, tq: q}, nil
 	case *ent.QueueMemberQuery:
@@ -520,6 +578,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.ReadStateQuery, predicate.ReadState, readstate.OrderOption]{typ: ent.TypeReadState, tq: q}, nil
 	case *ent.TemplateQuery:
 		return &query[*ent.TemplateQuery, predicate.Template, template.OrderOption]{typ: ent.TypeTemplate, tq: q}, nil
+	case *ent.WebhookEventQuery:
+		return &query[*ent.WebhookEventQuery, predicate.WebhookEvent, webhookevent.OrderOption]{typ: ent.TypeWebhookEvent, tq: q}, nil
 	default:
 		return nil, fmt.Errorf("unknown query type %T", q)
 	}

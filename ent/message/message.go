@@ -41,6 +41,12 @@ const (
 	FieldSenderContactID = "sender_contact_id"
 	// FieldClientMutationID holds the string denoting the client_mutation_id field in the database.
 	FieldClientMutationID = "client_mutation_id"
+	// FieldNextAttemptAt holds the string denoting the next_attempt_at field in the database.
+	FieldNextAttemptAt = "next_attempt_at"
+	// FieldLeaseUntil holds the string denoting the lease_until field in the database.
+	FieldLeaseUntil = "lease_until"
+	// FieldAttempts holds the string denoting the attempts field in the database.
+	FieldAttempts = "attempts"
 	// EdgeConversation holds the string denoting the conversation edge name in mutations.
 	EdgeConversation = "conversation"
 	// EdgeSenderAgent holds the string denoting the sender_agent edge name in mutations.
@@ -96,6 +102,9 @@ var Columns = []string{
 	FieldSenderAgentID,
 	FieldSenderContactID,
 	FieldClientMutationID,
+	FieldNextAttemptAt,
+	FieldLeaseUntil,
+	FieldAttempts,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -115,6 +124,8 @@ var (
 	DefaultSearchBody string
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
+	// DefaultAttempts holds the default value on creation for the "attempts" field.
+	DefaultAttempts int
 )
 
 // DirectionValidator is a validator for the "direction" field enum values. It is called by the builders before save.
@@ -203,6 +214,21 @@ func BySenderContactID(opts ...sql.OrderTermOption) OrderOption {
 // ByClientMutationID orders the results by the client_mutation_id field.
 func ByClientMutationID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldClientMutationID, opts...).ToFunc()
+}
+
+// ByNextAttemptAt orders the results by the next_attempt_at field.
+func ByNextAttemptAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNextAttemptAt, opts...).ToFunc()
+}
+
+// ByLeaseUntil orders the results by the lease_until field.
+func ByLeaseUntil(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLeaseUntil, opts...).ToFunc()
+}
+
+// ByAttempts orders the results by the attempts field.
+func ByAttempts(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAttempts, opts...).ToFunc()
 }
 
 // ByConversationField orders the results by conversation field.

@@ -407,6 +407,9 @@ var (
 		{Name: "channel_account_id", Type: field.TypeInt, Nullable: true},
 		{Name: "provider_message_id", Type: field.TypeString, Nullable: true},
 		{Name: "client_mutation_id", Type: field.TypeString, Nullable: true},
+		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true},
+		{Name: "lease_until", Type: field.TypeTime, Nullable: true},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "conversation_id", Type: field.TypeInt},
 		{Name: "sender_agent_id", Type: field.TypeInt, Nullable: true},
 		{Name: "sender_contact_id", Type: field.TypeInt, Nullable: true},
@@ -419,19 +422,19 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "messages_conversations_messages",
-				Columns:    []*schema.Column{MessagesColumns[10]},
+				Columns:    []*schema.Column{MessagesColumns[13]},
 				RefColumns: []*schema.Column{ConversationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "messages_agents_sender_agent",
-				Columns:    []*schema.Column{MessagesColumns[11]},
+				Columns:    []*schema.Column{MessagesColumns[14]},
 				RefColumns: []*schema.Column{AgentsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "messages_contacts_sender_contact",
-				Columns:    []*schema.Column{MessagesColumns[12]},
+				Columns:    []*schema.Column{MessagesColumns[15]},
 				RefColumns: []*schema.Column{ContactsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -440,12 +443,12 @@ var (
 			{
 				Name:    "message_conversation_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[10], MessagesColumns[4]},
+				Columns: []*schema.Column{MessagesColumns[13], MessagesColumns[4]},
 			},
 			{
 				Name:    "message_conversation_id_id",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[10], MessagesColumns[0]},
+				Columns: []*schema.Column{MessagesColumns[13], MessagesColumns[0]},
 			},
 			{
 				Name:    "message_channel_account_id_provider_message_id",
@@ -455,7 +458,12 @@ var (
 			{
 				Name:    "message_sender_agent_id_client_mutation_id",
 				Unique:  true,
-				Columns: []*schema.Column{MessagesColumns[11], MessagesColumns[9]},
+				Columns: []*schema.Column{MessagesColumns[14], MessagesColumns[9]},
+			},
+			{
+				Name:    "message_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{MessagesColumns[10]},
 			},
 		},
 	}
@@ -502,6 +510,34 @@ var (
 				Name:    "offer_active_expires_at",
 				Unique:  false,
 				Columns: []*schema.Column{OffersColumns[3], OffersColumns[2]},
+			},
+		},
+	}
+	// PendingStatusColumns holds the columns for the "pending_status" table.
+	PendingStatusColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "channel_account_id", Type: field.TypeInt},
+		{Name: "provider_message_id", Type: field.TypeString},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "SENT", "DELIVERED", "READ", "FAILED"}},
+		{Name: "reason", Type: field.TypeString, Nullable: true},
+		{Name: "at", Type: field.TypeTime},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// PendingStatusTable holds the schema information for the "pending_status" table.
+	PendingStatusTable = &schema.Table{
+		Name:       "pending_status",
+		Columns:    PendingStatusColumns,
+		PrimaryKey: []*schema.Column{PendingStatusColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "pendingstatus_channel_account_id_provider_message_id",
+				Unique:  false,
+				Columns: []*schema.Column{PendingStatusColumns[1], PendingStatusColumns[2]},
+			},
+			{
+				Name:    "pendingstatus_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{PendingStatusColumns[6]},
 			},
 		},
 	}
@@ -633,6 +669,37 @@ var (
 			},
 		},
 	}
+	// WebhookEventsColumns holds the columns for the "webhook_events" table.
+	WebhookEventsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "channel_account_id", Type: field.TypeInt},
+		{Name: "provider", Type: field.TypeString},
+		{Name: "body", Type: field.TypeBytes},
+		{Name: "received_at", Type: field.TypeTime},
+		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true},
+		{Name: "lease_until", Type: field.TypeTime, Nullable: true},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "last_error", Type: field.TypeString, Nullable: true},
+		{Name: "processed_at", Type: field.TypeTime, Nullable: true},
+	}
+	// WebhookEventsTable holds the schema information for the "webhook_events" table.
+	WebhookEventsTable = &schema.Table{
+		Name:       "webhook_events",
+		Columns:    WebhookEventsColumns,
+		PrimaryKey: []*schema.Column{WebhookEventsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "webhookevent_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookEventsColumns[5]},
+			},
+			{
+				Name:    "webhookevent_received_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookEventsColumns[4]},
+			},
+		},
+	}
 	// ConversationParticipantsColumns holds the columns for the "conversation_participants" table.
 	ConversationParticipantsColumns = []*schema.Column{
 		{Name: "conversation_id", Type: field.TypeInt},
@@ -671,10 +738,12 @@ var (
 		InteractionsTable,
 		MessagesTable,
 		OffersTable,
+		PendingStatusTable,
 		QueuesTable,
 		QueueMembersTable,
 		ReadStatesTable,
 		TemplatesTable,
+		WebhookEventsTable,
 		ConversationParticipantsTable,
 	}
 )
@@ -734,6 +803,9 @@ func init() {
 	OffersTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(42949672960),
 	}
+	PendingStatusTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(64424509440),
+	}
 	QueuesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(47244640256),
 	}
@@ -749,6 +821,9 @@ func init() {
 	}
 	TemplatesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(60129542144),
+	}
+	WebhookEventsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(68719476736),
 	}
 	ConversationParticipantsTable.ForeignKeys[0].RefTable = ConversationsTable
 	ConversationParticipantsTable.ForeignKeys[1].RefTable = AgentsTable

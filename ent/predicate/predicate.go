@@ -39,6 +39,9 @@ type Message func(*sql.Selector)
 // Offer is the predicate function for offer builders.
 type Offer func(*sql.Selector)
 
+// PendingStatus is the predicate function for pendingstatus builders.
+type PendingStatus func(*sql.Selector)
+
 // Queue is the predicate function for queue builders.
 type Queue func(*sql.Selector)
 
@@ -50,3 +53,6 @@ type ReadState func(*sql.Selector)
 
 // Template is the predicate function for template builders.
 type Template func(*sql.Selector)
+
+// WebhookEvent is the predicate function for webhookevent builders.
+type WebhookEvent func(*sql.Selector)

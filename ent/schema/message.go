@@ -41,6 +41,13 @@ func (Message) Fields() []ent.Field {
 		field.Int("sender_contact_id").Optional().Nillable().Annotations(skip()),
 		// ClientMutationID makes an agent's retried send idempotent.
 		field.String("client_mutation_id").Optional().Nillable().Annotations(skip()),
+		// Outbox: an outbound message to a provider is PENDING with a
+		// next_attempt_at until the delivery worker hands it over; a worker
+		// claims it by setting lease_until with a conditional update, so
+		// that with several instances each message is sent once.
+		field.Time("next_attempt_at").Optional().Nillable().Annotations(skip()),
+		field.Time("lease_until").Optional().Nillable().Annotations(skip()),
+		field.Int("attempts").Default(0).Annotations(skip()),
 	}
 }
 
@@ -69,6 +76,7 @@ func (Message) Indexes() []ent.Index {
 		index.Fields("conversation_id", "id"),
 		index.Fields("channel_account_id", "provider_message_id").Unique(),
 		index.Fields("sender_agent_id", "client_mutation_id").Unique(),
+		index.Fields("next_attempt_at"),
 	}
 }
 

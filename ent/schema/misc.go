@@ -139,3 +139,63 @@ func (AuthToken) Indexes() []ent.Index {
 func (AuthToken) Annotations() []schema.Annotation {
 	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
 }
+
+// PendingStatus keeps a provider delivery status that arrived before the
+// message it is about was stored (a WhatsApp status can beat our own send
+// call's answer); it is applied when the message appears.
+type PendingStatus struct{ ent.Schema }
+
+// Fields of the PendingStatus.
+func (PendingStatus) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("channel_account_id"),
+		field.String("provider_message_id").NotEmpty(),
+		field.Enum("status").GoType(schematype.DeliveryStatus("")),
+		field.String("reason").Optional(),
+		field.Time("at"),
+		field.Time("created_at").Default(time.Now).Immutable(),
+	}
+}
+
+// Indexes of the PendingStatus.
+func (PendingStatus) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("channel_account_id", "provider_message_id"), index.Fields("created_at")}
+}
+
+// Annotations of the PendingStatus.
+func (PendingStatus) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+}
+
+// WebhookEvent is a provider webhook delivery, stored (after its signature
+// was verified) before the provider gets its answer, and processed by a
+// worker: slow work such as media downloads never delays the answer, and a
+// crash loses nothing.
+type WebhookEvent struct{ ent.Schema }
+
+// Fields of the WebhookEvent.
+func (WebhookEvent) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("channel_account_id"),
+		// Provider is "whatsapp", "messenger" or "twilio".
+		field.String("provider").NotEmpty(),
+		field.Bytes("body"),
+		field.Time("received_at").Default(time.Now).Immutable(),
+		// NextAttemptAt is when the worker (next) processes it; nil once done.
+		field.Time("next_attempt_at").Optional().Nillable(),
+		field.Time("lease_until").Optional().Nillable(),
+		field.Int("attempts").Default(0),
+		field.String("last_error").Optional(),
+		field.Time("processed_at").Optional().Nillable(),
+	}
+}
+
+// Indexes of the WebhookEvent.
+func (WebhookEvent) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("next_attempt_at"), index.Fields("received_at")}
+}
+
+// Annotations of the WebhookEvent.
+func (WebhookEvent) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+}
