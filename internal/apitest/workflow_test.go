@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/message"
+	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apitest"
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/store/storetest"
@@ -688,6 +689,68 @@ func TestInboxQueryCount(t *testing.T) {
 		t.Logf("Inbox: %d SQL queries for 3 conversations, %d for 30", few, many)
 		if many != few || many > 12 {
 			t.Fatalf("Inbox queries: %d for 3 conversations, %d for 30: N+1", few, many)
+		}
+	})
+}
+
+func TestReplyWindowAndDeliveryStatuses(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := apitest.Start(t, apitest.Options{Backend: b, NoWorkers: true})
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		ctx := context.Background()
+		acct := apitest.Atoi(t, w.WhatsApp)
+		// A customer message from two days ago: the window is closed.
+		old := w.Receive(t, conversations.Inbound{ChannelAccountID: acct, SenderID: "111", ProviderMessageID: "wamid.old",
+			Body: "old", At: time.Now().Add(-48 * time.Hour)})
+		r := w.Ana.Send(t, fmt.Sprint(old.Conversation.ID), "too late?")
+		if r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "24 hours") {
+			t.Fatalf("reply outside the window: %s", r.Raw)
+		}
+		// A fresh message opens it again.
+		w.Receive(t, conversations.Inbound{ChannelAccountID: acct, SenderID: "111", ProviderMessageID: "wamid.new", Body: "new"})
+		var sent struct {
+			SendMessage struct{ Message struct{ ID, DeliveryStatus string } }
+		}
+		w.Ana.C.MustOp(t, "SendMessage", map[string]any{"input": map[string]any{"conversationID": fmt.Sprint(old.Conversation.ID), "body": "in time"}}, &sent)
+		if sent.SendMessage.Message.DeliveryStatus != "PENDING" {
+			t.Fatalf("a WhatsApp reply starts PENDING: %+v", sent)
+		}
+		mid := apitest.Atoi(t, sent.SendMessage.Message.ID)
+		status := func() string {
+			m, err := s.App.DB.Client.Message.Get(ctx, mid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.DeliveryStatus == nil {
+				return ""
+			}
+			return string(*m.DeliveryStatus)
+		}
+		apply := func(st string) {
+			if err := s.App.Convs.ApplyStatus(ctx, conversations.StatusUpdate{ChannelAccountID: acct, ProviderMessageID: "wamid.out",
+				Status: schematype.DeliveryStatus(st), Reason: "boom"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// "delivered" arrives before our send call returned the id: kept.
+		apply("DELIVERED")
+		if status() != "PENDING" {
+			t.Fatalf("a status for an unknown id changed the message: %s", status())
+		}
+		if err := s.App.Convs.MarkSent(ctx, mid, "wamid.out"); err != nil {
+			t.Fatal(err)
+		}
+		if status() != "DELIVERED" {
+			t.Fatalf("the early status was not applied: %s", status())
+		}
+		apply("SENT") // late and out of order: ignored
+		if status() != "DELIVERED" {
+			t.Fatalf("status moved backwards: %s", status())
+		}
+		apply("READ")
+		apply("READ")
+		if status() != "READ" {
+			t.Fatalf("read: %s", status())
 		}
 	})
 }

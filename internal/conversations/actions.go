@@ -164,6 +164,9 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 		if c.Status != schematype.ConversationOpen {
 			return apperr.Invalid("conversationID", "the conversation is %s", strings.ToLower(strings.ReplaceAll(string(c.Status), "_", " ")))
 		}
+		if err := s.checkReplyWindow(c); err != nil {
+			return err
+		}
 		var lost []int
 		claimed := false
 		if c.Channel != schematype.ChannelInternal && c.OwnerID == nil {
@@ -181,8 +184,11 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 		case schematype.ChannelLiveChat:
 			mc.SetDeliveryStatus(schematype.DeliverySent)
 		default:
-			// Provider channels hand the message to the delivery outbox.
-			mc.SetDeliveryStatus(schematype.DeliveryPending).SetNillableChannelAccountID(c.ChannelAccountID)
+			// Provider channels hand the message to the delivery outbox:
+			// stored PENDING and due now, in the same transaction, so a
+			// crash between "stored" and "sent" loses nothing.
+			mc.SetDeliveryStatus(schematype.DeliveryPending).SetNillableChannelAccountID(c.ChannelAccountID).
+				SetNextAttemptAt(now)
 		}
 		m, err := mc.Save(ctx)
 		if err != nil {
@@ -688,4 +694,21 @@ func unwrap(c *ent.Conversation, err error) (*ent.Conversation, error) {
 		return nil, err
 	}
 	return c.Unwrap(), nil
+}
+
+// checkReplyWindow refuses a free-form reply that WhatsApp or Messenger
+// would reject: more than 24 hours after the customer's last message.
+func (s *Service) checkReplyWindow(c *ent.Conversation) error {
+	if c.Channel != schematype.ChannelWhatsApp && c.Channel != schematype.ChannelFacebook {
+		return nil
+	}
+	if c.CustomerLastMessageAt != nil && s.now().Sub(*c.CustomerLastMessageAt) <= ReplyWindow {
+		return nil
+	}
+	name := "WhatsApp"
+	if c.Channel == schematype.ChannelFacebook {
+		name = "Messenger"
+	}
+	return apperr.Invalid("conversationID",
+		"more than 24 hours have passed since the customer's last message: %s only accepts template messages outside the customer service window", name)
 }
