@@ -709,7 +709,9 @@ func TestReplyWindowAndDeliveryStatuses(t *testing.T) {
 		// A fresh message opens it again.
 		w.Receive(t, conversations.Inbound{ChannelAccountID: acct, SenderID: "111", ProviderMessageID: "wamid.new", Body: "new"})
 		var sent struct {
-			SendMessage struct{ Message struct{ ID, DeliveryStatus string } }
+			SendMessage struct {
+				Message struct{ ID, DeliveryStatus string }
+			}
 		}
 		w.Ana.C.MustOp(t, "SendMessage", map[string]any{"input": map[string]any{"conversationID": fmt.Sprint(old.Conversation.ID), "body": "in time"}}, &sent)
 		if sent.SendMessage.Message.DeliveryStatus != "PENDING" {
