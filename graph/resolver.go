@@ -7,6 +7,7 @@ import (
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/conversations"
+	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/nodes"
 	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/workspace"
@@ -22,6 +23,8 @@ type Resolver struct {
 	Contacts  *contacts.Service
 	// Conversations runs the workflow: inbox, ownership, realtime.
 	Conversations *conversations.Service
+	// LiveChat is the website visitors' API.
+	LiveChat *livechat.Service
 }
 
 // notYet answers operations whose rules arrive with a later piece of work.

@@ -14,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/conversations"
+	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -243,12 +244,16 @@ func (r *mutationResolver) CreateChannelAccount(ctx context.Context, input model
 
 // StartLiveChat is the resolver for the startLiveChat field.
 func (r *mutationResolver) StartLiveChat(ctx context.Context, input model.StartLiveChatInput) (*model.StartLiveChatPayload, error) {
-	return nil, notYet("StartLiveChat")
+	token, c, err := r.LiveChat.Start(ctx, livechat.StartInput{ChannelAccountID: input.ChannelAccountID, Name: input.Name, Email: input.Email, PageURL: input.PageURL})
+	if err != nil {
+		return nil, err
+	}
+	return &model.StartLiveChatPayload{VisitorToken: token, Conversation: &model.VisitorConversation{ID: c.ID, Status: c.Status}}, nil
 }
 
 // VisitorSendMessage is the resolver for the visitorSendMessage field.
 func (r *mutationResolver) VisitorSendMessage(ctx context.Context, body *string, attachmentIDs []int) (*ent.Message, error) {
-	return nil, notYet("VisitorSendMessage")
+	return r.LiveChat.Send(ctx, body, attachmentIDs)
 }
 
 // Me is the resolver for the me field.
@@ -303,7 +308,11 @@ func (r *queryResolver) TemplateLanguages(ctx context.Context) ([]string, error)
 
 // VisitorConversation is the resolver for the visitorConversation field.
 func (r *queryResolver) VisitorConversation(ctx context.Context) (*model.VisitorConversation, error) {
-	return nil, notYet("VisitorConversation")
+	c, err := r.Conversations.VisitorConversation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &model.VisitorConversation{ID: c.ID, Status: c.Status}, nil
 }
 
 // Members is the resolver for the members field.
@@ -323,12 +332,16 @@ func (r *subscriptionResolver) ConversationEvents(ctx context.Context, conversat
 
 // VisitorEvents is the resolver for the visitorEvents field.
 func (r *subscriptionResolver) VisitorEvents(ctx context.Context) (<-chan *conversations.Event, error) {
-	return nil, notYet("VisitorEvents")
+	return r.Conversations.SubscribeVisitor(ctx)
 }
 
 // Messages is the resolver for the messages field.
 func (r *visitorConversationResolver) Messages(ctx context.Context, obj *model.VisitorConversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error) {
-	return nil, notYet("Messages")
+	c, err := r.Conversations.VisitorConversation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Conversations.Messages(ctx, c, conversations.Page{After: after, First: first, Before: before, Last: last})
 }
 
 // Mutation returns MutationResolver implementation.

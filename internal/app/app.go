@@ -19,6 +19,7 @@ import (
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/httpserver"
+	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/nodes"
 	"github.com/parleyhq/parley/internal/pubsub"
@@ -134,6 +135,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
 		Templates: templates.NewService(client), Contacts: contacts.NewService(client),
 		Conversations: a.Convs,
+		LiveChat:      livechat.NewService(client, a.Convs, a.Auth, limiter, cfg.PublicURL),
 	}
 
 	ready := map[string]httpserver.Pinger{"database": a.DB}
@@ -142,6 +144,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Server = httpserver.New(httpserver.Deps{
 		Config: cfg, Log: log, Metrics: a.Metrics, Auth: a.Auth, Resolver: resolver, Ready: ready,
+		Origins: resolver.LiveChat.Origins,
 	})
 	if err := a.bootstrap(ctx); err != nil {
 		return nil, err

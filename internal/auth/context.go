@@ -121,3 +121,23 @@ func ClientIP(ctx context.Context) string {
 	s, _ := ctx.Value(ipKey{}).(string)
 	return s
 }
+
+type clientKey struct{}
+
+// Client is what the HTTP layer saw of the caller's software.
+type Client struct {
+	UserAgent string
+	// Origin is the browser's Origin header ("" for non-browser clients).
+	Origin string
+}
+
+// WithClient returns ctx carrying the caller's user agent and origin.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientOf returns what the HTTP layer saw of the caller's software.
+func ClientOf(ctx context.Context) Client {
+	c, _ := ctx.Value(clientKey{}).(Client)
+	return c
+}

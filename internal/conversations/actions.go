@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/agent"
+	"github.com/parleyhq/parley/ent/attachment"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
@@ -194,7 +195,7 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 		if err != nil {
 			return err
 		}
-		if err := attach(ctx, tx, m.ID, in.AttachmentIDs, &p.AgentID, nil); err != nil {
+		if err := attach(ctx, tx, m.ID, in.AttachmentIDs, attachment.UploaderAgentID(p.AgentID)); err != nil {
 			return err
 		}
 		upd := tx.Conversation.UpdateOneID(c.ID).SetLastMessageAt(now).SetLastMessageID(m.ID)

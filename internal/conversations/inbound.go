@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/message"
+	"github.com/parleyhq/parley/ent/predicate"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/pubsub"
@@ -38,6 +39,11 @@ type Inbound struct {
 	At time.Time
 	// Visitor details, for live chat.
 	VisitorIP, VisitorUserAgent, VisitorPageURL string
+
+	// visitorConversation is set by VisitorSend: the visitor's own uploads
+	// in that conversation may be attached. Channel adapters attach files
+	// they stored themselves (no uploader).
+	visitorConversation int
 }
 
 // Received is the outcome of Receive.
@@ -157,11 +163,12 @@ func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error
 		if err != nil {
 			return err
 		}
-		if err := attach(ctx, tx, m.ID, in.AttachmentIDs, nil, &conv.ID); err != nil {
+		if err := attachInbound(ctx, tx, m.ID, in.AttachmentIDs, in.visitorConversation); err != nil {
 			return err
 		}
+		hadMessages := conv.LastMessageID != nil
 		u := tx.Conversation.UpdateOneID(conv.ID)
-		if !in.At.Before(conv.LastMessageAt) || out.NewConversation {
+		if !in.At.Before(conv.LastMessageAt) || out.NewConversation || !hadMessages {
 			u.SetLastMessageAt(in.At).SetLastMessageID(m.ID)
 		}
 		if conv.CustomerLastMessageAt == nil || in.At.After(*conv.CustomerLastMessageAt) {
@@ -182,7 +189,11 @@ func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error
 				return err
 			}
 		}
-		if conv.OwnerID == nil && (out.NewConversation || unarchived) {
+		// Routing starts with the first message (a live chat exists from
+		// the moment the visitor opens it, but nobody is offered an empty
+		// chat) and again when a message brings an archived one back.
+		firstMessage := out.NewConversation || !hadMessages
+		if conv.OwnerID == nil && (firstMessage || unarchived) {
 			if decision, err = s.router.Route(ctx, tx, conv); err != nil {
 				return err
 			}
@@ -242,23 +253,26 @@ func (s *Service) identity(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAcc
 		SetProfileName(in.SenderName).SetChannelAccountID(acct.ID).SetContactID(contact.ID).Save(ctx)
 }
 
+// attachInbound links a customer message's attachments: a visitor's own
+// uploads in its conversation, or files a channel adapter stored (which
+// have no uploader).
+func attachInbound(ctx context.Context, tx *ent.Tx, messageID int, ids []int, visitorConversation int) error {
+	if visitorConversation != 0 {
+		return attach(ctx, tx, messageID, ids, attachment.UploaderConversationID(visitorConversation))
+	}
+	return attach(ctx, tx, messageID, ids, attachment.UploaderConversationIDIsNil(), attachment.UploaderAgentIDIsNil())
+}
+
 // attach links uploaded attachments to a message. Each must be unattached
-// and uploaded by the same agent (agentID) or in the same conversation (a
-// visitor's or a channel's upload).
-func attach(ctx context.Context, tx *ent.Tx, messageID int, ids []int, agentID, conversationID *int) error {
+// and match owner (whose upload it is).
+func attach(ctx context.Context, tx *ent.Tx, messageID int, ids []int, owner ...predicate.Attachment) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	if len(ids) > MaxAttachments {
 		return apperr.Invalid("attachmentIDs", "at most %d attachments per message", MaxAttachments)
 	}
-	q := tx.Attachment.Update().Where(attachment.IDIn(ids...), attachment.Not(attachment.HasMessage()))
-	if agentID != nil {
-		q.Where(attachment.UploaderAgentID(*agentID))
-	} else if conversationID != nil {
-		q.Where(attachment.Or(attachment.UploaderConversationID(*conversationID), attachment.UploaderConversationIDIsNil()),
-			attachment.UploaderAgentIDIsNil())
-	}
+	q := tx.Attachment.Update().Where(attachment.IDIn(ids...), attachment.Not(attachment.HasMessage())).Where(owner...)
 	n, err := q.SetMessageID(messageID).Save(ctx)
 	if err != nil {
 		return err

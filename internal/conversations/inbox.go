@@ -65,7 +65,8 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 		return nil, err
 	}
 	me := p.AgentID
-	q := s.client.Conversation.Query()
+	// A live chat whose visitor has not written yet is nobody's business.
+	q := s.client.Conversation.Query().Where(conversation.LastMessageIDNotNil())
 	switch f.View {
 	case ViewRecent:
 		q.Where(conversation.Archived(false), conversation.Or(
@@ -252,10 +253,17 @@ func (s *Service) LastMessage(ctx context.Context, c *ent.Conversation) (*ent.Me
 func (s *Service) Sender(ctx context.Context, m *ent.Message) (ent.Noder, error) {
 	switch {
 	case m.SenderAgentID != nil:
-		if a, err := m.Edges.SenderAgentOrErr(); err == nil {
-			return a, nil
+		a, err := m.Edges.SenderAgentOrErr()
+		if err != nil {
+			if a, err = s.client.Agent.Get(ctx, *m.SenderAgentID); err != nil {
+				return nil, err
+			}
 		}
-		return s.client.Agent.Get(ctx, *m.SenderAgentID)
+		if p, _ := auth.FromContext(ctx); p.IsVisitor() {
+			// A visitor sees the agent's name, not the email or extension.
+			return &ent.Agent{ID: a.ID, Name: a.Name}, nil
+		}
+		return a, nil
 	case m.SenderContactID != nil:
 		if c, err := m.Edges.SenderContactOrErr(); err == nil {
 			return c, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -42,15 +43,13 @@ const (
 // newGraphQL builds the GraphQL handler: explicit transports, a query
 // cache, persisted queries, a complexity limit, the error presenter and a
 // recover func.
-func newGraphQL(d Deps, originPatterns []string) *handler.Server {
+func newGraphQL(d Deps, originPatterns []string, dyn OriginPolicy) *handler.Server {
 	cfg := graph.Config{Resolvers: d.Resolver}
 	setComplexity(&cfg.Complexity)
 	srv := handler.New(graph.NewExecutableSchema(cfg))
 
 	srv.AddTransport(transport.Websocket{
-		Implementation: transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{
-			OriginPatterns: originPatterns,
-		}},
+		Implementation: originCheckedWebsocket{static: originPatterns, dyn: dyn},
 		InitFunc: wsInit(d.Auth, d.Metrics),
 		CloseFunc: func(ctx context.Context, _ int) {
 			// Only connections that passed connection_init were counted.
@@ -247,4 +246,24 @@ func setComplexity(c *graph.ComplexityRoot) {
 	c.Contact.History = conn
 	c.Conversation.Messages = conn
 	c.VisitorConversation.Messages = conn
+}
+
+// originCheckedWebsocket accepts websockets with the library's origin check
+// (same origin always; others only when listed), listing the configured
+// origins and, per request, the requesting origin when a live-chat account
+// allows it.
+type originCheckedWebsocket struct {
+	static []string
+	dyn    OriginPolicy
+}
+
+func (o originCheckedWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	patterns := o.static
+	if origin := r.Header.Get("Origin"); origin != "" && o.dyn != nil && o.dyn.AnyAllows(r.Context(), origin) {
+		if u, err := url.Parse(origin); err == nil && u.Host != "" {
+			patterns = append(append([]string(nil), o.static...), strings.ToLower(u.Host))
+		}
+	}
+	impl := transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{OriginPatterns: patterns}}
+	return impl.Accept(w, r, opts)
 }

@@ -86,6 +86,7 @@ func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 func withClientIP(trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := auth.WithClientIP(r.Context(), clientIP(r, trusted))
+		ctx = auth.WithClient(ctx, auth.Client{UserAgent: r.UserAgent(), Origin: r.Header.Get("Origin")})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
@@ -210,7 +211,7 @@ func withAuth(a *auth.Service, log *slog.Logger, next http.Handler) http.Handler
 // withCORS answers browsers calling the API from another origin: only the
 // configured origins are allowed. Tokens travel in the Authorization header,
 // never in cookies, so credentials are not allowed.
-func withCORS(allowed []string, next http.Handler) http.Handler {
+func withCORS(allowed []string, dyn OriginPolicy, next http.Handler) http.Handler {
 	set := map[string]bool{}
 	any := false
 	for _, o := range allowed {
@@ -221,7 +222,7 @@ func withCORS(allowed []string, next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if origin != "" && (any || set[origin]) {
+		if origin != "" && (any || set[origin] || (dyn != nil && dyn.AnyAllows(r.Context(), origin))) {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Add("Vary", "Origin")
@@ -235,5 +236,19 @@ func withCORS(allowed []string, next http.Handler) http.Handler {
 			}
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// withCrossOriginProtection refuses cross-origin browser writes except from
+// trusted origins: the configured ones (inside cop) and the websites of the
+// live-chat accounts.
+func withCrossOriginProtection(cop *http.CrossOriginProtection, dyn OriginPolicy, next http.Handler) http.Handler {
+	protected := cop.Handler(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" && dyn != nil && dyn.AnyAllows(r.Context(), o) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		protected.ServeHTTP(w, r)
 	})
 }

@@ -41,6 +41,14 @@ type Deps struct {
 	Ready map[string]Pinger
 	// Extra mounts more handlers (webhooks, widget) by pattern.
 	Extra map[string]http.Handler
+	// Origins, when set, allows the browser origins of the live-chat
+	// accounts' websites in addition to PARLEY_ALLOWED_ORIGINS.
+	Origins OriginPolicy
+}
+
+// OriginPolicy says whether a browser origin may call the API.
+type OriginPolicy interface {
+	AnyAllows(ctx context.Context, origin string) bool
 }
 
 // Server serves Parley over HTTP.
@@ -58,7 +66,7 @@ type Server struct {
 func New(d Deps) *Server {
 	closing, cancel := context.WithCancel(context.Background())
 	s := &Server{d: d, closing: closing, close: cancel}
-	gql := newGraphQL(d, originHosts(d.Config.AllowedOrigins))
+	gql := newGraphQL(d, originHosts(d.Config.AllowedOrigins), d.Origins)
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", s.endSubscriptionsOnShutdown(gql))
@@ -80,8 +88,8 @@ func New(d Deps) *Server {
 	}
 	var h http.Handler = mux
 	h = withAuth(d.Auth, d.Log, h)
-	h = cop.Handler(h)
-	h = withCORS(d.Config.AllowedOrigins, h)
+	h = withCrossOriginProtection(cop, d.Origins, h)
+	h = withCORS(d.Config.AllowedOrigins, d.Origins, h)
 	h = withAccessLog(d.Log, d.Metrics, h)
 	h = withRecover(d.Log, h)
 	h = withClientIP(d.Config.TrustedProxies, h)

@@ -1,0 +1,185 @@
+package conversations
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+
+	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/ent/block"
+	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/textsearch"
+)
+
+// VisitorSession is what StartVisitorSession needs: the live-chat account,
+// what the pre-chat form said, and what the HTTP layer saw.
+type VisitorSession struct {
+	ChannelAccountID int
+	Name, Email      string
+	PageURL          string
+	IP, UserAgent    string
+}
+
+// StartVisitorSession opens a live-chat conversation for a new visitor and
+// returns it with the visitor's key (its identity on the account). Routing
+// waits for the visitor's first message, so agents are not offered empty
+// chats. issue creates the visitor token inside the same transaction.
+func (s *Service) StartVisitorSession(ctx context.Context, in VisitorSession, issue func(tx *ent.Tx, conversationID int) (string, error)) (*ent.Conversation, string, error) {
+	var (
+		out   *ent.Conversation
+		token string
+	)
+	err := store.Tx(ctx, s.client, func(tx *ent.Tx, _ *store.After) error {
+		acct, err := tx.ChannelAccount.Get(ctx, in.ChannelAccountID)
+		if ent.IsNotFound(err) || (err == nil && acct.Channel != schematype.ChannelLiveChat) {
+			return apperr.NotFoundf("live-chat account")
+		}
+		if err != nil {
+			return err
+		}
+		key := make([]byte, 16)
+		_, _ = rand.Read(key)
+		visitorKey := "v_" + hex.EncodeToString(key)
+		name := strings.TrimSpace(in.Name)
+		if name == "" {
+			name = "Visitor " + visitorKey[2:8]
+		}
+		cc := tx.Contact.Create().SetDisplayName(truncate(name, 200)).SetKnown(false).
+			SetSearchKey(textsearch.Key(name, in.Email))
+		if in.Email != "" {
+			cc.SetEmail(in.Email)
+		}
+		contact, err := cc.Save(ctx)
+		if err != nil {
+			return err
+		}
+		ident, err := tx.ContactIdentity.Create().SetChannel(schematype.ChannelLiveChat).SetExternalID(visitorKey).
+			SetProfileName(truncate(name, 200)).SetChannelAccountID(acct.ID).SetContactID(contact.ID).Save(ctx)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		c, err := tx.Conversation.Create().SetChannel(schematype.ChannelLiveChat).
+			SetStatus(schematype.ConversationOpen).SetUnknownContact(true).SetOpenKey(openKey(acct.ID, ident.ID)).
+			SetChannelAccountID(acct.ID).SetContactID(contact.ID).SetIdentityID(ident.ID).
+			SetNillableQueueID(acct.QueueID).SetLastMessageAt(now).SetCreatedAt(now).
+			SetVisitorIP(in.IP).SetVisitorUserAgent(truncate(in.UserAgent, 500)).SetVisitorPageURL(truncate(in.PageURL, 2000)).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		if err := logInteraction(ctx, tx, c, schematype.InteractionCreated, nil, "live chat started", now); err != nil {
+			return err
+		}
+		if token, err = issue(tx, c.ID); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return out.Unwrap(), token, nil
+}
+
+// VisitorConversation returns the calling visitor's conversation.
+func (s *Service) VisitorConversation(ctx context.Context) (*ent.Conversation, error) {
+	p, err := auth.Visitor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.client.Conversation.Get(ctx, p.ConversationID)
+	if ent.IsNotFound(err) {
+		return nil, apperr.NotFoundf("conversation")
+	}
+	return c, err
+}
+
+// VisitorSend stores a visitor's message through the inbound entry point,
+// like any channel's customer message. An ended chat takes no more.
+func (s *Service) VisitorSend(ctx context.Context, body string, attachmentIDs []int) (*ent.Message, error) {
+	c, err := s.VisitorConversation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status != schematype.ConversationOpen {
+		return nil, apperr.New(apperr.Forbidden, "this chat has ended")
+	}
+	if c.IdentityID == nil || c.ChannelAccountID == nil {
+		return nil, apperr.New(apperr.Forbidden, "this chat has ended")
+	}
+	ident, err := s.client.ContactIdentity.Get(ctx, *c.IdentityID)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.Receive(ctx, Inbound{
+		ChannelAccountID: *c.ChannelAccountID, SenderID: ident.ExternalID, Body: body,
+		AttachmentIDs: attachmentIDs, VisitorIP: c.VisitorIP, VisitorUserAgent: c.VisitorUserAgent,
+		VisitorPageURL: c.VisitorPageURL, visitorConversation: c.ID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if r.Conversation.ID != c.ID {
+		// The chat ended between the check and the store: the message went
+		// to a new conversation the visitor has no token for. Refuse.
+		return nil, apperr.New(apperr.Forbidden, "this chat has ended")
+	}
+	return r.Message, nil
+}
+
+// SubscribeVisitor streams agents' replies to the calling visitor, and
+// SESSION_ENDED, after which the stream completes.
+func (s *Service) SubscribeVisitor(ctx context.Context) (<-chan *Event, error) {
+	p, err := auth.Visitor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := s.broker.Subscribe(ctx, pubsub.VisitorTopic(p.ConversationID))
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *Event, SubscriberBuffer)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		for ev := range sub.C() {
+			var e *Event
+			switch ev.Kind {
+			case pubsub.KindSessionEnded:
+				e = &Event{Kind: EventSessionEnded, ConversationID: p.ConversationID}
+			case pubsub.KindMessageAdded:
+				m, err := s.client.Message.Get(ctx, ev.MessageID)
+				if err != nil || m.ConversationID != p.ConversationID || m.Direction == schematype.DirectionInbound {
+					continue
+				}
+				e = &Event{Kind: EventMessageAdded, ConversationID: p.ConversationID, Message: m}
+			default:
+				continue
+			}
+			select {
+			case out <- e:
+			default:
+				return
+			}
+			if e.Kind == EventSessionEnded {
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// VisitorIsBlocked reports whether an IP address was blocked.
+func (s *Service) VisitorIsBlocked(ctx context.Context, ip string) (bool, error) {
+	if ip == "" {
+		return false, nil
+	}
+	return s.client.Block.Query().Where(block.IP(ip)).Exist(ctx)
+}
