@@ -32,7 +32,9 @@ type visitorConv struct {
 	VisitorConversation struct {
 		ID, Status string
 		Messages   struct {
-			Edges []struct{ Node struct{ ID, Direction, Body string } }
+			Edges []struct {
+				Node struct{ ID, Direction, Body string }
+			}
 		}
 	}
 }
@@ -63,7 +65,9 @@ func TestLiveChatVisitorFlow(t *testing.T) {
 			t.Fatalf("agent's view: %+v", c)
 		}
 		var vis struct {
-			Conversation struct{ Visitor struct{ IP, UserAgent, PageURL string } }
+			Conversation struct {
+				Visitor struct{ IP, UserAgent, PageURL string }
+			}
 		}
 		w.Ana.C.MustOp(t, "Conversation", map[string]any{"id": convID}, &vis)
 		if got := vis.Conversation.Visitor; got.IP != "192.0.2.44" || got.UserAgent != "WidgetTest/1.0" || got.PageURL != "https://shop.example.com/p/1" {

@@ -50,7 +50,7 @@ func newGraphQL(d Deps, originPatterns []string, dyn OriginPolicy) *handler.Serv
 
 	srv.AddTransport(transport.Websocket{
 		Implementation: originCheckedWebsocket{static: originPatterns, dyn: dyn},
-		InitFunc: wsInit(d.Auth, d.Metrics),
+		InitFunc:       wsInit(d.Auth, d.Metrics),
 		CloseFunc: func(ctx context.Context, _ int) {
 			// Only connections that passed connection_init were counted.
 			if _, ok := auth.FromContext(ctx); ok {
