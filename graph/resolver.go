@@ -4,6 +4,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/attachments"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/conversations"
@@ -25,6 +26,8 @@ type Resolver struct {
 	Conversations *conversations.Service
 	// LiveChat is the website visitors' API.
 	LiveChat *livechat.Service
+	// Attachments stores uploads and signs their download links.
+	Attachments *attachments.Service
 }
 
 // notYet answers operations whose rules arrive with a later piece of work.

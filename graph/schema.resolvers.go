@@ -25,7 +25,7 @@ func (r *agentResolver) Queues(ctx context.Context, obj *ent.Agent) ([]*ent.Queu
 
 // URL is the resolver for the url field.
 func (r *attachmentResolver) URL(ctx context.Context, obj *ent.Attachment) (string, error) {
-	return "", notYet("attachments")
+	return r.Attachments.URL(ctx, obj)
 }
 
 // WebhookURL is the resolver for the webhookURL field.
@@ -142,7 +142,7 @@ func (r *mutationResolver) SendMessage(ctx context.Context, input model.SendMess
 
 // UploadAttachment is the resolver for the uploadAttachment field.
 func (r *mutationResolver) UploadAttachment(ctx context.Context, file graphql.Upload) (*ent.Attachment, error) {
-	return nil, notYet("UploadAttachment")
+	return r.Attachments.Upload(ctx, uploadedFile(file))
 }
 
 // TakeConversation is the resolver for the takeConversation field.

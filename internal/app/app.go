@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -14,7 +16,11 @@ import (
 
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph"
+	"github.com/parleyhq/parley/internal/attachments"
+	"github.com/parleyhq/parley/internal/attachments/download"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/channels"
+	channelsetup "github.com/parleyhq/parley/internal/channels/setup"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/conversations"
@@ -28,6 +34,7 @@ import (
 	"github.com/parleyhq/parley/internal/seed"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/templates"
+	"github.com/parleyhq/parley/internal/widget"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -44,6 +51,11 @@ type App struct {
 	Router    *routing.Router
 	Convs     *conversations.Service
 	Server    *httpserver.Server
+	// Attachments stores uploads; tests call its Sweep.
+	Attachments *attachments.Service
+	// Channels receives the WhatsApp, Messenger and SMS webhooks and
+	// delivers replies (its workers run from Start).
+	Channels *channels.Service
 	// DemoLogins is set when this start seeded the demo workspace.
 	DemoLogins []seed.Login
 
@@ -131,11 +143,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	lookup := nodes.NewService(client)
 	a.Convs.RegisterNodes(lookup)
+	atts, err := newAttachments(cfg, a.DB, a.Convs, log)
+	if err != nil {
+		return nil, err
+	}
+	a.Attachments = atts
+	if a.Channels, err = channelsetup.New(client, a.Convs, a.Attachments, log, cfg, limiter, os.Getenv); err != nil {
+		return nil, err
+	}
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
 		Templates: templates.NewService(client), Contacts: contacts.NewService(client),
 		Conversations: a.Convs,
 		LiveChat:      livechat.NewService(client, a.Convs, a.Auth, limiter, cfg.PublicURL),
+		Attachments:   a.Attachments,
 	}
 
 	ready := map[string]httpserver.Pinger{"database": a.DB}
@@ -145,6 +166,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Server = httpserver.New(httpserver.Deps{
 		Config: cfg, Log: log, Metrics: a.Metrics, Auth: a.Auth, Resolver: resolver, Ready: ready,
 		Origins: resolver.LiveChat.Origins,
+		Extra: a.Channels.AddRoutes(map[string]http.Handler{
+			download.Pattern: download.Handler(a.Attachments, log),
+			// The website live-chat widget and a page that embeds it.
+			widget.ScriptPattern: widget.Script(),
+			widget.DemoPattern:   widget.Demo(cfg.PublicURL, resolver.LiveChat, log),
+		}),
 	})
 	if err := a.bootstrap(ctx); err != nil {
 		return nil, err
@@ -161,6 +188,16 @@ func (a *App) Start() {
 	go func() {
 		defer a.bg.Done()
 		a.Router.Run(ctx)
+	}()
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.Attachments.Run(ctx)
+	}()
+	a.bg.Add(1)
+	go func() {
+		defer a.bg.Done()
+		a.Channels.Run(ctx)
 	}()
 }
 

@@ -43,6 +43,13 @@ type Config struct {
 	TokenTTL time.Duration
 	// LogLevel is debug, info, warn or error (PARLEY_LOG_LEVEL, info).
 	LogLevel string
+	// MaxUploadBytes is the largest attachment accepted
+	// (PARLEY_MAX_UPLOAD_BYTES, 25 MiB).
+	MaxUploadBytes int64
+	// URLSecret keys the signed download links of attachments
+	// (PARLEY_URL_SECRET); empty = a random secret kept in the data
+	// directory, which instances that do not share it cannot check.
+	URLSecret string
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -60,6 +67,17 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminPassword: getenv("PARLEY_ADMIN_PASSWORD"),
 		LogLevel:      or(getenv("PARLEY_LOG_LEVEL"), "info"),
 		TokenTTL:      30 * 24 * time.Hour,
+	}
+	c.MaxUploadBytes, c.URLSecret = 25<<20, getenv("PARLEY_URL_SECRET")
+	if v := getenv("PARLEY_MAX_UPLOAD_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return c, fmt.Errorf("PARLEY_MAX_UPLOAD_BYTES: %q is not a positive number of bytes", v)
+		}
+		c.MaxUploadBytes = n
+	}
+	if c.URLSecret != "" && len(c.URLSecret) < 32 {
+		return c, fmt.Errorf("PARLEY_URL_SECRET must have at least 32 characters")
 	}
 	if v := getenv("PARLEY_DEMO"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -64,7 +64,9 @@ func newGraphQL(d Deps, originPatterns []string, dyn OriginPolicy) *handler.Serv
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.AddTransport(transport.MultipartForm{MaxUploadSize: MaxUploadSize, MaxMemory: 4 << 20})
+	// A configured attachment limit above the default widens the request
+	// limit with it, so the file reaches the service and its BAD_USER_INPUT.
+	srv.AddTransport(transport.MultipartForm{MaxUploadSize: max(MaxUploadSize, d.Config.MaxUploadBytes+1<<20), MaxMemory: 4 << 20})
 
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(extension.Introspection{})

@@ -1,0 +1,111 @@
+package channels
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/parleyhq/parley/ent"
+)
+
+// webhookAccount resolves the {id} of a webhook path to an account of the
+// provider's channel; anything else is 404, whether the id is unknown or
+// belongs to another channel.
+func (s *Service) webhookAccount(w http.ResponseWriter, r *http.Request, p Provider) *Account {
+	id, err := strconv.Atoi(r.PathValue("id"))
+	if err != nil || id <= 0 {
+		http.NotFound(w, r)
+		return nil
+	}
+	a, err := s.db.ChannelAccount.Get(r.Context(), id)
+	if ent.IsNotFound(err) || (err == nil && a.Channel != p.Channel()) {
+		http.NotFound(w, r)
+		return nil
+	}
+	if err != nil {
+		s.log.Error("webhook account", "provider", p.Name(), "err", err)
+		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+		return nil
+	}
+	return s.toAccount(a)
+}
+
+// handshake answers Meta's GET verification: the challenge as plain text
+// for the account's verify token, 403 otherwise.
+func (s *Service) handshake(p Provider, h Handshaker) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		acct := s.webhookAccount(w, r, p)
+		if acct == nil {
+			return
+		}
+		challenge, ok := h.Handshake(r.URL.Query(), acct)
+		if !ok {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = io.WriteString(w, challenge)
+	}
+}
+
+// intake receives a webhook: size limit, signature over the raw body, a
+// parse to refuse malformed bodies, then the body is stored as a
+// WebhookEvent before the provider gets its answer, and the events worker
+// is woken. Nothing is stored for a request that fails any check, nor for
+// an event type Parley does not handle.
+func (s *Service) intake(p Provider) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		acct := s.webhookAccount(w, r, p)
+		if acct == nil {
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxWebhookBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "cannot read the request body", http.StatusBadRequest)
+			return
+		}
+		req := SignedRequest{Header: r.Header, Body: body, URL: s.publicURL + r.URL.RequestURI()}
+		switch err := p.Verify(req, acct); {
+		case errors.Is(err, ErrNoSignature):
+			http.Error(w, "signature required", http.StatusUnauthorized)
+			return
+		case errors.Is(err, ErrMalformed):
+			http.Error(w, "malformed request", http.StatusBadRequest)
+			return
+		case err != nil:
+			s.log.Warn("webhook signature refused", "provider", p.Name(), "account", acct.ID)
+			http.Error(w, "invalid signature", http.StatusForbidden)
+			return
+		}
+		batch, err := p.Parse(body)
+		if err != nil {
+			http.Error(w, "malformed body", http.StatusBadRequest)
+			return
+		}
+		if batch.Empty() {
+			p.Ack(w)
+			return
+		}
+		// The provider's disconnect must not undo a store under way.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+		defer cancel()
+		now := s.Now()
+		if err := s.db.WebhookEvent.Create().SetChannelAccountID(acct.ID).SetProvider(p.Name()).
+			SetBody(body).SetReceivedAt(now).SetNextAttemptAt(now).Exec(ctx); err != nil {
+			s.log.Error("store webhook event", "provider", p.Name(), "account", acct.ID, "err", err)
+			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		kick(s.kickEvents)
+		p.Ack(w)
+	}
+}

@@ -1,0 +1,130 @@
+// Package setup builds the channels service with its three adapters over
+// the attachments service (inbound media, signed links for outbound media),
+// from Parley's configuration, so that the application's wiring stays one
+// call.
+package setup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/attachments"
+	"github.com/parleyhq/parley/internal/channels"
+	"github.com/parleyhq/parley/internal/channels/messenger"
+	"github.com/parleyhq/parley/internal/channels/twilio"
+	"github.com/parleyhq/parley/internal/channels/whatsapp"
+	"github.com/parleyhq/parley/internal/config"
+	"github.com/parleyhq/parley/internal/ratelimit"
+)
+
+// New builds the channels service. getenv supplies the channel settings
+// (PARLEY_GRAPH_API_VERSION); shared, when not nil, caps send rates across
+// instances.
+func New(db *ent.Client, convs channels.Conversations, atts *attachments.Service, log *slog.Logger,
+	cfg config.Config, shared ratelimit.Limiter, getenv func(string) string) (*channels.Service, error) {
+	set, err := channels.SettingsFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	client := channels.NewHTTPClient()
+	maxBytes := cfg.MaxUploadBytes
+	if maxBytes <= 0 {
+		maxBytes = attachments.DefaultMaxBytes
+	}
+	s := channels.New(channels.Deps{
+		DB: db, Conversations: convs, Log: log, PublicURL: cfg.PublicURL, Shared: shared,
+		Media: &MediaStore{Attachments: atts, DB: db, MaxBytes: maxBytes},
+		Links: atts,
+		Providers: []channels.Provider{
+			whatsapp.New(set.GraphVersion, client),
+			messenger.New(set.GraphVersion, client),
+			twilio.New(client),
+		},
+	})
+	// A download larger than what is kept stops early.
+	s.MaxMediaBytes = maxBytes
+	return s, nil
+}
+
+// MediaStore keeps inbound provider media through the attachments service:
+// the allowed kinds as any upload (checked by content), and, beyond the
+// upload allow-list, audio and video (see the media policy in package
+// channels) in the same content-addressed storage.
+type MediaStore struct {
+	Attachments *attachments.Service
+	DB          *ent.Client
+	MaxBytes    int64
+}
+
+// Store implements channels.MediaStore.
+func (m *MediaStore) Store(ctx context.Context, filename, claimedType string, r io.ReadSeeker) (int, error) {
+	size, err := r.Seek(0, io.SeekEnd)
+	if err != nil {
+		return 0, err
+	}
+	if size == 0 {
+		return 0, &channels.MediaError{Reason: "the file is empty", Permanent: true}
+	}
+	if size > m.MaxBytes {
+		return 0, &channels.MediaError{Reason: fmt.Sprintf("larger than %d MB", m.MaxBytes>>20), Permanent: true}
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	a, err := m.Attachments.Ingest(ctx, attachments.File{Name: filename, Content: r})
+	if err == nil {
+		return a.ID, nil
+	}
+	if !apperr.Is(err, apperr.BadUserInput) {
+		return 0, err
+	}
+	// Not an allowed kind: keep it if it is audio or video.
+	head := make([]byte, 512)
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, _ := io.ReadFull(r, head)
+	ct, ok := channels.MediaType(head[:n], claimedType)
+	if !ok {
+		return 0, &channels.MediaError{Reason: "not a kind of file Parley keeps", Permanent: true}
+	}
+	return m.storeMedia(ctx, filename, ct, r, size)
+}
+
+func (m *MediaStore) storeMedia(ctx context.Context, filename, ct string, r io.ReadSeeker, size int64) (int, error) {
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return 0, err
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	put := func() error {
+		if _, err := r.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		return m.Attachments.Storage().Put(ctx, sum, r)
+	}
+	if err := put(); err != nil {
+		return 0, err
+	}
+	kind := &attachments.Kind{Name: ct, MIME: ct, Exts: []string{channels.MediaExtension(ct)}}
+	a, err := m.DB.Attachment.Create().SetFilename(attachments.CleanFilename(filename, kind)).
+		SetContentType(ct).SetSize(size).SetSha256(sum).Save(ctx)
+	if err != nil {
+		return 0, err
+	}
+	// The row now holds the content; a cleanup that removed identical
+	// unused content between the first Put and the row is undone here.
+	if err := put(); err != nil {
+		return 0, err
+	}
+	return a.ID, nil
+}

@@ -1,0 +1,29 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestUploadSettings(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || c.MaxUploadBytes != 25<<20 || c.URLSecret != "" {
+		t.Fatalf("defaults: %d %q %v", c.MaxUploadBytes, c.URLSecret, err)
+	}
+	secret := strings.Repeat("s", 32)
+	c, err = Load(env(map[string]string{"PARLEY_MAX_UPLOAD_BYTES": "1048576", "PARLEY_URL_SECRET": secret}))
+	if err != nil || c.MaxUploadBytes != 1<<20 || c.URLSecret != secret {
+		t.Fatalf("values: %d %q %v", c.MaxUploadBytes, c.URLSecret, err)
+	}
+	for k, v := range map[string]string{
+		"PARLEY_MAX_UPLOAD_BYTES": "0",
+		"PARLEY_URL_SECRET":       "short",
+	} {
+		if _, err := Load(env(map[string]string{k: v})); err == nil {
+			t.Errorf("%s=%q was accepted", k, v)
+		}
+	}
+	if _, err := Load(env(map[string]string{"PARLEY_MAX_UPLOAD_BYTES": "25MB"})); err == nil {
+		t.Error("PARLEY_MAX_UPLOAD_BYTES=25MB was accepted")
+	}
+}
