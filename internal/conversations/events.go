@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/pubsub"
 )
@@ -204,6 +205,9 @@ func newEventCache() *eventCache { return &eventCache{entries: map[string]*cache
 
 const eventCacheTTL = 5 * time.Second
 
+// eventLoadTimeout bounds loading what one event refers to.
+const eventLoadTimeout = 10 * time.Second
+
 func (c *eventCache) get(ctx context.Context, client *ent.Client, ev pubsub.Event) (*snapshot, error) {
 	key := fmt.Sprintf("%s/%d/%d/%d", ev.Kind, ev.ConversationID, ev.MessageID, ev.At.UnixNano())
 	now := time.Now()
@@ -222,7 +226,16 @@ func (c *eventCache) get(ctx context.Context, client *ent.Client, ev pubsub.Even
 		}
 	}
 	c.mu.Unlock()
-	e.once.Do(func() { e.snap, e.err = loadSnapshot(ctx, client, ev) })
+	e.once.Do(func() {
+		// The load serves every local subscriber of the event, so it must
+		// not end with the context of whichever one arrived first: the
+		// others waiting on once would share its cancellation and miss
+		// the event. Keep the values (request id, caller), drop the
+		// cancellation, bound the time.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventLoadTimeout)
+		defer cancel()
+		e.snap, e.err = loadSnapshot(lctx, client, ev)
+	})
 	if e.err != nil {
 		// A failed load (a subscriber's context ended, a database hiccup)
 		// is not shared: the next subscriber tries again.
@@ -237,7 +250,9 @@ func (c *eventCache) get(ctx context.Context, client *ent.Client, ev pubsub.Even
 
 func loadSnapshot(ctx context.Context, client *ent.Client, ev pubsub.Event) (*snapshot, error) {
 	snap := &snapshot{}
-	c, err := client.Conversation.Get(ctx, ev.ConversationID)
+	// The owner is what every subscriber's payload asks for: load it once
+	// here rather than once per subscriber.
+	c, err := client.Conversation.Query().Where(conversation.ID(ev.ConversationID)).WithOwner().Only(ctx)
 	if ent.IsNotFound(err) {
 		return snap, nil
 	}
