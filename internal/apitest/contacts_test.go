@@ -281,7 +281,7 @@ func countingServer(t *testing.T, b storetest.Backend) (*apitest.Server, *atomic
 		}
 	})
 	counted := &store.DB{Client: ent.NewClient(ent.Driver(drv)), SQL: db.SQL, Dialect: db.Dialect}
-	return apitest.Start(t, apitest.Options{Backend: b, DB: counted}), &n
+	return apitest.Start(t, apitest.Options{Backend: b, DB: counted, NoWorkers: true}), &n
 }
 
 // TestContactInfoQueryCount checks that the history's agents, queues and

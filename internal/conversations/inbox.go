@@ -317,6 +317,10 @@ type unreadBatch struct {
 	done   chan struct{}
 	counts map[int]int
 	err    error
+	// running is set once the batch stops taking new conversations; a
+	// caller for a conversation it already counts still joins it until
+	// its query ends (a burst of subscribers of one event shares it).
+	running bool
 }
 
 func newUnreadBatcher(client *ent.Client, log *slog.Logger) *unreadBatcher {
@@ -326,7 +330,7 @@ func newUnreadBatcher(client *ent.Client, log *slog.Logger) *unreadBatcher {
 func (u *unreadBatcher) load(ctx context.Context, agentID, convID int) (int, error) {
 	u.mu.Lock()
 	b := u.batch[agentID]
-	if b == nil || len(b.convs) >= 100 {
+	if b == nil || (b.running && !b.convs[convID]) || (!b.running && len(b.convs) >= 100) {
 		b = &unreadBatch{convs: map[int]bool{}, done: make(chan struct{})}
 		u.batch[agentID] = b
 		go u.run(agentID, b)
@@ -344,9 +348,7 @@ func (u *unreadBatcher) load(ctx context.Context, agentID, convID int) (int, err
 func (u *unreadBatcher) run(agentID int, b *unreadBatch) {
 	time.Sleep(time.Millisecond)
 	u.mu.Lock()
-	if u.batch[agentID] == b {
-		delete(u.batch, agentID)
-	}
+	b.running = true
 	ids := make([]int, 0, len(b.convs))
 	for id := range b.convs {
 		ids = append(ids, id)
@@ -354,10 +356,16 @@ func (u *unreadBatcher) run(agentID int, b *unreadBatch) {
 	u.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b.counts, b.err = unreadCounts(ctx, u.client, agentID, ids)
-	if b.err != nil {
-		u.log.Warn("unread counts", "err", b.err)
+	counts, err := unreadCounts(ctx, u.client, agentID, ids)
+	if err != nil {
+		u.log.Warn("unread counts", "err", err)
 	}
+	u.mu.Lock()
+	b.counts, b.err = counts, err
+	if u.batch[agentID] == b {
+		delete(u.batch, agentID)
+	}
+	u.mu.Unlock()
 	close(b.done)
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleyhq/parley/ent"
@@ -28,7 +29,7 @@ type Router struct {
 	client *ent.Client
 	broker pubsub.Broker
 	log    *slog.Logger
-	now    func() time.Time
+	clock  atomic.Pointer[func() time.Time]
 
 	mu  sync.Mutex
 	rnd *rand.Rand
@@ -43,16 +44,20 @@ type Router struct {
 
 // New returns a router.
 func New(client *ent.Client, broker pubsub.Broker, log *slog.Logger) *Router {
-	return &Router{
-		client: client, broker: broker, log: log, now: time.Now,
+	r := &Router{
+		client: client, broker: broker, log: log,
 		rnd:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15)),
 		Interval: time.Second, SweepEvery: 15 * time.Second,
 		kick: make(chan struct{}, 1),
 	}
+	r.SetClock(time.Now)
+	return r
 }
 
-// SetClock replaces time.Now (tests of timeouts).
-func (r *Router) SetClock(now func() time.Time) { r.now = now }
+// SetClock replaces time.Now (tests of timeouts); safe while the worker runs.
+func (r *Router) SetClock(now func() time.Time) { r.clock.Store(&now) }
+
+func (r *Router) now() time.Time { return (*r.clock.Load())() }
 
 // Decision is the outcome of one routing turn, published after commit.
 type Decision struct {
