@@ -90,7 +90,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 
 // banner tells a newcomer where to go and how to log in.
 func banner(w io.Writer, cfg config.Config, a *app.App) {
-	fmt.Fprintf(w, "\nParley is running.\n  GraphQL playground: %s/\n  GraphQL endpoint:   %s/graphql\n", cfg.PublicURL, cfg.PublicURL)
+	fmt.Fprintf(w, "\nParley is running.\n  GraphQL playground: %s/\n  GraphQL endpoint:   %s/graphql\n  Website chat demo:  %s/demo\n",
+		cfg.PublicURL, cfg.PublicURL, cfg.PublicURL)
 	if cfg.DatabaseURL == "" {
 		fmt.Fprintf(w, "  Database:           %s (SQLite)\n", cfg.SQLitePath())
 	}

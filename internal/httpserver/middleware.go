@@ -129,8 +129,10 @@ func route(path string) string {
 			return "/webhooks/" + parts[0]
 		}
 		return "/webhooks/other"
-	case path == "/healthz", path == "/readyz", path == "/metrics":
+	case path == "/healthz", path == "/readyz", path == "/metrics", path == "/widget.js", path == "/demo":
 		return path
+	case strings.HasPrefix(path, "/attachments/"):
+		return "/attachments"
 	}
 	return "other"
 }

@@ -36,6 +36,7 @@ func TestRouteLabelsAreBounded(t *testing.T) {
 	for path, want := range map[string]string{
 		"/graphql": "/graphql", "/webhooks/whatsapp/123": "/webhooks/whatsapp",
 		"/webhooks/evil/1": "/webhooks/other", "/random/123": "other", "/": "/",
+		"/attachments/42/a.pdf": "/attachments", "/widget.js": "/widget.js",
 	} {
 		if got := route(path); got != want {
 			t.Errorf("route(%q) = %q, want %q", path, got, want)
