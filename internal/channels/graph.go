@@ -227,3 +227,36 @@ func Get(ctx context.Context, client *http.Client, rawURL string, header http.He
 	}
 	return resp, nil
 }
+
+// GraphApp is what the two Meta adapters (WhatsApp and Messenger) share: the
+// Graph API version in their paths, the HTTP client and clock, the verify
+// token handshake, the X-Hub-Signature-256 check and the plain 200 answer.
+// Each adapter embeds it.
+type GraphApp struct {
+	// Version is the Graph API version in paths (default v21.0).
+	Version string
+	HTTP    *http.Client
+	Now     func() time.Time
+}
+
+// NewGraphApp returns the shared part; version "" means DefaultGraphVersion.
+func NewGraphApp(version string, client *http.Client) GraphApp {
+	if version == "" {
+		version = DefaultGraphVersion
+	}
+	return GraphApp{Version: version, HTTP: client, Now: time.Now}
+}
+
+// Handshake implements Handshaker: the GET verification with the account's
+// verify token.
+func (GraphApp) Handshake(q url.Values, acct *Account) (string, bool) {
+	return HubHandshake(q, acct.Config.VerifyToken)
+}
+
+// Verify implements Provider: X-Hub-Signature-256 keyed with the app secret.
+func (GraphApp) Verify(req SignedRequest, acct *Account) error {
+	return VerifyHubSignature(req.Header, req.Body, acct.Config.AppSecret)
+}
+
+// Ack implements Provider: Meta wants a plain 200.
+func (GraphApp) Ack(w http.ResponseWriter) { w.WriteHeader(http.StatusOK) }

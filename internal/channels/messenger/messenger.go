@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/channels"
@@ -22,18 +21,12 @@ const MaxText = 2000
 
 // Provider is the Messenger adapter.
 type Provider struct {
-	// Version is the Graph API version in paths (default v21.0).
-	Version string
-	HTTP    *http.Client
-	Now     func() time.Time
+	channels.GraphApp
 }
 
 // New returns the adapter; version "" means channels.DefaultGraphVersion.
 func New(version string, client *http.Client) *Provider {
-	if version == "" {
-		version = channels.DefaultGraphVersion
-	}
-	return &Provider{Version: version, HTTP: client, Now: time.Now}
+	return &Provider{GraphApp: channels.NewGraphApp(version, client)}
 }
 
 // Name implements channels.Provider.
@@ -41,20 +34,6 @@ func (*Provider) Name() string { return "messenger" }
 
 // Channel implements channels.Provider.
 func (*Provider) Channel() schematype.Channel { return schematype.ChannelFacebook }
-
-// Handshake implements channels.Handshaker.
-func (*Provider) Handshake(q url.Values, acct *channels.Account) (string, bool) {
-	return channels.HubHandshake(q, acct.Config.VerifyToken)
-}
-
-// Verify implements channels.Provider: X-Hub-Signature-256 keyed with the
-// app secret.
-func (*Provider) Verify(req channels.SignedRequest, acct *channels.Account) error {
-	return channels.VerifyHubSignature(req.Header, req.Body, acct.Config.AppSecret)
-}
-
-// Ack implements channels.Provider.
-func (*Provider) Ack(w http.ResponseWriter) { w.WriteHeader(http.StatusOK) }
 
 func (p *Provider) endpoint(acct *channels.Account, path string, q url.Values) string {
 	q.Set("access_token", acct.Config.PageAccessToken)

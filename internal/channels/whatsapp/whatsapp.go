@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/ent/schema/schematype"
@@ -26,18 +25,12 @@ const (
 
 // Provider is the WhatsApp adapter.
 type Provider struct {
-	// Version is the Graph API version in paths (default v21.0).
-	Version string
-	HTTP    *http.Client
-	Now     func() time.Time
+	channels.GraphApp
 }
 
 // New returns the adapter; version "" means channels.DefaultGraphVersion.
 func New(version string, client *http.Client) *Provider {
-	if version == "" {
-		version = channels.DefaultGraphVersion
-	}
-	return &Provider{Version: version, HTTP: client, Now: time.Now}
+	return &Provider{GraphApp: channels.NewGraphApp(version, client)}
 }
 
 // Name implements channels.Provider.
@@ -45,20 +38,6 @@ func (*Provider) Name() string { return "whatsapp" }
 
 // Channel implements channels.Provider.
 func (*Provider) Channel() schematype.Channel { return schematype.ChannelWhatsApp }
-
-// Handshake implements channels.Handshaker.
-func (*Provider) Handshake(q url.Values, acct *channels.Account) (string, bool) {
-	return channels.HubHandshake(q, acct.Config.VerifyToken)
-}
-
-// Verify implements channels.Provider: X-Hub-Signature-256 keyed with the
-// app secret.
-func (*Provider) Verify(req channels.SignedRequest, acct *channels.Account) error {
-	return channels.VerifyHubSignature(req.Header, req.Body, acct.Config.AppSecret)
-}
-
-// Ack implements channels.Provider.
-func (*Provider) Ack(w http.ResponseWriter) { w.WriteHeader(http.StatusOK) }
 
 func (p *Provider) base(acct *channels.Account, path string) string {
 	return channels.Endpoint(acct.Config.APIBaseURL, channels.GraphBaseURL, "/"+p.Version+path)
