@@ -58,6 +58,39 @@ type Event struct {
 // refetches).
 const SubscriberBuffer = 32
 
+// pump delivers a broker subscription to a client: convert turns each
+// broker event into the client's event (nil to skip it). Delivery never
+// blocks: a client that falls behind is dropped and its stream completes.
+// The stream also completes after SESSION_ENDED, and after REMOVED when
+// endOnRemoved (a single conversation's stream; an inbox goes on).
+func (s *Service) pump(sub *pubsub.Subscription, who string, endOnRemoved bool, convert func(pubsub.Event) (*Event, error)) <-chan *Event {
+	out := make(chan *Event, SubscriberBuffer)
+	go func() {
+		defer close(out)
+		defer sub.Close()
+		for ev := range sub.C() {
+			e, err := convert(ev)
+			if err != nil {
+				s.log.Warn("realtime event", "subscriber", who, "err", err, "conversation", ev.ConversationID)
+				continue
+			}
+			if e == nil {
+				continue
+			}
+			select {
+			case out <- e:
+			default:
+				s.log.Info("dropping a slow subscriber", "subscriber", who)
+				return
+			}
+			if (e.Kind == EventRemoved && endOnRemoved) || e.Kind == EventSessionEnded {
+				return
+			}
+		}
+	}()
+	return out
+}
+
 // SubscribeInbox streams everything that changes the caller's inbox.
 // Access is checked at subscribe time and again at every delivery.
 func (s *Service) SubscribeInbox(ctx context.Context) (<-chan *Event, error) {
@@ -69,28 +102,7 @@ func (s *Service) SubscribeInbox(ctx context.Context) (<-chan *Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *Event, SubscriberBuffer)
-	go func() {
-		defer close(out)
-		defer sub.Close()
-		for ev := range sub.C() {
-			e, err := s.inboxEvent(ctx, p, ev)
-			if err != nil {
-				s.log.Warn("inbox event", "err", err, "conversation", ev.ConversationID)
-				continue
-			}
-			if e == nil {
-				continue
-			}
-			select {
-			case out <- e:
-			default:
-				s.log.Info("dropping a slow inbox subscriber", "agent", p.AgentID)
-				return
-			}
-		}
-	}()
-	return out, nil
+	return s.pump(sub, "inbox", false, func(ev pubsub.Event) (*Event, error) { return s.inboxEvent(ctx, p, ev) }), nil
 }
 
 func (s *Service) inboxEvent(ctx context.Context, p auth.Principal, ev pubsub.Event) (*Event, error) {
@@ -137,45 +149,28 @@ func (s *Service) SubscribeConversation(ctx context.Context, id int) (<-chan *Ev
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *Event, SubscriberBuffer)
-	go func() {
-		defer close(out)
-		defer sub.Close()
-		for ev := range sub.C() {
-			snap, err := s.events.get(ctx, s.client, ev)
-			if err != nil {
-				s.log.Warn("conversation event", "err", err, "conversation", id)
-				continue
-			}
-			var e *Event
-			if snap.conv == nil || !snap.viewers.For(p).View {
-				e = &Event{Kind: EventRemoved, ConversationID: id}
-			} else {
-				e = &Event{ConversationID: id, Conversation: snap.conv}
-				switch ev.Kind {
-				case pubsub.KindMessageAdded, pubsub.KindConversationCreated:
-					e.Kind, e.Message = EventMessageAdded, snap.msg
-				case pubsub.KindMessageUpdated:
-					e.Kind, e.Message = EventMessageUpdated, snap.msg
-				default:
-					e.Kind = EventConversationUpdated
-				}
-				if e.Message == nil && e.Kind != EventConversationUpdated {
-					continue
-				}
-			}
-			select {
-			case out <- e:
-			default:
-				s.log.Info("dropping a slow conversation subscriber", "agent", p.AgentID)
-				return
-			}
-			if e.Kind == EventRemoved {
-				return
-			}
+	return s.pump(sub, "conversation", true, func(ev pubsub.Event) (*Event, error) {
+		snap, err := s.events.get(ctx, s.client, ev)
+		if err != nil {
+			return nil, err
 		}
-	}()
-	return out, nil
+		if snap.conv == nil || !snap.viewers.For(p).View {
+			return &Event{Kind: EventRemoved, ConversationID: id}, nil
+		}
+		e := &Event{ConversationID: id, Conversation: snap.conv}
+		switch ev.Kind {
+		case pubsub.KindMessageAdded, pubsub.KindConversationCreated:
+			e.Kind, e.Message = EventMessageAdded, snap.msg
+		case pubsub.KindMessageUpdated:
+			e.Kind, e.Message = EventMessageUpdated, snap.msg
+		default:
+			e.Kind = EventConversationUpdated
+		}
+		if e.Message == nil && e.Kind != EventConversationUpdated {
+			return nil, nil
+		}
+		return e, nil
+	}), nil
 }
 
 // snapshot is what one event refers to, loaded once per instance and

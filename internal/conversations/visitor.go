@@ -145,35 +145,25 @@ func (s *Service) SubscribeVisitor(ctx context.Context) (<-chan *Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *Event, SubscriberBuffer)
-	go func() {
-		defer close(out)
-		defer sub.Close()
-		for ev := range sub.C() {
-			var e *Event
-			switch ev.Kind {
-			case pubsub.KindSessionEnded:
-				e = &Event{Kind: EventSessionEnded, ConversationID: p.ConversationID}
-			case pubsub.KindMessageAdded:
-				m, err := s.client.Message.Get(ctx, ev.MessageID)
-				if err != nil || m.ConversationID != p.ConversationID || m.Direction == schematype.DirectionInbound {
-					continue
-				}
-				e = &Event{Kind: EventMessageAdded, ConversationID: p.ConversationID, Message: m}
-			default:
-				continue
+	return s.pump(sub, "visitor", false, func(ev pubsub.Event) (*Event, error) {
+		switch ev.Kind {
+		case pubsub.KindSessionEnded:
+			return &Event{Kind: EventSessionEnded, ConversationID: p.ConversationID}, nil
+		case pubsub.KindMessageAdded:
+			m, err := s.client.Message.Get(ctx, ev.MessageID)
+			if ent.IsNotFound(err) {
+				return nil, nil
 			}
-			select {
-			case out <- e:
-			default:
-				return
+			if err != nil {
+				return nil, err
 			}
-			if e.Kind == EventSessionEnded {
-				return
+			if m.ConversationID != p.ConversationID || m.Direction == schematype.DirectionInbound {
+				return nil, nil
 			}
+			return &Event{Kind: EventMessageAdded, ConversationID: p.ConversationID, Message: m}, nil
 		}
-	}()
-	return out, nil
+		return nil, nil
+	}), nil
 }
 
 // VisitorIsBlocked reports whether an IP address was blocked.
