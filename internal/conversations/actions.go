@@ -403,27 +403,23 @@ func (s *Service) MarkDealtWith(ctx context.Context, id int) (*ent.Conversation,
 // Archive files a conversation away; it stays open, and a new message from
 // the customer brings it back.
 func (s *Service) Archive(ctx context.Context, id int) (*ent.Conversation, error) {
-	return s.change(ctx, id, func(tx *ent.Tx, _ *store.After, p auth.Principal, c *ent.Conversation, _ *Viewers) error {
-		if c.Archived {
-			return nil
-		}
-		if err := tx.Conversation.UpdateOneID(c.ID).SetArchived(true).Exec(ctx); err != nil {
-			return err
-		}
-		return logInteraction(ctx, tx, c, schematype.InteractionArchived, &p.AgentID, "", s.now())
-	})
+	return s.setArchived(ctx, id, true, schematype.InteractionArchived)
 }
 
 // Unarchive brings a conversation back into the inbox.
 func (s *Service) Unarchive(ctx context.Context, id int) (*ent.Conversation, error) {
+	return s.setArchived(ctx, id, false, schematype.InteractionUnarchived)
+}
+
+func (s *Service) setArchived(ctx context.Context, id int, archived bool, kind schematype.InteractionKind) (*ent.Conversation, error) {
 	return s.change(ctx, id, func(tx *ent.Tx, _ *store.After, p auth.Principal, c *ent.Conversation, _ *Viewers) error {
-		if !c.Archived {
+		if c.Archived == archived {
 			return nil
 		}
-		if err := tx.Conversation.UpdateOneID(c.ID).SetArchived(false).Exec(ctx); err != nil {
+		if err := tx.Conversation.UpdateOneID(c.ID).SetArchived(archived).Exec(ctx); err != nil {
 			return err
 		}
-		return logInteraction(ctx, tx, c, schematype.InteractionUnarchived, &p.AgentID, "", s.now())
+		return logInteraction(ctx, tx, c, kind, &p.AgentID, "", s.now())
 	})
 }
 
