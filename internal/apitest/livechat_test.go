@@ -1,6 +1,7 @@
 package apitest_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -258,5 +259,20 @@ func TestLiveChatVisitorEvents(t *testing.T) {
 	}
 	if m, err := ws.Read(5 * time.Second); err != nil || m.Type != "complete" {
 		t.Fatalf("the stream did not complete after SESSION_ENDED: %+v %v", m, err)
+	}
+}
+
+func TestLiveChatVisitorUploadsFollowTheChatRules(t *testing.T) {
+	s := apitest.Start(t, apitest.Options{})
+	w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+	token, convID := startChat(t, s.Client(), w.LiveChat, "Uma")
+	v := s.Client().As(token)
+	v.MustOp(t, "VisitorSendMessage", map[string]any{"body": "hi"}, nil)
+	w.Ana.C.MustOp(t, "EndChatSession", map[string]any{"id": convID}, nil)
+	r := v.Upload(t, "note.txt", "text/plain", []byte("hello after the end"))
+	wantCode(t, r, "FORBIDDEN", "upload into an ended chat")
+	n, err := s.App.DB.Client.Attachment.Query().Count(context.Background())
+	if err != nil || n != 0 {
+		t.Fatalf("%d attachments stored (err %v)", n, err)
 	}
 }

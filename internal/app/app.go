@@ -151,11 +151,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if a.Channels, err = channelsetup.New(client, a.Convs, a.Attachments, log, cfg, limiter, os.Getenv); err != nil {
 		return nil, err
 	}
+	live := livechat.NewService(client, a.Convs, a.Auth, limiter, cfg.PublicURL)
+	a.Attachments.VisitorGate = live.CheckUpload
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
 		Templates: templates.NewService(client), Contacts: contacts.NewService(client),
 		Conversations: a.Convs,
-		LiveChat:      livechat.NewService(client, a.Convs, a.Auth, limiter, cfg.PublicURL),
+		LiveChat:      live,
 		Attachments:   a.Attachments,
 	}
 

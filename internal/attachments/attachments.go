@@ -70,6 +70,10 @@ type Service struct {
 	log    *slog.Logger
 	cfg    Config
 	now    func() time.Time
+
+	// VisitorGate, when set, is asked before a visitor's upload is read:
+	// the live-chat rules (blocked addresses, per-IP limits, ended chats).
+	VisitorGate func(context.Context) error
 }
 
 // NewService returns the service over db, storing contents in files.
@@ -120,6 +124,11 @@ func (s *Service) Upload(ctx context.Context, f File) (*ent.Attachment, error) {
 	case ok && p.IsAgent():
 		return s.save(ctx, f, nil, func(c *ent.AttachmentCreate) { c.SetUploaderAgentID(p.AgentID) })
 	case ok && p.IsVisitor():
+		if s.VisitorGate != nil {
+			if err := s.VisitorGate(ctx); err != nil {
+				return nil, err
+			}
+		}
 		return s.save(ctx, f, nil, func(c *ent.AttachmentCreate) { c.SetUploaderConversationID(p.ConversationID) })
 	case !ok:
 		_, err := auth.Agent(ctx) // says why: no token, or which failure

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/conversations"
@@ -27,6 +28,7 @@ import (
 const (
 	StartsPerMinute   = 10
 	MessagesPerMinute = 60
+	UploadsPerMinute  = 20
 )
 
 // Service runs the visitor API.
@@ -98,6 +100,33 @@ func (s *Service) Start(ctx context.Context, in StartInput) (string, *ent.Conver
 		return "", nil, err
 	}
 	return token, c, nil
+}
+
+// CheckUpload decides whether the calling visitor may upload a file now:
+// not from a blocked address, not into an ended chat, and within the
+// per-IP limit. The attachments service asks it before reading the file.
+func (s *Service) CheckUpload(ctx context.Context) error {
+	if _, err := auth.Visitor(ctx); err != nil {
+		return err
+	}
+	ip := auth.ClientIP(ctx)
+	if err := s.limit(ctx, "livechat:upload:"+ip, UploadsPerMinute); err != nil {
+		return err
+	}
+	if blocked, err := s.convs.VisitorIsBlocked(ctx, ip); err != nil || blocked {
+		if err != nil {
+			return err
+		}
+		return apperr.New(apperr.Forbidden, "chat is not available")
+	}
+	c, err := s.convs.VisitorConversation(ctx)
+	if err != nil {
+		return err
+	}
+	if c.Status != schematype.ConversationOpen {
+		return apperr.New(apperr.Forbidden, "this chat has ended")
+	}
+	return nil
 }
 
 // Send stores a visitor's message.
