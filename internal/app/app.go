@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -148,7 +147,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		return nil, err
 	}
 	a.Attachments = atts
-	if a.Channels, err = channelsetup.New(client, a.Convs, a.Attachments, log, cfg, limiter, os.Getenv); err != nil {
+	if a.Channels, err = channelsetup.New(client, a.Convs, a.Attachments, log, cfg, limiter); err != nil {
 		return nil, err
 	}
 	live := livechat.NewService(client, a.Convs, a.Auth, limiter, cfg.PublicURL)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"sync"
 	"time"
 
@@ -15,25 +14,11 @@ import (
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
-// Settings are the channels' environment settings.
+// Settings are the channels' settings from the configuration.
 type Settings struct {
 	// GraphVersion is the Graph API version for WhatsApp and Messenger
-	// (PARLEY_GRAPH_API_VERSION, default v21.0).
+	// (config.Config.GraphAPIVersion).
 	GraphVersion string
-}
-
-var graphVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
-
-// SettingsFromEnv reads Settings through getenv.
-func SettingsFromEnv(getenv func(string) string) (Settings, error) {
-	s := Settings{GraphVersion: getenv("PARLEY_GRAPH_API_VERSION")}
-	if s.GraphVersion == "" {
-		s.GraphVersion = DefaultGraphVersion
-	}
-	if !graphVersion.MatchString(s.GraphVersion) {
-		return s, fmt.Errorf("PARLEY_GRAPH_API_VERSION: %q is not a version such as v21.0", s.GraphVersion)
-	}
-	return s, nil
 }
 
 // NewHTTPClient is the client the adapters call providers with: bounded in

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +44,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// LogLevel is debug, info, warn or error (PARLEY_LOG_LEVEL, info).
 	LogLevel string
+	// GraphAPIVersion is the Graph API version in WhatsApp and Messenger
+	// request paths (PARLEY_GRAPH_API_VERSION, v21.0).
+	GraphAPIVersion string
 	// MaxUploadBytes is the largest attachment accepted
 	// (PARLEY_MAX_UPLOAD_BYTES, 25 MiB).
 	MaxUploadBytes int64
@@ -67,6 +71,10 @@ func Load(getenv func(string) string) (Config, error) {
 		AdminPassword: getenv("PARLEY_ADMIN_PASSWORD"),
 		LogLevel:      or(getenv("PARLEY_LOG_LEVEL"), "info"),
 		TokenTTL:      30 * 24 * time.Hour,
+	}
+	c.GraphAPIVersion = or(getenv("PARLEY_GRAPH_API_VERSION"), "v21.0")
+	if !graphVersion.MatchString(c.GraphAPIVersion) {
+		return c, fmt.Errorf("PARLEY_GRAPH_API_VERSION: %q is not a version such as v21.0", c.GraphAPIVersion)
 	}
 	c.MaxUploadBytes, c.URLSecret = 25<<20, getenv("PARLEY_URL_SECRET")
 	if v := getenv("PARLEY_MAX_UPLOAD_BYTES"); v != "" {
@@ -114,6 +122,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.DataDir = abs
 	return c, nil
 }
+
+var graphVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
 
 // SQLitePath is where the embedded database lives.
 func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "parley.db") }

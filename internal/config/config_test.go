@@ -56,3 +56,16 @@ func TestBadValues(t *testing.T) {
 		}
 	}
 }
+
+func TestGraphAPIVersion(t *testing.T) {
+	c, err := Load(env(map[string]string{"PARLEY_GRAPH_API_VERSION": "v22.0"}))
+	if err != nil || c.GraphAPIVersion != "v22.0" {
+		t.Fatalf("version: %q %v", c.GraphAPIVersion, err)
+	}
+	if c, _ := Load(env(nil)); c.GraphAPIVersion != "v21.0" {
+		t.Fatalf("default version %q", c.GraphAPIVersion)
+	}
+	if _, err := Load(env(map[string]string{"PARLEY_GRAPH_API_VERSION": "latest"})); err == nil {
+		t.Fatal("a bad version was accepted")
+	}
+}

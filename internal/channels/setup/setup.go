@@ -23,15 +23,11 @@ import (
 	"github.com/parleyhq/parley/internal/ratelimit"
 )
 
-// New builds the channels service. getenv supplies the channel settings
-// (PARLEY_GRAPH_API_VERSION); shared, when not nil, caps send rates across
-// instances.
+// New builds the channels service from the configuration; shared, when not
+// nil, caps send rates across instances.
 func New(db *ent.Client, convs channels.Conversations, atts *attachments.Service, log *slog.Logger,
-	cfg config.Config, shared ratelimit.Limiter, getenv func(string) string) (*channels.Service, error) {
-	set, err := channels.SettingsFromEnv(getenv)
-	if err != nil {
-		return nil, err
-	}
+	cfg config.Config, shared ratelimit.Limiter) (*channels.Service, error) {
+	set := channels.Settings{GraphVersion: cfg.GraphAPIVersion}
 	client := channels.NewHTTPClient()
 	maxBytes := cfg.MaxUploadBytes
 	if maxBytes <= 0 {
