@@ -14654,6 +14654,7 @@ type TemplateMutation struct {
 	language      *string
 	body          *string
 	search_key    *string
+	name_key      *string
 	clearedFields map[string]struct{}
 	done          bool
 	oldValue      func(context.Context) (*Template, error)
@@ -15010,6 +15011,55 @@ func (m *TemplateMutation) ResetSearchKey() {
 	m.search_key = nil
 }
 
+// SetNameKey sets the "name_key" field.
+func (m *TemplateMutation) SetNameKey(s string) {
+	m.name_key = &s
+}
+
+// NameKey returns the value of the "name_key" field in the mutation.
+func (m *TemplateMutation) NameKey() (r string, exists bool) {
+	v := m.name_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNameKey returns the old "name_key" field's value of the Template entity.
+// If the Template object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *TemplateMutation) OldNameKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNameKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNameKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNameKey: %w", err)
+	}
+	return oldValue.NameKey, nil
+}
+
+// ClearNameKey clears the value of the "name_key" field.
+func (m *TemplateMutation) ClearNameKey() {
+	m.name_key = nil
+	m.clearedFields[template.FieldNameKey] = struct{}{}
+}
+
+// NameKeyCleared returns if the "name_key" field was cleared in this mutation.
+func (m *TemplateMutation) NameKeyCleared() bool {
+	_, ok := m.clearedFields[template.FieldNameKey]
+	return ok
+}
+
+// ResetNameKey resets all changes to the "name_key" field.
+func (m *TemplateMutation) ResetNameKey() {
+	m.name_key = nil
+	delete(m.clearedFields, template.FieldNameKey)
+}
+
 // Where appends a list predicates to the TemplateMutation builder.
 func (m *TemplateMutation) Where(ps ...predicate.Template) {
 	m.predicates = append(m.predicates, ps...)
@@ -15044,7 +15094,7 @@ func (m *TemplateMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *TemplateMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, template.FieldCreatedAt)
 	}
@@ -15065,6 +15115,9 @@ func (m *TemplateMutation) Fields() []string {
 	}
 	if m.search_key != nil {
 		fields = append(fields, template.FieldSearchKey)
+	}
+	if m.name_key != nil {
+		fields = append(fields, template.FieldNameKey)
 	}
 	return fields
 }
@@ -15088,6 +15141,8 @@ func (m *TemplateMutation) Field(name string) (ent.Value, bool) {
 		return m.Body()
 	case template.FieldSearchKey:
 		return m.SearchKey()
+	case template.FieldNameKey:
+		return m.NameKey()
 	}
 	return nil, false
 }
@@ -15111,6 +15166,8 @@ func (m *TemplateMutation) OldField(ctx context.Context, name string) (ent.Value
 		return m.OldBody(ctx)
 	case template.FieldSearchKey:
 		return m.OldSearchKey(ctx)
+	case template.FieldNameKey:
+		return m.OldNameKey(ctx)
 	}
 	return nil, fmt.Errorf("unknown Template field %s", name)
 }
@@ -15169,6 +15226,13 @@ func (m *TemplateMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetSearchKey(v)
 		return nil
+	case template.FieldNameKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNameKey(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Template field %s", name)
 }
@@ -15198,7 +15262,11 @@ func (m *TemplateMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *TemplateMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(template.FieldNameKey) {
+		fields = append(fields, template.FieldNameKey)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -15211,6 +15279,11 @@ func (m *TemplateMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *TemplateMutation) ClearField(name string) error {
+	switch name {
+	case template.FieldNameKey:
+		m.ClearNameKey()
+		return nil
+	}
 	return fmt.Errorf("unknown Template nullable field %s", name)
 }
 
@@ -15238,6 +15311,9 @@ func (m *TemplateMutation) ResetField(name string) error {
 		return nil
 	case template.FieldSearchKey:
 		m.ResetSearchKey()
+		return nil
+	case template.FieldNameKey:
+		m.ResetNameKey()
 		return nil
 	}
 	return fmt.Errorf("unknown Template field %s", name)

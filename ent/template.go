@@ -30,7 +30,9 @@ type Template struct {
 	// Body holds the value of the "body" field.
 	Body string `json:"body,omitempty"`
 	// SearchKey holds the value of the "search_key" field.
-	SearchKey    string `json:"search_key,omitempty"`
+	SearchKey string `json:"search_key,omitempty"`
+	// NameKey holds the value of the "name_key" field.
+	NameKey      *string `json:"name_key,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -41,7 +43,7 @@ func (*Template) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case template.FieldID:
 			values[i] = new(sql.NullInt64)
-		case template.FieldName, template.FieldCategory, template.FieldLanguage, template.FieldBody, template.FieldSearchKey:
+		case template.FieldName, template.FieldCategory, template.FieldLanguage, template.FieldBody, template.FieldSearchKey, template.FieldNameKey:
 			values[i] = new(sql.NullString)
 		case template.FieldCreatedAt, template.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -108,6 +110,13 @@ func (_m *Template) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.SearchKey = value.String
 			}
+		case template.FieldNameKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field name_key", values[i])
+			} else if value.Valid {
+				_m.NameKey = new(string)
+				*_m.NameKey = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -164,6 +173,11 @@ func (_m *Template) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("search_key=")
 	builder.WriteString(_m.SearchKey)
+	builder.WriteString(", ")
+	if v := _m.NameKey; v != nil {
+		builder.WriteString("name_key=")
+		builder.WriteString(*v)
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

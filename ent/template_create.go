@@ -88,6 +88,20 @@ func (_c *TemplateCreate) SetNillableSearchKey(v *string) *TemplateCreate {
 	return _c
 }
 
+// SetNameKey sets the "name_key" field.
+func (_c *TemplateCreate) SetNameKey(v string) *TemplateCreate {
+	_c.mutation.SetNameKey(v)
+	return _c
+}
+
+// SetNillableNameKey sets the "name_key" field if the given value is not nil.
+func (_c *TemplateCreate) SetNillableNameKey(v *string) *TemplateCreate {
+	if v != nil {
+		_c.SetNameKey(*v)
+	}
+	return _c
+}
+
 // Mutation returns the TemplateMutation object of the builder.
 func (_c *TemplateCreate) Mutation() *TemplateMutation {
 	return _c.mutation
@@ -235,6 +249,10 @@ func (_c *TemplateCreate) createSpec() (*Template, *sqlgraph.CreateSpec) {
 		_spec.SetField(template.FieldSearchKey, field.TypeString, value)
 		_node.SearchKey = value
 	}
+	if value, ok := _c.mutation.NameKey(); ok {
+		_spec.SetField(template.FieldNameKey, field.TypeString, value)
+		_node.NameKey = &value
+	}
 	return _node, _spec
 }
 
@@ -356,6 +374,24 @@ func (u *TemplateUpsert) SetSearchKey(v string) *TemplateUpsert {
 // UpdateSearchKey sets the "search_key" field to the value that was provided on create.
 func (u *TemplateUpsert) UpdateSearchKey() *TemplateUpsert {
 	u.SetExcluded(template.FieldSearchKey)
+	return u
+}
+
+// SetNameKey sets the "name_key" field.
+func (u *TemplateUpsert) SetNameKey(v string) *TemplateUpsert {
+	u.Set(template.FieldNameKey, v)
+	return u
+}
+
+// UpdateNameKey sets the "name_key" field to the value that was provided on create.
+func (u *TemplateUpsert) UpdateNameKey() *TemplateUpsert {
+	u.SetExcluded(template.FieldNameKey)
+	return u
+}
+
+// ClearNameKey clears the value of the "name_key" field.
+func (u *TemplateUpsert) ClearNameKey() *TemplateUpsert {
+	u.SetNull(template.FieldNameKey)
 	return u
 }
 
@@ -485,6 +521,27 @@ func (u *TemplateUpsertOne) SetSearchKey(v string) *TemplateUpsertOne {
 func (u *TemplateUpsertOne) UpdateSearchKey() *TemplateUpsertOne {
 	return u.Update(func(s *TemplateUpsert) {
 		s.UpdateSearchKey()
+	})
+}
+
+// SetNameKey sets the "name_key" field.
+func (u *TemplateUpsertOne) SetNameKey(v string) *TemplateUpsertOne {
+	return u.Update(func(s *TemplateUpsert) {
+		s.SetNameKey(v)
+	})
+}
+
+// UpdateNameKey sets the "name_key" field to the value that was provided on create.
+func (u *TemplateUpsertOne) UpdateNameKey() *TemplateUpsertOne {
+	return u.Update(func(s *TemplateUpsert) {
+		s.UpdateNameKey()
+	})
+}
+
+// ClearNameKey clears the value of the "name_key" field.
+func (u *TemplateUpsertOne) ClearNameKey() *TemplateUpsertOne {
+	return u.Update(func(s *TemplateUpsert) {
+		s.ClearNameKey()
 	})
 }
 
@@ -780,6 +837,27 @@ func (u *TemplateUpsertBulk) SetSearchKey(v string) *TemplateUpsertBulk {
 func (u *TemplateUpsertBulk) UpdateSearchKey() *TemplateUpsertBulk {
 	return u.Update(func(s *TemplateUpsert) {
 		s.UpdateSearchKey()
+	})
+}
+
+// SetNameKey sets the "name_key" field.
+func (u *TemplateUpsertBulk) SetNameKey(v string) *TemplateUpsertBulk {
+	return u.Update(func(s *TemplateUpsert) {
+		s.SetNameKey(v)
+	})
+}
+
+// UpdateNameKey sets the "name_key" field to the value that was provided on create.
+func (u *TemplateUpsertBulk) UpdateNameKey() *TemplateUpsertBulk {
+	return u.Update(func(s *TemplateUpsert) {
+		s.UpdateNameKey()
+	})
+}
+
+// ClearNameKey clears the value of the "name_key" field.
+func (u *TemplateUpsertBulk) ClearNameKey() *TemplateUpsertBulk {
+	return u.Update(func(s *TemplateUpsert) {
+		s.ClearNameKey()
 	})
 }
 

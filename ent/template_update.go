@@ -105,6 +105,26 @@ func (_u *TemplateUpdate) SetNillableSearchKey(v *string) *TemplateUpdate {
 	return _u
 }
 
+// SetNameKey sets the "name_key" field.
+func (_u *TemplateUpdate) SetNameKey(v string) *TemplateUpdate {
+	_u.mutation.SetNameKey(v)
+	return _u
+}
+
+// SetNillableNameKey sets the "name_key" field if the given value is not nil.
+func (_u *TemplateUpdate) SetNillableNameKey(v *string) *TemplateUpdate {
+	if v != nil {
+		_u.SetNameKey(*v)
+	}
+	return _u
+}
+
+// ClearNameKey clears the value of the "name_key" field.
+func (_u *TemplateUpdate) ClearNameKey() *TemplateUpdate {
+	_u.mutation.ClearNameKey()
+	return _u
+}
+
 // Mutation returns the TemplateMutation object of the builder.
 func (_u *TemplateUpdate) Mutation() *TemplateMutation {
 	return _u.mutation
@@ -207,6 +227,12 @@ func (_u *TemplateUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if value, ok := _u.mutation.SearchKey(); ok {
 		_spec.SetField(template.FieldSearchKey, field.TypeString, value)
 	}
+	if value, ok := _u.mutation.NameKey(); ok {
+		_spec.SetField(template.FieldNameKey, field.TypeString, value)
+	}
+	if _u.mutation.NameKeyCleared() {
+		_spec.ClearField(template.FieldNameKey, field.TypeString)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -302,6 +328,26 @@ func (_u *TemplateUpdateOne) SetNillableSearchKey(v *string) *TemplateUpdateOne 
 	if v != nil {
 		_u.SetSearchKey(*v)
 	}
+	return _u
+}
+
+// SetNameKey sets the "name_key" field.
+func (_u *TemplateUpdateOne) SetNameKey(v string) *TemplateUpdateOne {
+	_u.mutation.SetNameKey(v)
+	return _u
+}
+
+// SetNillableNameKey sets the "name_key" field if the given value is not nil.
+func (_u *TemplateUpdateOne) SetNillableNameKey(v *string) *TemplateUpdateOne {
+	if v != nil {
+		_u.SetNameKey(*v)
+	}
+	return _u
+}
+
+// ClearNameKey clears the value of the "name_key" field.
+func (_u *TemplateUpdateOne) ClearNameKey() *TemplateUpdateOne {
+	_u.mutation.ClearNameKey()
 	return _u
 }
 
@@ -436,6 +482,12 @@ func (_u *TemplateUpdateOne) sqlSave(ctx context.Context) (_node *Template, err 
 	}
 	if value, ok := _u.mutation.SearchKey(); ok {
 		_spec.SetField(template.FieldSearchKey, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.NameKey(); ok {
+		_spec.SetField(template.FieldNameKey, field.TypeString, value)
+	}
+	if _u.mutation.NameKeyCleared() {
+		_spec.ClearField(template.FieldNameKey, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Template{config: _u.config}

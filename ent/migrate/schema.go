@@ -645,6 +645,7 @@ var (
 		{Name: "language", Type: field.TypeString, Size: 35},
 		{Name: "body", Type: field.TypeString, Size: 2147483647},
 		{Name: "search_key", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "name_key", Type: field.TypeString, Nullable: true},
 	}
 	// TemplatesTable holds the schema information for the "templates" table.
 	TemplatesTable = &schema.Table{
@@ -666,6 +667,11 @@ var (
 				Name:    "template_name",
 				Unique:  false,
 				Columns: []*schema.Column{TemplatesColumns[3]},
+			},
+			{
+				Name:    "template_language_name_key",
+				Unique:  true,
+				Columns: []*schema.Column{TemplatesColumns[5], TemplatesColumns[8]},
 			},
 		},
 	}

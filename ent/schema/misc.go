@@ -30,6 +30,10 @@ func (Template) Fields() []ent.Field {
 		field.Text("body").NotEmpty(),
 		// SearchKey is the folded name and body, for search.
 		field.Text("search_key").Default("").Annotations(skip()),
+		// NameKey is the lower-cased name: with the language, unique, so
+		// that two templates an agent could not tell apart cannot exist
+		// even under concurrent writes. Nil for rows older than the rule.
+		field.String("name_key").Optional().Nillable().Annotations(skip()),
 	}
 }
 
@@ -40,7 +44,10 @@ func (Template) Annotations() []schema.Annotation {
 
 // Indexes of the Template.
 func (Template) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("category"), index.Fields("language"), index.Fields("name")}
+	return []ent.Index{
+		index.Fields("category"), index.Fields("language"), index.Fields("name"),
+		index.Fields("language", "name_key").Unique(),
+	}
 }
 
 // Block refuses an IP address (an anonymous live-chat visitor).

@@ -27,6 +27,8 @@ const (
 	FieldBody = "body"
 	// FieldSearchKey holds the string denoting the search_key field in the database.
 	FieldSearchKey = "search_key"
+	// FieldNameKey holds the string denoting the name_key field in the database.
+	FieldNameKey = "name_key"
 	// Table holds the table name of the template in the database.
 	Table = "templates"
 )
@@ -41,6 +43,7 @@ var Columns = []string{
 	FieldLanguage,
 	FieldBody,
 	FieldSearchKey,
+	FieldNameKey,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -113,4 +116,9 @@ func ByBody(opts ...sql.OrderTermOption) OrderOption {
 // BySearchKey orders the results by the search_key field.
 func BySearchKey(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldSearchKey, opts...).ToFunc()
+}
+
+// ByNameKey orders the results by the name_key field.
+func ByNameKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNameKey, opts...).ToFunc()
 }

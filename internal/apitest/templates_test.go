@@ -3,6 +3,7 @@ package apitest_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -397,4 +398,47 @@ func mustAgentIDString(t *testing.T, s *apitest.Server) string {
 	t.Helper()
 	_, id := s.Client().Login(t, apitest.AdminEmail, apitest.AdminPassword)
 	return id
+}
+
+// TestTemplatesConcurrentDuplicates: of concurrent creations of one name in
+// one language (case aside), exactly one is stored.
+func TestTemplatesConcurrentDuplicates(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := apitest.Start(t, apitest.Options{Backend: b})
+		c := s.Client()
+		admin, _ := c.Login(t, apitest.AdminEmail, apitest.AdminPassword)
+		ca := c.As(admin)
+		const n = 8
+		codes := make(chan string, n)
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				name := "Welcome"
+				if i%2 == 1 {
+					name = "WELCOME"
+				}
+				r := ca.Op(t, "CreateTemplate", map[string]any{"input": map[string]any{
+					"name": name, "category": "General", "language": "en", "body": "hi"}})
+				codes <- r.Code()
+			}(i)
+		}
+		wg.Wait()
+		close(codes)
+		ok := 0
+		for code := range codes {
+			switch code {
+			case "":
+				ok++
+			case "CONFLICT":
+			default:
+				t.Fatalf("unexpected code %s", code)
+			}
+		}
+		n2, err := s.App.DB.Client.Template.Query().Count(context.Background())
+		if ok != 1 || err != nil || n2 != 1 {
+			t.Fatalf("%d creations succeeded, %d templates stored (err %v), want 1", ok, n2, err)
+		}
+	})
 }

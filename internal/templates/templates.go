@@ -132,7 +132,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*ent.Template, error) {
 		}
 		created, err := tx.Template.Create().
 			SetName(*v.Name).SetCategory(*v.Category).SetLanguage(*v.Language).SetBody(*v.Body).
-			SetSearchKey(textsearch.Key(*v.Name, *v.Body)).
+			SetSearchKey(textsearch.Key(*v.Name, *v.Body)).SetNameKey(nameKey(*v.Name)).
 			Save(ctx)
 		out = created
 		return entErr(err)
@@ -171,7 +171,7 @@ func (s *Service) Update(ctx context.Context, id int, in Input) (*ent.Template, 
 		out, err = tx.Template.UpdateOneID(id).
 			SetName(name).SetLanguage(lang).SetBody(body).
 			SetCategory(pick(v.Category, t.Category)).
-			SetSearchKey(textsearch.Key(name, body)).
+			SetSearchKey(textsearch.Key(name, body)).SetNameKey(nameKey(name)).
 			Save(ctx)
 		return entErr(err)
 	})
@@ -250,8 +250,15 @@ func entErr(err error) error {
 	if errors.As(err, &v) {
 		return apperr.Invalid(v.Name, "%s is too long", v.Name)
 	}
+	if ent.IsConstraintError(err) {
+		// A concurrent writer took the name between checkUnique and here.
+		return apperr.New(apperr.Conflict, "a template with that name exists in that language")
+	}
 	return err
 }
+
+// nameKey is how names are compared for uniqueness: case aside.
+func nameKey(name string) string { return strings.ToLower(name) }
 
 func pick(v *string, current string) string {
 	if v != nil {
