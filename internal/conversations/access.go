@@ -33,6 +33,9 @@ type Access struct {
 	Reply bool
 	// Manage: the caller may transfer, close, archive or delete it.
 	Manage bool
+	// viewers is who sees the conversation, kept so that an action that
+	// changes who sees it need not compute it again.
+	viewers *Viewers
 }
 
 // Viewers is who can see a conversation, computed once per event and shared
@@ -113,7 +116,9 @@ func (s *Service) access(ctx context.Context, client *ent.Client, p auth.Princip
 	if err != nil {
 		return Access{}, err
 	}
-	return v.For(p), nil
+	a := v.For(p)
+	a.viewers = v
+	return a, nil
 }
 
 // visiblePredicate is the SQL form of the same rule, for listing: what the

@@ -28,8 +28,9 @@ import (
 // claim makes agentID the owner of the unowned, open conversation c in one
 // conditional update: of concurrent claims exactly one changes a row, and
 // the others get CONFLICT. Claiming a conversation one already owns is a
-// no-op. It returns the agents who lost sight of the conversation.
-func (s *Service) claim(ctx context.Context, tx *ent.Tx, c *ent.Conversation, agentID int) (lost []int, err error) {
+// no-op. before is who saw c until now; claim returns those who lost sight
+// of it.
+func (s *Service) claim(ctx context.Context, tx *ent.Tx, c *ent.Conversation, agentID int, before *Viewers) (lost []int, err error) {
 	if c.OwnerID != nil {
 		if *c.OwnerID == agentID {
 			return nil, nil
@@ -38,10 +39,6 @@ func (s *Service) claim(ctx context.Context, tx *ent.Tx, c *ent.Conversation, ag
 	}
 	if c.Channel == schematype.ChannelInternal {
 		return nil, apperr.Invalid("id", "internal chats have no owner")
-	}
-	before, err := viewersOf(ctx, tx.Client(), c)
-	if err != nil {
-		return nil, err
 	}
 	now := s.now()
 	n, err := tx.Conversation.Update().
@@ -91,7 +88,7 @@ func (s *Service) Take(ctx context.Context, id int) (*ent.Conversation, error) {
 		if c.OwnerID == nil && !acc.Reply && !p.IsAdmin() {
 			return apperr.NotFoundf("conversation")
 		}
-		lost, err := s.claim(ctx, tx, c, p.AgentID)
+		lost, err := s.claim(ctx, tx, c, p.AgentID, acc.viewers)
 		if err != nil {
 			return err
 		}
@@ -171,7 +168,7 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 		var lost []int
 		claimed := false
 		if c.Channel != schematype.ChannelInternal && c.OwnerID == nil {
-			if lost, err = s.claim(ctx, tx, c, p.AgentID); err != nil {
+			if lost, err = s.claim(ctx, tx, c, p.AgentID, acc.viewers); err != nil {
 				return err
 			}
 			claimed = true
@@ -223,9 +220,10 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 		if claimed {
 			s.emitOwnerChange(after, c.ID, p.AgentID, lost)
 		}
-		v, err := viewersOf(ctx, tx.Client(), c)
-		if err != nil {
-			return err
+		// Who sees the message: after a claim, its new owner alone.
+		v := acc.viewers
+		if claimed {
+			v = &Viewers{conv: c, repliers: map[int]bool{p.AgentID: true}}
 		}
 		s.emit(after, pubsub.Event{Kind: pubsub.KindMessageAdded, ConversationID: c.ID, MessageID: m.ID},
 			v.Agents(), c.Channel == schematype.ChannelLiveChat)
@@ -300,10 +298,7 @@ func (s *Service) Transfer(ctx context.Context, id, to int) (*ent.Conversation, 
 		if c.OwnerID != nil && *c.OwnerID == target.ID {
 			return apperr.Invalid("agentID", "the conversation already belongs to that agent")
 		}
-		before, err := viewersOf(ctx, tx.Client(), c)
-		if err != nil {
-			return err
-		}
+		before := acc.viewers
 		now := s.now()
 		if err := tx.Conversation.UpdateOneID(c.ID).SetOwnerID(target.ID).SetTakenAt(now).
 			ClearRouteAt().SetArchived(false).Exec(ctx); err != nil {
@@ -345,10 +340,7 @@ func (s *Service) change(ctx context.Context, id int, fn func(tx *ent.Tx, after 
 		if !acc.Manage {
 			return apperr.New(apperr.Forbidden, "you may not change this conversation")
 		}
-		v, err := viewersOf(ctx, tx.Client(), c)
-		if err != nil {
-			return err
-		}
+		v := acc.viewers
 		if err := fn(tx, after, p, c, v); err != nil {
 			return err
 		}
@@ -562,17 +554,14 @@ func (s *Service) Delete(ctx context.Context, id int) (int, error) {
 		return 0, err
 	}
 	err = store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
-		c, acc, err := s.load(ctx, tx.Client(), p, id)
+		_, acc, err := s.load(ctx, tx.Client(), p, id)
 		if err != nil {
 			return err
 		}
 		if !acc.Manage {
 			return apperr.New(apperr.Forbidden, "you may not delete this conversation")
 		}
-		v, err := viewersOf(ctx, tx.Client(), c)
-		if err != nil {
-			return err
-		}
+		v := acc.viewers
 		if err := tx.Conversation.UpdateOneID(id).ClearLastMessage().Exec(ctx); err != nil {
 			return err
 		}
