@@ -218,11 +218,6 @@ func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
 	return s.client.AuthToken.Delete().Where(authtoken.ExpiresAtLTE(s.now())).Exec(ctx)
 }
 
-// RevokeAgent deletes every token of an agent (deactivation, password change).
-func (s *Service) RevokeAgent(ctx context.Context, agentID int) error {
-	_, err := s.client.AuthToken.Delete().Where(authtoken.AgentID(agentID)).Exec(ctx)
-	return err
-}
 
 // ErrNoToken is returned by BearerToken when the header is absent.
 var ErrNoToken = errors.New("no bearer token")

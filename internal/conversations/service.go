@@ -114,5 +114,3 @@ func (s *Service) emit(after *store.After, ev pubsub.Event, agents []int, visito
 func openKey(accountID, identityID int) string {
 	return strconv.Itoa(accountID) + ":" + strconv.Itoa(identityID)
 }
-
-func ptr[T any](v T) *T { return &v }
