@@ -218,7 +218,6 @@ func (s *Service) PurgeExpired(ctx context.Context) (int, error) {
 	return s.client.AuthToken.Delete().Where(authtoken.ExpiresAtLTE(s.now())).Exec(ctx)
 }
 
-
 // ErrNoToken is returned by BearerToken when the header is absent.
 var ErrNoToken = errors.New("no bearer token")
 
