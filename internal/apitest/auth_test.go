@@ -164,3 +164,26 @@ func mustAgentID(t *testing.T, s *apitest.Server, email string) int {
 	t.Fatalf("no agent %s", email)
 	return 0
 }
+
+// TestExpiredTokensArePurged: the server deletes expired tokens when its
+// workers start, and keeps valid ones.
+func TestExpiredTokensArePurged(t *testing.T) {
+	s := apitest.Start(t, apitest.Options{NoWorkers: true})
+	ctx := context.Background()
+	c := s.Client()
+	valid, _ := c.Login(t, apitest.AdminEmail, apitest.AdminPassword)
+	old := auth.NewService(s.App.DB.Client, nil, time.Hour,
+		auth.WithHashCost(4), auth.WithClock(func() time.Time { return time.Now().Add(-2 * time.Hour) }))
+	if _, _, err := old.IssueAgentToken(ctx, mustAgentID(t, s, apitest.AdminEmail)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.App.DB.Client.AuthToken.Query().Count(ctx); n != 2 {
+		t.Fatalf("%d tokens before the purge, want 2", n)
+	}
+	s.App.Start()
+	apitest.Eventually(t, 5*time.Second, func() bool {
+		n, err := s.App.DB.Client.AuthToken.Query().Count(ctx)
+		return err == nil && n == 1
+	}, "the expired token was not purged")
+	c.As(valid).MustOp(t, "Me", nil, nil)
+}

@@ -185,21 +185,35 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
-	a.bg.Add(1)
-	go func() {
-		defer a.bg.Done()
-		a.Router.Run(ctx)
-	}()
-	a.bg.Add(1)
-	go func() {
-		defer a.bg.Done()
-		a.Attachments.Run(ctx)
-	}()
-	a.bg.Add(1)
-	go func() {
-		defer a.bg.Done()
-		a.Channels.Run(ctx)
-	}()
+	for _, run := range []func(context.Context){a.Router.Run, a.Attachments.Run, a.Channels.Run, a.purgeTokens} {
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			run(ctx)
+		}()
+	}
+}
+
+// TokenPurgeEvery is how often expired login and visitor tokens are deleted.
+const TokenPurgeEvery = time.Hour
+
+// purgeTokens deletes expired tokens now and then, so the table holds only
+// tokens that can still authenticate.
+func (a *App) purgeTokens(ctx context.Context) {
+	t := time.NewTicker(TokenPurgeEvery)
+	defer t.Stop()
+	for {
+		if n, err := a.Auth.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
+			a.Log.Warn("purge expired tokens", "err", err)
+		} else if n > 0 {
+			a.Log.Info("purged expired tokens", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // bootstrap creates the first system owner from the environment and seeds
