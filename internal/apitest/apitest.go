@@ -256,11 +256,18 @@ func (c *Client) MustOp(t testing.TB, name string, vars map[string]any, out any)
 func (c *Client) post(t testing.TB, body map[string]any) *Response {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	req, err := http.NewRequest(http.MethodPost, c.URL, bytes.NewReader(b))
+	return c.send(t, "application/json", bytes.NewReader(b))
+}
+
+// send POSTs a GraphQL request body of the given content type with the
+// client's headers and token, and decodes the GraphQL response.
+func (c *Client) send(t testing.TB, contentType string, body io.Reader) *Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.URL, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	for k, v := range c.Header {
 		req.Header[k] = v
 	}

@@ -36,28 +36,7 @@ func (c *Client) Upload(t testing.TB, filename, contentType string, data []byte)
 	b.Write(data)
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 
-	req, err := http.NewRequest(http.MethodPost, c.URL, &b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
-	for k, v := range c.Header {
-		req.Header[k] = v
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", c.URL, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := &Response{Status: resp.StatusCode, Raw: raw}
-	if err := json.Unmarshal(raw, r); err != nil {
-		t.Fatalf("upload response is not GraphQL JSON (status %d): %s", resp.StatusCode, raw)
-	}
-	return r
+	return c.send(t, "multipart/form-data; boundary="+boundary, &b)
 }
 
 // Get fetches a URL of the server (a download) with the client's token, if
