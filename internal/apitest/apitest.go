@@ -2,7 +2,7 @@
 // wiring as the binary (internal/app), a real TCP listener, a fresh database
 // per test on SQLite or PostgreSQL, and in-process pub/sub or real Redis.
 // Its client speaks GraphQL over real HTTP and sends the operations of the
-// client contract (../shared/api/operations.graphql) unchanged.
+// client contract (api/operations.graphql) unchanged.
 package apitest
 
 import (
@@ -319,11 +319,11 @@ var (
 	contractErr  error
 )
 
-// ContractPath is where the client contract lives: ../shared beside the
-// repository.
+// ContractPath is where the client contract lives: the repository's
+// api/operations.graphql.
 func ContractPath() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "api", "operations.graphql")
+	return filepath.Join(filepath.Dir(file), "..", "..", "api", "operations.graphql")
 }
 
 // Contract returns the client contract's operations document.
