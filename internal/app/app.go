@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if prefix == "" {
 		prefix = "parley:"
 	}
-	gauge := pubsub.WithActiveGauge(func(d int) { a.Metrics.ActiveSubscriptions.Add(float64(d)) })
+	gauge := pubsub.WithActiveGauge(func(d int) { a.Metrics.BrokerSubscriptions.Add(float64(d)) })
 	var limiter ratelimit.Limiter
 	if cfg.RedisURL != "" {
 		ropt, err := redis.ParseURL(cfg.RedisURL)

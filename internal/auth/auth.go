@@ -195,12 +195,43 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		if a == nil || !a.Active {
 			return Principal{}, apperr.New(apperr.Unauthenticated, "invalid token")
 		}
-		return Principal{AgentID: a.ID, Role: a.Role, TokenHash: h}, nil
+		return Principal{AgentID: a.ID, Role: a.Role, TokenHash: h, ExpiresAt: t.ExpiresAt}, nil
 	}
 	if t.ConversationID != nil {
-		return Principal{ConversationID: *t.ConversationID, TokenHash: h}, nil
+		return Principal{ConversationID: *t.ConversationID, TokenHash: h, ExpiresAt: t.ExpiresAt}, nil
 	}
 	return Principal{}, apperr.New(apperr.Unauthenticated, "invalid token")
+}
+
+// stillValidChunk bounds the token hashes of one StillValid query.
+const stillValidChunk = 500
+
+// StillValid reports which of the given token hashes (as strings of their
+// bytes) would still authenticate: known, not expired, and not of a
+// deactivated agent. Open websockets are rechecked with it.
+func (s *Service) StillValid(ctx context.Context, hashes []string) (map[string]bool, error) {
+	valid := make(map[string]bool, len(hashes))
+	now := s.now()
+	for start := 0; start < len(hashes); start += stillValidChunk {
+		chunk := hashes[start:min(start+stillValidChunk, len(hashes))]
+		bs := make([][]byte, len(chunk))
+		for i, h := range chunk {
+			bs[i] = []byte(h)
+		}
+		rows, err := s.client.AuthToken.Query().
+			Where(authtoken.TokenHashIn(bs...), authtoken.ExpiresAtGT(now)).
+			WithAgent().All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range rows {
+			if t.AgentID != nil && (t.Edges.Agent == nil || !t.Edges.Agent.Active) {
+				continue
+			}
+			valid[string(t.TokenHash)] = true
+		}
+	}
+	return valid, nil
 }
 
 // Logout revokes the token of the current request.

@@ -7,6 +7,8 @@ package auth
 
 import (
 	"context"
+	"strconv"
+	"time"
 
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
@@ -22,6 +24,19 @@ type Principal struct {
 	ConversationID int
 	// TokenHash identifies the token the request came with, for logout.
 	TokenHash []byte
+	// ExpiresAt is when that token expires (zero when unknown).
+	ExpiresAt time.Time
+}
+
+// ViewerKey identifies what the caller may see: callers with the same key
+// get the same answers (the websocket transport shares one execution of a
+// subscription between them). It covers every field of the principal that
+// rules read: the agent and role, or the visitor's conversation.
+func (p Principal) ViewerKey() string {
+	if p.IsAgent() {
+		return "agent:" + strconv.Itoa(p.AgentID) + ":" + string(p.Role)
+	}
+	return "visitor:" + strconv.Itoa(p.ConversationID)
 }
 
 // IsAgent reports whether the caller is an agent.

@@ -50,6 +50,16 @@ type Config struct {
 	// MaxUploadBytes is the largest attachment accepted
 	// (PARLEY_MAX_UPLOAD_BYTES, 25 MiB).
 	MaxUploadBytes int64
+	// WebsocketInitTimeout is how long a websocket has to send
+	// connection_init (PARLEY_WS_INIT_TIMEOUT, 10s).
+	WebsocketInitTimeout time.Duration
+	// WebsocketPingInterval is how often idle websockets are pinged
+	// (PARLEY_WS_PING_INTERVAL, 20s); silent for two intervals, one is dropped.
+	WebsocketPingInterval time.Duration
+	// WebsocketRecheckInterval is how often the tokens of open websockets
+	// are checked again, so that a revoked one closes its sockets
+	// (PARLEY_WS_RECHECK_INTERVAL, 5s).
+	WebsocketRecheckInterval time.Duration
 	// URLSecret keys the signed download links of attachments
 	// (PARLEY_URL_SECRET); empty = a random secret kept in the data
 	// directory, which instances that do not share it cannot check.
@@ -109,6 +119,24 @@ func Load(getenv func(string) string) (Config, error) {
 		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
 	c.AllowedOrigins = split(getenv("PARLEY_ALLOWED_ORIGINS"))
+	for _, d := range []struct {
+		name string
+		into *time.Duration
+		def  time.Duration
+	}{
+		{"PARLEY_WS_INIT_TIMEOUT", &c.WebsocketInitTimeout, 10 * time.Second},
+		{"PARLEY_WS_PING_INTERVAL", &c.WebsocketPingInterval, 20 * time.Second},
+		{"PARLEY_WS_RECHECK_INTERVAL", &c.WebsocketRecheckInterval, 5 * time.Second},
+	} {
+		*d.into = d.def
+		if v := getenv(d.name); v != "" {
+			parsed, err := time.ParseDuration(v)
+			if err != nil || parsed <= 0 {
+				return c, fmt.Errorf("%s: %q is not a positive duration", d.name, v)
+			}
+			*d.into = parsed
+		}
+	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + localHost(c.Addr)
 	}

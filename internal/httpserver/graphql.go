@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
@@ -15,7 +14,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/coder/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/metrics"
+	"github.com/parleyhq/parley/internal/wsgql"
 )
 
 // Limits of the GraphQL endpoint.
@@ -36,31 +35,20 @@ const (
 	// MaxUploadSize bounds a multipart request (the attachment limit plus
 	// room for the operation).
 	MaxUploadSize = 26 << 20
-	// WebsocketInitTimeout is how long a client has to send connection_init.
-	WebsocketInitTimeout = 10 * time.Second
+	// MaxWebsocketMessage bounds one client message on a websocket (a
+	// subscribe carrying the whole contract document is about 15 KiB).
+	MaxWebsocketMessage = 1 << 20
 )
 
-// newGraphQL builds the GraphQL handler: explicit transports, a query
-// cache, persisted queries, a complexity limit, the error presenter and a
-// recover func.
-func newGraphQL(d Deps, originPatterns []string, dyn OriginPolicy) *handler.Server {
+// newGraphQL builds the GraphQL handler: explicit transports (Parley's own
+// websocket transport first), a query cache, persisted queries, a
+// complexity limit, the error presenter and a recover func.
+func newGraphQL(d Deps, ws *wsgql.Transport) *handler.Server {
 	cfg := graph.Config{Resolvers: d.Resolver}
 	setComplexity(&cfg.Complexity)
 	srv := handler.New(graph.NewExecutableSchema(cfg))
 
-	srv.AddTransport(transport.Websocket{
-		Implementation: originCheckedWebsocket{static: originPatterns, dyn: dyn},
-		InitFunc:       wsInit(d.Auth, d.Metrics),
-		CloseFunc: func(ctx context.Context, _ int) {
-			// Only connections that passed connection_init were counted.
-			if _, ok := auth.FromContext(ctx); ok {
-				d.Metrics.WebsocketConnections.Dec()
-			}
-		},
-		InitTimeout:           WebsocketInitTimeout,
-		KeepAlivePingInterval: 15 * time.Second,
-		PingPongInterval:      20 * time.Second,
-	})
+	srv.AddTransport(ws)
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -86,30 +74,61 @@ func newGraphQL(d Deps, originPatterns []string, dyn OriginPolicy) *handler.Serv
 	return srv
 }
 
-// wsInit authenticates a websocket at connection_init with the authToken of
-// its payload (an "Authorization: Bearer" entry is accepted too). A missing
-// or bad token closes the connection: every subscription needs a caller.
-func wsInit(a *auth.Service, m *metrics.Metrics) transport.WebsocketInitFunc {
-	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-		token := p.GetString("authToken")
-		if token == "" {
-			if t, err := auth.BearerToken(p.Authorization()); err == nil {
-				token = t
+// newWebsocket builds the websocket transport: connection_init carries
+// the token (authToken, or an "Authorization: Bearer" entry); a missing or
+// bad one closes the socket with 4403. Open sockets are rechecked, so a
+// token revoked or expired meanwhile closes its sockets too. Origins are
+// checked as for HTTP: same origin, the configured ones, and those of
+// live-chat accounts.
+func newWebsocket(d Deps, closing context.Context) *wsgql.Transport {
+	static := originHosts(d.Config.AllowedOrigins)
+	return wsgql.New(wsgql.Config{
+		Init: func(ctx context.Context, payload map[string]any) (context.Context, wsgql.Session, error) {
+			p := transport.InitPayload(payload)
+			token := p.GetString("authToken")
+			if token == "" {
+				if t, err := auth.BearerToken(p.Authorization()); err == nil {
+					token = t
+				}
 			}
-		}
-		if token == "" {
-			return ctx, nil, apperr.New(apperr.Unauthenticated, "connection_init must carry authToken")
-		}
-		pr, err := a.Authenticate(ctx, token)
-		if err != nil {
-			if !isCoded(err) {
-				err = apperr.New(apperr.Internal, "internal error")
+			if token == "" {
+				return ctx, wsgql.Session{}, apperr.New(apperr.Unauthenticated, "connection_init must carry authToken")
 			}
-			return ctx, nil, err
-		}
-		m.WebsocketConnections.Inc()
-		return auth.WithPrincipal(ctx, pr), nil, nil
-	}
+			pr, err := d.Auth.Authenticate(ctx, token)
+			if err != nil {
+				if !isCoded(err) {
+					d.Log.Error("websocket authentication", "request_id", RequestID(ctx), "err", err)
+					err = apperr.New(apperr.Internal, "internal error")
+				}
+				return ctx, wsgql.Session{}, err
+			}
+			return auth.WithPrincipal(ctx, pr), wsgql.Session{
+				Key:     pr.ViewerKey(),
+				Token:   string(pr.TokenHash),
+				Expires: pr.ExpiresAt,
+			}, nil
+		},
+		Valid: func(ctx context.Context, tokens []string) (map[string]bool, error) {
+			return d.Auth.StillValid(ctx, tokens)
+		},
+		CheckOrigin: wsgql.OriginMatcher(func(r *http.Request) []string {
+			origin := r.Header.Get("Origin")
+			if d.Origins != nil && d.Origins.AnyAllows(r.Context(), origin) {
+				if u, err := url.Parse(origin); err == nil && u.Host != "" {
+					return append(append([]string(nil), static...), strings.ToLower(u.Host))
+				}
+			}
+			return static
+		}),
+		Closing:         closing,
+		InitTimeout:     d.Config.WebsocketInitTimeout,
+		PingInterval:    d.Config.WebsocketPingInterval,
+		RecheckInterval: d.Config.WebsocketRecheckInterval,
+		MaxMessageBytes: MaxWebsocketMessage,
+		Log:             d.Log,
+		Connections:     func(n int) { d.Metrics.WebsocketConnections.Add(float64(n)) },
+		Subscriptions:   func(n int) { d.Metrics.ActiveSubscriptions.Add(float64(n)) },
+	})
 }
 
 // countOperations counts operations by type and outcome.
@@ -248,24 +267,4 @@ func setComplexity(c *graph.ComplexityRoot) {
 	c.Contact.History = conn
 	c.Conversation.Messages = conn
 	c.VisitorConversation.Messages = conn
-}
-
-// originCheckedWebsocket accepts websockets with the library's origin check
-// (same origin always; others only when listed), listing the configured
-// origins and, per request, the requesting origin when a live-chat account
-// allows it.
-type originCheckedWebsocket struct {
-	static []string
-	dyn    OriginPolicy
-}
-
-func (o originCheckedWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	patterns := o.static
-	if origin := r.Header.Get("Origin"); origin != "" && o.dyn != nil && o.dyn.AnyAllows(r.Context(), origin) {
-		if u, err := url.Parse(origin); err == nil && u.Host != "" {
-			patterns = append(append([]string(nil), o.static...), strings.ToLower(u.Host))
-		}
-	}
-	impl := transport.CoderWebsocketImplementation{AcceptOptions: websocket.AcceptOptions{OriginPatterns: patterns}}
-	return impl.Accept(w, r, opts)
 }

@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/playground"
@@ -23,6 +22,7 @@ import (
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/metrics"
+	"github.com/parleyhq/parley/internal/wsgql"
 )
 
 // Pinger is something readiness depends on: the database, the broker.
@@ -59,17 +59,17 @@ type Server struct {
 	// it, because http.Server.Shutdown does not close hijacked connections.
 	closing context.Context
 	close   context.CancelFunc
-	wsMu    sync.WaitGroup
+	ws      *wsgql.Transport
 }
 
 // New builds the server's handler tree.
 func New(d Deps) *Server {
 	closing, cancel := context.WithCancel(context.Background())
-	s := &Server{d: d, closing: closing, close: cancel}
-	gql := newGraphQL(d, originHosts(d.Config.AllowedOrigins), d.Origins)
+	s := &Server{d: d, closing: closing, close: cancel, ws: newWebsocket(d, closing)}
+	gql := newGraphQL(d, s.ws)
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", s.endSubscriptionsOnShutdown(gql))
+	mux.Handle("/graphql", gql)
 	mux.Handle("GET /{$}", playground.Handler("Parley GraphQL playground", "/graphql"))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -100,31 +100,6 @@ func New(d Deps) *Server {
 
 // Handler returns the root handler (for tests with httptest).
 func (s *Server) Handler() http.Handler { return s.handler }
-
-// endSubscriptionsOnShutdown gives websocket requests a context that ends
-// when shutdown begins, so every subscription completes and its connection
-// closes.
-func (s *Server) endSubscriptionsOnShutdown(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		if s.closing.Err() != nil {
-			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		ctx, cancel := context.WithCancel(r.Context())
-		stop := context.AfterFunc(s.closing, cancel)
-		s.wsMu.Add(1)
-		defer func() {
-			stop()
-			cancel()
-			s.wsMu.Done()
-		}()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -171,12 +146,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	err := srv.Shutdown(sctx)
-	done := make(chan struct{})
-	go func() { s.wsMu.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-sctx.Done():
-	}
+	// The websockets were closed (1001) when closing was cancelled; wait
+	// for them to finish their close handshakes.
+	_ = s.ws.Wait(sctx)
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return serr
 	}
@@ -188,3 +160,6 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// Websockets reports how many websockets are open on this server.
+func (s *Server) Websockets() int { return s.ws.Connections() }

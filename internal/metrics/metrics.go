@@ -20,8 +20,12 @@ type Metrics struct {
 	GraphQLOperations *prometheus.CounterVec
 	// GraphQLErrors counts errors returned to clients by extensions.code.
 	GraphQLErrors *prometheus.CounterVec
-	// ActiveSubscriptions is the number of open event subscriptions.
+	// ActiveSubscriptions is the number of live client subscriptions.
 	ActiveSubscriptions prometheus.Gauge
+	// BrokerSubscriptions is the number of subscriptions this instance
+	// holds at its broker: subscriptions of the same operation, variables
+	// and viewer share one.
+	BrokerSubscriptions prometheus.Gauge
 	// WebsocketConnections is the number of open GraphQL websockets.
 	WebsocketConnections prometheus.Gauge
 }
@@ -45,14 +49,17 @@ func New() *Metrics {
 			Name: "parley_graphql_errors_total", Help: "GraphQL errors returned, by extensions.code.",
 		}, []string{"code"}),
 		ActiveSubscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "parley_active_subscriptions", Help: "Open event subscriptions on this instance.",
+			Name: "parley_active_subscriptions", Help: "Live client subscriptions (websocket operations) on this instance.",
+		}),
+		BrokerSubscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "parley_broker_subscriptions", Help: "Subscriptions this instance holds at its pub/sub broker.",
 		}),
 		WebsocketConnections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parley_websocket_connections", Help: "Open GraphQL websocket connections on this instance.",
 		}),
 	}
 	r.MustRegister(m.HTTPRequests, m.HTTPDuration, m.GraphQLOperations, m.GraphQLErrors,
-		m.ActiveSubscriptions, m.WebsocketConnections,
+		m.ActiveSubscriptions, m.BrokerSubscriptions, m.WebsocketConnections,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
