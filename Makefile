@@ -3,7 +3,7 @@
 # services answer; CI requires them with PARLEY_REQUIRE_SERVICES=1).
 GO ?= go
 
-.PHONY: run build generate check-generated test bench lint
+.PHONY: run build generate check-generated test bench lint playground
 
 run:
 	PARLEY_DEMO=$${PARLEY_DEMO:-true} $(GO) run ./cmd/parley serve
@@ -21,6 +21,13 @@ check-generated: generate
 		(echo "generated code is stale: run 'make generate' and commit" >&2; exit 1)
 	@test -z "$$(git status --porcelain -- ent graph)" || \
 		(git status --porcelain -- ent graph; echo "generation produced untracked files" >&2; exit 1)
+
+# Rebuilds the GraphQL playground's assets (internal/playground/assets) from
+# the npm packages pinned in internal/playground/build; commit what changes.
+# Building or running Parley never needs it: the assets are committed.
+playground:
+	npm ci --prefix internal/playground/build --no-audit --no-fund
+	npm run --prefix internal/playground/build build
 
 test: lint
 	$(GO) test -race -count=1 -timeout 15m ./...
