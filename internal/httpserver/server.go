@@ -16,13 +16,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parleyhq/parley/graph"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/metrics"
+	"github.com/parleyhq/parley/internal/playground"
 )
 
 // Pinger is something readiness depends on: the database, the broker.
@@ -70,7 +70,7 @@ func New(d Deps) *Server {
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", s.endSubscriptionsOnShutdown(gql))
-	mux.Handle("GET /{$}", playground.Handler("Parley GraphQL playground", "/graphql"))
+	playground.Mount(mux, "/graphql")
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
