@@ -31,11 +31,16 @@ type offlineResult struct {
 	Errors     []string
 }
 
+// requireBrowser returns node and Chromium, or skips the test.
+func requireBrowser(t *testing.T) (node, chromium string) {
+	t.Helper()
+	return browsertest.Require(t, e2eDir, "internal/playground")
+}
+
 // runOffline loads pageURL in headless Chromium with every request to
 // another host blocked (e2e/offline.mjs), as the agent with token and name.
-func runOffline(t *testing.T, pageURL, token, name string) (offlineResult, []string) {
+func runOffline(t *testing.T, node, chromium, pageURL, token, name string) (offlineResult, []string) {
 	t.Helper()
-	node, chromium := browsertest.Require(t, e2eDir, "internal/playground")
 	shots := os.Getenv("PARLEY_PLAYGROUND_SHOTS") // keep the screenshots there
 	if shots == "" {
 		shots = t.TempDir()
@@ -84,9 +89,10 @@ func runOffline(t *testing.T, pageURL, token, name string) (offlineResult, []str
 // is acknowledged, and opens a dialog; the browser asked for nothing
 // outside and the page's Content-Security-Policy refused nothing.
 func TestPlaygroundOffline(t *testing.T) {
+	node, chromium := requireBrowser(t)
 	s := apitest.Start(t, apitest.Options{})
 	token, _ := s.Client().Login(t, apitest.AdminEmail, apitest.AdminPassword)
-	res, steps := runOffline(t, s.URL+"/", token, "System owner")
+	res, steps := runOffline(t, node, chromium, s.URL+"/", token, "System owner")
 	t.Logf("steps: %s", strings.Join(steps, ", "))
 	if !res.OK {
 		t.Fatalf("the playground failed offline: %s\noutside requests: %q\npolicy violations: %q\npage errors: %q",
@@ -101,9 +107,10 @@ func TestPlaygroundOffline(t *testing.T) {
 // on gqlgen's stock playground, which loads GraphiQL from a public CDN: the
 // check must fail it, having refused its outside requests.
 func TestPlaygroundOfflineCatchesOutsideRequests(t *testing.T) {
+	node, chromium := requireBrowser(t)
 	cdn := httptest.NewServer(gqlplayground.Handler("CDN playground", "/graphql"))
 	t.Cleanup(cdn.Close)
-	res, steps := runOffline(t, cdn.URL+"/", "", "")
+	res, steps := runOffline(t, node, chromium, cdn.URL+"/", "", "")
 	if res.OK || len(res.Outside) == 0 {
 		t.Fatalf("the check passed a page that loads from outside: ok=%v, outside %q, steps %q", res.OK, res.Outside, steps)
 	}

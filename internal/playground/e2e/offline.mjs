@@ -78,16 +78,24 @@ try {
     const cm = document.querySelector('.graphiql-response .CodeMirror');
     return cm ? cm.CodeMirror.getValue() : '';
   });
+  // Runs query and waits for want in the response pane. A click that
+  // GraphiQL takes before it has read the edit runs the previous operation
+  // (or none): then the click is repeated, up to three times.
   const run = async (query, want, what) => {
     await setEditor('.graphiql-query-editor', query);
-    await page.click('.graphiql-execute-button');
-    try {
-      await page.waitForFunction((w) => {
-        const cm = document.querySelector('.graphiql-response .CodeMirror');
-        return cm && cm.CodeMirror.getValue().includes(w);
-      }, want, { timeout: 10000 });
-    } catch {
-      throw new Error(`${what}: the response pane shows ${JSON.stringify(await response())}, want it to contain ${JSON.stringify(want)}`);
+    for (let attempt = 1; ; attempt++) {
+      await page.click('.graphiql-execute-button');
+      try {
+        await page.waitForFunction((w) => {
+          const cm = document.querySelector('.graphiql-response .CodeMirror');
+          return cm && cm.CodeMirror.getValue().includes(w);
+        }, want, { timeout: 5000 });
+        return;
+      } catch {
+        if (attempt === 3) {
+          throw new Error(`${what}: the response pane shows ${JSON.stringify(await response())}, want it to contain ${JSON.stringify(want)}`);
+        }
+      }
     }
   };
 
@@ -108,9 +116,11 @@ try {
 
   // A subscription goes over graphql-ws to the same host, with the token.
   await setEditor('.graphiql-query-editor', 'subscription { inboxEvents { __typename } }');
-  await page.click('.graphiql-execute-button');
   const acked = () => sockets.some((s) => s.received.some((f) => f.includes('"connection_ack"')));
-  for (let i = 0; i < 100 && !acked(); i++) await page.waitForTimeout(100);
+  for (let attempt = 1; attempt <= 3 && !acked(); attempt++) {
+    if (sockets.length === 0) await page.click('.graphiql-execute-button'); // as in run
+    for (let i = 0; i < 50 && !acked(); i++) await page.waitForTimeout(100);
+  }
   const ws = sockets.find((s) => s.url === `${pageURL.startsWith('https:') ? 'wss' : 'ws'}://${host}/graphql`);
   if (!ws) throw new Error('no websocket to /graphql: ' + JSON.stringify(sockets.map((s) => s.url)));
   const init = ws.sent.find((f) => f.includes('"connection_init"')) || '';
