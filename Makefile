@@ -3,7 +3,7 @@
 # services answer; CI requires them with PARLEY_REQUIRE_SERVICES=1).
 GO ?= go
 
-.PHONY: run build generate check-generated test bench lint node-deps
+.PHONY: run build generate check-generated test bench lint node-deps playground
 
 run:
 	PARLEY_DEMO=$${PARLEY_DEMO:-true} $(GO) run ./cmd/parley serve
@@ -22,12 +22,19 @@ check-generated: generate
 	@test -z "$$(git status --porcelain -- ent graph)" || \
 		(git status --porcelain -- ent graph; echo "generation produced untracked files" >&2; exit 1)
 
+# Rebuilds the GraphQL playground's assets (internal/playground/assets) from
+# the npm packages pinned in internal/playground/build; commit what changes.
+# Building or running Parley never needs it: the assets are committed.
+playground:
+	npm ci --prefix internal/playground/build --no-audit --no-fund
+	npm run --prefix internal/playground/build build
+
 test: lint node-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # The node programs some tests drive (the widget in Chromium, the graphql-ws
 # reference client), installed from their lock files when missing.
-NODE_DIRS := internal/widget/e2e internal/apitest/wsclient
+NODE_DIRS := internal/widget/e2e internal/playground/e2e internal/apitest/wsclient
 node-deps:
 	@command -v npm >/dev/null || { echo "npm not found: tests that need node will skip (or fail under PARLEY_REQUIRE_SERVICES=1)"; exit 0; }; \
 	for d in $(NODE_DIRS); do \

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parleyhq/parley/graph"
@@ -23,6 +22,7 @@ import (
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/wsgql"
+	"github.com/parleyhq/parley/internal/playground"
 )
 
 // Pinger is something readiness depends on: the database, the broker.
@@ -70,7 +70,7 @@ func New(d Deps) *Server {
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", gql)
-	mux.Handle("GET /{$}", playground.Handler("Parley GraphQL playground", "/graphql"))
+	playground.Mount(mux, "/graphql")
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -18,43 +18,11 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/internal/apitest"
-	"github.com/parleyhq/parley/internal/store/storetest"
+	"github.com/parleyhq/parley/internal/browsertest"
 )
 
-// The browser test's tools; .ci/run installs them when missing.
-const (
-	defaultChromium = "/usr/bin/chromium"
-	e2eDir          = "e2e"
-)
-
-// requireBrowser returns node and Chromium, or skips the test when one is
-// missing (fails it with PARLEY_REQUIRE_SERVICES=1).
-func requireBrowser(t *testing.T) (node, chromium string) {
-	t.Helper()
-	chromium = os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = defaultChromium
-	}
-	var missing []string
-	node, err := exec.LookPath("node")
-	if err != nil {
-		missing = append(missing, "node (Node.js 20 or later)")
-	}
-	if _, err := os.Stat(filepath.Join(e2eDir, "node_modules", "playwright-core", "package.json")); err != nil {
-		missing = append(missing, "playwright-core (npm ci --prefix internal/widget/e2e)")
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		missing = append(missing, chromium+" (apt-get install chromium)")
-	}
-	if len(missing) > 0 {
-		msg := "the browser test needs " + strings.Join(missing, ", ") + "; .ci/run installs them"
-		if storetest.RequireServices() {
-			t.Fatal(msg)
-		}
-		t.Skip(msg + "; set PARLEY_REQUIRE_SERVICES=1 to fail instead")
-	}
-	return node, chromium
-}
+// The browser test's Node.js folder; .ci/run runs npm ci there.
+const e2eDir = "e2e"
 
 // TestWidgetInBrowser chats through the widget on the demo page in headless
 // Chromium (e2e/chat.mjs plays the visitor) while this test plays the agent
@@ -65,7 +33,7 @@ func requireBrowser(t *testing.T) (node, chromium string) {
 // duplicates, the agent ends the chat and the widget says so, and once the
 // visitor is blocked a new chat is refused politely.
 func TestWidgetInBrowser(t *testing.T) {
-	node, chromium := requireBrowser(t)
+	node, chromium := browsertest.Require(t, e2eDir, "internal/widget")
 	proxy := startCutProxy(t)
 	s := apitest.Start(t, apitest.Options{Env: map[string]string{"PARLEY_PUBLIC_URL": proxy.URL}})
 	proxy.setTarget(strings.TrimPrefix(s.URL, "http://"))
