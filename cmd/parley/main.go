@@ -89,9 +89,31 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("PARLEY_METRICS_ADDR: %w", err)
+		}
+		log.Info("serving metrics", "addr", metricsLn.Addr().String())
+	}
 	banner(stdout, cfg, a)
 	log.Info("listening", "addr", ln.Addr().String(), "database", a.DB.Dialect, "redis", cfg.RedisURL != "")
-	return a.Server.Serve(ctx, ln, 15*time.Second)
+	// Both servers stop together: at SIGTERM, or when either fails.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const grace = 15 * time.Second
+	errc := make(chan error, 2)
+	go func() { errc <- a.Server.Serve(ctx, ln, grace) }()
+	if metricsLn != nil {
+		go func() { errc <- a.Server.ServeMetrics(ctx, metricsLn, grace) }()
+	}
+	err = <-errc
+	cancel()
+	if metricsLn != nil {
+		err = errors.Join(err, <-errc)
+	}
+	return err
 }
 
 // banner tells a newcomer where to go and how to log in.

@@ -8,11 +8,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/secrets"
@@ -186,6 +189,86 @@ func TestReencryptSecrets(t *testing.T) {
 			t.Fatalf("second reencrypt-secrets: %q %v", out.String(), err)
 		}
 	})
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestMetricsAddr: with PARLEY_METRICS_ADDR set, `parley serve` answers
+// /metrics on that address and 404 on the main one, which serves the rest;
+// a cancelled context (SIGTERM) stops both.
+func TestMetricsAddr(t *testing.T) {
+	commandEnv(t, storetest.SQLite)
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	t.Setenv("PARLEY_ADDR", addr)
+	t.Setenv("PARLEY_METRICS_ADDR", metricsAddr)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), io.Discard) }()
+
+	get := func(u string) int {
+		resp, err := http.Get(u)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for get("http://"+addr+"/healthz") != 200 || get("http://"+metricsAddr+"/metrics") == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not come up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{"http://" + metricsAddr + "/metrics", 200},
+		{"http://" + addr + "/metrics", 404},
+		{"http://" + metricsAddr + "/graphql", 404},
+		{"http://" + metricsAddr + "/healthz", 404},
+	} {
+		if got := get(tc.url); got != tc.want {
+			t.Errorf("GET %s: %d, want %d", tc.url, got, tc.want)
+		}
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "# TYPE") {
+		t.Fatalf("/metrics is not Prometheus text: %.200s", body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if get("http://"+metricsAddr+"/metrics") != 0 || get("http://"+addr+"/healthz") != 0 {
+		t.Fatal("a listener is still open after shutdown")
+	}
 }
 
 func TestUnknownCommand(t *testing.T) {

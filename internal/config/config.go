@@ -64,6 +64,10 @@ type Config struct {
 	// (PARLEY_SECRET_KEY_OLD, comma-separated); `parley reencrypt-secrets`
 	// reseals them with the current key, after which they can go.
 	OldSecretKeys []secrets.Key
+	// MetricsAddr, when set, serves /metrics on an address of its own
+	// instead of the main listener (PARLEY_METRICS_ADDR), so that metrics
+	// need not be public.
+	MetricsAddr string
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -110,6 +114,14 @@ func Load(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("PARLEY_SECRET_KEY_OLD (key %d): %w", i+1, err)
 		}
 		c.OldSecretKeys = append(c.OldSecretKeys, k)
+	}
+	if c.MetricsAddr = getenv("PARLEY_METRICS_ADDR"); c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return c, fmt.Errorf("PARLEY_METRICS_ADDR: %q is not an address such as 127.0.0.1:9090", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.Addr {
+			return c, fmt.Errorf("PARLEY_METRICS_ADDR must differ from PARLEY_ADDR")
+		}
 	}
 	if v := getenv("PARLEY_DEMO"); v != "" {
 		b, err := strconv.ParseBool(v)

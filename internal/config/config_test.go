@@ -106,3 +106,15 @@ func TestSecretKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestMetricsAddr(t *testing.T) {
+	c, err := Load(env(map[string]string{"PARLEY_METRICS_ADDR": "127.0.0.1:9090"}))
+	if err != nil || c.MetricsAddr != "127.0.0.1:9090" {
+		t.Fatalf("metrics addr %q %v", c.MetricsAddr, err)
+	}
+	for _, v := range []string{"9090", ":8080"} {
+		if _, err := Load(env(map[string]string{"PARLEY_METRICS_ADDR": v})); err == nil || !strings.Contains(err.Error(), "PARLEY_METRICS_ADDR") {
+			t.Fatalf("%q: %v", v, err)
+		}
+	}
+}
