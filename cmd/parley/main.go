@@ -3,6 +3,8 @@
 //	parley [serve]       run the server (the default)
 //	parley migrate       bring the database schema up to date and exit
 //	parley create-agent  add an agent (bootstrapping, scripts)
+//	parley reencrypt-secrets
+//	                     seal every stored credential with the current key
 //
 // Configuration comes from the environment; see the README.
 package main
@@ -31,13 +33,17 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "parley:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, stdin io.Reader, stdout io.Writer) error {
+// run runs one command until it is done or ctx ends (SIGTERM).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
@@ -47,8 +53,6 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.LogLevel)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	switch cmd {
 	case "serve":
 		return serve(ctx, cfg, log, stdout)
@@ -65,11 +69,13 @@ func run(args []string, stdin io.Reader, stdout io.Writer) error {
 		return nil
 	case "create-agent":
 		return createAgent(ctx, cfg, log, args, stdin, stdout)
+	case "reencrypt-secrets":
+		return reencryptSecrets(ctx, cfg, log, stdout)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: parley [serve|migrate|create-agent] (configuration: see README)")
+		fmt.Fprintln(stdout, "usage: parley [serve|migrate|create-agent|reencrypt-secrets] (configuration: see README)")
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (serve, migrate, create-agent)", cmd)
+	return fmt.Errorf("unknown command %q (serve, migrate, create-agent, reencrypt-secrets)", cmd)
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
@@ -83,9 +89,31 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.W
 	if err != nil {
 		return err
 	}
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("PARLEY_METRICS_ADDR: %w", err)
+		}
+		log.Info("serving metrics", "addr", metricsLn.Addr().String())
+	}
 	banner(stdout, cfg, a)
 	log.Info("listening", "addr", ln.Addr().String(), "database", a.DB.Dialect, "redis", cfg.RedisURL != "")
-	return a.Server.Serve(ctx, ln, 15*time.Second)
+	// Both servers stop together: at SIGTERM, or when either fails.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	const grace = 15 * time.Second
+	errc := make(chan error, 2)
+	go func() { errc <- a.Server.Serve(ctx, ln, grace) }()
+	if metricsLn != nil {
+		go func() { errc <- a.Server.ServeMetrics(ctx, metricsLn, grace) }()
+	}
+	err = <-errc
+	cancel()
+	if metricsLn != nil {
+		err = errors.Join(err, <-errc)
+	}
+	return err
 }
 
 // banner tells a newcomer where to go and how to log in.
@@ -142,6 +170,24 @@ func createAgent(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 		return err
 	}
 	fmt.Fprintf(stdout, "created agent %d: %s <%s> ext %s, %s\n", ag.ID, ag.Name, ag.Email, ag.Extension, ag.Role)
+	return nil
+}
+
+// reencryptSecrets seals every channel account's credentials with
+// PARLEY_SECRET_KEY: after a rotation (the old key in
+// PARLEY_SECRET_KEY_OLD) and for plaintext rows from before encryption.
+func reencryptSecrets(ctx context.Context, cfg config.Config, log *slog.Logger, stdout io.Writer) error {
+	cfg.Demo = false
+	a, err := app.New(ctx, cfg, log, app.Options{})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	resealed, total, err := a.Workspace.ResealCredentials(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "resealed the credentials of %d of %d channel accounts with key %s\n", resealed, total, a.Secrets.CurrentID())
 	return nil
 }
 

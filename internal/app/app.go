@@ -30,6 +30,7 @@ import (
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/ratelimit"
 	"github.com/parleyhq/parley/internal/routing"
+	"github.com/parleyhq/parley/internal/secrets"
 	"github.com/parleyhq/parley/internal/seed"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/templates"
@@ -39,12 +40,14 @@ import (
 
 // App is a running Parley instance's parts.
 type App struct {
-	Config    config.Config
-	Log       *slog.Logger
-	DB        *store.DB
-	Redis     *redis.Client
-	Broker    pubsub.Broker
-	Metrics   *metrics.Metrics
+	Config  config.Config
+	Log     *slog.Logger
+	DB      *store.DB
+	Redis   *redis.Client
+	Broker  pubsub.Broker
+	Metrics *metrics.Metrics
+	// Secrets seals and opens the channel accounts' credentials.
+	Secrets   *secrets.Ring
 	Auth      *auth.Service
 	Workspace *workspace.Service
 	Router    *routing.Router
@@ -124,13 +127,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		limiter = ratelimit.NewMemory()
 	}
 
+	ring, err := secrets.LoadRing(cfg.SecretKey, cfg.OldSecretKeys, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	a.Secrets = ring
+
 	client := a.DB.Client
 	var authOpts []auth.Option
 	if opt.HashCost > 0 {
 		authOpts = append(authOpts, auth.WithHashCost(opt.HashCost))
 	}
 	a.Auth = auth.NewService(client, limiter, cfg.TokenTTL, authOpts...)
-	a.Workspace = workspace.NewService(client, a.Auth, cfg.PublicURL)
+	a.Workspace = workspace.NewService(client, a.Auth, cfg.PublicURL, a.Secrets)
 	a.Router = routing.New(client, a.Broker, log)
 	a.Convs = conversations.NewService(client, a.Broker, a.Router, log)
 	a.Workspace.StatusChanged = func(ctx context.Context, _ int, st schematype.AgentStatus) {
@@ -147,7 +156,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		return nil, err
 	}
 	a.Attachments = atts
-	if a.Channels, err = channelsetup.New(client, a.Convs, a.Attachments, log, cfg, limiter); err != nil {
+	if a.Channels, err = channelsetup.New(client, a.Convs, a.Attachments, log, cfg, limiter, a.Secrets); err != nil {
 		return nil, err
 	}
 	live := livechat.NewService(client, a.Convs, a.Auth, limiter, cfg.PublicURL)

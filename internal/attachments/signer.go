@@ -2,18 +2,15 @@ package attachments
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/parleyhq/parley/internal/secrets"
 )
 
 // MinSecretLen is the shortest PARLEY_URL_SECRET accepted.
@@ -51,59 +48,11 @@ func LoadSigner(secret, dataDir string) (*Signer, error) {
 		}
 		return NewSigner([]byte(secret)), nil
 	}
-	key, err := loadOrCreateSecret(filepath.Join(dataDir, SecretFile))
+	key, err := secrets.LoadOrCreateFile(filepath.Join(dataDir, SecretFile), MinSecretLen)
 	if err != nil {
 		return nil, fmt.Errorf("URL secret: %w", err)
 	}
-	return NewSigner(key), nil
-}
-
-// loadOrCreateSecret reads the secret file, or writes a new random secret
-// there. The file appears whole or not at all (written aside, then linked
-// into place, which fails if another process got there first), so
-// concurrent first starts agree on one secret.
-func loadOrCreateSecret(path string) ([]byte, error) {
-	read := func() ([]byte, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, err
-		}
-		s := strings.TrimSpace(string(b))
-		if len(s) < MinSecretLen {
-			return nil, fmt.Errorf("%s holds fewer than %d characters", path, MinSecretLen)
-		}
-		return []byte(s), nil
-	}
-	key, err := read()
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return key, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, err
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".url-secret-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.WriteString(hex.EncodeToString(raw) + "\n")
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return nil, werr
-	}
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return nil, err
-	}
-	return read()
+	return NewSigner([]byte(key)), nil
 }
 
 // Sign returns the query that lets anyone download attachment id for ttl.

@@ -243,8 +243,13 @@ func (r *router) route(ctx context.Context, ext string) (*Account, error) {
 	}
 	var found *Account
 	for _, c := range cands {
-		if c.Config.AppSecret != "" && c.Config.AppSecret == r.home.Config.AppSecret {
-			found = r.s.toAccount(c)
+		// Compared opened: two seals of one secret differ.
+		a, err := r.s.toAccount(c)
+		if err != nil {
+			return nil, err
+		}
+		if a.Config.AppSecret != "" && a.Config.AppSecret == r.home.Config.AppSecret {
+			found = a
 			break
 		}
 	}

@@ -25,12 +25,16 @@ func (s *Service) webhookAccount(w http.ResponseWriter, r *http.Request, p Provi
 		http.NotFound(w, r)
 		return nil
 	}
+	var acct *Account
+	if err == nil {
+		acct, err = s.toAccount(a)
+	}
 	if err != nil {
 		s.log.Error("webhook account", "provider", p.Name(), "err", err)
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return nil
 	}
-	return s.toAccount(a)
+	return acct
 }
 
 // handshake answers Meta's GET verification: the challenge as plain text

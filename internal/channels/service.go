@@ -11,6 +11,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/ratelimit"
+	"github.com/parleyhq/parley/internal/secrets"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -59,6 +60,9 @@ type Deps struct {
 	// Shared, when set, caps each account's sends per second across
 	// instances (the Redis limiter), on top of each instance's bucket.
 	Shared ratelimit.Limiter
+	// Secrets opens the credentials the workspace service sealed; nil
+	// opens only plaintext (rows from before encryption).
+	Secrets *secrets.Ring
 }
 
 // Service runs the webhook intake, the events worker and the outbox.
@@ -73,6 +77,7 @@ type Service struct {
 	providers map[string]Provider
 	byChannel map[schematype.Channel]Provider
 	shared    ratelimit.Limiter
+	secrets   *secrets.Ring
 	buckets   *buckets
 
 	// MaxWebhookBody is the largest webhook body accepted (1 MiB).
@@ -137,7 +142,7 @@ func New(d Deps) *Service {
 	s := &Service{
 		db: d.DB, convs: d.Conversations, media: d.Media, links: d.Links, log: d.Log,
 		publicURL: d.PublicURL, providers: map[string]Provider{}, byChannel: map[schematype.Channel]Provider{},
-		shared: d.Shared, buckets: newBuckets(),
+		shared: d.Shared, secrets: d.Secrets, buckets: newBuckets(),
 
 		MaxWebhookBody: 1 << 20,
 		MaxMediaBytes:  100 << 20,
@@ -233,14 +238,20 @@ func (s *Service) account(ctx context.Context, id int) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.toAccount(a), nil
+	return s.toAccount(a)
 }
 
-func (s *Service) toAccount(a *ent.ChannelAccount) *Account {
-	return &Account{
-		ID: a.ID, Channel: a.Channel, ExternalID: a.ExternalID, Config: a.Config,
-		WebhookURL: s.publicURL + workspace.WebhookPath(a),
+// toAccount is where stored credentials are opened: the adapters get them
+// in plaintext, and only through an Account.
+func (s *Service) toAccount(a *ent.ChannelAccount) (*Account, error) {
+	cfg := a.Config
+	if err := s.secrets.OpenAll(cfg.Secrets()...); err != nil {
+		return nil, fmt.Errorf("channel account %d: %w", a.ID, err)
 	}
+	return &Account{
+		ID: a.ID, Channel: a.Channel, ExternalID: a.ExternalID, Config: cfg,
+		WebhookURL: s.publicURL + workspace.WebhookPath(a),
+	}, nil
 }
 
 // runSweeper deletes what is no longer needed: webhook events done (or

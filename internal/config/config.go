@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/parleyhq/parley/internal/secrets"
 )
 
 // Config is the whole runtime configuration.
@@ -64,6 +66,18 @@ type Config struct {
 	// (PARLEY_URL_SECRET); empty = a random secret kept in the data
 	// directory, which instances that do not share it cannot check.
 	URLSecret string
+	// SecretKey seals provider credentials at rest (PARLEY_SECRET_KEY, 32
+	// bytes in hex or base64); nil = a key generated into the data
+	// directory, which instances that do not share it cannot open.
+	SecretKey *secrets.Key
+	// OldSecretKeys still open credentials sealed before a rotation
+	// (PARLEY_SECRET_KEY_OLD, comma-separated); `parley reencrypt-secrets`
+	// reseals them with the current key, after which they can go.
+	OldSecretKeys []secrets.Key
+	// MetricsAddr, when set, serves /metrics on an address of its own
+	// instead of the main listener (PARLEY_METRICS_ADDR), so that metrics
+	// need not be public.
+	MetricsAddr string
 }
 
 // FromEnv reads the configuration from the process environment.
@@ -96,6 +110,28 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.URLSecret != "" && len(c.URLSecret) < 32 {
 		return c, fmt.Errorf("PARLEY_URL_SECRET must have at least 32 characters")
+	}
+	if v := getenv("PARLEY_SECRET_KEY"); v != "" {
+		k, err := secrets.ParseKey(v)
+		if err != nil {
+			return c, fmt.Errorf("PARLEY_SECRET_KEY: %w", err)
+		}
+		c.SecretKey = &k
+	}
+	for i, v := range split(getenv("PARLEY_SECRET_KEY_OLD")) {
+		k, err := secrets.ParseKey(v)
+		if err != nil {
+			return c, fmt.Errorf("PARLEY_SECRET_KEY_OLD (key %d): %w", i+1, err)
+		}
+		c.OldSecretKeys = append(c.OldSecretKeys, k)
+	}
+	if c.MetricsAddr = getenv("PARLEY_METRICS_ADDR"); c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return c, fmt.Errorf("PARLEY_METRICS_ADDR: %q is not an address such as 127.0.0.1:9090", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.Addr {
+			return c, fmt.Errorf("PARLEY_METRICS_ADDR must differ from PARLEY_ADDR")
+		}
 	}
 	if v := getenv("PARLEY_DEMO"); v != "" {
 		b, err := strconv.ParseBool(v)

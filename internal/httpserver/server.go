@@ -75,7 +75,9 @@ func New(d Deps) *Server {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{}))
+	if d.Config.MetricsAddr == "" {
+		mux.Handle("GET /metrics", s.metricsHandler())
+	}
 	for pattern, h := range d.Extra {
 		mux.Handle(pattern, h)
 	}
@@ -126,8 +128,31 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // accepting, ends every websocket subscription, and waits up to grace for
 // requests in flight.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	// Cancelling closing closes every websocket (1001); then wait for
+	// their close handshakes, which Shutdown does not track.
+	return s.serve(ctx, s.handler, ln, grace, s.close, func(ctx context.Context) { _ = s.ws.Wait(ctx) })
+}
+
+// ServeMetrics serves /metrics alone on ln (PARLEY_METRICS_ADDR, where the
+// main listener does not serve it) until ctx ends, then shuts down like
+// Serve.
+func (s *Server) ServeMetrics(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler())
+	return s.serve(ctx, withRecover(s.d.Log, mux), ln, grace, nil, nil)
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{})
+}
+
+// serve runs an http.Server for h on ln until ctx ends; then begin (when
+// set) runs, the server stops accepting and waits for requests in flight,
+// and wait (when set) waits for what Shutdown does not track, all within
+// grace.
+func (s *Server) serve(ctx context.Context, h http.Handler, ln net.Listener, grace time.Duration, begin func(), wait func(context.Context)) error {
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -141,14 +166,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 		return err
 	case <-ctx.Done():
 	}
-	s.d.Log.Info("shutting down")
-	s.close()
+	s.d.Log.Info("shutting down", "addr", ln.Addr().String())
+	if begin != nil {
+		begin()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	err := srv.Shutdown(sctx)
-	// The websockets were closed (1001) when closing was cancelled; wait
-	// for them to finish their close handshakes.
-	_ = s.ws.Wait(sctx)
+	if wait != nil {
+		wait(sctx)
+	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		return serr
 	}

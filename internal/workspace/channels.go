@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/store"
 )
 
 // NewChannelAccount is what CreateChannelAccount needs: exactly one routing
@@ -46,8 +48,12 @@ func (s *Service) CreateChannelAccount(ctx context.Context, in NewChannelAccount
 	if err != nil {
 		return nil, err
 	}
+	cfg := in.Config
+	if err := s.secrets.SealAll(cfg.Secrets()...); err != nil {
+		return nil, err
+	}
 	c := s.client.ChannelAccount.Create().SetChannel(in.Channel).SetName(name).
-		SetConfig(in.Config).SetExternalID(external)
+		SetConfig(cfg).SetExternalID(external)
 	if in.QueueID != nil {
 		if _, err := s.client.Queue.Get(ctx, *in.QueueID); err != nil {
 			return nil, apperr.Invalid("queueID", "no such queue")
@@ -152,6 +158,40 @@ func configName(ch schematype.Channel) string {
 		return "sms"
 	}
 	return "liveChat"
+}
+
+// ResealCredentials seals every channel account's credentials with the
+// current key: plaintext from before encryption, and values sealed with an
+// old key (PARLEY_SECRET_KEY_OLD). It is `parley reencrypt-secrets`, run by
+// an operator, so it checks no caller. One transaction: either every
+// account is resealed or none. Accounts already sealed with the current key
+// are left alone, so a second run changes nothing.
+func (s *Service) ResealCredentials(ctx context.Context) (resealed, total int, err error) {
+	err = store.Tx(ctx, s.client, func(tx *ent.Tx, _ *store.After) error {
+		accts, err := tx.ChannelAccount.Query().Order(ent.Asc(channelaccount.FieldID)).All(ctx)
+		if err != nil {
+			return err
+		}
+		resealed, total = 0, len(accts)
+		for _, a := range accts {
+			cfg := a.Config
+			if s.secrets.Current(cfg.Secrets()...) {
+				continue
+			}
+			if err := s.secrets.OpenAll(cfg.Secrets()...); err != nil {
+				return fmt.Errorf("channel account %d: %w", a.ID, err)
+			}
+			if err := s.secrets.SealAll(cfg.Secrets()...); err != nil {
+				return err
+			}
+			if err := tx.ChannelAccount.UpdateOne(a).SetConfig(cfg).Exec(ctx); err != nil {
+				return err
+			}
+			resealed++
+		}
+		return nil
+	})
+	return resealed, total, err
 }
 
 // ChannelAccounts lists every channel account (admins only).

@@ -23,6 +23,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/paging"
+	"github.com/parleyhq/parley/internal/secrets"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
 )
@@ -32,6 +33,7 @@ type Service struct {
 	client    *ent.Client
 	auth      *auth.Service
 	publicURL string
+	secrets   *secrets.Ring
 	now       func() time.Time
 	// StatusChanged, when set, is called after an agent's status change has
 	// committed (routing offers waiting conversations to a newly AVAILABLE
@@ -40,9 +42,10 @@ type Service struct {
 }
 
 // NewService returns the workspace service. publicURL is the externally
-// visible base URL that webhook URLs are built from.
-func NewService(client *ent.Client, a *auth.Service, publicURL string) *Service {
-	return &Service{client: client, auth: a, publicURL: strings.TrimRight(publicURL, "/"), now: time.Now}
+// visible base URL that webhook URLs are built from; ring seals the
+// credentials of the channel accounts it stores.
+func NewService(client *ent.Client, a *auth.Service, publicURL string, ring *secrets.Ring) *Service {
+	return &Service{client: client, auth: a, publicURL: strings.TrimRight(publicURL, "/"), secrets: ring, now: time.Now}
 }
 
 // Me returns the calling agent.

@@ -17,8 +17,9 @@ func DefaultChatOptions() ChatOptions {
 }
 
 // ChannelConfig holds a channel account's provider settings, credentials
-// included. It is stored as JSON, never exposed through GraphQL, and never
-// logged: only the non-secret parts are surfaced by dedicated resolvers.
+// included. It is stored as JSON with the credentials sealed (see Secrets),
+// never exposed through GraphQL, and never logged: only the non-secret parts
+// are surfaced by dedicated resolvers.
 type ChannelConfig struct {
 	// WhatsApp Cloud API.
 	PhoneNumberID string `json:"phoneNumberID,omitempty"`
@@ -38,6 +39,14 @@ type ChannelConfig struct {
 	APIBaseURL string `json:"apiBaseURL,omitempty"`
 	// Live chat.
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+}
+
+// Secrets points at the credentials among the fields: what is sealed at
+// rest (internal/secrets, by the workspace service that stores accounts) and
+// opened only for the channel adapters. A new credential field belongs here,
+// or it is stored in clear.
+func (c *ChannelConfig) Secrets() []*string {
+	return []*string{&c.AccessToken, &c.PageAccessToken, &c.AppSecret, &c.VerifyToken, &c.AuthToken}
 }
 
 // String never prints credentials, so a config that reaches a log by

@@ -21,12 +21,13 @@ import (
 	"github.com/parleyhq/parley/internal/channels/whatsapp"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/ratelimit"
+	"github.com/parleyhq/parley/internal/secrets"
 )
 
 // New builds the channels service from the configuration; shared, when not
-// nil, caps send rates across instances.
+// nil, caps send rates across instances; ring opens the stored credentials.
 func New(db *ent.Client, convs channels.Conversations, atts *attachments.Service, log *slog.Logger,
-	cfg config.Config, shared ratelimit.Limiter) (*channels.Service, error) {
+	cfg config.Config, shared ratelimit.Limiter, ring *secrets.Ring) (*channels.Service, error) {
 	set := channels.Settings{GraphVersion: cfg.GraphAPIVersion}
 	client := channels.NewHTTPClient()
 	maxBytes := cfg.MaxUploadBytes
@@ -34,7 +35,7 @@ func New(db *ent.Client, convs channels.Conversations, atts *attachments.Service
 		maxBytes = attachments.DefaultMaxBytes
 	}
 	s := channels.New(channels.Deps{
-		DB: db, Conversations: convs, Log: log, PublicURL: cfg.PublicURL, Shared: shared,
+		DB: db, Conversations: convs, Log: log, PublicURL: cfg.PublicURL, Shared: shared, Secrets: ring,
 		Media: &MediaStore{Attachments: atts, DB: db, MaxBytes: maxBytes},
 		Links: atts,
 		Providers: []channels.Provider{
