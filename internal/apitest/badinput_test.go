@@ -1,0 +1,112 @@
+package apitest_test
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/parleyhq/parley/internal/apitest"
+)
+
+// paddedBody is a POST body of exactly n bytes (n at least a few hundred)
+// holding a valid Me request: the padding is JSON white space.
+func paddedBody(t *testing.T, n int) []byte {
+	t.Helper()
+	head := []byte(`{"query":"query Me { me { id } }",`)
+	tail := []byte(`"operationName":"Me"}`)
+	pad := n - len(head) - len(tail)
+	if pad < 0 {
+		t.Fatalf("a %d-byte body cannot hold the request", n)
+	}
+	return append(append(head, bytes.Repeat([]byte(" "), pad)...), tail...)
+}
+
+// streamedBody yields a JSON request of n bytes without holding it, and
+// hides its length, so that the client sends it chunked.
+type streamedBody struct{ r io.Reader }
+
+func newStreamedBody(n int) streamedBody {
+	head := `{"query":"query Me { me { id } }","variables":{"pad":"`
+	tail := `"}}`
+	return streamedBody{io.MultiReader(strings.NewReader(head),
+		io.LimitReader(repeatReader('x'), int64(n-len(head)-len(tail))), strings.NewReader(tail))}
+}
+
+func (b streamedBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+type repeatReader byte
+
+func (c repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(c)
+	}
+	return len(p), nil
+}
+
+func hasData(r *apitest.Response) bool { return len(r.Data) > 0 && string(r.Data) != "null" }
+
+// The request body limit is a property of the HTTP layer, so it is tested
+// on one backend.
+func TestRequestBodyLimit(t *testing.T) {
+	s := apitest.Start(t, apitest.Options{})
+	c := s.Client()
+	token, _ := c.Login(t, apitest.AdminEmail, apitest.AdminPassword)
+	c = c.As(token)
+
+	refused := func(t *testing.T, r *apitest.Response, limit int) {
+		t.Helper()
+		if r.Status != http.StatusRequestEntityTooLarge || len(r.Errors) != 1 || r.Code() != "BAD_USER_INPUT" || hasData(r) {
+			t.Fatalf("want 413 and one BAD_USER_INPUT error, got %d %s", r.Status, r.Raw)
+		}
+		if want := fmt.Sprintf("the request body is larger than %d bytes", limit); r.Errors[0].Message != want {
+			t.Fatalf("message %q, want %q", r.Errors[0].Message, want)
+		}
+	}
+	accepted := func(t *testing.T, r *apitest.Response) {
+		t.Helper()
+		if r.Status != http.StatusOK || len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"me":{"id"`) {
+			t.Fatalf("want Me answered, got %d %s", r.Status, r.Raw)
+		}
+	}
+
+	t.Run("30 MiB with Content-Length", func(t *testing.T) {
+		refused(t, c.Post(t, "application/json", bytes.NewReader(paddedBody(t, 30<<20))), 1<<20)
+	})
+	t.Run("30 MiB chunked", func(t *testing.T) {
+		refused(t, c.Post(t, "application/json", newStreamedBody(30<<20)), 1<<20)
+	})
+	t.Run("one byte over", func(t *testing.T) {
+		refused(t, c.Post(t, "application/json", bytes.NewReader(paddedBody(t, 1<<20+1))), 1<<20)
+		refused(t, c.Post(t, "application/json", newStreamedBody(1<<20+1)), 1<<20)
+	})
+	t.Run("exactly the limit", func(t *testing.T) {
+		accepted(t, c.Post(t, "application/json", bytes.NewReader(paddedBody(t, 1<<20))))
+	})
+	t.Run("other content types", func(t *testing.T) {
+		// The limit does not depend on the transport the body would reach.
+		refused(t, c.Post(t, "text/plain", bytes.NewReader(paddedBody(t, 2<<20))), 1<<20)
+	})
+	t.Run("uploads keep their own limit", func(t *testing.T) {
+		r := c.Upload(t, "notes.txt", "text/plain", bytes.Repeat([]byte("a line of notes\n"), 3<<20/16))
+		if len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"uploadAttachment"`) {
+			t.Fatalf("a 3 MiB upload: %d %s", r.Status, r.Raw)
+		}
+	})
+	t.Run("the connection stays usable", func(t *testing.T) {
+		accepted(t, c.Op(t, "Me", nil))
+	})
+
+	t.Run("configured", func(t *testing.T) {
+		// Above the size of the contract, which clients send whole.
+		s := apitest.Start(t, apitest.Options{Env: map[string]string{"PARLEY_MAX_REQUEST_BYTES": "65536"}})
+		c := s.Client()
+		token, _ := c.Login(t, apitest.AdminEmail, apitest.AdminPassword)
+		c = c.As(token)
+		refused(t, c.Post(t, "application/json", bytes.NewReader(paddedBody(t, 65537))), 65536)
+		refused(t, c.Post(t, "application/json", newStreamedBody(65537)), 65536)
+		accepted(t, c.Post(t, "application/json", bytes.NewReader(paddedBody(t, 65536))))
+	})
+}
