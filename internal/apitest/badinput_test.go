@@ -2,6 +2,7 @@ package apitest_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/parleyhq/parley/internal/apitest"
+	"github.com/parleyhq/parley/internal/store/storetest"
 )
 
 // paddedBody is a POST body of exactly n bytes (n at least a few hundred)
@@ -108,5 +110,75 @@ func TestRequestBodyLimit(t *testing.T) {
 		refused(t, c.Post(t, "application/json", bytes.NewReader(paddedBody(t, 65537))), 65536)
 		refused(t, c.Post(t, "application/json", newStreamedBody(65537)), 65536)
 		accepted(t, c.Post(t, "application/json", bytes.NewReader(paddedBody(t, 65536))))
+	})
+}
+
+// Malformed ids are refused where every ID argument, input field and
+// variable is read, before any resolver: BAD_USER_INPUT, never INTERNAL.
+// Well-formed ids of nothing are NOT_FOUND.
+func TestMalformedIDs(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := apitest.Start(t, apitest.Options{Backend: b})
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		conv := w.Inbound(t, w.WhatsApp, "+34600000001", "hello")
+
+		malformed := []string{"", "x", "!!!", strings.Repeat("7", 100_000), strings.Repeat("x", 100_000),
+			"😀", "\u0000", "1\u0000", " 1", "1.5", "0x10", "99999999999999999999"}
+		absent := []string{"0", "-1", "9223372036854775807"}
+
+		type op struct {
+			name string
+			vars func(id string) map[string]any
+			// absent is the code for a well-formed id of nothing ("" when
+			// the operation is not asked it here).
+			absent string
+		}
+		byID := func(id string) map[string]any { return map[string]any{"id": id} }
+		ops := []op{
+			{"Conversation", byID, "NOT_FOUND"},
+			{"TakeConversation", byID, "NOT_FOUND"},
+			{"ContactInfo", byID, "NOT_FOUND"},
+			{"MarkDealtWith", byID, "NOT_FOUND"},
+			// An agent that does not exist is bad input to a transfer.
+			{"TransferConversation", func(id string) map[string]any { return map[string]any{"id": conv, "agentID": id} }, "BAD_USER_INPUT"},
+			{"SendMessage", func(id string) map[string]any {
+				return map[string]any{"input": map[string]any{"conversationID": id, "body": "hi"}}
+			}, "NOT_FOUND"},
+			{"StartInternalChat", func(id string) map[string]any {
+				return map[string]any{"agentIDs": []string{w.Ben.ID, id}, "body": "hi"}
+			}, ""},
+			{"Inbox", func(id string) map[string]any { return map[string]any{"view": "QUEUE", "queueID": id} }, ""},
+		}
+		check := func(t *testing.T, r *apitest.Response, want string) {
+			t.Helper()
+			if len(r.Errors) == 0 {
+				t.Fatalf("want %s, got no error: %s", want, r.Raw)
+			}
+			for _, e := range r.Errors {
+				if e.Code() != want {
+					t.Fatalf("want %s, got %s", want, r.Raw[:min(len(r.Raw), 600)])
+				}
+			}
+		}
+		for _, o := range ops {
+			t.Run(o.name, func(t *testing.T) {
+				for _, id := range malformed {
+					check(t, w.Ana.C.Op(t, o.name, o.vars(id)), "BAD_USER_INPUT")
+				}
+				if o.absent == "" {
+					return
+				}
+				for _, id := range absent {
+					check(t, w.Ana.C.Op(t, o.name, o.vars(id)), o.absent)
+				}
+			})
+		}
+		t.Run("literal arguments", func(t *testing.T) {
+			for _, id := range malformed {
+				lit, _ := json.Marshal(id)
+				check(t, w.Ana.C.Query(t, fmt.Sprintf(`{ conversation(id: %s) { id } }`, lit), nil), "BAD_USER_INPUT")
+				check(t, w.Ana.C.Query(t, fmt.Sprintf(`{ node(id: %s) { id } }`, lit), nil), "BAD_USER_INPUT")
+			}
+		})
 	})
 }
