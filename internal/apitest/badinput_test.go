@@ -182,3 +182,50 @@ func TestMalformedIDs(t *testing.T) {
 		})
 	})
 }
+
+// Search strings reach LIKE patterns. A control character in one is
+// refused: a NUL used to end SQLite's pattern early and match everything.
+func TestSearchRefusesControlCharacters(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := apitest.Start(t, apitest.Options{Backend: b})
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		w.Inbound(t, w.WhatsApp, "+34600000001", "hello")
+		w.Inbound(t, w.WhatsApp, "+34600000002", "good morning")
+		w.Admin.C.MustOp(t, "CreateTemplate", map[string]any{"input": map[string]any{
+			"name": "Greeting", "category": "General", "language": "en", "body": "Hello there",
+		}}, nil)
+
+		searches := []struct {
+			op   string
+			vars func(q string) map[string]any
+		}{
+			{"Inbox", func(q string) map[string]any { return map[string]any{"view": "ALL", "search": q} }},
+			{"Templates", func(q string) map[string]any { return map[string]any{"search": q} }},
+			{"SearchAgents", func(q string) map[string]any { return map[string]any{"search": q} }},
+		}
+		for _, sr := range searches {
+			t.Run(sr.op, func(t *testing.T) {
+				for _, q := range []string{"\u0000", "hel\u0000lo", "\u0001", "\u001b[2J", "\u007f", "\u009b"} {
+					r := w.Admin.C.Op(t, sr.op, sr.vars(q))
+					if len(r.Errors) != 1 || r.Code() != "BAD_USER_INPUT" || r.Errors[0].Message != "search must not contain control characters" {
+						t.Fatalf("search %q: %s", q, r.Raw)
+					}
+				}
+				if r := w.Admin.C.Op(t, sr.op, sr.vars(strings.Repeat("a", 201))); r.Code() != "BAD_USER_INPUT" {
+					t.Fatalf("a 201-character search: %s", r.Raw)
+				}
+			})
+		}
+
+		// White space is folded like a space, and wildcards match literally.
+		var inbox struct {
+			Inbox struct{ TotalCount int }
+		}
+		for q, want := range map[string]int{"good\tmorning": 1, "GOOD\nMORNING": 1, "%": 0, "_": 0, "hello": 1} {
+			w.Admin.C.MustOp(t, "Inbox", map[string]any{"view": "ALL", "search": q}, &inbox)
+			if inbox.Inbox.TotalCount != want {
+				t.Fatalf("search %q found %d, want %d", q, inbox.Inbox.TotalCount, want)
+			}
+		}
+	})
+}
