@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/99designs/gqlgen/graphql/introspection"
+
 	"github.com/parleyhq/parley/internal/apitest"
 	"github.com/parleyhq/parley/internal/store/storetest"
 )
@@ -228,4 +230,57 @@ func TestSearchRefusesControlCharacters(t *testing.T) {
 			}
 		}
 	})
+}
+
+// deepQuery nests me → queues → members → agent → queues … until the
+// innermost field (id or name) is depth fields deep.
+func deepQuery(depth int) string {
+	var b strings.Builder
+	b.WriteString("{ me {")
+	path := []string{"queues", "members", "agent"}
+	for i := 0; i < depth-2; i++ {
+		fmt.Fprintf(&b, " %s {", path[i%3])
+	}
+	leaf := map[int]string{0: "id", 1: "name", 2: "priority"}[(depth-2)%3]
+	b.WriteString(" " + leaf)
+	b.WriteString(strings.Repeat(" }", depth-1))
+	b.WriteString(" }")
+	return b.String()
+}
+
+// The depth limit is enforced before execution, independent of the
+// database, so it is tested on one backend.
+func TestQueryDepthLimit(t *testing.T) {
+	s := apitest.Start(t, apitest.Options{})
+	c := s.Client()
+	token, _ := c.Login(t, apitest.AdminEmail, apitest.AdminPassword)
+	c = c.As(token)
+
+	if r := c.Query(t, deepQuery(15), nil); len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"me":{"queues":[]}`) {
+		t.Fatalf("15 deep: %s", r.Raw)
+	}
+	for _, tc := range []struct{ name, query string }{
+		{"16 deep", deepQuery(16)},
+		{"60 deep", deepQuery(60)},
+		{"through fragments", `{ me { ...A } }
+			fragment A on Agent { queues { members { agent { ...B } } } }
+			fragment B on Agent { queues { members { agent { ...C } } } }
+			fragment C on Agent { queues { members { agent { ...D } } } }
+			fragment D on Agent { queues { members { agent { ...E } } } }
+			fragment E on Agent { queues { members { agent { id } } } }`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.Query(t, tc.query, nil)
+			if len(r.Errors) != 1 || r.Code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, "more than the limit of 15") || hasData(r) {
+				t.Fatalf("want one BAD_USER_INPUT and no data, got %s", r.Raw)
+			}
+		})
+	}
+
+	// A full introspection query, as GraphiQL and code generators send it,
+	// passes; it needs no token.
+	r := s.Client().Query(t, introspection.Query, nil)
+	if len(r.Errors) > 0 || !strings.Contains(string(r.Data), `"queryType":{"name":"Query"}`) || !strings.Contains(string(r.Data), `"name":"Conversation"`) {
+		t.Fatalf("introspection: %s", r.Raw[:min(len(r.Raw), 600)])
+	}
 }

@@ -33,6 +33,9 @@ const (
 	// ComplexityLimit bounds the work one operation may ask for; lists
 	// count their page size times their children.
 	ComplexityLimit = 5000
+	// DepthLimit bounds how deep one operation's fields may nest; a full
+	// introspection query (gqlgen's nests 15 deep) stays within it.
+	DepthLimit = 15
 	// MaxUploadSize bounds a multipart request (the attachment limit plus
 	// room for the operation).
 	MaxUploadSize = 26 << 20
@@ -41,8 +44,8 @@ const (
 )
 
 // newGraphQL builds the GraphQL handler: explicit transports, a query
-// cache, persisted queries, a complexity limit, the error presenter and a
-// recover func.
+// cache, persisted queries, complexity and depth limits, the error presenter
+// and a recover func.
 func newGraphQL(d Deps, originPatterns []string, dyn OriginPolicy) *handler.Server {
 	cfg := graph.Config{Resolvers: d.Resolver}
 	setComplexity(&cfg.Complexity)
@@ -72,6 +75,7 @@ func newGraphQL(d Deps, originPatterns []string, dyn OriginPolicy) *handler.Serv
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](200)})
 	srv.Use(extension.FixedComplexityLimit(ComplexityLimit))
+	srv.Use(depthLimit{max: DepthLimit})
 	srv.AroundResponses(countOperations(d.Metrics))
 	if d.Resolver.Conversations != nil {
 		srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
