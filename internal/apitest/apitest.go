@@ -259,6 +259,13 @@ func (c *Client) post(t testing.TB, body map[string]any) *Response {
 	return c.send(t, "application/json", bytes.NewReader(b))
 }
 
+// Post sends a hand-made request body of the given content type, for tests
+// of what no well-behaved client sends (oversized or malformed bodies).
+func (c *Client) Post(t testing.TB, contentType string, body io.Reader) *Response {
+	t.Helper()
+	return c.send(t, contentType, body)
+}
+
 // send POSTs a GraphQL request body of the given content type with the
 // client's headers and token, and decodes the GraphQL response.
 func (c *Client) send(t testing.TB, contentType string, body io.Reader) *Response {

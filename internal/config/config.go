@@ -62,6 +62,10 @@ type Config struct {
 	// are checked again, so that a revoked one closes its sockets
 	// (PARLEY_WS_RECHECK_INTERVAL, 5s).
 	WebsocketRecheckInterval time.Duration
+	// MaxRequestBytes bounds a GraphQL request body other than a multipart
+	// upload (PARLEY_MAX_REQUEST_BYTES, 1 MiB); a larger one is refused
+	// with 413 before it is read whole.
+	MaxRequestBytes int64
 	// URLSecret keys the signed download links of attachments
 	// (PARLEY_URL_SECRET); empty = a random secret kept in the data
 	// directory, which instances that do not share it cannot check.
@@ -100,13 +104,13 @@ func Load(getenv func(string) string) (Config, error) {
 	if !graphVersion.MatchString(c.GraphAPIVersion) {
 		return c, fmt.Errorf("PARLEY_GRAPH_API_VERSION: %q is not a version such as v21.0", c.GraphAPIVersion)
 	}
-	c.MaxUploadBytes, c.URLSecret = 25<<20, getenv("PARLEY_URL_SECRET")
-	if v := getenv("PARLEY_MAX_UPLOAD_BYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return c, fmt.Errorf("PARLEY_MAX_UPLOAD_BYTES: %q is not a positive number of bytes", v)
-		}
-		c.MaxUploadBytes = n
+	c.URLSecret = getenv("PARLEY_URL_SECRET")
+	var err error
+	if c.MaxUploadBytes, err = bytesSetting(getenv, "PARLEY_MAX_UPLOAD_BYTES", 25<<20); err != nil {
+		return c, err
+	}
+	if c.MaxRequestBytes, err = bytesSetting(getenv, "PARLEY_MAX_REQUEST_BYTES", 1<<20); err != nil {
+		return c, err
 	}
 	if c.URLSecret != "" && len(c.URLSecret) < 32 {
 		return c, fmt.Errorf("PARLEY_URL_SECRET must have at least 32 characters")
@@ -185,6 +189,20 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.DataDir = abs
 	return c, nil
+}
+
+// bytesSetting reads a positive number of bytes from the variable name, or
+// def when it is not set.
+func bytesSetting(getenv func(string) string, name string, def int64) (int64, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return def, fmt.Errorf("%s: %q is not a positive number of bytes", name, v)
+	}
+	return n, nil
 }
 
 var graphVersion = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)

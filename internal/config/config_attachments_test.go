@@ -27,3 +27,19 @@ func TestUploadSettings(t *testing.T) {
 		t.Error("PARLEY_MAX_UPLOAD_BYTES=25MB was accepted")
 	}
 }
+
+func TestRequestSizeSetting(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || c.MaxRequestBytes != 1<<20 {
+		t.Fatalf("default: %d %v", c.MaxRequestBytes, err)
+	}
+	c, err = Load(env(map[string]string{"PARLEY_MAX_REQUEST_BYTES": "4096"}))
+	if err != nil || c.MaxRequestBytes != 4096 {
+		t.Fatalf("value: %d %v", c.MaxRequestBytes, err)
+	}
+	for _, v := range []string{"0", "-1", "1MiB", "x"} {
+		if _, err := Load(env(map[string]string{"PARLEY_MAX_REQUEST_BYTES": v})); err == nil || !strings.Contains(err.Error(), "PARLEY_MAX_REQUEST_BYTES") {
+			t.Errorf("PARLEY_MAX_REQUEST_BYTES=%q: err %v", v, err)
+		}
+	}
+}

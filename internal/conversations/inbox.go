@@ -104,8 +104,8 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 		q.Where(conversation.QueueID(*f.QueueID))
 	}
 	if f.Search != nil && len(*f.Search) > 0 {
-		if len(*f.Search) > 200 {
-			return nil, apperr.Invalid("search", "search is longer than 200 characters")
+		if err := textsearch.CheckQuery(*f.Search); err != nil {
+			return nil, err
 		}
 		q.Where(conversation.Or(
 			conversation.HasContactWith(func(s *sql.Selector) { textsearch.Match(contact.FieldSearchKey, *f.Search)(s) }),

@@ -32,6 +32,9 @@ const (
 	// ComplexityLimit bounds the work one operation may ask for; lists
 	// count their page size times their children.
 	ComplexityLimit = 5000
+	// DepthLimit bounds how deep one operation's fields may nest; a full
+	// introspection query (gqlgen's nests 15 deep) stays within it.
+	DepthLimit = 15
 	// MaxUploadSize bounds a multipart request (the attachment limit plus
 	// room for the operation).
 	MaxUploadSize = 26 << 20
@@ -41,8 +44,8 @@ const (
 )
 
 // newGraphQL builds the GraphQL handler: explicit transports (Parley's own
-// websocket transport first), a query cache, persisted queries, a
-// complexity limit, the error presenter and a recover func.
+// websocket transport first), a query cache, persisted queries, complexity
+// and depth limits, the error presenter and a recover func.
 func newGraphQL(d Deps, ws *wsgql.Transport) *handler.Server {
 	cfg := graph.Config{Resolvers: d.Resolver}
 	setComplexity(&cfg.Complexity)
@@ -60,6 +63,7 @@ func newGraphQL(d Deps, ws *wsgql.Transport) *handler.Server {
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](200)})
 	srv.Use(extension.FixedComplexityLimit(ComplexityLimit))
+	srv.Use(depthLimit{max: DepthLimit})
 	srv.AroundResponses(countOperations(d.Metrics))
 	if d.Resolver.Conversations != nil {
 		srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {

@@ -2,7 +2,8 @@
 // and websockets), the playground, health and readiness probes, Prometheus
 // metrics, and the middleware every request passes through (request id,
 // client IP, access log, recover, CORS, cross-origin protection, bearer
-// authentication). It wires handlers; the rules live in the services.
+// authentication), and the GraphQL endpoint's request body limit. It wires
+// handlers; the rules live in the services.
 package httpserver
 
 import (
@@ -69,7 +70,7 @@ func New(d Deps) *Server {
 	gql := newGraphQL(d, s.ws)
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", gql)
+	mux.Handle("/graphql", withBodyLimit(d.Config.MaxRequestBytes, gql))
 	playground.Mount(mux, "/graphql")
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -61,6 +61,9 @@ func (s *Service) List(ctx context.Context, f Filter, after *entgql.Cursor[int],
 	}
 	q := s.client.Template.Query()
 	if search := strings.TrimSpace(f.Search); search != "" {
+		if err := textsearch.CheckQuery(search); err != nil {
+			return nil, err
+		}
 		q = q.Where(textsearch.Match(template.FieldSearchKey, search))
 	}
 	if c := strings.TrimSpace(f.Category); c != "" {

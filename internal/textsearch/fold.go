@@ -13,6 +13,8 @@ import (
 	"golang.org/x/text/runes"
 	"golang.org/x/text/transform"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/parleyhq/parley/internal/apperr"
 )
 
 // Fold returns s lower-cased, without diacritics ("José" -> "jose"), with
@@ -39,6 +41,24 @@ func Key(fields ...string) string {
 		}
 	}
 	return strings.Join(parts, " \x1f ")
+}
+
+// MaxQuery is the longest search query accepted, in bytes.
+const MaxQuery = 200
+
+// CheckQuery refuses, as BAD_USER_INPUT on the field "search", a query
+// longer than MaxQuery or holding a control character other than white
+// space (which Fold turns into a space). Such a query cannot mean what it
+// says: SQLite ends a pattern at a NUL and so matched everything, and
+// PostgreSQL refuses NUL in text. Every search calls it before Match.
+func CheckQuery(query string) error {
+	if len(query) > MaxQuery {
+		return apperr.Invalid("search", "search is longer than %d characters", MaxQuery)
+	}
+	if strings.IndexFunc(query, func(r rune) bool { return unicode.IsControl(r) && !unicode.IsSpace(r) }) >= 0 {
+		return apperr.Invalid("search", "search must not contain control characters")
+	}
+	return nil
 }
 
 // Escape is the LIKE escape character used by Contains.

@@ -66,6 +66,9 @@ func (s *Service) SearchAgents(ctx context.Context, search *string, after *entgq
 	}
 	q := s.client.Agent.Query().Where(agent.Active(true))
 	if search != nil && strings.TrimSpace(*search) != "" {
+		if err := textsearch.CheckQuery(*search); err != nil {
+			return nil, err
+		}
 		q = q.Where(textsearch.Match(agent.FieldSearchKey, *search))
 	}
 	first, last = paging.Clamp(first, last)
