@@ -23,6 +23,8 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/eventcounter"
+	"github.com/parleyhq/parley/ent/eventlog"
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
@@ -57,6 +59,10 @@ type Client struct {
 	ContactIdentity *ContactIdentityClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
+	// EventCounter is the client for interacting with the EventCounter builders.
+	EventCounter *EventCounterClient
+	// EventLog is the client for interacting with the EventLog builders.
+	EventLog *EventLogClient
 	// Interaction is the client for interacting with the Interaction builders.
 	Interaction *InteractionClient
 	// Message is the client for interacting with the Message builders.
@@ -94,6 +100,8 @@ func (c *Client) init() {
 	c.Contact = NewContactClient(c.config)
 	c.ContactIdentity = NewContactIdentityClient(c.config)
 	c.Conversation = NewConversationClient(c.config)
+	c.EventCounter = NewEventCounterClient(c.config)
+	c.EventLog = NewEventLogClient(c.config)
 	c.Interaction = NewInteractionClient(c.config)
 	c.Message = NewMessageClient(c.config)
 	c.Offer = NewOfferClient(c.config)
@@ -203,6 +211,8 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		Contact:         NewContactClient(cfg),
 		ContactIdentity: NewContactIdentityClient(cfg),
 		Conversation:    NewConversationClient(cfg),
+		EventCounter:    NewEventCounterClient(cfg),
+		EventLog:        NewEventLogClient(cfg),
 		Interaction:     NewInteractionClient(cfg),
 		Message:         NewMessageClient(cfg),
 		Offer:           NewOfferClient(cfg),
@@ -239,6 +249,8 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		Contact:         NewContactClient(cfg),
 		ContactIdentity: NewContactIdentityClient(cfg),
 		Conversation:    NewConversationClient(cfg),
+		EventCounter:    NewEventCounterClient(cfg),
+		EventLog:        NewEventLogClient(cfg),
 		Interaction:     NewInteractionClient(cfg),
 		Message:         NewMessageClient(cfg),
 		Offer:           NewOfferClient(cfg),
@@ -278,9 +290,9 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.Agent, c.Attachment, c.AuthToken, c.Block, c.ChannelAccount, c.Contact,
-		c.ContactIdentity, c.Conversation, c.Interaction, c.Message, c.Offer,
-		c.PendingStatus, c.Queue, c.QueueMember, c.ReadState, c.Template,
-		c.WebhookEvent,
+		c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog, c.Interaction,
+		c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember, c.ReadState,
+		c.Template, c.WebhookEvent,
 	} {
 		n.Use(hooks...)
 	}
@@ -291,9 +303,9 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.Agent, c.Attachment, c.AuthToken, c.Block, c.ChannelAccount, c.Contact,
-		c.ContactIdentity, c.Conversation, c.Interaction, c.Message, c.Offer,
-		c.PendingStatus, c.Queue, c.QueueMember, c.ReadState, c.Template,
-		c.WebhookEvent,
+		c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog, c.Interaction,
+		c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember, c.ReadState,
+		c.Template, c.WebhookEvent,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -318,6 +330,10 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.ContactIdentity.mutate(ctx, m)
 	case *ConversationMutation:
 		return c.Conversation.mutate(ctx, m)
+	case *EventCounterMutation:
+		return c.EventCounter.mutate(ctx, m)
+	case *EventLogMutation:
+		return c.EventLog.mutate(ctx, m)
 	case *InteractionMutation:
 		return c.Interaction.mutate(ctx, m)
 	case *MessageMutation:
@@ -1786,6 +1802,272 @@ func (c *ConversationClient) mutate(ctx context.Context, m *ConversationMutation
 		return (&ConversationDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Conversation mutation op: %q", m.Op())
+	}
+}
+
+// EventCounterClient is a client for the EventCounter schema.
+type EventCounterClient struct {
+	config
+}
+
+// NewEventCounterClient returns a client for the EventCounter from the given config.
+func NewEventCounterClient(c config) *EventCounterClient {
+	return &EventCounterClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `eventcounter.Hooks(f(g(h())))`.
+func (c *EventCounterClient) Use(hooks ...Hook) {
+	c.hooks.EventCounter = append(c.hooks.EventCounter, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `eventcounter.Intercept(f(g(h())))`.
+func (c *EventCounterClient) Intercept(interceptors ...Interceptor) {
+	c.inters.EventCounter = append(c.inters.EventCounter, interceptors...)
+}
+
+// Create returns a builder for creating a EventCounter entity.
+func (c *EventCounterClient) Create() *EventCounterCreate {
+	mutation := newEventCounterMutation(c.config, OpCreate)
+	return &EventCounterCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of EventCounter entities.
+func (c *EventCounterClient) CreateBulk(builders ...*EventCounterCreate) *EventCounterCreateBulk {
+	return &EventCounterCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *EventCounterClient) MapCreateBulk(slice any, setFunc func(*EventCounterCreate, int)) *EventCounterCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &EventCounterCreateBulk{err: fmt.Errorf("calling to EventCounterClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*EventCounterCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &EventCounterCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for EventCounter.
+func (c *EventCounterClient) Update() *EventCounterUpdate {
+	mutation := newEventCounterMutation(c.config, OpUpdate)
+	return &EventCounterUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *EventCounterClient) UpdateOne(_m *EventCounter) *EventCounterUpdateOne {
+	mutation := newEventCounterMutation(c.config, OpUpdateOne, withEventCounter(_m))
+	return &EventCounterUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *EventCounterClient) UpdateOneID(id int) *EventCounterUpdateOne {
+	mutation := newEventCounterMutation(c.config, OpUpdateOne, withEventCounterID(id))
+	return &EventCounterUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for EventCounter.
+func (c *EventCounterClient) Delete() *EventCounterDelete {
+	mutation := newEventCounterMutation(c.config, OpDelete)
+	return &EventCounterDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *EventCounterClient) DeleteOne(_m *EventCounter) *EventCounterDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *EventCounterClient) DeleteOneID(id int) *EventCounterDeleteOne {
+	builder := c.Delete().Where(eventcounter.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &EventCounterDeleteOne{builder}
+}
+
+// Query returns a query builder for EventCounter.
+func (c *EventCounterClient) Query() *EventCounterQuery {
+	return &EventCounterQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeEventCounter},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a EventCounter entity by its id.
+func (c *EventCounterClient) Get(ctx context.Context, id int) (*EventCounter, error) {
+	return c.Query().Where(eventcounter.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *EventCounterClient) GetX(ctx context.Context, id int) *EventCounter {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *EventCounterClient) Hooks() []Hook {
+	return c.hooks.EventCounter
+}
+
+// Interceptors returns the client interceptors.
+func (c *EventCounterClient) Interceptors() []Interceptor {
+	return c.inters.EventCounter
+}
+
+func (c *EventCounterClient) mutate(ctx context.Context, m *EventCounterMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&EventCounterCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&EventCounterUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&EventCounterUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&EventCounterDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown EventCounter mutation op: %q", m.Op())
+	}
+}
+
+// EventLogClient is a client for the EventLog schema.
+type EventLogClient struct {
+	config
+}
+
+// NewEventLogClient returns a client for the EventLog from the given config.
+func NewEventLogClient(c config) *EventLogClient {
+	return &EventLogClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `eventlog.Hooks(f(g(h())))`.
+func (c *EventLogClient) Use(hooks ...Hook) {
+	c.hooks.EventLog = append(c.hooks.EventLog, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `eventlog.Intercept(f(g(h())))`.
+func (c *EventLogClient) Intercept(interceptors ...Interceptor) {
+	c.inters.EventLog = append(c.inters.EventLog, interceptors...)
+}
+
+// Create returns a builder for creating a EventLog entity.
+func (c *EventLogClient) Create() *EventLogCreate {
+	mutation := newEventLogMutation(c.config, OpCreate)
+	return &EventLogCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of EventLog entities.
+func (c *EventLogClient) CreateBulk(builders ...*EventLogCreate) *EventLogCreateBulk {
+	return &EventLogCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *EventLogClient) MapCreateBulk(slice any, setFunc func(*EventLogCreate, int)) *EventLogCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &EventLogCreateBulk{err: fmt.Errorf("calling to EventLogClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*EventLogCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &EventLogCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for EventLog.
+func (c *EventLogClient) Update() *EventLogUpdate {
+	mutation := newEventLogMutation(c.config, OpUpdate)
+	return &EventLogUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *EventLogClient) UpdateOne(_m *EventLog) *EventLogUpdateOne {
+	mutation := newEventLogMutation(c.config, OpUpdateOne, withEventLog(_m))
+	return &EventLogUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *EventLogClient) UpdateOneID(id int) *EventLogUpdateOne {
+	mutation := newEventLogMutation(c.config, OpUpdateOne, withEventLogID(id))
+	return &EventLogUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for EventLog.
+func (c *EventLogClient) Delete() *EventLogDelete {
+	mutation := newEventLogMutation(c.config, OpDelete)
+	return &EventLogDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *EventLogClient) DeleteOne(_m *EventLog) *EventLogDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *EventLogClient) DeleteOneID(id int) *EventLogDeleteOne {
+	builder := c.Delete().Where(eventlog.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &EventLogDeleteOne{builder}
+}
+
+// Query returns a query builder for EventLog.
+func (c *EventLogClient) Query() *EventLogQuery {
+	return &EventLogQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeEventLog},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a EventLog entity by its id.
+func (c *EventLogClient) Get(ctx context.Context, id int) (*EventLog, error) {
+	return c.Query().Where(eventlog.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *EventLogClient) GetX(ctx context.Context, id int) *EventLog {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *EventLogClient) Hooks() []Hook {
+	return c.hooks.EventLog
+}
+
+// Interceptors returns the client interceptors.
+func (c *EventLogClient) Interceptors() []Interceptor {
+	return c.inters.EventLog
+}
+
+func (c *EventLogClient) mutate(ctx context.Context, m *EventLogMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&EventLogCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&EventLogUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&EventLogUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&EventLogDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown EventLog mutation op: %q", m.Op())
 	}
 }
 
@@ -3278,13 +3560,14 @@ func (c *WebhookEventClient) mutate(ctx context.Context, m *WebhookEventMutation
 type (
 	hooks struct {
 		Agent, Attachment, AuthToken, Block, ChannelAccount, Contact, ContactIdentity,
-		Conversation, Interaction, Message, Offer, PendingStatus, Queue, QueueMember,
-		ReadState, Template, WebhookEvent []ent.Hook
+		Conversation, EventCounter, EventLog, Interaction, Message, Offer,
+		PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent []ent.Hook
 	}
 	inters struct {
 		Agent, Attachment, AuthToken, Block, ChannelAccount, Contact, ContactIdentity,
-		Conversation, Interaction, Message, Offer, PendingStatus, Queue, QueueMember,
-		ReadState, Template, WebhookEvent []ent.Interceptor
+		Conversation, EventCounter, EventLog, Interaction, Message, Offer,
+		PendingStatus, Queue, QueueMember, ReadState, Template,
+		WebhookEvent []ent.Interceptor
 	}
 )
 

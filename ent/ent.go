@@ -20,6 +20,8 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/eventcounter"
+	"github.com/parleyhq/parley/ent/eventlog"
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
@@ -97,6 +99,8 @@ func checkColumn(t, c string) error {
 			contact.Table:         contact.ValidColumn,
 			contactidentity.Table: contactidentity.ValidColumn,
 			conversation.Table:    conversation.ValidColumn,
+			eventcounter.Table:    eventcounter.ValidColumn,
+			eventlog.Table:        eventlog.ValidColumn,
 			interaction.Table:     interaction.ValidColumn,
 			message.Table:         message.ValidColumn,
 			offer.Table:           offer.ValidColumn,

@@ -13,6 +13,8 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/eventcounter"
+	"github.com/parleyhq/parley/ent/eventlog"
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
@@ -274,6 +276,78 @@ func init() {
 	conversationDescLastMessageAt := conversationFields[5].Descriptor()
 	// conversation.DefaultLastMessageAt holds the default value on creation for the last_message_at field.
 	conversation.DefaultLastMessageAt = conversationDescLastMessageAt.Default.(func() time.Time)
+	eventcounterFields := schema.EventCounter{}.Fields()
+	_ = eventcounterFields
+	// eventcounterDescName is the schema descriptor for name field.
+	eventcounterDescName := eventcounterFields[0].Descriptor()
+	// eventcounter.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	eventcounter.NameValidator = eventcounterDescName.Validators[0].(func(string) error)
+	// eventcounterDescSeq is the schema descriptor for seq field.
+	eventcounterDescSeq := eventcounterFields[1].Descriptor()
+	// eventcounter.DefaultSeq holds the default value on creation for the seq field.
+	eventcounter.DefaultSeq = eventcounterDescSeq.Default.(int64)
+	// eventcounterDescPruned is the schema descriptor for pruned field.
+	eventcounterDescPruned := eventcounterFields[2].Descriptor()
+	// eventcounter.DefaultPruned holds the default value on creation for the pruned field.
+	eventcounter.DefaultPruned = eventcounterDescPruned.Default.(int64)
+	eventlogFields := schema.EventLog{}.Fields()
+	_ = eventlogFields
+	// eventlogDescTopic is the schema descriptor for topic field.
+	eventlogDescTopic := eventlogFields[1].Descriptor()
+	// eventlog.TopicValidator is a validator for the "topic" field. It is called by the builders before save.
+	eventlog.TopicValidator = func() func(string) error {
+		validators := eventlogDescTopic.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(topic string) error {
+			for _, fn := range fns {
+				if err := fn(topic); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// eventlogDescPrev is the schema descriptor for prev field.
+	eventlogDescPrev := eventlogFields[2].Descriptor()
+	// eventlog.DefaultPrev holds the default value on creation for the prev field.
+	eventlog.DefaultPrev = eventlogDescPrev.Default.(int64)
+	// eventlogDescKind is the schema descriptor for kind field.
+	eventlogDescKind := eventlogFields[3].Descriptor()
+	// eventlog.KindValidator is a validator for the "kind" field. It is called by the builders before save.
+	eventlog.KindValidator = func() func(string) error {
+		validators := eventlogDescKind.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(kind string) error {
+			for _, fn := range fns {
+				if err := fn(kind); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// eventlogDescConversationID is the schema descriptor for conversation_id field.
+	eventlogDescConversationID := eventlogFields[4].Descriptor()
+	// eventlog.DefaultConversationID holds the default value on creation for the conversation_id field.
+	eventlog.DefaultConversationID = eventlogDescConversationID.Default.(int)
+	// eventlogDescMessageID is the schema descriptor for message_id field.
+	eventlogDescMessageID := eventlogFields[5].Descriptor()
+	// eventlog.DefaultMessageID holds the default value on creation for the message_id field.
+	eventlog.DefaultMessageID = eventlogDescMessageID.Default.(int)
+	// eventlogDescAgentIds is the schema descriptor for agent_ids field.
+	eventlogDescAgentIds := eventlogFields[6].Descriptor()
+	// eventlog.DefaultAgentIds holds the default value on creation for the agent_ids field.
+	eventlog.DefaultAgentIds = eventlogDescAgentIds.Default.(string)
+	// eventlogDescAt is the schema descriptor for at field.
+	eventlogDescAt := eventlogFields[7].Descriptor()
+	// eventlog.DefaultAt holds the default value on creation for the at field.
+	eventlog.DefaultAt = eventlogDescAt.Default.(func() time.Time)
 	interactionFields := schema.Interaction{}.Fields()
 	_ = interactionFields
 	// interactionDescAt is the schema descriptor for at field.

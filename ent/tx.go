@@ -30,6 +30,10 @@ type Tx struct {
 	ContactIdentity *ContactIdentityClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
+	// EventCounter is the client for interacting with the EventCounter builders.
+	EventCounter *EventCounterClient
+	// EventLog is the client for interacting with the EventLog builders.
+	EventLog *EventLogClient
 	// Interaction is the client for interacting with the Interaction builders.
 	Interaction *InteractionClient
 	// Message is the client for interacting with the Message builders.
@@ -187,6 +191,8 @@ func (tx *Tx) init() {
 	tx.Contact = NewContactClient(tx.config)
 	tx.ContactIdentity = NewContactIdentityClient(tx.config)
 	tx.Conversation = NewConversationClient(tx.config)
+	tx.EventCounter = NewEventCounterClient(tx.config)
+	tx.EventLog = NewEventLogClient(tx.config)
 	tx.Interaction = NewInteractionClient(tx.config)
 	tx.Message = NewMessageClient(tx.config)
 	tx.Offer = NewOfferClient(tx.config)

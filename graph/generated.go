@@ -157,6 +157,7 @@ type ComplexityRoot struct {
 
 	ConversationEvent struct {
 		Conversation func(childComplexity int) int
+		Cursor       func(childComplexity int) int
 		Kind         func(childComplexity int) int
 		Message      func(childComplexity int) int
 	}
@@ -168,6 +169,7 @@ type ComplexityRoot struct {
 	InboxEvent struct {
 		Conversation   func(childComplexity int) int
 		ConversationID func(childComplexity int) int
+		Cursor         func(childComplexity int) int
 		Kind           func(childComplexity int) int
 		Message        func(childComplexity int) int
 	}
@@ -301,9 +303,9 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		ConversationEvents func(childComplexity int, conversationID int) int
-		InboxEvents        func(childComplexity int) int
-		VisitorEvents      func(childComplexity int) int
+		ConversationEvents func(childComplexity int, conversationID int, after *string) int
+		InboxEvents        func(childComplexity int, after *string) int
+		VisitorEvents      func(childComplexity int, after *string) int
 	}
 
 	Template struct {
@@ -339,6 +341,7 @@ type ComplexityRoot struct {
 	}
 
 	VisitorEvent struct {
+		Cursor  func(childComplexity int) int
 		Kind    func(childComplexity int) int
 		Message func(childComplexity int) int
 	}
@@ -423,9 +426,9 @@ type QueueResolver interface {
 	Members(ctx context.Context, obj *ent.Queue) ([]*ent.QueueMember, error)
 }
 type SubscriptionResolver interface {
-	InboxEvents(ctx context.Context) (<-chan *conversations.Event, error)
-	ConversationEvents(ctx context.Context, conversationID int) (<-chan *conversations.Event, error)
-	VisitorEvents(ctx context.Context) (<-chan *conversations.Event, error)
+	InboxEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error)
+	ConversationEvents(ctx context.Context, conversationID int, after *string) (<-chan *conversations.Event, error)
+	VisitorEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error)
 }
 type VisitorConversationResolver interface {
 	Messages(ctx context.Context, obj *model.VisitorConversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error)
@@ -902,6 +905,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ConversationEvent.Conversation(childComplexity), true
+	case "ConversationEvent.cursor":
+		if e.ComplexityRoot.ConversationEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversationEvent.Cursor(childComplexity), true
 	case "ConversationEvent.kind":
 		if e.ComplexityRoot.ConversationEvent.Kind == nil {
 			break
@@ -934,6 +943,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InboxEvent.ConversationID(childComplexity), true
+	case "InboxEvent.cursor":
+		if e.ComplexityRoot.InboxEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InboxEvent.Cursor(childComplexity), true
 	case "InboxEvent.kind":
 		if e.ComplexityRoot.InboxEvent.Kind == nil {
 			break
@@ -1653,19 +1668,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Subscription.ConversationEvents(childComplexity, args["conversationID"].(int)), true
+		return e.ComplexityRoot.Subscription.ConversationEvents(childComplexity, args["conversationID"].(int), args["after"].(*string)), true
 	case "Subscription.inboxEvents":
 		if e.ComplexityRoot.Subscription.InboxEvents == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Subscription.InboxEvents(childComplexity), true
+		args, err := ec.field_Subscription_inboxEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.InboxEvents(childComplexity, args["after"].(*string)), true
 	case "Subscription.visitorEvents":
 		if e.ComplexityRoot.Subscription.VisitorEvents == nil {
 			break
 		}
 
-		return e.ComplexityRoot.Subscription.VisitorEvents(childComplexity), true
+		args, err := ec.field_Subscription_visitorEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.VisitorEvents(childComplexity, args["after"].(*string)), true
 
 	case "Template.body":
 		if e.ComplexityRoot.Template.Body == nil {
@@ -1779,6 +1804,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.VisitorConversation.Status(childComplexity), true
 
+	case "VisitorEvent.cursor":
+		if e.ComplexityRoot.VisitorEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorEvent.Cursor(childComplexity), true
 	case "VisitorEvent.kind":
 		if e.ComplexityRoot.VisitorEvent.Kind == nil {
 			break
@@ -1963,6 +1994,8 @@ enum InboxEventKind {
   MESSAGE_ADDED
   CONVERSATION_UPDATED
   REMOVED
+  "The cursor subscribed after is unknown or too old: refetch, then continue from this event's cursor."
+  RESYNC
 }
 
 enum ConversationEventKind {
@@ -1970,11 +2003,15 @@ enum ConversationEventKind {
   MESSAGE_UPDATED
   CONVERSATION_UPDATED
   REMOVED
+  "The cursor subscribed after is unknown or too old: refetch, then continue from this event's cursor."
+  RESYNC
 }
 
 enum VisitorEventKind {
   MESSAGE_ADDED
   SESSION_ENDED
+  "The cursor subscribed after is unknown or too old: refetch, then continue from this event's cursor."
+  RESYNC
 }
 
 "An agent's personal chat preferences."
@@ -2261,30 +2298,43 @@ type Mutation {
 
 type InboxEvent {
   kind: InboxEventKind!
+  "0 for RESYNC."
   conversationID: ID!
   "Null for REMOVED: nothing of a conversation I can no longer see is sent."
   conversation: Conversation
   message: Message
+  "Where to resume from (the subscription's after argument) after this event. Opaque."
+  cursor: String!
 }
 
 type ConversationEvent {
   kind: ConversationEventKind!
   message: Message
   conversation: Conversation
+  "Where to resume from (the subscription's after argument) after this event. Opaque."
+  cursor: String!
 }
 
 type VisitorEvent {
   kind: VisitorEventKind!
   message: Message
+  "Where to resume from (the subscription's after argument) after this event. Opaque."
+  cursor: String!
 }
 
 type Subscription {
-  "Everything that changes my inbox."
-  inboxEvents: InboxEvent!
-  "One conversation; ends with REMOVED when I lose access."
-  conversationEvents(conversationID: ID!): ConversationEvent!
-  "Visitor token only: agents' replies and SESSION_ENDED."
-  visitorEvents: VisitorEvent!
+  """
+  Everything that changes my inbox. With after (a cursor of an earlier
+  event), every event since then that I may see now comes first, in order,
+  then live ones, with no gap and no duplicate, on any instance; a cursor
+  older than the event log keeps (24 h by default), or unknown, gets one
+  RESYNC first.
+  """
+  inboxEvents(after: String): InboxEvent!
+  "One conversation; ends with REMOVED when I lose access. after: as for inboxEvents."
+  conversationEvents(conversationID: ID!, after: String): ConversationEvent!
+  "Visitor token only: agents' replies and SESSION_ENDED. after: as for inboxEvents."
+  visitorEvents(after: String): VisitorEvent!
 }
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
@@ -2511,6 +2561,8 @@ func (ec *executionContext) childFields_ConversationEvent(ctx context.Context, f
 		return ec.fieldContext_ConversationEvent_message(ctx, field)
 	case "conversation":
 		return ec.fieldContext_ConversationEvent_conversation(ctx, field)
+	case "cursor":
+		return ec.fieldContext_ConversationEvent_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ConversationEvent", field.Name)
 }
@@ -2533,6 +2585,8 @@ func (ec *executionContext) childFields_InboxEvent(ctx context.Context, field gr
 		return ec.fieldContext_InboxEvent_conversation(ctx, field)
 	case "message":
 		return ec.fieldContext_InboxEvent_message(ctx, field)
+	case "cursor":
+		return ec.fieldContext_InboxEvent_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InboxEvent", field.Name)
 }
@@ -2771,6 +2825,8 @@ func (ec *executionContext) childFields_VisitorEvent(ctx context.Context, field 
 		return ec.fieldContext_VisitorEvent_kind(ctx, field)
 	case "message":
 		return ec.fieldContext_VisitorEvent_message(ctx, field)
+	case "cursor":
+		return ec.fieldContext_VisitorEvent_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type VisitorEvent", field.Name)
 }
@@ -3638,6 +3694,42 @@ func (ec *executionContext) field_Subscription_conversationEvents_args(ctx conte
 		return nil, err
 	}
 	args["conversationID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_inboxEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_visitorEvents_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
 	return args, nil
 }
 
@@ -5654,6 +5746,29 @@ func (ec *executionContext) fieldContext_ConversationEvent_conversation(_ contex
 	return fc, nil
 }
 
+func (ec *executionContext) _ConversationEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversationEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConversationEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConversationEvent", field, false, false, "String")
+}
+
 func (ec *executionContext) _DeletePayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeletePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5785,6 +5900,29 @@ func (ec *executionContext) fieldContext_InboxEvent_message(_ context.Context, f
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _InboxEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InboxEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InboxEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InboxEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) _Interaction_id(ctx context.Context, field graphql.CollectedField, obj *ent.Interaction) (ret graphql.Marshaler) {
@@ -8723,7 +8861,8 @@ func (ec *executionContext) _Subscription_inboxEvents(ctx context.Context, field
 			return ec.fieldContext_Subscription_inboxEvents(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Subscription().InboxEvents(ctx)
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().InboxEvents(ctx, fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *conversations.Event) graphql.Marshaler {
@@ -8733,7 +8872,7 @@ func (ec *executionContext) _Subscription_inboxEvents(ctx context.Context, field
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_Subscription_inboxEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_Subscription_inboxEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Subscription",
 		Field:      field,
@@ -8742,6 +8881,17 @@ func (ec *executionContext) fieldContext_Subscription_inboxEvents(_ context.Cont
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_InboxEvent(ctx, field)
 		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_inboxEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -8756,7 +8906,7 @@ func (ec *executionContext) _Subscription_conversationEvents(ctx context.Context
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().ConversationEvents(ctx, fc.Args["conversationID"].(int))
+			return ec.Resolvers.Subscription().ConversationEvents(ctx, fc.Args["conversationID"].(int), fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *conversations.Event) graphql.Marshaler {
@@ -8799,7 +8949,8 @@ func (ec *executionContext) _Subscription_visitorEvents(ctx context.Context, fie
 			return ec.fieldContext_Subscription_visitorEvents(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Subscription().VisitorEvents(ctx)
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().VisitorEvents(ctx, fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *conversations.Event) graphql.Marshaler {
@@ -8809,7 +8960,7 @@ func (ec *executionContext) _Subscription_visitorEvents(ctx context.Context, fie
 		true,
 	)
 }
-func (ec *executionContext) fieldContext_Subscription_visitorEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_Subscription_visitorEvents(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "Subscription",
 		Field:      field,
@@ -8818,6 +8969,17 @@ func (ec *executionContext) fieldContext_Subscription_visitorEvents(_ context.Co
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_VisitorEvent(ctx, field)
 		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_visitorEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -9314,6 +9476,29 @@ func (ec *executionContext) fieldContext_VisitorEvent_message(_ context.Context,
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _VisitorEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorEvent", field, false, false, "String")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -12616,6 +12801,11 @@ func (ec *executionContext) _ConversationEvent(ctx context.Context, sel ast.Sele
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "cursor":
+			out.Values[i] = ec._ConversationEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -12695,6 +12885,11 @@ func (ec *executionContext) _InboxEvent(ctx context.Context, sel ast.SelectionSe
 		case "message":
 			out.Values[i] = ec._InboxEvent_message(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._InboxEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -13909,6 +14104,11 @@ func (ec *executionContext) _VisitorEvent(ctx context.Context, sel ast.Selection
 		case "message":
 			out.Values[i] = ec._VisitorEvent_message(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._VisitorEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:

@@ -321,18 +321,18 @@ func (r *queueResolver) Members(ctx context.Context, obj *ent.Queue) ([]*ent.Que
 }
 
 // InboxEvents is the resolver for the inboxEvents field.
-func (r *subscriptionResolver) InboxEvents(ctx context.Context) (<-chan *conversations.Event, error) {
-	return r.Conversations.SubscribeInbox(ctx)
+func (r *subscriptionResolver) InboxEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error) {
+	return r.Conversations.SubscribeInbox(ctx, after)
 }
 
 // ConversationEvents is the resolver for the conversationEvents field.
-func (r *subscriptionResolver) ConversationEvents(ctx context.Context, conversationID int) (<-chan *conversations.Event, error) {
-	return r.Conversations.SubscribeConversation(ctx, conversationID)
+func (r *subscriptionResolver) ConversationEvents(ctx context.Context, conversationID int, after *string) (<-chan *conversations.Event, error) {
+	return r.Conversations.SubscribeConversation(ctx, conversationID, after)
 }
 
 // VisitorEvents is the resolver for the visitorEvents field.
-func (r *subscriptionResolver) VisitorEvents(ctx context.Context) (<-chan *conversations.Event, error) {
-	return r.Conversations.SubscribeVisitor(ctx)
+func (r *subscriptionResolver) VisitorEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error) {
+	return r.Conversations.SubscribeVisitor(ctx, after)
 }
 
 // Messages is the resolver for the messages field.

@@ -105,6 +105,30 @@ func (f ConversationFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ConversationMutation", m)
 }
 
+// The EventCounterFunc type is an adapter to allow the use of ordinary
+// function as EventCounter mutator.
+type EventCounterFunc func(context.Context, *ent.EventCounterMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f EventCounterFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.EventCounterMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.EventCounterMutation", m)
+}
+
+// The EventLogFunc type is an adapter to allow the use of ordinary
+// function as EventLog mutator.
+type EventLogFunc func(context.Context, *ent.EventLogMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f EventLogFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.EventLogMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.EventLogMutation", m)
+}
+
 // The InteractionFunc type is an adapter to allow the use of ordinary
 // function as Interaction mutator.
 type InteractionFunc func(context.Context, *ent.InteractionMutation) (ent.Value, error)

@@ -16,6 +16,8 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/eventcounter"
+	"github.com/parleyhq/parley/ent/eventlog"
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
@@ -300,6 +302,60 @@ func (f TraverseConversation) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.ConversationQuery", q)
 }
 
+// The EventCounterFunc type is an adapter to allow the use of ordinary function as a Querier.
+type EventCounterFunc func(context.Context, *ent.EventCounterQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f EventCounterFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.EventCounterQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.EventCounterQuery", q)
+}
+
+// The TraverseEventCounter type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseEventCounter func(context.Context, *ent.EventCounterQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseEventCounter) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseEventCounter) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.EventCounterQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.EventCounterQuery", q)
+}
+
+// The EventLogFunc type is an adapter to allow the use of ordinary function as a Querier.
+type EventLogFunc func(context.Context, *ent.EventLogQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f EventLogFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.EventLogQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.EventLogQuery", q)
+}
+
+// The TraverseEventLog type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseEventLog func(context.Context, *ent.EventLogQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseEventLog) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseEventLog) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.EventLogQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.EventLogQuery", q)
+}
+
 // The InteractionFunc type is an adapter to allow the use of ordinary function as a Querier.
 type InteractionFunc func(context.Context, *ent.InteractionQuery) (ent.Value, error)
 
@@ -562,6 +618,10 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.ContactIdentityQuery, predicate.ContactIdentity, contactidentity.OrderOption]{typ: ent.TypeContactIdentity, tq: q}, nil
 	case *ent.ConversationQuery:
 		return &query[*ent.ConversationQuery, predicate.Conversation, conversation.OrderOption]{typ: ent.TypeConversation, tq: q}, nil
+	case *ent.EventCounterQuery:
+		return &query[*ent.EventCounterQuery, predicate.EventCounter, eventcounter.OrderOption]{typ: ent.TypeEventCounter, tq: q}, nil
+	case *ent.EventLogQuery:
+		return &query[*ent.EventLogQuery, predicate.EventLog, eventlog.OrderOption]{typ: ent.TypeEventLog, tq: q}, nil
 	case *ent.InteractionQuery:
 		return &query[*ent.InteractionQuery, predicate.Interaction, interaction.OrderOption]{typ: ent.TypeInteraction, tq: q}, nil
 	case *ent.MessageQuery:

@@ -339,6 +339,54 @@ var (
 			},
 		},
 	}
+	// EventCountersColumns holds the columns for the "event_counters" table.
+	EventCountersColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "name", Type: field.TypeString, Unique: true},
+		{Name: "seq", Type: field.TypeInt64, Default: 0},
+		{Name: "pruned", Type: field.TypeInt64, Default: 0},
+	}
+	// EventCountersTable holds the schema information for the "event_counters" table.
+	EventCountersTable = &schema.Table{
+		Name:       "event_counters",
+		Columns:    EventCountersColumns,
+		PrimaryKey: []*schema.Column{EventCountersColumns[0]},
+	}
+	// EventLogsColumns holds the columns for the "event_logs" table.
+	EventLogsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "seq", Type: field.TypeInt64},
+		{Name: "topic", Type: field.TypeString, Size: 100},
+		{Name: "prev", Type: field.TypeInt64, Default: 0},
+		{Name: "kind", Type: field.TypeString, Size: 50},
+		{Name: "conversation_id", Type: field.TypeInt, Default: 0},
+		{Name: "message_id", Type: field.TypeInt, Default: 0},
+		{Name: "agent_ids", Type: field.TypeString, Default: ""},
+		{Name: "at", Type: field.TypeTime},
+	}
+	// EventLogsTable holds the schema information for the "event_logs" table.
+	EventLogsTable = &schema.Table{
+		Name:       "event_logs",
+		Columns:    EventLogsColumns,
+		PrimaryKey: []*schema.Column{EventLogsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "eventlog_topic_seq",
+				Unique:  true,
+				Columns: []*schema.Column{EventLogsColumns[2], EventLogsColumns[1]},
+			},
+			{
+				Name:    "eventlog_seq",
+				Unique:  false,
+				Columns: []*schema.Column{EventLogsColumns[1]},
+			},
+			{
+				Name:    "eventlog_at",
+				Unique:  false,
+				Columns: []*schema.Column{EventLogsColumns[8]},
+			},
+		},
+	}
 	// InteractionsColumns holds the columns for the "interactions" table.
 	InteractionsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -741,6 +789,8 @@ var (
 		ContactsTable,
 		ContactIdentitiesTable,
 		ConversationsTable,
+		EventCountersTable,
+		EventLogsTable,
 		InteractionsTable,
 		MessagesTable,
 		OffersTable,
@@ -790,6 +840,12 @@ func init() {
 	ConversationsTable.ForeignKeys[5].RefTable = MessagesTable
 	ConversationsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(30064771072),
+	}
+	EventCountersTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(73014444032),
+	}
+	EventLogsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(77309411328),
 	}
 	InteractionsTable.ForeignKeys[0].RefTable = ConversationsTable
 	InteractionsTable.ForeignKeys[1].RefTable = ContactsTable

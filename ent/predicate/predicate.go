@@ -30,6 +30,12 @@ type ContactIdentity func(*sql.Selector)
 // Conversation is the predicate function for conversation builders.
 type Conversation func(*sql.Selector)
 
+// EventCounter is the predicate function for eventcounter builders.
+type EventCounter func(*sql.Selector)
+
+// EventLog is the predicate function for eventlog builders.
+type EventLog func(*sql.Selector)
+
 // Interaction is the predicate function for interaction builders.
 type Interaction func(*sql.Selector)
 

@@ -23,6 +23,7 @@ import (
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/conversations"
+	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/httpserver"
 	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/metrics"
@@ -50,9 +51,11 @@ type App struct {
 	Secrets   *secrets.Ring
 	Auth      *auth.Service
 	Workspace *workspace.Service
-	Router    *routing.Router
-	Convs     *conversations.Service
-	Server    *httpserver.Server
+	// Events is the durable event log behind every subscription.
+	Events *eventlog.Log
+	Router *routing.Router
+	Convs  *conversations.Service
+	Server *httpserver.Server
 	// Attachments stores uploads; tests call its Sweep.
 	Attachments *attachments.Service
 	// Channels receives the WhatsApp, Messenger and SMS webhooks and
@@ -140,8 +143,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Auth = auth.NewService(client, limiter, cfg.TokenTTL, authOpts...)
 	a.Workspace = workspace.NewService(client, a.Auth, cfg.PublicURL, a.Secrets)
-	a.Router = routing.New(client, a.Broker, log)
-	a.Convs = conversations.NewService(client, a.Broker, a.Router, log)
+	a.Events = eventlog.New(client, a.Broker, log)
+	a.Events.Retention, a.Events.PollInterval = cfg.EventRetention, cfg.EventPollInterval
+	if err := a.Events.Init(ctx); err != nil {
+		return nil, err
+	}
+	a.Router = routing.New(client, a.Events, log)
+	a.Convs = conversations.NewService(client, a.Events, a.Router, log)
 	a.Workspace.StatusChanged = func(ctx context.Context, _ int, st schematype.AgentStatus) {
 		if st == schematype.StatusAvailable {
 			if err := a.Router.WakeWaiting(ctx); err != nil {
@@ -194,7 +202,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
-	for _, run := range []func(context.Context){a.Router.Run, a.Attachments.Run, a.Channels.Run, a.purgeTokens} {
+	for _, run := range []func(context.Context){a.Router.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.purgeTokens} {
 		a.bg.Add(1)
 		go func() {
 			defer a.bg.Done()

@@ -33,6 +33,7 @@ import (
 	"github.com/parleyhq/parley/internal/channels/twilio"
 	"github.com/parleyhq/parley/internal/channels/whatsapp"
 	"github.com/parleyhq/parley/internal/conversations"
+	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/store"
@@ -75,8 +76,9 @@ func newEnvOn(t *testing.T, db *store.DB, api *double) *env {
 	log := quiet()
 	broker := pubsub.NewInMemory()
 	t.Cleanup(func() { broker.Close() })
-	router := routing.New(db.Client, broker, log)
-	convs := &countingConvs{Service: conversations.NewService(db.Client, broker, router, log), received: map[string]int{}}
+	events := eventlog.New(db.Client, broker, log)
+	router := routing.New(db.Client, events, log)
+	convs := &countingConvs{Service: conversations.NewService(db.Client, events, router, log), received: map[string]int{}}
 	files, err := attachments.NewLocalStore(filepath.Join(t.TempDir(), "attachments"))
 	if err != nil {
 		t.Fatal(err)

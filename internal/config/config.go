@@ -52,6 +52,13 @@ type Config struct {
 	// MaxUploadBytes is the largest attachment accepted
 	// (PARLEY_MAX_UPLOAD_BYTES, 25 MiB).
 	MaxUploadBytes int64
+	// EventRetention is how long realtime events are kept for clients that
+	// resume (PARLEY_EVENT_RETENTION, 24h).
+	EventRetention time.Duration
+	// EventPollInterval is how often the event log is checked for events
+	// that were committed but never published, e.g. by a process that died
+	// in between (PARLEY_EVENT_POLL_INTERVAL, 1s).
+	EventPollInterval time.Duration
 	// WebsocketInitTimeout is how long a websocket has to send
 	// connection_init (PARLEY_WS_INIT_TIMEOUT, 10s).
 	WebsocketInitTimeout time.Duration
@@ -167,6 +174,8 @@ func Load(getenv func(string) string) (Config, error) {
 		{"PARLEY_WS_INIT_TIMEOUT", &c.WebsocketInitTimeout, 10 * time.Second},
 		{"PARLEY_WS_PING_INTERVAL", &c.WebsocketPingInterval, 20 * time.Second},
 		{"PARLEY_WS_RECHECK_INTERVAL", &c.WebsocketRecheckInterval, 5 * time.Second},
+		{"PARLEY_EVENT_RETENTION", &c.EventRetention, 24 * time.Hour},
+		{"PARLEY_EVENT_POLL_INTERVAL", &c.EventPollInterval, time.Second},
 	} {
 		*d.into = d.def
 		if v := getenv(d.name); v != "" {

@@ -355,7 +355,7 @@ func (s *Service) change(ctx context.Context, id int, fn func(tx *ent.Tx, after 
 			if err != nil {
 				return err
 			}
-			after.Do(func() { s.router.Publish(context.Background(), d) })
+			s.router.Record(after, d)
 		}
 		s.emit(after, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: id}, v.Agents(), false)
 		after.Do(func() { s.wake() })

@@ -11,6 +11,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/pubsub"
 )
 
@@ -27,6 +28,9 @@ const (
 	EventConversationUpdated EventKind = "CONVERSATION_UPDATED"
 	EventRemoved             EventKind = "REMOVED"
 	EventSessionEnded        EventKind = "SESSION_ENDED"
+	// EventResync: the cursor subscribed after is unknown or older than the
+	// event log keeps; refetch, then continue from this event's cursor.
+	EventResync EventKind = "RESYNC"
 )
 
 // MarshalGQL implements graphql.Marshaler.
@@ -51,36 +55,40 @@ type Event struct {
 	ConversationID int
 	Conversation   *ent.Conversation
 	Message        *ent.Message
+	// Cursor is where a client that saw this event resumes from.
+	Cursor string
 }
 
-// SubscriberBuffer is how many events a client may fall behind before it
-// is dropped (its subscription completes; the client reconnects and
-// refetches).
+// SubscriberBuffer is how many events a subscription's stream holds for
+// its transport; the event log behind it never drops one.
 const SubscriberBuffer = 32
 
-// pump delivers a broker subscription to a client: convert turns each
-// broker event into the client's event (nil to skip it). Delivery never
-// blocks: a client that falls behind is dropped and its stream completes.
-// The stream also completes after SESSION_ENDED, and after REMOVED when
-// endOnRemoved (a single conversation's stream; an inbox goes on).
-func (s *Service) pump(sub *pubsub.Subscription, who string, endOnRemoved bool, convert func(pubsub.Event) (*Event, error)) <-chan *Event {
+// pump delivers an event-log stream to a client: convert turns each logged
+// event into the client's event (nil to skip it, though its cursor still
+// moves on). The stream completes after SESSION_ENDED, and after REMOVED
+// when endOnRemoved (a single conversation's stream; an inbox goes on).
+func (s *Service) pump(ctx context.Context, in <-chan pubsub.Event, who string, endOnRemoved bool, convert func(pubsub.Event) (*Event, error)) <-chan *Event {
 	out := make(chan *Event, SubscriberBuffer)
 	go func() {
 		defer close(out)
-		defer sub.Close()
-		for ev := range sub.C() {
-			e, err := convert(ev)
-			if err != nil {
-				s.log.Warn("realtime event", "subscriber", who, "err", err, "conversation", ev.ConversationID)
-				continue
+		for ev := range in {
+			var e *Event
+			if ev.Kind == eventlog.KindResync {
+				e = &Event{Kind: EventResync}
+			} else {
+				var err error
+				if e, err = convert(ev); err != nil {
+					s.log.Warn("realtime event", "subscriber", who, "err", err, "conversation", ev.ConversationID)
+					continue
+				}
 			}
 			if e == nil {
 				continue
 			}
+			e.Cursor = eventlog.Cursor(ev.Seq)
 			select {
 			case out <- e:
-			default:
-				s.log.Info("dropping a slow subscriber", "subscriber", who)
+			case <-ctx.Done():
 				return
 			}
 			if (e.Kind == EventRemoved && endOnRemoved) || e.Kind == EventSessionEnded {
@@ -91,18 +99,19 @@ func (s *Service) pump(sub *pubsub.Subscription, who string, endOnRemoved bool, 
 	return out
 }
 
-// SubscribeInbox streams everything that changes the caller's inbox.
-// Access is checked at subscribe time and again at every delivery.
-func (s *Service) SubscribeInbox(ctx context.Context) (<-chan *Event, error) {
+// SubscribeInbox streams everything that changes the caller's inbox, after
+// the cursor when one is given (see [eventlog.Log.Subscribe]). Access is
+// checked at subscribe time and again at every delivery.
+func (s *Service) SubscribeInbox(ctx context.Context, after *string) (<-chan *Event, error) {
 	p, err := auth.Agent(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sub, err := s.broker.Subscribe(ctx, pubsub.AgentTopic(p.AgentID))
+	in, err := s.elog.Subscribe(ctx, pubsub.AgentTopic(p.AgentID), deref(after))
 	if err != nil {
 		return nil, err
 	}
-	return s.pump(sub, "inbox", false, func(ev pubsub.Event) (*Event, error) { return s.inboxEvent(ctx, p, ev) }), nil
+	return s.pump(ctx, in, "inbox", false, func(ev pubsub.Event) (*Event, error) { return s.inboxEvent(ctx, p, ev) }), nil
 }
 
 func (s *Service) inboxEvent(ctx context.Context, p auth.Principal, ev pubsub.Event) (*Event, error) {
@@ -135,9 +144,10 @@ func (s *Service) inboxEvent(ctx context.Context, p auth.Principal, ev pubsub.Ev
 }
 
 // SubscribeConversation streams one conversation's messages, delivery
-// statuses and changes. When the subscriber loses access it receives one
-// REMOVED event and the stream completes.
-func (s *Service) SubscribeConversation(ctx context.Context, id int) (<-chan *Event, error) {
+// statuses and changes, after the cursor when one is given. When the
+// subscriber loses access it receives one REMOVED event and the stream
+// completes.
+func (s *Service) SubscribeConversation(ctx context.Context, id int, after *string) (<-chan *Event, error) {
 	p, err := auth.Agent(ctx)
 	if err != nil {
 		return nil, err
@@ -145,11 +155,11 @@ func (s *Service) SubscribeConversation(ctx context.Context, id int) (<-chan *Ev
 	if _, _, err := s.load(ctx, s.client, p, id); err != nil {
 		return nil, err
 	}
-	sub, err := s.broker.Subscribe(ctx, pubsub.ConversationTopic(id))
+	in, err := s.elog.Subscribe(ctx, pubsub.ConversationTopic(id), deref(after))
 	if err != nil {
 		return nil, err
 	}
-	return s.pump(sub, "conversation", true, func(ev pubsub.Event) (*Event, error) {
+	return s.pump(ctx, in, "conversation", true, func(ev pubsub.Event) (*Event, error) {
 		snap, err := s.events.get(ctx, s.client, ev)
 		if err != nil {
 			return nil, err
@@ -204,7 +214,7 @@ const eventCacheTTL = 5 * time.Second
 const eventLoadTimeout = 10 * time.Second
 
 func (c *eventCache) get(ctx context.Context, client *ent.Client, ev pubsub.Event) (*snapshot, error) {
-	key := fmt.Sprintf("%s/%d/%d/%d", ev.Kind, ev.ConversationID, ev.MessageID, ev.At.UnixNano())
+	key := fmt.Sprintf("%s/%d/%d/%d/%d", ev.Kind, ev.ConversationID, ev.MessageID, ev.At.UnixNano(), ev.Seq)
 	now := time.Now()
 	c.mu.Lock()
 	e := c.entries[key]
@@ -266,4 +276,11 @@ func loadSnapshot(ctx context.Context, client *ent.Client, ev pubsub.Event) (*sn
 		snap.msg = m
 	}
 	return snap, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

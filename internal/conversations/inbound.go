@@ -210,7 +210,7 @@ func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error
 		// Offered agents learn of it from the routing decision; everyone
 		// else who sees it from this event.
 		s.emit(after, pubsub.Event{Kind: kind, ConversationID: conv.ID, MessageID: m.ID}, without(v.Agents(), decision.Offered), false)
-		after.Do(func() { s.router.Publish(context.Background(), decision) })
+		s.router.Record(after, decision)
 		return nil
 	})
 	return out, err

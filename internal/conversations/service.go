@@ -18,6 +18,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/store"
@@ -34,7 +35,7 @@ const (
 // Service runs the conversation workflow.
 type Service struct {
 	client *ent.Client
-	broker pubsub.Broker
+	elog   *eventlog.Log
 	router *routing.Router
 	log    *slog.Logger
 	now    func() time.Time
@@ -43,8 +44,8 @@ type Service struct {
 }
 
 // NewService returns the workflow service.
-func NewService(client *ent.Client, broker pubsub.Broker, router *routing.Router, log *slog.Logger) *Service {
-	s := &Service{client: client, broker: broker, router: router, log: log, now: time.Now}
+func NewService(client *ent.Client, elog *eventlog.Log, router *routing.Router, log *slog.Logger) *Service {
+	s := &Service{client: client, elog: elog, router: router, log: log, now: time.Now}
 	s.unread = newUnreadBatcher(client, log)
 	s.events = newEventCache()
 	return s
@@ -84,29 +85,19 @@ func logInteraction(ctx context.Context, tx *ent.Tx, c *ent.Conversation, kind s
 	return ic.Exec(ctx)
 }
 
-// emit publishes ev, after the commit, to the conversation's topic, to the
-// topics of the given agents, and to the visitor's topic when asked.
+// emit records ev in the transaction's event log, for the conversation's
+// topic, the topics of the given agents, and the visitor's topic when
+// asked; it is published once the transaction commits.
 func (s *Service) emit(after *store.After, ev pubsub.Event, agents []int, visitor bool) {
-	after.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		topics := []string{pubsub.ConversationTopic(ev.ConversationID)}
-		seen := map[int]bool{}
-		for _, id := range agents {
-			if !seen[id] {
-				seen[id] = true
-				topics = append(topics, pubsub.AgentTopic(id))
-			}
-		}
-		if visitor {
-			topics = append(topics, pubsub.VisitorTopic(ev.ConversationID))
-		}
-		for _, t := range topics {
-			if err := s.broker.Publish(ctx, t, ev); err != nil {
-				s.log.Warn("publish", "topic", t, "kind", ev.Kind, "err", err)
-			}
-		}
-	})
+	topics := make([]string, 0, len(agents)+2)
+	topics = append(topics, pubsub.ConversationTopic(ev.ConversationID))
+	for _, id := range agents {
+		topics = append(topics, pubsub.AgentTopic(id))
+	}
+	if visitor {
+		topics = append(topics, pubsub.VisitorTopic(ev.ConversationID))
+	}
+	s.elog.Emit(after, ev, topics...)
 }
 
 // openKey is the value of a conversation's unique open_key while it is open:

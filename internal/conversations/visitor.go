@@ -134,18 +134,19 @@ func (s *Service) VisitorSend(ctx context.Context, body string, attachmentIDs []
 	return r.Message, nil
 }
 
-// SubscribeVisitor streams agents' replies to the calling visitor, and
-// SESSION_ENDED, after which the stream completes.
-func (s *Service) SubscribeVisitor(ctx context.Context) (<-chan *Event, error) {
+// SubscribeVisitor streams agents' replies to the calling visitor, after
+// the cursor when one is given, and SESSION_ENDED, after which the stream
+// completes.
+func (s *Service) SubscribeVisitor(ctx context.Context, after *string) (<-chan *Event, error) {
 	p, err := auth.Visitor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sub, err := s.broker.Subscribe(ctx, pubsub.VisitorTopic(p.ConversationID))
+	in, err := s.elog.Subscribe(ctx, pubsub.VisitorTopic(p.ConversationID), deref(after))
 	if err != nil {
 		return nil, err
 	}
-	return s.pump(sub, "visitor", false, func(ev pubsub.Event) (*Event, error) {
+	return s.pump(ctx, in, "visitor", false, func(ev pubsub.Event) (*Event, error) {
 		switch ev.Kind {
 		case pubsub.KindSessionEnded:
 			return &Event{Kind: EventSessionEnded, ConversationID: p.ConversationID}, nil

@@ -15,6 +15,9 @@ type Broker interface {
 	// sharing the broker's backend. It fills in ev.V and ev.At when they are
 	// zero. It does not wait for delivery.
 	Publish(ctx context.Context, topic string, ev Event) error
+	// PublishBatch publishes several events, in order, in one round trip
+	// to the backend. It stops at the first error.
+	PublishBatch(ctx context.Context, msgs []Message) error
 	// Subscribe starts receiving topic's events. When it returns without
 	// error, every event published after that moment, from any instance, is
 	// delivered. ctx bounds the life of the subscription itself, not just

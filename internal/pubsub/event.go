@@ -58,6 +58,18 @@ type Event struct {
 	// At is when it happened; Publish fills in the current time when it is
 	// zero. It is always UTC once published.
 	At time.Time `json:"t"`
+	// Seq is the event's place in the event log (its cursor), and Prev
+	// the seq of the event before it on the same topic: a receiver whose
+	// last event on the topic is older than Prev missed one. Zero for
+	// events that are not logged.
+	Seq  int64 `json:"s,omitempty"`
+	Prev int64 `json:"p,omitempty"`
+}
+
+// Message is one event for one topic, for [Broker.PublishBatch].
+type Message struct {
+	Topic string
+	Event Event
 }
 
 // ErrUnsupportedVersion is returned by Publish for an envelope version this

@@ -37,6 +37,15 @@ func (b *memoryBroker) Publish(ctx context.Context, topic string, ev Event) erro
 	return nil
 }
 
+func (b *memoryBroker) PublishBatch(ctx context.Context, msgs []Message) error {
+	for _, m := range msgs {
+		if err := b.Publish(ctx, m.Topic, m.Event); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (b *memoryBroker) Subscribe(ctx context.Context, topic string) (*Subscription, error) {
 	if b.closed.Load() {
 		return nil, ErrClosed

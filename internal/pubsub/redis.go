@@ -126,6 +126,34 @@ func (b *redisBroker) Publish(ctx context.Context, topic string, ev Event) error
 	return nil
 }
 
+func (b *redisBroker) PublishBatch(ctx context.Context, msgs []Message) error {
+	if b.isClosed() {
+		return ErrClosed
+	}
+	if len(msgs) == 1 {
+		return b.Publish(ctx, msgs[0].Topic, msgs[0].Event)
+	}
+	pipe := b.client.Pipeline()
+	for _, m := range msgs {
+		if m.Topic == "" {
+			return errNoTopic
+		}
+		ev, err := prepare(m.Event)
+		if err != nil {
+			return err
+		}
+		data, err := encode(ev)
+		if err != nil {
+			return err
+		}
+		pipe.Publish(ctx, b.prefix+m.Topic, data)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("pubsub: publish %d events: %w", len(msgs), err)
+	}
+	return nil
+}
+
 func (b *redisBroker) Subscribe(ctx context.Context, topic string) (*Subscription, error) {
 	if topic == "" {
 		return nil, errNoTopic

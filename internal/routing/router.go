@@ -15,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/ent/offer"
 	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/store"
 )
@@ -27,7 +28,7 @@ const DirectOfferTTL = 100 * 365 * 24 * time.Hour
 // Router offers conversations to agents and runs the offer timers.
 type Router struct {
 	client *ent.Client
-	broker pubsub.Broker
+	elog   *eventlog.Log
 	log    *slog.Logger
 	clock  atomic.Pointer[func() time.Time]
 
@@ -43,9 +44,9 @@ type Router struct {
 }
 
 // New returns a router.
-func New(client *ent.Client, broker pubsub.Broker, log *slog.Logger) *Router {
+func New(client *ent.Client, elog *eventlog.Log, log *slog.Logger) *Router {
 	r := &Router{
-		client: client, broker: broker, log: log,
+		client: client, elog: elog, log: log,
 		rnd:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15)),
 		Interval: time.Second, SweepEvery: 15 * time.Second,
 		kick: make(chan struct{}, 1),
@@ -319,21 +320,16 @@ func (r *Router) turn(ctx context.Context, tx *ent.Tx, c *ent.Conversation, q *e
 	return t, nil
 }
 
-// Publish announces a routing decision: newly offered agents see the
-// conversation appear; agents whose offer ended are told it changed (queue
-// members still see it in their QUEUE view).
-func (r *Router) Publish(ctx context.Context, d Decision) {
+// Record announces a routing decision in the transaction that made it
+// (published once it commits): newly offered agents see the conversation
+// appear; agents whose offer ended are told it changed (queue members still
+// see it in their QUEUE view).
+func (r *Router) Record(after *store.After, d Decision) {
 	for _, id := range d.Offered {
-		r.publish(ctx, id, pubsub.Event{Kind: pubsub.KindConversationCreated, ConversationID: d.ConversationID, AgentIDs: []int{id}})
+		r.elog.Emit(after, pubsub.Event{Kind: pubsub.KindConversationCreated, ConversationID: d.ConversationID, AgentIDs: []int{id}}, pubsub.AgentTopic(id))
 	}
 	for _, id := range d.Withdrawn {
-		r.publish(ctx, id, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: d.ConversationID, AgentIDs: []int{id}})
-	}
-}
-
-func (r *Router) publish(ctx context.Context, agentID int, ev pubsub.Event) {
-	if err := r.broker.Publish(ctx, pubsub.AgentTopic(agentID), ev); err != nil {
-		r.log.Warn("publish routing event", "err", err, "conversation", ev.ConversationID)
+		r.elog.Emit(after, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: d.ConversationID, AgentIDs: []int{id}}, pubsub.AgentTopic(id))
 	}
 }
 
@@ -367,7 +363,7 @@ func (r *Router) RouteDue(ctx context.Context) (int, error) {
 				return err
 			}
 			d, err = r.Route(ctx, tx, c)
-			after.Do(func() { r.Publish(ctx, d) })
+			r.Record(after, d)
 			return err
 		})
 		if err != nil {
