@@ -22,8 +22,8 @@ import (
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/metrics"
-	"github.com/parleyhq/parley/internal/wsgql"
 	"github.com/parleyhq/parley/internal/playground"
+	"github.com/parleyhq/parley/internal/wsgql"
 )
 
 // Pinger is something readiness depends on: the database, the broker.
