@@ -314,7 +314,7 @@ func (l *Log) Run(ctx context.Context) {
 				l.log.Warn("event log poll", "err", err)
 			}
 		case <-prune.C:
-			if _, err := l.Prune(ctx); err != nil && ctx.Err() == nil {
+			if _, err := l.PruneBefore(ctx, time.Now().Add(-l.Retention)); err != nil && ctx.Err() == nil {
 				l.log.Warn("event log prune", "err", err)
 			}
 		}
@@ -354,10 +354,10 @@ func (l *Log) poll(ctx context.Context) error {
 	return nil
 }
 
-// Prune deletes events older than the retention and records the highest
-// seq deleted: cursors before it get a resync.
-func (l *Log) Prune(ctx context.Context) (int, error) {
-	cutoff := time.Now().Add(-l.Retention)
+// PruneBefore deletes the events that happened before cutoff (Run prunes
+// what is older than the retention) and records the highest seq deleted:
+// cursors before it get a resync.
+func (l *Log) PruneBefore(ctx context.Context, cutoff time.Time) (int, error) {
 	var rows []struct {
 		Max *int64 `json:"max"`
 	}
