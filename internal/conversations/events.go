@@ -268,8 +268,15 @@ func loadSnapshot(ctx context.Context, client *ent.Client, ev pubsub.Event) (*sn
 	if snap.viewers, err = viewersOf(ctx, client, c); err != nil {
 		return nil, err
 	}
-	if ev.MessageID != 0 {
-		m, err := client.Message.Get(ctx, ev.MessageID)
+	mid := ev.MessageID
+	if mid == 0 && ev.Kind == pubsub.KindConversationCreated && c.LastMessageID != nil {
+		// An offer (new, re-offered after a timeout, a waiting conversation
+		// finding an agent, a transfer) shows the conversation's newest
+		// message, so the agent does not open an empty chat.
+		mid = *c.LastMessageID
+	}
+	if mid != 0 {
+		m, err := client.Message.Get(ctx, mid)
 		if err != nil && !ent.IsNotFound(err) {
 			return nil, err
 		}
