@@ -45,6 +45,10 @@ type Agent struct {
 	PasswordHash string `json:"-"`
 	// Active holds the value of the "active" field.
 	Active bool `json:"active,omitempty"`
+	// LastSeenAt holds the value of the "last_seen_at" field.
+	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
+	// Online holds the value of the "online" field.
+	Online bool `json:"online,omitempty"`
 	// SearchKey holds the value of the "search_key" field.
 	SearchKey string `json:"search_key,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -128,13 +132,13 @@ func (*Agent) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case agent.FieldChatOptions:
 			values[i] = new([]byte)
-		case agent.FieldActive:
+		case agent.FieldActive, agent.FieldOnline:
 			values[i] = new(sql.NullBool)
 		case agent.FieldID, agent.FieldMaxConcurrentChats:
 			values[i] = new(sql.NullInt64)
 		case agent.FieldName, agent.FieldEmail, agent.FieldExtension, agent.FieldRole, agent.FieldStatus, agent.FieldPasswordHash, agent.FieldSearchKey:
 			values[i] = new(sql.NullString)
-		case agent.FieldCreatedAt, agent.FieldUpdatedAt, agent.FieldStatusChangedAt, agent.FieldLastAssignedAt:
+		case agent.FieldCreatedAt, agent.FieldUpdatedAt, agent.FieldStatusChangedAt, agent.FieldLastAssignedAt, agent.FieldLastSeenAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -238,6 +242,19 @@ func (_m *Agent) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field active", values[i])
 			} else if value.Valid {
 				_m.Active = value.Bool
+			}
+		case agent.FieldLastSeenAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field last_seen_at", values[i])
+			} else if value.Valid {
+				_m.LastSeenAt = new(time.Time)
+				*_m.LastSeenAt = value.Time
+			}
+		case agent.FieldOnline:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field online", values[i])
+			} else if value.Valid {
+				_m.Online = value.Bool
 			}
 		case agent.FieldSearchKey:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -347,6 +364,14 @@ func (_m *Agent) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("active=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Active))
+	builder.WriteString(", ")
+	if v := _m.LastSeenAt; v != nil {
+		builder.WriteString("last_seen_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("online=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Online))
 	builder.WriteString(", ")
 	builder.WriteString("search_key=")
 	builder.WriteString(_m.SearchKey)

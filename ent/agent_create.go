@@ -177,6 +177,34 @@ func (_c *AgentCreate) SetNillableActive(v *bool) *AgentCreate {
 	return _c
 }
 
+// SetLastSeenAt sets the "last_seen_at" field.
+func (_c *AgentCreate) SetLastSeenAt(v time.Time) *AgentCreate {
+	_c.mutation.SetLastSeenAt(v)
+	return _c
+}
+
+// SetNillableLastSeenAt sets the "last_seen_at" field if the given value is not nil.
+func (_c *AgentCreate) SetNillableLastSeenAt(v *time.Time) *AgentCreate {
+	if v != nil {
+		_c.SetLastSeenAt(*v)
+	}
+	return _c
+}
+
+// SetOnline sets the "online" field.
+func (_c *AgentCreate) SetOnline(v bool) *AgentCreate {
+	_c.mutation.SetOnline(v)
+	return _c
+}
+
+// SetNillableOnline sets the "online" field if the given value is not nil.
+func (_c *AgentCreate) SetNillableOnline(v *bool) *AgentCreate {
+	if v != nil {
+		_c.SetOnline(*v)
+	}
+	return _c
+}
+
 // SetSearchKey sets the "search_key" field.
 func (_c *AgentCreate) SetSearchKey(v string) *AgentCreate {
 	_c.mutation.SetSearchKey(v)
@@ -329,6 +357,10 @@ func (_c *AgentCreate) defaults() {
 		v := agent.DefaultActive
 		_c.mutation.SetActive(v)
 	}
+	if _, ok := _c.mutation.Online(); !ok {
+		v := agent.DefaultOnline
+		_c.mutation.SetOnline(v)
+	}
 	if _, ok := _c.mutation.SearchKey(); !ok {
 		v := agent.DefaultSearchKey
 		_c.mutation.SetSearchKey(v)
@@ -399,6 +431,9 @@ func (_c *AgentCreate) check() error {
 	}
 	if _, ok := _c.mutation.Active(); !ok {
 		return &ValidationError{Name: "active", err: errors.New(`ent: missing required field "Agent.active"`)}
+	}
+	if _, ok := _c.mutation.Online(); !ok {
+		return &ValidationError{Name: "online", err: errors.New(`ent: missing required field "Agent.online"`)}
 	}
 	if _, ok := _c.mutation.SearchKey(); !ok {
 		return &ValidationError{Name: "search_key", err: errors.New(`ent: missing required field "Agent.search_key"`)}
@@ -481,6 +516,14 @@ func (_c *AgentCreate) createSpec() (*Agent, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Active(); ok {
 		_spec.SetField(agent.FieldActive, field.TypeBool, value)
 		_node.Active = value
+	}
+	if value, ok := _c.mutation.LastSeenAt(); ok {
+		_spec.SetField(agent.FieldLastSeenAt, field.TypeTime, value)
+		_node.LastSeenAt = &value
+	}
+	if value, ok := _c.mutation.Online(); ok {
+		_spec.SetField(agent.FieldOnline, field.TypeBool, value)
+		_node.Online = value
 	}
 	if value, ok := _c.mutation.SearchKey(); ok {
 		_spec.SetField(agent.FieldSearchKey, field.TypeString, value)
@@ -780,6 +823,36 @@ func (u *AgentUpsert) UpdateActive() *AgentUpsert {
 	return u
 }
 
+// SetLastSeenAt sets the "last_seen_at" field.
+func (u *AgentUpsert) SetLastSeenAt(v time.Time) *AgentUpsert {
+	u.Set(agent.FieldLastSeenAt, v)
+	return u
+}
+
+// UpdateLastSeenAt sets the "last_seen_at" field to the value that was provided on create.
+func (u *AgentUpsert) UpdateLastSeenAt() *AgentUpsert {
+	u.SetExcluded(agent.FieldLastSeenAt)
+	return u
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (u *AgentUpsert) ClearLastSeenAt() *AgentUpsert {
+	u.SetNull(agent.FieldLastSeenAt)
+	return u
+}
+
+// SetOnline sets the "online" field.
+func (u *AgentUpsert) SetOnline(v bool) *AgentUpsert {
+	u.Set(agent.FieldOnline, v)
+	return u
+}
+
+// UpdateOnline sets the "online" field to the value that was provided on create.
+func (u *AgentUpsert) UpdateOnline() *AgentUpsert {
+	u.SetExcluded(agent.FieldOnline)
+	return u
+}
+
 // SetSearchKey sets the "search_key" field.
 func (u *AgentUpsert) SetSearchKey(v string) *AgentUpsert {
 	u.Set(agent.FieldSearchKey, v)
@@ -1023,6 +1096,41 @@ func (u *AgentUpsertOne) SetActive(v bool) *AgentUpsertOne {
 func (u *AgentUpsertOne) UpdateActive() *AgentUpsertOne {
 	return u.Update(func(s *AgentUpsert) {
 		s.UpdateActive()
+	})
+}
+
+// SetLastSeenAt sets the "last_seen_at" field.
+func (u *AgentUpsertOne) SetLastSeenAt(v time.Time) *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetLastSeenAt(v)
+	})
+}
+
+// UpdateLastSeenAt sets the "last_seen_at" field to the value that was provided on create.
+func (u *AgentUpsertOne) UpdateLastSeenAt() *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateLastSeenAt()
+	})
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (u *AgentUpsertOne) ClearLastSeenAt() *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.ClearLastSeenAt()
+	})
+}
+
+// SetOnline sets the "online" field.
+func (u *AgentUpsertOne) SetOnline(v bool) *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetOnline(v)
+	})
+}
+
+// UpdateOnline sets the "online" field to the value that was provided on create.
+func (u *AgentUpsertOne) UpdateOnline() *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateOnline()
 	})
 }
 
@@ -1437,6 +1545,41 @@ func (u *AgentUpsertBulk) SetActive(v bool) *AgentUpsertBulk {
 func (u *AgentUpsertBulk) UpdateActive() *AgentUpsertBulk {
 	return u.Update(func(s *AgentUpsert) {
 		s.UpdateActive()
+	})
+}
+
+// SetLastSeenAt sets the "last_seen_at" field.
+func (u *AgentUpsertBulk) SetLastSeenAt(v time.Time) *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetLastSeenAt(v)
+	})
+}
+
+// UpdateLastSeenAt sets the "last_seen_at" field to the value that was provided on create.
+func (u *AgentUpsertBulk) UpdateLastSeenAt() *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateLastSeenAt()
+	})
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (u *AgentUpsertBulk) ClearLastSeenAt() *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.ClearLastSeenAt()
+	})
+}
+
+// SetOnline sets the "online" field.
+func (u *AgentUpsertBulk) SetOnline(v bool) *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetOnline(v)
+	})
+}
+
+// UpdateOnline sets the "online" field to the value that was provided on create.
+func (u *AgentUpsertBulk) UpdateOnline() *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateOnline()
 	})
 }
 

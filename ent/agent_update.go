@@ -213,6 +213,40 @@ func (_u *AgentUpdate) SetNillableActive(v *bool) *AgentUpdate {
 	return _u
 }
 
+// SetLastSeenAt sets the "last_seen_at" field.
+func (_u *AgentUpdate) SetLastSeenAt(v time.Time) *AgentUpdate {
+	_u.mutation.SetLastSeenAt(v)
+	return _u
+}
+
+// SetNillableLastSeenAt sets the "last_seen_at" field if the given value is not nil.
+func (_u *AgentUpdate) SetNillableLastSeenAt(v *time.Time) *AgentUpdate {
+	if v != nil {
+		_u.SetLastSeenAt(*v)
+	}
+	return _u
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (_u *AgentUpdate) ClearLastSeenAt() *AgentUpdate {
+	_u.mutation.ClearLastSeenAt()
+	return _u
+}
+
+// SetOnline sets the "online" field.
+func (_u *AgentUpdate) SetOnline(v bool) *AgentUpdate {
+	_u.mutation.SetOnline(v)
+	return _u
+}
+
+// SetNillableOnline sets the "online" field if the given value is not nil.
+func (_u *AgentUpdate) SetNillableOnline(v *bool) *AgentUpdate {
+	if v != nil {
+		_u.SetOnline(*v)
+	}
+	return _u
+}
+
 // SetSearchKey sets the "search_key" field.
 func (_u *AgentUpdate) SetSearchKey(v string) *AgentUpdate {
 	_u.mutation.SetSearchKey(v)
@@ -545,6 +579,15 @@ func (_u *AgentUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(agent.FieldActive, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.LastSeenAt(); ok {
+		_spec.SetField(agent.FieldLastSeenAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastSeenAtCleared() {
+		_spec.ClearField(agent.FieldLastSeenAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Online(); ok {
+		_spec.SetField(agent.FieldOnline, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.SearchKey(); ok {
 		_spec.SetField(agent.FieldSearchKey, field.TypeString, value)
@@ -975,6 +1018,40 @@ func (_u *AgentUpdateOne) SetNillableActive(v *bool) *AgentUpdateOne {
 	return _u
 }
 
+// SetLastSeenAt sets the "last_seen_at" field.
+func (_u *AgentUpdateOne) SetLastSeenAt(v time.Time) *AgentUpdateOne {
+	_u.mutation.SetLastSeenAt(v)
+	return _u
+}
+
+// SetNillableLastSeenAt sets the "last_seen_at" field if the given value is not nil.
+func (_u *AgentUpdateOne) SetNillableLastSeenAt(v *time.Time) *AgentUpdateOne {
+	if v != nil {
+		_u.SetLastSeenAt(*v)
+	}
+	return _u
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (_u *AgentUpdateOne) ClearLastSeenAt() *AgentUpdateOne {
+	_u.mutation.ClearLastSeenAt()
+	return _u
+}
+
+// SetOnline sets the "online" field.
+func (_u *AgentUpdateOne) SetOnline(v bool) *AgentUpdateOne {
+	_u.mutation.SetOnline(v)
+	return _u
+}
+
+// SetNillableOnline sets the "online" field if the given value is not nil.
+func (_u *AgentUpdateOne) SetNillableOnline(v *bool) *AgentUpdateOne {
+	if v != nil {
+		_u.SetOnline(*v)
+	}
+	return _u
+}
+
 // SetSearchKey sets the "search_key" field.
 func (_u *AgentUpdateOne) SetSearchKey(v string) *AgentUpdateOne {
 	_u.mutation.SetSearchKey(v)
@@ -1337,6 +1414,15 @@ func (_u *AgentUpdateOne) sqlSave(ctx context.Context) (_node *Agent, err error)
 	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(agent.FieldActive, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.LastSeenAt(); ok {
+		_spec.SetField(agent.FieldLastSeenAt, field.TypeTime, value)
+	}
+	if _u.mutation.LastSeenAtCleared() {
+		_spec.ClearField(agent.FieldLastSeenAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Online(); ok {
+		_spec.SetField(agent.FieldOnline, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.SearchKey(); ok {
 		_spec.SetField(agent.FieldSearchKey, field.TypeString, value)

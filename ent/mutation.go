@@ -84,6 +84,8 @@ type AgentMutation struct {
 	chat_options               *schematype.ChatOptions
 	password_hash              *string
 	active                     *bool
+	last_seen_at               *time.Time
+	online                     *bool
 	search_key                 *string
 	clearedFields              map[string]struct{}
 	queues                     map[int]struct{}
@@ -718,6 +720,91 @@ func (m *AgentMutation) ResetActive() {
 	m.active = nil
 }
 
+// SetLastSeenAt sets the "last_seen_at" field.
+func (m *AgentMutation) SetLastSeenAt(t time.Time) {
+	m.last_seen_at = &t
+}
+
+// LastSeenAt returns the value of the "last_seen_at" field in the mutation.
+func (m *AgentMutation) LastSeenAt() (r time.Time, exists bool) {
+	v := m.last_seen_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSeenAt returns the old "last_seen_at" field's value of the Agent entity.
+// If the Agent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AgentMutation) OldLastSeenAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSeenAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSeenAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSeenAt: %w", err)
+	}
+	return oldValue.LastSeenAt, nil
+}
+
+// ClearLastSeenAt clears the value of the "last_seen_at" field.
+func (m *AgentMutation) ClearLastSeenAt() {
+	m.last_seen_at = nil
+	m.clearedFields[agent.FieldLastSeenAt] = struct{}{}
+}
+
+// LastSeenAtCleared returns if the "last_seen_at" field was cleared in this mutation.
+func (m *AgentMutation) LastSeenAtCleared() bool {
+	_, ok := m.clearedFields[agent.FieldLastSeenAt]
+	return ok
+}
+
+// ResetLastSeenAt resets all changes to the "last_seen_at" field.
+func (m *AgentMutation) ResetLastSeenAt() {
+	m.last_seen_at = nil
+	delete(m.clearedFields, agent.FieldLastSeenAt)
+}
+
+// SetOnline sets the "online" field.
+func (m *AgentMutation) SetOnline(b bool) {
+	m.online = &b
+}
+
+// Online returns the value of the "online" field in the mutation.
+func (m *AgentMutation) Online() (r bool, exists bool) {
+	v := m.online
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOnline returns the old "online" field's value of the Agent entity.
+// If the Agent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AgentMutation) OldOnline(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOnline is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOnline requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOnline: %w", err)
+	}
+	return oldValue.Online, nil
+}
+
+// ResetOnline resets all changes to the "online" field.
+func (m *AgentMutation) ResetOnline() {
+	m.online = nil
+}
+
 // SetSearchKey sets the "search_key" field.
 func (m *AgentMutation) SetSearchKey(s string) {
 	m.search_key = &s
@@ -1058,7 +1145,7 @@ func (m *AgentMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AgentMutation) Fields() []string {
-	fields := make([]string, 0, 14)
+	fields := make([]string, 0, 16)
 	if m.created_at != nil {
 		fields = append(fields, agent.FieldCreatedAt)
 	}
@@ -1098,6 +1185,12 @@ func (m *AgentMutation) Fields() []string {
 	if m.active != nil {
 		fields = append(fields, agent.FieldActive)
 	}
+	if m.last_seen_at != nil {
+		fields = append(fields, agent.FieldLastSeenAt)
+	}
+	if m.online != nil {
+		fields = append(fields, agent.FieldOnline)
+	}
 	if m.search_key != nil {
 		fields = append(fields, agent.FieldSearchKey)
 	}
@@ -1135,6 +1228,10 @@ func (m *AgentMutation) Field(name string) (ent.Value, bool) {
 		return m.PasswordHash()
 	case agent.FieldActive:
 		return m.Active()
+	case agent.FieldLastSeenAt:
+		return m.LastSeenAt()
+	case agent.FieldOnline:
+		return m.Online()
 	case agent.FieldSearchKey:
 		return m.SearchKey()
 	}
@@ -1172,6 +1269,10 @@ func (m *AgentMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldPasswordHash(ctx)
 	case agent.FieldActive:
 		return m.OldActive(ctx)
+	case agent.FieldLastSeenAt:
+		return m.OldLastSeenAt(ctx)
+	case agent.FieldOnline:
+		return m.OldOnline(ctx)
 	case agent.FieldSearchKey:
 		return m.OldSearchKey(ctx)
 	}
@@ -1274,6 +1375,20 @@ func (m *AgentMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetActive(v)
 		return nil
+	case agent.FieldLastSeenAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSeenAt(v)
+		return nil
+	case agent.FieldOnline:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOnline(v)
+		return nil
 	case agent.FieldSearchKey:
 		v, ok := value.(string)
 		if !ok {
@@ -1332,6 +1447,9 @@ func (m *AgentMutation) ClearedFields() []string {
 	if m.FieldCleared(agent.FieldLastAssignedAt) {
 		fields = append(fields, agent.FieldLastAssignedAt)
 	}
+	if m.FieldCleared(agent.FieldLastSeenAt) {
+		fields = append(fields, agent.FieldLastSeenAt)
+	}
 	return fields
 }
 
@@ -1351,6 +1469,9 @@ func (m *AgentMutation) ClearField(name string) error {
 		return nil
 	case agent.FieldLastAssignedAt:
 		m.ClearLastAssignedAt()
+		return nil
+	case agent.FieldLastSeenAt:
+		m.ClearLastSeenAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Agent nullable field %s", name)
@@ -1398,6 +1519,12 @@ func (m *AgentMutation) ResetField(name string) error {
 		return nil
 	case agent.FieldActive:
 		m.ResetActive()
+		return nil
+	case agent.FieldLastSeenAt:
+		m.ResetLastSeenAt()
+		return nil
+	case agent.FieldOnline:
+		m.ResetOnline()
 		return nil
 	case agent.FieldSearchKey:
 		m.ResetSearchKey()

@@ -115,8 +115,12 @@ func init() {
 	agentDescActive := agentFields[10].Descriptor()
 	// agent.DefaultActive holds the default value on creation for the active field.
 	agent.DefaultActive = agentDescActive.Default.(bool)
+	// agentDescOnline is the schema descriptor for online field.
+	agentDescOnline := agentFields[12].Descriptor()
+	// agent.DefaultOnline holds the default value on creation for the online field.
+	agent.DefaultOnline = agentDescOnline.Default.(bool)
 	// agentDescSearchKey is the schema descriptor for search_key field.
-	agentDescSearchKey := agentFields[11].Descriptor()
+	agentDescSearchKey := agentFields[13].Descriptor()
 	// agent.DefaultSearchKey holds the default value on creation for the search_key field.
 	agent.DefaultSearchKey = agentDescSearchKey.Default.(string)
 	attachmentFields := schema.Attachment{}.Fields()

@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/conversations"
+	"github.com/parleyhq/parley/internal/presence"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -60,6 +61,7 @@ type ComplexityRoot struct {
 		ID                 func(childComplexity int) int
 		MaxConcurrentChats func(childComplexity int) int
 		Name               func(childComplexity int) int
+		Online             func(childComplexity int) int
 		Queues             func(childComplexity int) int
 		Role               func(childComplexity int) int
 		Status             func(childComplexity int) int
@@ -261,6 +263,11 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PresenceEvent struct {
+		Agent  func(childComplexity int) int
+		Cursor func(childComplexity int) int
+	}
+
 	Query struct {
 		Agents              func(childComplexity int, search *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) int
 		ChannelAccounts     func(childComplexity int) int
@@ -305,6 +312,7 @@ type ComplexityRoot struct {
 	Subscription struct {
 		ConversationEvents func(childComplexity int, conversationID int, after *string) int
 		InboxEvents        func(childComplexity int, after *string) int
+		PresenceEvents     func(childComplexity int) int
 		VisitorEvents      func(childComplexity int, after *string) int
 	}
 
@@ -353,6 +361,7 @@ type ComplexityRoot struct {
 
 type AgentResolver interface {
 	Queues(ctx context.Context, obj *ent.Agent) ([]*ent.Queue, error)
+	Online(ctx context.Context, obj *ent.Agent) (bool, error)
 }
 type AttachmentResolver interface {
 	URL(ctx context.Context, obj *ent.Attachment) (string, error)
@@ -429,6 +438,7 @@ type SubscriptionResolver interface {
 	InboxEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error)
 	ConversationEvents(ctx context.Context, conversationID int, after *string) (<-chan *conversations.Event, error)
 	VisitorEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error)
+	PresenceEvents(ctx context.Context) (<-chan *presence.Event, error)
 }
 type VisitorConversationResolver interface {
 	Messages(ctx context.Context, obj *model.VisitorConversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error)
@@ -500,6 +510,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Agent.Name(childComplexity), true
+	case "Agent.online":
+		if e.ComplexityRoot.Agent.Online == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.Online(childComplexity), true
 	case "Agent.queues":
 		if e.ComplexityRoot.Agent.Queues == nil {
 			break
@@ -1461,6 +1477,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
+	case "PresenceEvent.agent":
+		if e.ComplexityRoot.PresenceEvent.Agent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PresenceEvent.Agent(childComplexity), true
+	case "PresenceEvent.cursor":
+		if e.ComplexityRoot.PresenceEvent.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PresenceEvent.Cursor(childComplexity), true
+
 	case "Query.agents":
 		if e.ComplexityRoot.Query.Agents == nil {
 			break
@@ -1680,6 +1709,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.InboxEvents(childComplexity, args["after"].(*string)), true
+	case "Subscription.presenceEvents":
+		if e.ComplexityRoot.Subscription.PresenceEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.PresenceEvents(childComplexity), true
 	case "Subscription.visitorEvents":
 		if e.ComplexityRoot.Subscription.VisitorEvents == nil {
 			break
@@ -2322,6 +2357,18 @@ type VisitorEvent {
   cursor: String!
 }
 
+extend type Agent {
+  "The agent has a live connection: a websocket, or API activity within the presence grace period (PARLEY_PRESENCE_GRACE, 2 minutes)."
+  online: Boolean!
+}
+
+"A colleague's status or online state changed."
+type PresenceEvent {
+  agent: Agent!
+  "The change's place in the event log."
+  cursor: String!
+}
+
 type Subscription {
   """
   Everything that changes my inbox. With after (a cursor of an earlier
@@ -2335,6 +2382,8 @@ type Subscription {
   conversationEvents(conversationID: ID!, after: String): ConversationEvent!
   "Visitor token only: agents' replies and SESSION_ENDED. after: as for inboxEvents."
   visitorEvents(after: String): VisitorEvent!
+  "Every agent's status and online changes, on every instance, within a second."
+  presenceEvents: PresenceEvent!
 }
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
@@ -2369,6 +2418,8 @@ func (ec *executionContext) childFields_Agent(ctx context.Context, field graphql
 		return ec.fieldContext_Agent_active(ctx, field)
 	case "queues":
 		return ec.fieldContext_Agent_queues(ctx, field)
+	case "online":
+		return ec.fieldContext_Agent_online(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Agent", field.Name)
 }
@@ -2703,6 +2754,16 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PresenceEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "agent":
+		return ec.fieldContext_PresenceEvent_agent(ctx, field)
+	case "cursor":
+		return ec.fieldContext_PresenceEvent_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PresenceEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_Queue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4100,6 +4161,29 @@ func (ec *executionContext) fieldContext_Agent_queues(_ context.Context, field g
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Agent_online(ctx context.Context, field graphql.CollectedField, obj *ent.Agent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Agent_online(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Agent().Online(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Agent_online(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Agent", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _AgentConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.AgentConnection) (ret graphql.Marshaler) {
@@ -7950,6 +8034,61 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "Cursor")
 }
 
+func (ec *executionContext) _PresenceEvent_agent(ctx context.Context, field graphql.CollectedField, obj *presence.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PresenceEvent_agent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Agent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Agent) graphql.Marshaler {
+			return ec.marshalNAgent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐAgent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PresenceEvent_agent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PresenceEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Agent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PresenceEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *presence.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PresenceEvent_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PresenceEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PresenceEvent", field, false, false, "String")
+}
+
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8980,6 +9119,38 @@ func (ec *executionContext) fieldContext_Subscription_visitorEvents(ctx context.
 	if fc.Args, err = ec.field_Subscription_visitorEvents_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_presenceEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_presenceEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().PresenceEvents(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *presence.Event) graphql.Marshaler {
+			return ec.marshalNPresenceEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋpresenceᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_presenceEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PresenceEvent(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -12158,6 +12329,12 @@ func (ec *executionContext) _Agent(ctx context.Context, sel ast.SelectionSet, ob
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Agent_queues(ctx, field, obj)
 				})
+		case "online":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Agent_online(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -13528,6 +13705,44 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var presenceEventImplementors = []string{"PresenceEvent"}
+
+func (ec *executionContext) _PresenceEvent(ctx context.Context, sel ast.SelectionSet, obj *presence.Event) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, presenceEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PresenceEvent")
+		case "agent":
+			out.Values[i] = ec._PresenceEvent_agent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._PresenceEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -13854,6 +14069,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_conversationEvents(ctx, fields[0])
 	case "visitorEvents":
 		return ec._Subscription_visitorEvents(ctx, fields[0])
+	case "presenceEvents":
+		return ec._Subscription_presenceEvents(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
@@ -14956,6 +15173,14 @@ func (ec *executionContext) unmarshalNPollingStrategy2githubᚗcomᚋparleyhqᚋ
 
 func (ec *executionContext) marshalNPollingStrategy2githubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐPollingStrategy(ctx context.Context, sel ast.SelectionSet, v schematype.PollingStrategy) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNPresenceEvent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋpresenceᚐEvent(ctx context.Context, sel ast.SelectionSet, v *presence.Event) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PresenceEvent!")
+		return graphql.Null
+	}
+	return ec._PresenceEvent(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNQueue2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐQueueᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Queue) graphql.Marshaler {

@@ -10,6 +10,7 @@ import (
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/nodes"
+	"github.com/parleyhq/parley/internal/presence"
 	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/workspace"
 )
@@ -24,6 +25,8 @@ type Resolver struct {
 	Contacts  *contacts.Service
 	// Conversations runs the workflow: inbox, ownership, realtime.
 	Conversations *conversations.Service
+	// Presence says who is online and streams presence changes.
+	Presence *presence.Service
 	// LiveChat is the website visitors' API.
 	LiveChat *livechat.Service
 	// Attachments stores uploads and signs their download links.

@@ -15,12 +15,18 @@ import (
 	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/livechat"
+	"github.com/parleyhq/parley/internal/presence"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
 // Queues is the resolver for the queues field.
 func (r *agentResolver) Queues(ctx context.Context, obj *ent.Agent) ([]*ent.Queue, error) {
 	return r.Workspace.AgentQueues(ctx, obj)
+}
+
+// Online is the resolver for the online field.
+func (r *agentResolver) Online(ctx context.Context, obj *ent.Agent) (bool, error) {
+	return r.Presence.Online(obj), nil
 }
 
 // URL is the resolver for the url field.
@@ -333,6 +339,11 @@ func (r *subscriptionResolver) ConversationEvents(ctx context.Context, conversat
 // VisitorEvents is the resolver for the visitorEvents field.
 func (r *subscriptionResolver) VisitorEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error) {
 	return r.Conversations.SubscribeVisitor(ctx, after)
+}
+
+// PresenceEvents is the resolver for the presenceEvents field.
+func (r *subscriptionResolver) PresenceEvents(ctx context.Context) (<-chan *presence.Event, error) {
+	return r.Presence.Subscribe(ctx)
 }
 
 // Messages is the resolver for the messages field.

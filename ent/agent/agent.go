@@ -43,6 +43,10 @@ const (
 	FieldPasswordHash = "password_hash"
 	// FieldActive holds the string denoting the active field in the database.
 	FieldActive = "active"
+	// FieldLastSeenAt holds the string denoting the last_seen_at field in the database.
+	FieldLastSeenAt = "last_seen_at"
+	// FieldOnline holds the string denoting the online field in the database.
+	FieldOnline = "online"
 	// FieldSearchKey holds the string denoting the search_key field in the database.
 	FieldSearchKey = "search_key"
 	// EdgeQueues holds the string denoting the queues edge name in mutations.
@@ -106,6 +110,8 @@ var Columns = []string{
 	FieldChatOptions,
 	FieldPasswordHash,
 	FieldActive,
+	FieldLastSeenAt,
+	FieldOnline,
 	FieldSearchKey,
 }
 
@@ -149,6 +155,8 @@ var (
 	DefaultChatOptions schematype.ChatOptions
 	// DefaultActive holds the default value on creation for the "active" field.
 	DefaultActive bool
+	// DefaultOnline holds the default value on creation for the "online" field.
+	DefaultOnline bool
 	// DefaultSearchKey holds the default value on creation for the "search_key" field.
 	DefaultSearchKey string
 )
@@ -243,6 +251,16 @@ func ByPasswordHash(opts ...sql.OrderTermOption) OrderOption {
 // ByActive orders the results by the active field.
 func ByActive(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldActive, opts...).ToFunc()
+}
+
+// ByLastSeenAt orders the results by the last_seen_at field.
+func ByLastSeenAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSeenAt, opts...).ToFunc()
+}
+
+// ByOnline orders the results by the online field.
+func ByOnline(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOnline, opts...).ToFunc()
 }
 
 // BySearchKey orders the results by the search_key field.

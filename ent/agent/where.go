@@ -106,6 +106,16 @@ func Active(v bool) predicate.Agent {
 	return predicate.Agent(sql.FieldEQ(FieldActive, v))
 }
 
+// LastSeenAt applies equality check predicate on the "last_seen_at" field. It's identical to LastSeenAtEQ.
+func LastSeenAt(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldEQ(FieldLastSeenAt, v))
+}
+
+// Online applies equality check predicate on the "online" field. It's identical to OnlineEQ.
+func Online(v bool) predicate.Agent {
+	return predicate.Agent(sql.FieldEQ(FieldOnline, v))
+}
+
 // SearchKey applies equality check predicate on the "search_key" field. It's identical to SearchKeyEQ.
 func SearchKey(v string) predicate.Agent {
 	return predicate.Agent(sql.FieldEQ(FieldSearchKey, v))
@@ -659,6 +669,66 @@ func ActiveEQ(v bool) predicate.Agent {
 // ActiveNEQ applies the NEQ predicate on the "active" field.
 func ActiveNEQ(v bool) predicate.Agent {
 	return predicate.Agent(sql.FieldNEQ(FieldActive, v))
+}
+
+// LastSeenAtEQ applies the EQ predicate on the "last_seen_at" field.
+func LastSeenAtEQ(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldEQ(FieldLastSeenAt, v))
+}
+
+// LastSeenAtNEQ applies the NEQ predicate on the "last_seen_at" field.
+func LastSeenAtNEQ(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldNEQ(FieldLastSeenAt, v))
+}
+
+// LastSeenAtIn applies the In predicate on the "last_seen_at" field.
+func LastSeenAtIn(vs ...time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldIn(FieldLastSeenAt, vs...))
+}
+
+// LastSeenAtNotIn applies the NotIn predicate on the "last_seen_at" field.
+func LastSeenAtNotIn(vs ...time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldNotIn(FieldLastSeenAt, vs...))
+}
+
+// LastSeenAtGT applies the GT predicate on the "last_seen_at" field.
+func LastSeenAtGT(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldGT(FieldLastSeenAt, v))
+}
+
+// LastSeenAtGTE applies the GTE predicate on the "last_seen_at" field.
+func LastSeenAtGTE(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldGTE(FieldLastSeenAt, v))
+}
+
+// LastSeenAtLT applies the LT predicate on the "last_seen_at" field.
+func LastSeenAtLT(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldLT(FieldLastSeenAt, v))
+}
+
+// LastSeenAtLTE applies the LTE predicate on the "last_seen_at" field.
+func LastSeenAtLTE(v time.Time) predicate.Agent {
+	return predicate.Agent(sql.FieldLTE(FieldLastSeenAt, v))
+}
+
+// LastSeenAtIsNil applies the IsNil predicate on the "last_seen_at" field.
+func LastSeenAtIsNil() predicate.Agent {
+	return predicate.Agent(sql.FieldIsNull(FieldLastSeenAt))
+}
+
+// LastSeenAtNotNil applies the NotNil predicate on the "last_seen_at" field.
+func LastSeenAtNotNil() predicate.Agent {
+	return predicate.Agent(sql.FieldNotNull(FieldLastSeenAt))
+}
+
+// OnlineEQ applies the EQ predicate on the "online" field.
+func OnlineEQ(v bool) predicate.Agent {
+	return predicate.Agent(sql.FieldEQ(FieldOnline, v))
+}
+
+// OnlineNEQ applies the NEQ predicate on the "online" field.
+func OnlineNEQ(v bool) predicate.Agent {
+	return predicate.Agent(sql.FieldNEQ(FieldOnline, v))
 }
 
 // SearchKeyEQ applies the EQ predicate on the "search_key" field.

@@ -25,6 +25,8 @@ var (
 		{Name: "chat_options", Type: field.TypeJSON},
 		{Name: "password_hash", Type: field.TypeString},
 		{Name: "active", Type: field.TypeBool, Default: true},
+		{Name: "last_seen_at", Type: field.TypeTime, Nullable: true},
+		{Name: "online", Type: field.TypeBool, Default: false},
 		{Name: "search_key", Type: field.TypeString, Default: ""},
 	}
 	// AgentsTable holds the schema information for the "agents" table.

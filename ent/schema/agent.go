@@ -44,6 +44,12 @@ func (Agent) Fields() []ent.Field {
 		// Active agents log in and are found by SearchAgents; deactivated
 		// ones keep their history.
 		field.Bool("active").Default(true),
+		// LastSeenAt is the agent's last sign of life: a request, or an
+		// open websocket (refreshed while it stays open). Online says
+		// whether the presence sweep last found it recent; see
+		// internal/presence.
+		field.Time("last_seen_at").Optional().Nillable().Annotations(skip()),
+		field.Bool("online").Default(false).Annotations(skip()),
 		// SearchKey is the folded name and extension (see textsearch).
 		field.String("search_key").Default("").Annotations(skip()),
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/nodes"
+	"github.com/parleyhq/parley/internal/presence"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/ratelimit"
 	"github.com/parleyhq/parley/internal/routing"
@@ -51,6 +52,8 @@ type App struct {
 	Secrets   *secrets.Ring
 	Auth      *auth.Service
 	Workspace *workspace.Service
+	// Presence says who is online.
+	Presence *presence.Service
 	// Events is the durable event log behind every subscription.
 	Events *eventlog.Log
 	Router *routing.Router
@@ -148,9 +151,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if err := a.Events.Init(ctx); err != nil {
 		return nil, err
 	}
+	a.Presence = presence.New(client, a.Events, log)
+	a.Presence.Grace = cfg.PresenceGrace
+	a.Auth.LoggedIn = a.Presence.Touch
 	a.Router = routing.New(client, a.Events, log)
+	a.Router.Online = a.Presence.OnlineSince
+	a.Presence.Away = func(ctx context.Context, ids []int) {
+		if err := a.Router.Withdraw(ctx, ids); err != nil {
+			log.Warn("withdraw offers of agents gone offline", "err", err)
+		}
+	}
 	a.Convs = conversations.NewService(client, a.Events, a.Router, log)
-	a.Workspace.StatusChanged = func(ctx context.Context, _ int, st schematype.AgentStatus) {
+	a.Workspace.StatusChanged = func(ctx context.Context, agentID int, st schematype.AgentStatus) {
+		if err := a.Presence.Changed(ctx, agentID); err != nil {
+			log.Warn("announce status", "err", err)
+		}
 		if st == schematype.StatusAvailable {
 			if err := a.Router.WakeWaiting(ctx); err != nil {
 				log.Warn("wake routing", "err", err)
@@ -173,6 +188,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
 		Templates: templates.NewService(client), Contacts: contacts.NewService(client),
 		Conversations: a.Convs,
+		Presence:      a.Presence,
 		LiveChat:      live,
 		Attachments:   a.Attachments,
 	}
@@ -182,7 +198,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		ready["redis"] = a.Broker
 	}
 	a.Server = httpserver.New(httpserver.Deps{
-		Config: cfg, Log: log, Metrics: a.Metrics, Auth: a.Auth, Resolver: resolver, Ready: ready,
+		Config: cfg, Log: log, Metrics: a.Metrics, Auth: a.Auth, Presence: a.Presence, Resolver: resolver, Ready: ready,
 		Origins: resolver.LiveChat.Origins,
 		Extra: a.Channels.AddRoutes(map[string]http.Handler{
 			download.Pattern: download.Handler(a.Attachments, log),
@@ -202,7 +218,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
-	for _, run := range []func(context.Context){a.Router.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.purgeTokens} {
+	for _, run := range []func(context.Context){a.Router.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens} {
 		a.bg.Add(1)
 		go func() {
 			defer a.bg.Done()

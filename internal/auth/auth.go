@@ -51,6 +51,9 @@ type Service struct {
 	// dummy is compared against when the email is unknown, so that the
 	// answer takes as long as for a known email with a wrong password.
 	dummy []byte
+	// LoggedIn, when set, is told of every successful login (presence
+	// counts it as a sign of life).
+	LoggedIn func(ctx context.Context, agentID int)
 }
 
 // Option configures a Service.
@@ -125,6 +128,9 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 	token, exp, err := s.IssueAgentToken(ctx, a.ID)
 	if err != nil {
 		return nil, err
+	}
+	if s.LoggedIn != nil {
+		s.LoggedIn(ctx, a.ID)
 	}
 	return &LoginResult{Token: token, ExpiresAt: exp, Agent: a}, nil
 }

@@ -52,6 +52,9 @@ type Config struct {
 	// MaxUploadBytes is the largest attachment accepted
 	// (PARLEY_MAX_UPLOAD_BYTES, 25 MiB).
 	MaxUploadBytes int64
+	// PresenceGrace is how long an agent counts as online after their last
+	// request or websocket (PARLEY_PRESENCE_GRACE, 2m).
+	PresenceGrace time.Duration
 	// EventRetention is how long realtime events are kept for clients that
 	// resume (PARLEY_EVENT_RETENTION, 24h).
 	EventRetention time.Duration
@@ -175,6 +178,7 @@ func Load(getenv func(string) string) (Config, error) {
 		{"PARLEY_WS_PING_INTERVAL", &c.WebsocketPingInterval, 20 * time.Second},
 		{"PARLEY_WS_RECHECK_INTERVAL", &c.WebsocketRecheckInterval, 5 * time.Second},
 		{"PARLEY_EVENT_RETENTION", &c.EventRetention, 24 * time.Hour},
+		{"PARLEY_PRESENCE_GRACE", &c.PresenceGrace, 2 * time.Minute},
 		{"PARLEY_EVENT_POLL_INTERVAL", &c.EventPollInterval, time.Second},
 	} {
 		*d.into = d.def

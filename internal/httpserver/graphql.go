@@ -106,11 +106,11 @@ func newWebsocket(d Deps, closing context.Context) *wsgql.Transport {
 				}
 				return ctx, wsgql.Session{}, err
 			}
-			return auth.WithPrincipal(ctx, pr), wsgql.Session{
-				Key:     pr.ViewerKey(),
-				Token:   string(pr.TokenHash),
-				Expires: pr.ExpiresAt,
-			}, nil
+			sess := wsgql.Session{Key: pr.ViewerKey(), Token: string(pr.TokenHash), Expires: pr.ExpiresAt}
+			if pr.IsAgent() && d.Presence != nil {
+				sess.Closed = d.Presence.Connected(ctx, pr.AgentID)
+			}
+			return auth.WithPrincipal(ctx, pr), sess, nil
 		},
 		Valid: func(ctx context.Context, tokens []string) (map[string]bool, error) {
 			return d.Auth.StillValid(ctx, tokens)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/metrics"
+	"github.com/parleyhq/parley/internal/presence"
 )
 
 type requestIDKey struct{}
@@ -187,7 +188,7 @@ func withRecover(log *slog.Logger, next http.Handler) http.Handler {
 // does not authenticate is remembered (auth.WithFailure) rather than refused
 // here, so that public operations such as login still work for a client
 // holding a stale token.
-func withAuth(a *auth.Service, log *slog.Logger, next http.Handler) http.Handler {
+func withAuth(a *auth.Service, pres *presence.Service, log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		token, err := auth.BearerToken(r.Header.Get("Authorization"))
@@ -204,6 +205,9 @@ func withAuth(a *auth.Service, log *slog.Logger, next http.Handler) http.Handler
 				ctx = auth.WithFailure(ctx, err)
 			} else {
 				ctx = auth.WithPrincipal(ctx, p)
+				if pres != nil && p.IsAgent() {
+					pres.Touch(ctx, p.AgentID)
+				}
 			}
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))

@@ -23,6 +23,7 @@ import (
 	"github.com/parleyhq/parley/internal/config"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/playground"
+	"github.com/parleyhq/parley/internal/presence"
 	"github.com/parleyhq/parley/internal/wsgql"
 )
 
@@ -33,10 +34,12 @@ type Pinger interface {
 
 // Deps is what the server is built from.
 type Deps struct {
-	Config   config.Config
-	Log      *slog.Logger
-	Metrics  *metrics.Metrics
-	Auth     *auth.Service
+	Config  config.Config
+	Log     *slog.Logger
+	Metrics *metrics.Metrics
+	Auth    *auth.Service
+	// Presence hears of agents' requests and websockets.
+	Presence *presence.Service
 	Resolver *graph.Resolver
 	// Ready lists what /readyz checks, by name ("database", "redis").
 	Ready map[string]Pinger
@@ -90,7 +93,7 @@ func New(d Deps) *Server {
 		}
 	}
 	var h http.Handler = mux
-	h = withAuth(d.Auth, d.Log, h)
+	h = withAuth(d.Auth, d.Presence, d.Log, h)
 	h = withCrossOriginProtection(cop, d.Origins, h)
 	h = withCORS(d.Config.AllowedOrigins, d.Origins, h)
 	h = withAccessLog(d.Log, d.Metrics, h)

@@ -29,6 +29,10 @@ const DirectOfferTTL = 100 * 365 * 24 * time.Hour
 type Router struct {
 	client *ent.Client
 	elog   *eventlog.Log
+	// Online, when set, is the earliest last sign of life of an agent who
+	// counts as online now (internal/presence): only online agents are
+	// offered conversations.
+	Online func() time.Time
 	log    *slog.Logger
 	clock  atomic.Pointer[func() time.Time]
 
@@ -196,7 +200,7 @@ func (r *Router) candidates(ctx context.Context, tx *ent.Tx, q *ent.Queue, now t
 	var ids []int
 	for _, m := range ms {
 		members = append(members, m.AgentID)
-		if a := m.Edges.Agent; a != nil && a.Active && a.Status == schematype.StatusAvailable {
+		if a := m.Edges.Agent; r.eligible(a) {
 			ids = append(ids, a.ID)
 		}
 	}
@@ -215,7 +219,7 @@ func (r *Router) candidates(ctx context.Context, tx *ent.Tx, q *ent.Queue, now t
 	var out []Candidate
 	for _, m := range ms {
 		a := m.Edges.Agent
-		if a == nil || !a.Active || a.Status != schematype.StatusAvailable || load[a.ID] >= a.MaxConcurrentChats {
+		if !r.eligible(a) || load[a.ID] >= a.MaxConcurrentChats {
 			continue
 		}
 		c := Candidate{AgentID: a.ID, Priority: m.Priority}
@@ -229,6 +233,28 @@ func (r *Router) candidates(ctx context.Context, tx *ent.Tx, q *ent.Queue, now t
 		out = append(out, c)
 	}
 	return out, members, nil
+}
+
+// eligible says whether a may be offered conversations at all: active,
+// AVAILABLE and online.
+func (r *Router) eligible(a *ent.Agent) bool {
+	if a == nil || !a.Active || a.Status != schematype.StatusAvailable {
+		return false
+	}
+	return r.Online == nil || (a.LastSeenAt != nil && a.LastSeenAt.After(r.Online()))
+}
+
+// Withdraw moves on the live offers of agents who went offline: their
+// conversations are routed again now (their status stays what it was).
+func (r *Router) Withdraw(ctx context.Context, agentIDs []int) error {
+	_, err := r.client.Conversation.Update().
+		Where(conversation.HasOffersWith(offer.AgentIDIn(agentIDs...), offer.Active(true))).
+		SetRouteAt(r.now()).Save(ctx)
+	if err != nil {
+		return err
+	}
+	r.Kick()
+	return nil
 }
 
 // openLoad counts each agent's open, unarchived owned conversations.

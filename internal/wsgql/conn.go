@@ -375,10 +375,13 @@ func (c *conn) teardown() {
 	c.initTime.Stop()
 	c.ended = true
 	c.closing = true
-	acked := c.acked
+	acked, closed := c.acked, c.sess.Closed
 	ops := c.takeOpsLocked()
 	c.queue = nil
 	c.mu.Unlock()
+	if closed != nil {
+		closed()
+	}
 	for _, o := range ops {
 		o.end()
 	}

@@ -57,6 +57,8 @@ type Session struct {
 	Token string
 	// Expires is when the credential stops being valid; zero means never.
 	Expires time.Time
+	// Closed, when set, is called once when the connection ends.
+	Closed func()
 }
 
 // Config configures a [Transport].
