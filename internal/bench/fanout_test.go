@@ -272,6 +272,7 @@ func benchSubscriptions(b *testing.B, fanoutSubs, order int) {
 	full1 := snapshot()
 	rss1 := rssBytes()
 	fHeap, fStack, fG := per(full0, full1, f.live)
+	connected := f.live
 	idleCPU := idleCPUShare(idleMeasureDuration)
 	if path := os.Getenv("PARLEY_BENCH_HEAPPROFILE"); path != "" {
 		writeHeapProfile(b, path)
@@ -320,11 +321,11 @@ func benchSubscriptions(b *testing.B, fanoutSubs, order int) {
 	results.add(row{order: order + 3, figure: "(3) goroutine stacks per subscription, server side (StackInuse)", measured: srvStack / 1024, floor: hStack / 1024, unit: "KiB", floorWhat: "hub subscription + reader goroutine"})
 	results.add(row{order: order + 4, figure: "(3) goroutines per subscription, server side", measured: srvG, floor: hG, unit: "goroutines", floorWhat: "hub subscription + reader goroutine"})
 	if fanoutSubs >= 10000 {
-		rssPer := (float64(rss1) - float64(rss0)) / float64(f.live)
+		rssPer := (float64(rss1) - float64(rss0)) / float64(connected)
 		results.add(row{order: order + 5, figure: "(3) all-delivered p99 beside issue 9's target", measured: ms(dl.p99), floor: centrifugoP99ms * targetP99OfAnchor, unit: "ms", floorWhat: "0.6x Centrifugo's 167 ms"})
 		results.add(row{order: order + 6, figure: "(3) server heap + stacks per subscription beside issue 9's target", measured: (srvHeap + srvStack) / 1000, floor: centrifugoKBPerSub * targetMemOfAnchor, unit: "KB", floorWhat: "half Centrifugo's 42 KB"})
 		results.add(row{order: order + 7, figure: "(3) process RSS growth per subscription (client side included)", measured: rssPer / 1000, floor: centrifugoKBPerSub * targetMemOfAnchor, unit: "KB", floorWhat: "half Centrifugo's 42 KB"})
-		results.note(name, fmt.Sprintf("idle: the process used %.2f%% of one core over %s with %d idle sockets", idleCPU*100, idleMeasureDuration, f.live))
+		results.note(name, fmt.Sprintf("idle: the process used %.2f%% of one core over %s with %d idle sockets (client side included)", idleCPU*100, idleMeasureDuration, connected))
 		results.note(name, fmt.Sprintf("after closing: %d goroutines (%d before connecting), heap %.1f MiB (%.1f MiB before)",
 			after.goroutines, full0.goroutines, float64(after.heap)/(1<<20), float64(full0.heap)/(1<<20)))
 	}
