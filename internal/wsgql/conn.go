@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -241,18 +243,26 @@ func (c *conn) enqueueLocked(f frame) {
 	c.qbytes += f.size()
 	if !c.writing {
 		c.writing = true
-		go c.flush()
+		select {
+		case c.t.ready <- c:
+		default: // every writer is busy and the hand-over queue full
+			go c.flush(nil)
+		}
 	}
 }
 
 // flush writes queued frames, a batch per system call, until the queue is
-// empty, then ends; the next send starts it again.
-func (c *conn) flush() {
-	var (
-		batch []frame
-		bufs  net.Buffers
-		hdrs  []byte
-	)
+// empty, then ends; the next send starts it again. It runs on one of the
+// transport's writers (pooled), whose stacks are already grown and whose
+// writes are bounded by writeSlice so a socket that does not take its
+// bytes cannot hold a writer: what is left of such a write moves to a
+// goroutine of the connection's own, which finishes it under the full
+// WriteTimeout and goes on from there.
+func (c *conn) flush(sc *scratch) {
+	pooled := sc != nil
+	if sc == nil {
+		sc = &scratch{}
+	}
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 || c.ended {
@@ -260,15 +270,15 @@ func (c *conn) flush() {
 			c.mu.Unlock()
 			return
 		}
-		batch, c.queue = c.queue, batch[:0]
-		c.qbytes = 0
+		batch := c.queue
+		c.queue, c.qbytes = sc.batch[:0], 0
 		c.mu.Unlock()
 
-		bufs = bufs[:0]
+		hdrs := sc.hdrs[:0]
 		if need := len(batch) * ws.MaxHeaderSize; cap(hdrs) < need {
 			hdrs = make([]byte, 0, need)
 		}
-		hdrs = hdrs[:0]
+		bufs := sc.bufs[:0]
 		final := false
 		for _, f := range batch {
 			start := len(hdrs)
@@ -284,21 +294,66 @@ func (c *conn) flush() {
 				break
 			}
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
-		_, err := bufs.WriteTo(c.nc)
 		clear(batch)
-		if err != nil || final {
-			if err != nil {
-				_ = c.nc.Close() // the reader ends and tears down
+		sc.batch, sc.hdrs, sc.bufs = batch[:0], hdrs[:0], bufs[:0]
+		limit := c.t.cfg.WriteTimeout
+		if pooled {
+			limit = writeSlice
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(limit))
+		rest := bufs
+		_, err := rest.WriteTo(c.nc) // consumes what it wrote
+		if pooled && err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// The scratch stays with the writer: the rest moves out of it.
+			own := make(net.Buffers, len(rest))
+			for i, b := range rest {
+				own[i] = append([]byte(nil), b...)
 			}
-			c.mu.Lock()
-			c.writing = false
-			c.queue = nil
-			c.mu.Unlock()
+			clear(sc.bufs[:cap(sc.bufs)])
+			go c.finishWrite(own, final)
+			return
+		}
+		clear(bufs)
+		if !c.wrote(err, final) {
 			return
 		}
 	}
 }
+
+// finishWrite writes what a pooled writer could not, then carries on
+// flushing on this goroutine.
+func (c *conn) finishWrite(rest net.Buffers, final bool) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.WriteTimeout))
+	_, err := rest.WriteTo(c.nc)
+	if c.wrote(err, final) {
+		c.flush(nil)
+	}
+}
+
+// wrote handles the end of a write and reports whether flushing goes on.
+func (c *conn) wrote(err error, final bool) bool {
+	if err == nil && !final {
+		return true
+	}
+	if err != nil {
+		_ = c.nc.Close() // the reader ends and tears down
+	}
+	c.mu.Lock()
+	c.writing = false
+	c.queue = nil
+	c.mu.Unlock()
+	return false
+}
+
+// scratch is a writer's reusable memory for building writes.
+type scratch struct {
+	batch []frame
+	hdrs  []byte
+	bufs  net.Buffers
+}
+
+// writeSlice bounds one write of a pooled writer.
+const writeSlice = 10 * time.Millisecond
 
 // appendHeader appends an unmasked, final frame header.
 func appendHeader(b []byte, op ws.OpCode, n int64) []byte {

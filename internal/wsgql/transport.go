@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -153,9 +154,20 @@ type Transport struct {
 	groupsMu sync.Mutex
 	groups   map[[sha256.Size]byte]*group
 
+	// ready hands connections with frames to write to the writers.
+	ready chan *conn
+
 	stop chan struct{}
 	once sync.Once
 }
+
+// Writers: a few long-lived goroutines write to every socket, so that a
+// fan-out to many sockets neither starts a goroutine per socket nor grows
+// a fresh stack for each write.
+const (
+	writersPerCPU = 4
+	readyQueue    = 1 << 14
+)
 
 var _ graphql.Transport = (*Transport)(nil)
 
@@ -168,12 +180,29 @@ func New(cfg Config) *Transport {
 		conns:  map[*conn]struct{}{},
 		groups: map[[sha256.Size]byte]*group{},
 		stop:   make(chan struct{}),
+		ready:  make(chan *conn, readyQueue),
 	}
 	if cfg.Closing != nil {
 		context.AfterFunc(cfg.Closing, t.Shutdown)
 	}
 	go t.housekeeping()
+	for range writersPerCPU * runtime.GOMAXPROCS(0) {
+		go t.writer()
+	}
 	return t
+}
+
+// writer flushes connections handed to it until the transport shuts down.
+func (t *Transport) writer() {
+	sc := &scratch{}
+	for {
+		select {
+		case c := <-t.ready:
+			c.flush(sc)
+		case <-t.stop:
+			return
+		}
+	}
 }
 
 // Supports implements [graphql.Transport]: websocket upgrade requests.
