@@ -73,6 +73,15 @@ func (s *Service) load(ctx context.Context, client *ent.Client, p auth.Principal
 	return c, a, nil
 }
 
+// unwrap detaches an entity loaded in a transaction from it, so that the
+// resolvers can load its edges after the commit.
+func unwrap(c *ent.Conversation, err error) (*ent.Conversation, error) {
+	if err != nil || c == nil {
+		return nil, err
+	}
+	return c.Unwrap(), nil
+}
+
 // logInteraction appends one entry to the interaction log.
 func logInteraction(ctx context.Context, tx *ent.Tx, c *ent.Conversation, kind schematype.InteractionKind, agentID *int, detail string, at time.Time) error {
 	ic := tx.Interaction.Create().SetAt(at).SetKind(kind).SetChannel(c.Channel).
