@@ -19,27 +19,16 @@ import (
 	"github.com/parleyhq/parley/internal/store"
 )
 
-// change runs one status change on a conversation the caller may manage.
+// change runs one status change on a conversation the caller may manage,
+// then lets routing reconsider it and tells who saw it.
 func (s *Service) change(ctx context.Context, id int, fn func(tx *ent.Tx, after *store.After, p auth.Principal, c *ent.Conversation, v *Viewers) error) (*ent.Conversation, error) {
-	p, err := auth.Agent(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var out *ent.Conversation
-	err = store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
-		c, acc, err := s.load(ctx, tx.Client(), p, id)
-		if err != nil {
+	err := s.act(ctx, id, OpManage, func(tx *ent.Tx, after *store.After, p auth.Principal, sub *subject) error {
+		if err := fn(tx, after, p, sub.c, sub.viewer); err != nil {
 			return err
 		}
-		if !acc.Manage {
-			return apperr.New(apperr.Forbidden, "you may not change this conversation")
-		}
-		v := acc.viewers
-		if err := fn(tx, after, p, c, v); err != nil {
-			return err
-		}
-		out, err = tx.Conversation.Get(ctx, id)
-		if err != nil {
+		var err error
+		if out, err = tx.Conversation.Get(ctx, id); err != nil {
 			return err
 		}
 		// Routing reconsiders the conversation (an unarchived one may need
@@ -51,7 +40,7 @@ func (s *Service) change(ctx context.Context, id int, fn func(tx *ent.Tx, after 
 			}
 			after.Do(func() { s.router.Publish(context.Background(), d) })
 		}
-		s.emit(after, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: id}, v.Agents(), false)
+		s.emit(after, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: id}, sub.viewer.Agents(), false)
 		after.Do(func() { s.wake() })
 		return nil
 	})
@@ -182,19 +171,7 @@ func (s *Service) BlockAnonymousUser(ctx context.Context, id int) (*ent.Conversa
 // Delete removes a conversation and its messages. Its interactions stay in
 // the contacts' history, without the link.
 func (s *Service) Delete(ctx context.Context, id int) (int, error) {
-	p, err := auth.Agent(ctx)
-	if err != nil {
-		return 0, err
-	}
-	err = store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
-		_, acc, err := s.load(ctx, tx.Client(), p, id)
-		if err != nil {
-			return err
-		}
-		if !acc.Manage {
-			return apperr.New(apperr.Forbidden, "you may not delete this conversation")
-		}
-		v := acc.viewers
+	err := s.act(ctx, id, OpDelete, func(tx *ent.Tx, after *store.After, _ auth.Principal, sub *subject) error {
 		if err := tx.Conversation.UpdateOneID(id).ClearLastMessage().Exec(ctx); err != nil {
 			return err
 		}
@@ -213,7 +190,7 @@ func (s *Service) Delete(ctx context.Context, id int) (int, error) {
 		if err := tx.Conversation.DeleteOneID(id).Exec(ctx); err != nil {
 			return err
 		}
-		all := v.Agents()
+		all := sub.viewer.Agents()
 		s.emit(after, pubsub.Event{Kind: pubsub.KindConversationRemoved, ConversationID: id, AgentIDs: all}, all, false)
 		after.Do(func() { s.wake() })
 		return nil

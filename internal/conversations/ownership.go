@@ -22,21 +22,15 @@ import (
 // conditional update: of concurrent claims exactly one changes a row, and
 // the others get CONFLICT. Claiming a conversation one already owns is a
 // no-op. before is who saw c until now; claim returns those who lost sight
-// of it.
+// of it, and updates c to what it wrote.
 func (s *Service) claim(ctx context.Context, tx *ent.Tx, c *ent.Conversation, agentID int, before *Viewers) (lost []int, err error) {
-	if c.OwnerID != nil {
-		if *c.OwnerID == agentID {
-			return nil, nil
-		}
-		return nil, apperr.New(apperr.Conflict, "another agent owns this conversation")
-	}
-	if c.Channel == schematype.ChannelInternal {
-		return nil, apperr.Invalid("id", "internal chats have no owner")
+	if c.OwnerID != nil && *c.OwnerID == agentID {
+		return nil, nil
 	}
 	now := s.now()
 	n, err := tx.Conversation.Update().
 		Where(conversation.ID(c.ID), conversation.OwnerIDIsNil(), conversation.StatusEQ(schematype.ConversationOpen)).
-		SetOwnerID(agentID).SetTakenAt(now).ClearRouteAt().Save(ctx)
+		SetOwnerID(agentID).SetTakenAt(now).ClearRouteAt().SetUpdatedAt(now).Save(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -46,20 +40,21 @@ func (s *Service) claim(ctx context.Context, tx *ent.Tx, c *ent.Conversation, ag
 			return nil, err
 		}
 		if cur.OwnerID != nil && *cur.OwnerID == agentID {
+			*c = *cur
 			return nil, nil
 		}
 		if cur.OwnerID == nil {
 			return nil, apperr.Invalid("id", "the conversation is closed")
 		}
-		return nil, apperr.New(apperr.Conflict, "another agent took this conversation first")
+		return nil, apperr.New(apperr.Conflict, "another agent took this conversation")
 	}
 	if _, err := tx.Offer.Update().Where(offer.ConversationID(c.ID), offer.Active(true)).SetActive(false).Save(ctx); err != nil {
 		return nil, err
 	}
-	if err := tx.Agent.UpdateOneID(agentID).SetLastAssignedAt(now).Exec(ctx); err != nil {
+	if err := tx.Agent.Update().Where(agent.ID(agentID)).SetLastAssignedAt(now).Exec(ctx); err != nil {
 		return nil, err
 	}
-	c.OwnerID = &agentID
+	c.OwnerID, c.TakenAt, c.RouteAt, c.UpdatedAt = &agentID, &now, nil, now
 	if err := logInteraction(ctx, tx, c, schematype.InteractionTaken, &agentID, "", now); err != nil {
 		return nil, err
 	}
@@ -68,26 +63,15 @@ func (s *Service) claim(ctx context.Context, tx *ent.Tx, c *ent.Conversation, ag
 
 // Take makes the caller the owner of an unowned conversation ("Tomar").
 func (s *Service) Take(ctx context.Context, id int) (*ent.Conversation, error) {
-	p, err := auth.Agent(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var out *ent.Conversation
-	err = store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
-		c, acc, err := s.load(ctx, tx.Client(), p, id)
+	err := s.act(ctx, id, OpClaim, func(tx *ent.Tx, after *store.After, p auth.Principal, sub *subject) error {
+		lost, err := s.claim(ctx, tx, sub.c, p.AgentID, sub.viewer)
 		if err != nil {
 			return err
 		}
-		if c.OwnerID == nil && !acc.Reply && !p.IsAdmin() {
-			return apperr.NotFoundf("conversation")
-		}
-		lost, err := s.claim(ctx, tx, c, p.AgentID, acc.viewers)
-		if err != nil {
-			return err
-		}
-		s.emitOwnerChange(after, c.ID, p.AgentID, lost)
-		out, err = tx.Conversation.Get(ctx, id)
-		return err
+		s.emitOwnerChange(after, sub.c.ID, p.AgentID, lost)
+		out = sub.c
+		return nil
 	})
 	return unwrap(out, err)
 }
@@ -104,19 +88,9 @@ func (s *Service) emitOwnerChange(after *store.After, convID, owner int, lost []
 // Transfer hands ownership to another agent; the caller loses access at once
 // (unless an admin, who sees everything).
 func (s *Service) Transfer(ctx context.Context, id, to int) (*ent.Conversation, error) {
-	p, err := auth.Agent(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var out *ent.Conversation
-	err = store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
-		c, acc, err := s.load(ctx, tx.Client(), p, id)
-		if err != nil {
-			return err
-		}
-		if !acc.Manage {
-			return apperr.New(apperr.Forbidden, "you may not transfer this conversation")
-		}
+	err := s.act(ctx, id, OpManage, func(tx *ent.Tx, after *store.After, p auth.Principal, sub *subject) error {
+		c := sub.c
 		if c.Channel == schematype.ChannelInternal {
 			return apperr.Invalid("id", "internal chats cannot be transferred")
 		}
@@ -133,7 +107,6 @@ func (s *Service) Transfer(ctx context.Context, id, to int) (*ent.Conversation, 
 		if c.OwnerID != nil && *c.OwnerID == target.ID {
 			return apperr.Invalid("agentID", "the conversation already belongs to that agent")
 		}
-		before := acc.viewers
 		now := s.now()
 		if err := tx.Conversation.UpdateOneID(c.ID).SetOwnerID(target.ID).SetTakenAt(now).
 			ClearRouteAt().SetArchived(false).Exec(ctx); err != nil {
@@ -142,14 +115,14 @@ func (s *Service) Transfer(ctx context.Context, id, to int) (*ent.Conversation, 
 		if _, err := tx.Offer.Update().Where(offer.ConversationID(c.ID), offer.Active(true)).SetActive(false).Save(ctx); err != nil {
 			return err
 		}
-		if err := tx.Agent.UpdateOneID(target.ID).SetLastAssignedAt(now).Exec(ctx); err != nil {
+		if err := tx.Agent.Update().Where(agent.ID(target.ID)).SetLastAssignedAt(now).Exec(ctx); err != nil {
 			return err
 		}
 		if err := logInteraction(ctx, tx, c, schematype.InteractionTransferred, &target.ID, "by agent "+strconv.Itoa(p.AgentID), now); err != nil {
 			return err
 		}
 		s.emit(after, pubsub.Event{Kind: pubsub.KindConversationCreated, ConversationID: c.ID}, []int{target.ID}, false)
-		lost := without(before.Agents(), []int{target.ID})
+		lost := without(sub.viewer.Agents(), []int{target.ID})
 		if len(lost) > 0 {
 			s.emit(after, pubsub.Event{Kind: pubsub.KindConversationRemoved, ConversationID: c.ID, AgentIDs: lost}, lost, false)
 		}

@@ -14,17 +14,9 @@ import (
 
 // MarkRead marks everything in the conversation read for the caller.
 func (s *Service) MarkRead(ctx context.Context, id int) (*ent.Conversation, error) {
-	p, err := auth.Agent(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var out *ent.Conversation
-	err = store.Tx(ctx, s.client, func(tx *ent.Tx, _ *store.After) error {
-		c, _, err := s.load(ctx, tx.Client(), p, id)
-		if err != nil {
-			return err
-		}
-		out = c
+	err := s.act(ctx, id, OpView, func(tx *ent.Tx, _ *store.After, p auth.Principal, sub *subject) error {
+		out = sub.c
 		return s.markReadTx(ctx, tx, id, p.AgentID)
 	})
 	return unwrap(out, err)

@@ -59,18 +59,8 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 		}
 	}
 	out := &Sent{}
-	err = store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
-		c, acc, err := s.load(ctx, tx.Client(), p, in.ConversationID)
-		if err != nil {
-			return err
-		}
-		if !acc.Reply {
-			if c.OwnerID == nil && p.IsAdmin() && c.Channel != schematype.ChannelInternal {
-				acc.Reply = true // an admin may claim an unowned conversation
-			} else {
-				return apperr.New(apperr.Forbidden, "only the owner replies; take or transfer the conversation first")
-			}
-		}
+	err = s.act(ctx, in.ConversationID, OpReply, func(tx *ent.Tx, after *store.After, p auth.Principal, sub *subject) error {
+		c := sub.c
 		if c.Status != schematype.ConversationOpen {
 			return apperr.Invalid("conversationID", "the conversation is %s", strings.ToLower(strings.ReplaceAll(string(c.Status), "_", " ")))
 		}
@@ -80,7 +70,8 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 		var lost []int
 		claimed := false
 		if c.Channel != schematype.ChannelInternal && c.OwnerID == nil {
-			if lost, err = s.claim(ctx, tx, c, p.AgentID, acc.viewers); err != nil {
+			var err error
+			if lost, err = s.claim(ctx, tx, c, p.AgentID, sub.viewer); err != nil {
 				return err
 			}
 			claimed = true
@@ -133,12 +124,12 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 			s.emitOwnerChange(after, c.ID, p.AgentID, lost)
 		}
 		// Who sees the message: after a claim, its new owner alone.
-		v := acc.viewers
+		to := sub.viewer.Agents()
 		if claimed {
-			v = &Viewers{conv: c, repliers: map[int]bool{p.AgentID: true}}
+			to = []int{p.AgentID}
 		}
 		s.emit(after, pubsub.Event{Kind: pubsub.KindMessageAdded, ConversationID: c.ID, MessageID: m.ID},
-			v.Agents(), c.Channel == schematype.ChannelLiveChat)
+			to, c.Channel == schematype.ChannelLiveChat)
 		out.Message = m
 		out.Conversation, err = tx.Conversation.Get(ctx, c.ID)
 		return err
