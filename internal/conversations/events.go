@@ -53,9 +53,12 @@ type Event struct {
 	Message        *ent.Message
 }
 
-// SubscriberBuffer is how many events a client may fall behind before it
-// is dropped (its subscription completes; the client reconnects and
-// refetches).
+// SubscriberBuffer is how many converted events may wait for the client's
+// transport before the client is dropped (its subscription completes; the
+// client reconnects and refetches). It is not the whole lag a client may
+// have: the broker subscription in front of it buffers its own
+// (pubsub.DefaultBuffer) and the websocket transport behind it has its
+// send queue, so a client is dropped after falling behind by the sum.
 const SubscriberBuffer = 32
 
 // pump delivers a broker subscription to a client: convert turns each
