@@ -562,9 +562,15 @@ func TestInboxFiltersSearchAndPaging(t *testing.T) {
 		s := apitest.Start(t, apitest.Options{Backend: b})
 		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
 		var ids []string
+		start := time.Now().Add(-time.Minute)
 		for i := 0; i < 5; i++ {
-			ids = append(ids, w.Inbound(t, w.WhatsApp, fmt.Sprint(9000+i), fmt.Sprintf("pedido número %d", i)))
-			time.Sleep(5 * time.Millisecond)
+			// A second apart, oldest first, so that the order is certain.
+			r := w.Receive(t, conversations.Inbound{
+				ChannelAccountID: apitest.Atoi(t, w.WhatsApp), SenderID: fmt.Sprint(9000 + i), SenderName: fmt.Sprint("Customer ", 9000+i),
+				ProviderMessageID: fmt.Sprintf("filters-%d", i), Body: fmt.Sprintf("pedido número %d", i),
+				At: start.Add(time.Duration(i) * time.Second),
+			})
+			ids = append(ids, fmt.Sprint(r.Conversation.ID))
 		}
 		lc := w.Receive(t, conversations.Inbound{ChannelAccountID: apitest.Atoi(t, w.LiveChat), SenderID: "v", Body: "Crème brûlée?"})
 		// Newest activity first.
