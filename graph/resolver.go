@@ -3,7 +3,6 @@ package graph
 import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph/model"
-	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/attachments"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/contacts"
@@ -31,11 +30,6 @@ type Resolver struct {
 	LiveChat *livechat.Service
 	// Attachments stores uploads and signs their download links.
 	Attachments *attachments.Service
-}
-
-// notYet answers operations whose rules arrive with a later piece of work.
-func notYet(what string) error {
-	return apperr.New(apperr.NotImplemented, "%s is not available yet", what)
 }
 
 func nonEmpty(s string) *string {

@@ -86,7 +86,7 @@ func (r *conversationResolver) LastMessage(ctx context.Context, obj *ent.Convers
 
 // Visitor is the resolver for the visitor field.
 func (r *conversationResolver) Visitor(ctx context.Context, obj *ent.Conversation) (*conversations.Visitor, error) {
-	return conversations.VisitorOf(obj), nil
+	return r.Conversations.Visitor(ctx, obj)
 }
 
 // Messages is the resolver for the messages field.

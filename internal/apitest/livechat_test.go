@@ -231,7 +231,7 @@ func TestLiveChatVisitorEvents(t *testing.T) {
 		t.Fatalf("visitor init: %+v %v", m, err)
 	}
 	ws.Subscribe(t, "v1", `subscription { visitorEvents { kind message { id direction body createdAt } } }`, nil)
-	time.Sleep(100 * time.Millisecond)
+	waitSubscribed(t, s, 1)
 	if r := w.Ana.Send(t, convID, "Hello Eve"); len(r.Errors) > 0 {
 		t.Fatal(string(r.Raw))
 	}

@@ -621,10 +621,7 @@ func TestRealtimeWebsocketGaugeRefusedInit(t *testing.T) {
 			tc.run(ws)
 			_, _ = ws.TryReadID("", 5*time.Second) // the server's answer, or the close
 			_ = ws.Conn.CloseNow()
-			time.Sleep(100 * time.Millisecond)
-			if v := metric(t, s, "parley_websocket_connections"); v != 0 {
-				t.Fatalf("parley_websocket_connections = %v after a refused websocket, want 0", v)
-			}
+			waitMetric(t, s, "parley_websocket_connections", 0)
 		})
 	}
 }

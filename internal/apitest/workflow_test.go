@@ -207,9 +207,9 @@ func TestClaimRace(t *testing.T) {
 				switch r.code {
 				case "":
 					winners = append(winners, r.who)
-				case "CONFLICT", "NOT_FOUND":
-					// Lost the race (NOT_FOUND: it was already someone
-					// else's when this call looked).
+				case "CONFLICT":
+					// Lost the race, whether the winner had committed
+					// when this call looked or not.
 				default:
 					t.Fatalf("round %d: unexpected error %s", round, r.code)
 				}
@@ -260,7 +260,15 @@ func TestOwnershipTransferAndAdmin(t *testing.T) {
 		if sent.SendMessage.Conversation.Owner.ID != w.Ana.ID || sent.SendMessage.Message.DeliveryStatus != "PENDING" {
 			t.Fatalf("first reply: %+v", sent.SendMessage)
 		}
-		wantCode(t, w.Ben.C.Op(t, "TakeConversation", map[string]any{"id": id}), "NOT_FOUND", "Ben takes Ana's conversation")
+		// Ben, to whom it was offered, learns that it was taken, nothing more.
+		r := w.Ben.C.Op(t, "TakeConversation", map[string]any{"id": id})
+		wantCode(t, r, "CONFLICT", "Ben takes Ana's conversation")
+		if strings.Contains(string(r.Raw), "Ana") || strings.Contains(string(r.Raw), w.Ana.ID) || strings.Contains(string(r.Raw), "hello") {
+			t.Fatalf("the refusal says more than that it was taken: %s", r.Raw)
+		}
+		_, r = getConv(t, w.Ben, id)
+		wantCode(t, r, "NOT_FOUND", "Ben views Ana's conversation")
+		wantCode(t, w.Dan.C.Op(t, "TakeConversation", map[string]any{"id": id}), "NOT_FOUND", "Dan, never offered it, takes Ana's conversation")
 		if ids := w.Ben.InboxIDs(t, "QUEUE", nil); slices.Contains(ids, id) {
 			t.Fatal("an owned conversation stays in the QUEUE view")
 		}
@@ -293,9 +301,10 @@ func TestOwnershipTransferAndAdmin(t *testing.T) {
 		if tr.TransferConversation.Owner.ID != w.Dan.ID {
 			t.Fatalf("transfer: %+v", tr)
 		}
-		_, r := getConv(t, w.Ana, id)
+		_, r = getConv(t, w.Ana, id)
 		wantCode(t, r, "NOT_FOUND", "Ana after transferring")
-		wantCode(t, w.Ana.Send(t, id, "still here?"), "NOT_FOUND", "Ana replies after transferring")
+		// Ana was offered it: she may learn it is someone else's now.
+		wantCode(t, w.Ana.Send(t, id, "still here?"), "CONFLICT", "Ana replies after transferring")
 		if r := w.Dan.Send(t, id, "Dan here"); len(r.Errors) > 0 {
 			t.Fatalf("Dan replies: %s", r.Raw)
 		}
@@ -553,9 +562,15 @@ func TestInboxFiltersSearchAndPaging(t *testing.T) {
 		s := apitest.Start(t, apitest.Options{Backend: b})
 		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
 		var ids []string
+		start := time.Now().Add(-time.Minute)
 		for i := 0; i < 5; i++ {
-			ids = append(ids, w.Inbound(t, w.WhatsApp, fmt.Sprint(9000+i), fmt.Sprintf("pedido número %d", i)))
-			time.Sleep(5 * time.Millisecond)
+			// A second apart, oldest first, so that the order is certain.
+			r := w.Receive(t, conversations.Inbound{
+				ChannelAccountID: apitest.Atoi(t, w.WhatsApp), SenderID: fmt.Sprint(9000 + i), SenderName: fmt.Sprint("Customer ", 9000+i),
+				ProviderMessageID: fmt.Sprintf("filters-%d", i), Body: fmt.Sprintf("pedido número %d", i),
+				At: start.Add(time.Duration(i) * time.Second),
+			})
+			ids = append(ids, fmt.Sprint(r.Conversation.ID))
 		}
 		lc := w.Receive(t, conversations.Inbound{ChannelAccountID: apitest.Atoi(t, w.LiveChat), SenderID: "v", Body: "Crème brûlée?"})
 		// Newest activity first.

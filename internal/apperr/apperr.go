@@ -12,7 +12,7 @@ import (
 // Code is the machine-readable error class clients switch on.
 type Code string
 
-// Codes of the client contract, plus NOT_IMPLEMENTED and INTERNAL.
+// Codes of the client contract, plus INTERNAL.
 const (
 	Unauthenticated Code = "UNAUTHENTICATED"
 	Forbidden       Code = "FORBIDDEN"
@@ -20,7 +20,6 @@ const (
 	Conflict        Code = "CONFLICT"
 	BadUserInput    Code = "BAD_USER_INPUT"
 	RateLimited     Code = "RATE_LIMITED"
-	NotImplemented  Code = "NOT_IMPLEMENTED"
 	Internal        Code = "INTERNAL"
 )
 

@@ -120,6 +120,7 @@ func (s *Service) inboxEvent(ctx context.Context, p auth.Principal, ev pubsub.Ev
 		return nil, err
 	}
 	visible := snap.conv != nil && snap.viewers.For(p).View
+	scopeOf(ctx).note(p.AgentID, visible, ev.ConversationID) // for the payload's fields
 	if ev.Kind == pubsub.KindConversationRemoved {
 		if visible {
 			return nil, nil
@@ -164,7 +165,9 @@ func (s *Service) SubscribeConversation(ctx context.Context, id int, after *stri
 		if err != nil {
 			return nil, err
 		}
-		if snap.conv == nil || !snap.viewers.For(p).View {
+		visible := snap.conv != nil && snap.viewers.For(p).View
+		scopeOf(ctx).note(p.AgentID, visible, id) // for the payload's fields
+		if !visible {
 			return &Event{Kind: EventRemoved, ConversationID: id}, nil
 		}
 		e := &Event{ConversationID: id, Conversation: snap.conv}

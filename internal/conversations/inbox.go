@@ -2,21 +2,14 @@ package conversations
 
 import (
 	"context"
-	"log/slog"
-	"sync"
-	"time"
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent/dialect/sql"
 
 	"github.com/parleyhq/parley/ent"
-	"github.com/parleyhq/parley/ent/agent"
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/message"
-	"github.com/parleyhq/parley/ent/offer"
-	"github.com/parleyhq/parley/ent/queue"
-	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/readstate"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
@@ -64,36 +57,25 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 	if err != nil {
 		return nil, err
 	}
-	me := p.AgentID
 	// A live chat whose visitor has not written yet is nobody's business.
 	q := s.client.Conversation.Query().Where(conversation.LastMessageIDNotNil())
+	// Each view narrows what the caller may see (access.go).
 	switch f.View {
 	case ViewRecent:
-		q.Where(conversation.Archived(false), conversation.Or(
-			conversation.OwnerID(me),
-			conversation.And(conversation.ChannelEQ(schematype.ChannelInternal), conversation.HasParticipantsWith(agent.ID(me))),
-			conversation.And(conversation.OwnerIDIsNil(), conversation.ChannelNEQ(schematype.ChannelInternal),
-				conversation.HasOffersWith(offer.AgentID(me), offer.Active(true))),
-		))
+		q.Where(conversation.Archived(false), visibleVia(p, relOwner|relParticipant|relOffered))
 	case ViewMine:
-		q.Where(conversation.OwnerID(me), conversation.Archived(false))
+		q.Where(conversation.Archived(false), visibleVia(p, relOwner))
 	case ViewQueue:
-		q.Where(conversation.OwnerIDIsNil(), conversation.Archived(false),
-			conversation.StatusEQ(schematype.ConversationOpen), conversation.ChannelNEQ(schematype.ChannelInternal))
-		if !p.IsAdmin() {
-			q.Where(conversation.HasQueueWith(queue.HasMembersWith(queuemember.AgentID(me))))
-		} else {
-			q.Where(conversation.QueueIDNotNil())
-		}
+		q.Where(conversation.OwnerIDIsNil(), conversation.Archived(false), conversation.QueueIDNotNil(),
+			conversation.StatusEQ(schematype.ConversationOpen), conversation.ChannelNEQ(schematype.ChannelInternal),
+			visibleVia(p, relMember|relAdmin))
 	case ViewArchived:
-		q.Where(conversation.Archived(true))
-		if !p.IsAdmin() {
-			visiblePredicate(me)(q)
-		}
+		q.Where(conversation.Archived(true), visibleVia(p, seeing))
 	case ViewAll:
 		if !p.IsAdmin() {
 			return nil, apperr.New(apperr.Forbidden, "only admins see every conversation")
 		}
+		q.Where(visibleVia(p, relAdmin))
 	default:
 		return nil, apperr.Invalid("view", "unknown view %q", f.View)
 	}
@@ -117,71 +99,14 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 	if err != nil {
 		return nil, err
 	}
-	if sc, ok := ctx.Value(scopeKey{}).(*requestScope); ok {
-		ids := make([]int, 0, len(conn.Edges))
-		for _, e := range conn.Edges {
-			ids = append(ids, e.Node.ID)
-		}
-		sc.prime(me, ids)
+	ids := make([]int, 0, len(conn.Edges))
+	for _, e := range conn.Edges {
+		ids = append(ids, e.Node.ID)
 	}
+	sc := scopeOf(ctx)
+	sc.note(p.AgentID, true, ids...)
+	sc.prime(p.AgentID, ids)
 	return conn, nil
-}
-
-type scopeKey struct{}
-
-// requestScope lets one GraphQL operation count the unread messages of a
-// whole inbox page in one query, the first time a row asks: Inbox primes it
-// with the page, UnreadCount reads it. A subscription never primes it, so
-// its counts are never stale.
-type requestScope struct {
-	mu     sync.Mutex
-	pages  []*unreadPage
-	client *ent.Client
-}
-
-type unreadPage struct {
-	agent  int
-	ids    map[int]bool
-	once   sync.Once
-	counts map[int]int
-	err    error
-}
-
-// WithRequestScope returns ctx carrying a scope for one GraphQL operation.
-func (s *Service) WithRequestScope(ctx context.Context) context.Context {
-	return context.WithValue(ctx, scopeKey{}, &requestScope{client: s.client})
-}
-
-func (sc *requestScope) prime(agent int, ids []int) {
-	pg := &unreadPage{agent: agent, ids: map[int]bool{}}
-	for _, id := range ids {
-		pg.ids[id] = true
-	}
-	sc.mu.Lock()
-	sc.pages = append(sc.pages, pg)
-	sc.mu.Unlock()
-}
-
-func (sc *requestScope) lookup(ctx context.Context, agent, conv int) (int, bool, error) {
-	sc.mu.Lock()
-	var pg *unreadPage
-	for _, p := range sc.pages {
-		if p.agent == agent && p.ids[conv] {
-			pg = p
-		}
-	}
-	sc.mu.Unlock()
-	if pg == nil {
-		return 0, false, nil
-	}
-	pg.once.Do(func() {
-		ids := make([]int, 0, len(pg.ids))
-		for id := range pg.ids {
-			ids = append(ids, id)
-		}
-		pg.counts, pg.err = unreadCounts(ctx, sc.client, agent, ids)
-	})
-	return pg.counts[conv], true, pg.err
 }
 
 // Get returns one conversation the caller may see.
@@ -191,7 +116,11 @@ func (s *Service) Get(ctx context.Context, id int) (*ent.Conversation, error) {
 		return nil, err
 	}
 	c, _, err := s.load(ctx, s.client, p, id)
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	scopeOf(ctx).note(p.AgentID, true, id)
+	return c, nil
 }
 
 // oldestFirst orders messages: newest last.
@@ -202,14 +131,11 @@ var oldestFirst = ent.WithMessageOrder(&ent.MessageOrder{
 // Messages pages through a conversation's messages, newest last; without
 // first or last, the newest 20.
 func (s *Service) Messages(ctx context.Context, c *ent.Conversation, pg Page) (*ent.MessageConnection, error) {
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, apperr.ErrUnauthenticated
-	}
-	if !(p.IsVisitor() && p.ConversationID == c.ID) {
-		if _, _, err := s.load(ctx, s.client, p, c.ID); err != nil {
-			return nil, err
+	if ok, err := s.sees(ctx, c.ID); err != nil || !ok {
+		if err == nil {
+			err = apperr.NotFoundf("conversation")
 		}
+		return nil, err
 	}
 	first, last := pg.First, pg.Last
 	if first == nil && last == nil {
@@ -226,20 +152,14 @@ func (s *Service) Messages(ctx context.Context, c *ent.Conversation, pg Page) (*
 // the conversation (a conversation reached through a contact's history shows
 // its status, not its content).
 func (s *Service) LastMessage(ctx context.Context, c *ent.Conversation) (*ent.Message, error) {
+	if ok, err := s.sees(ctx, c.ID); err != nil || !ok {
+		return nil, err
+	}
 	if m, err := c.Edges.LastMessageOrErr(); err == nil {
-		return m, nil // loaded by an authorized query
+		return m, nil // loaded with the inbox page
 	}
 	if c.LastMessageID == nil {
 		return nil, nil
-	}
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		return nil, apperr.ErrUnauthenticated
-	}
-	if !(p.IsVisitor() && p.ConversationID == c.ID) {
-		if a, err := s.access(ctx, s.client, p, c); err != nil || !a.View {
-			return nil, err
-		}
 	}
 	m, err := s.client.Message.Get(ctx, *c.LastMessageID)
 	if ent.IsNotFound(err) {
@@ -274,19 +194,18 @@ func (s *Service) Sender(ctx context.Context, m *ent.Message) (ent.Noder, error)
 }
 
 // UnreadCount is how many messages of the conversation the caller has not
-// read. Concurrent calls (one per conversation of an inbox page) are batched
-// into one query.
+// read (0 for a conversation the caller may not see). The conversations of
+// an inbox page are counted together, in one query, the first time one of
+// them asks.
 func (s *Service) UnreadCount(ctx context.Context, c *ent.Conversation) (int, error) {
 	p, ok := auth.FromContext(ctx)
 	if !ok || !p.IsAgent() {
 		return 0, nil
 	}
-	if sc, ok := ctx.Value(scopeKey{}).(*requestScope); ok {
-		if n, found, err := sc.lookup(ctx, p.AgentID, c.ID); found || err != nil {
-			return n, err
-		}
+	if ok, err := s.sees(ctx, c.ID); err != nil || !ok {
+		return 0, err
 	}
-	return s.unread.load(ctx, p.AgentID, c.ID)
+	return scopeOf(ctx).unread(ctx, s.client, p.AgentID, c.ID)
 }
 
 // Visitor is what agents see of a live-chat visitor.
@@ -294,79 +213,16 @@ type Visitor struct {
 	IP, UserAgent, PageURL *string
 }
 
-// VisitorOf returns the visitor details of a live chat, nil otherwise.
-func VisitorOf(c *ent.Conversation) *Visitor {
+// Visitor returns the visitor details of a live chat the caller may see, nil
+// otherwise.
+func (s *Service) Visitor(ctx context.Context, c *ent.Conversation) (*Visitor, error) {
+	if ok, err := s.sees(ctx, c.ID); err != nil || !ok {
+		return nil, err
+	}
 	if c.Channel != schematype.ChannelLiveChat {
-		return nil
+		return nil, nil
 	}
-	return &Visitor{IP: nonEmpty(c.VisitorIP), UserAgent: nonEmpty(c.VisitorUserAgent), PageURL: nonEmpty(c.VisitorPageURL)}
-}
-
-// unreadBatcher counts unread messages for many conversations in one query.
-// It batches concurrent calls for a millisecond; it caches nothing, so a
-// subscription never sees a stale count.
-type unreadBatcher struct {
-	client *ent.Client
-	log    *slog.Logger
-	mu     sync.Mutex
-	batch  map[int]*unreadBatch // by agent
-}
-
-type unreadBatch struct {
-	convs  map[int]bool
-	done   chan struct{}
-	counts map[int]int
-	err    error
-	// running is set once the batch stops taking new conversations; a
-	// caller for a conversation it already counts still joins it until
-	// its query ends (a burst of subscribers of one event shares it).
-	running bool
-}
-
-func newUnreadBatcher(client *ent.Client, log *slog.Logger) *unreadBatcher {
-	return &unreadBatcher{client: client, log: log, batch: map[int]*unreadBatch{}}
-}
-
-func (u *unreadBatcher) load(ctx context.Context, agentID, convID int) (int, error) {
-	u.mu.Lock()
-	b := u.batch[agentID]
-	if b == nil || (b.running && !b.convs[convID]) || (!b.running && len(b.convs) >= 100) {
-		b = &unreadBatch{convs: map[int]bool{}, done: make(chan struct{})}
-		u.batch[agentID] = b
-		go u.run(agentID, b)
-	}
-	b.convs[convID] = true
-	u.mu.Unlock()
-	select {
-	case <-b.done:
-		return b.counts[convID], b.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-func (u *unreadBatcher) run(agentID int, b *unreadBatch) {
-	time.Sleep(time.Millisecond)
-	u.mu.Lock()
-	b.running = true
-	ids := make([]int, 0, len(b.convs))
-	for id := range b.convs {
-		ids = append(ids, id)
-	}
-	u.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	counts, err := unreadCounts(ctx, u.client, agentID, ids)
-	if err != nil {
-		u.log.Warn("unread counts", "err", err)
-	}
-	u.mu.Lock()
-	b.counts, b.err = counts, err
-	if u.batch[agentID] == b {
-		delete(u.batch, agentID)
-	}
-	u.mu.Unlock()
-	close(b.done)
+	return &Visitor{IP: nonEmpty(c.VisitorIP), UserAgent: nonEmpty(c.VisitorUserAgent), PageURL: nonEmpty(c.VisitorPageURL)}, nil
 }
 
 // unreadCounts counts, per conversation, the messages after the agent's

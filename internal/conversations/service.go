@@ -5,7 +5,8 @@
 // live-chat end and block, internal chats, read state, the inbox views, the
 // interaction log behind a contact's history, and the realtime events.
 //
-// Who may see and reply is decided in access.go and nowhere else.
+// Who may see, reply, claim, manage and delete is decided in access.go;
+// everything else asks it.
 package conversations
 
 import (
@@ -16,7 +17,6 @@ import (
 
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
-	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/pubsub"
@@ -39,14 +39,12 @@ type Service struct {
 	router *routing.Router
 	log    *slog.Logger
 	now    func() time.Time
-	unread *unreadBatcher
 	events *eventCache
 }
 
 // NewService returns the workflow service.
 func NewService(client *ent.Client, elog *eventlog.Log, router *routing.Router, log *slog.Logger) *Service {
 	s := &Service{client: client, elog: elog, router: router, log: log, now: time.Now}
-	s.unread = newUnreadBatcher(client, log)
 	s.events = newEventCache()
 	return s
 }
@@ -54,24 +52,49 @@ func NewService(client *ent.Client, elog *eventlog.Log, router *routing.Router, 
 // SetClock replaces time.Now (tests).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
-// load returns a conversation and the caller's access; a conversation the
-// caller may not see answers NOT_FOUND, exactly like a missing one.
+// load returns a conversation the caller may see and what the caller may do
+// with it; one the caller may not see answers NOT_FOUND, exactly like a
+// missing one.
 func (s *Service) load(ctx context.Context, client *ent.Client, p auth.Principal, id int) (*ent.Conversation, Access, error) {
-	c, err := client.Conversation.Get(ctx, id)
-	if ent.IsNotFound(err) {
-		return nil, Access{}, apperr.NotFoundf("conversation")
-	}
+	sub, err := judge(ctx, client, p, id)
 	if err != nil {
 		return nil, Access{}, err
 	}
-	a, err := s.access(ctx, client, p, c)
-	if err != nil {
+	if err := sub.access.Check(OpView); err != nil {
 		return nil, Access{}, err
 	}
-	if !a.View {
-		return nil, Access{}, apperr.NotFoundf("conversation")
+	return sub.c, sub.access, nil
+}
+
+// act is the prologue of every action on one conversation: the calling
+// agent, a transaction, the conversation judged inside it and refused unless
+// the caller may do op; then fn, in the same transaction.
+func (s *Service) act(ctx context.Context, id int, op Op, fn func(tx *ent.Tx, after *store.After, p auth.Principal, sub *subject) error) error {
+	p, err := auth.Agent(ctx)
+	if err != nil {
+		return err
 	}
-	return c, a, nil
+	// What the operation judged of the conversation may change here.
+	defer scopeOf(ctx).forget(id)
+	return store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
+		sub, err := judge(ctx, tx.Client(), p, id)
+		if err != nil {
+			return err
+		}
+		if err := sub.access.Check(op); err != nil {
+			return err
+		}
+		return fn(tx, after, p, sub)
+	})
+}
+
+// unwrap detaches an entity loaded in a transaction from it, so that the
+// resolvers can load its edges after the commit.
+func unwrap(c *ent.Conversation, err error) (*ent.Conversation, error) {
+	if err != nil || c == nil {
+		return nil, err
+	}
+	return c.Unwrap(), nil
 }
 
 // logInteraction appends one entry to the interaction log.

@@ -197,30 +197,46 @@ func (l *Log) write(ctx context.Context, tx *ent.Tx, after *store.After, p *pend
 	return nil
 }
 
-// advance adds n to the counter and returns its new value; the row lock it
-// takes is held until the transaction ends. A new database gets its
-// counter row here (instances racing to create it create one).
+// advance adds n to the counter and returns its new value in one
+// statement; the row lock it takes is held until the transaction ends. A
+// new database gets its counter row here (instances racing to create it
+// create one).
 func (l *Log) advance(ctx context.Context, tx *ent.Tx, n int64) (int64, error) {
+	// Only numbers and a constant are in the statement: no placeholders,
+	// so one text serves PostgreSQL and SQLite alike.
+	q := "UPDATE " + eventcounter.Table + " SET " + eventcounter.FieldSeq + " = " + eventcounter.FieldSeq + " + " +
+		strconv.FormatInt(n, 10) + " WHERE " + eventcounter.FieldName + " = '" + counterName + "' RETURNING " + eventcounter.FieldSeq
 	for range 2 {
-		k, err := tx.EventCounter.Update().Where(eventcounter.Name(counterName)).AddSeq(n).Save(ctx)
+		var last int64
+		found, err := queryInt(ctx, tx, q, &last)
 		if err != nil {
 			return 0, fmt.Errorf("event counter: %w", err)
 		}
-		if k == 0 {
-			err := tx.EventCounter.Create().SetName(counterName).
-				OnConflictColumns(eventcounter.FieldName).DoNothing().Exec(ctx)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return 0, fmt.Errorf("event counter: %w", err)
-			}
-			continue
+		if found {
+			return last, nil
 		}
-		c, err := tx.EventCounter.Query().Where(eventcounter.Name(counterName)).Only(ctx)
-		if err != nil {
+		err = tx.EventCounter.Create().SetName(counterName).
+			OnConflictColumns(eventcounter.FieldName).DoNothing().Exec(ctx)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return 0, fmt.Errorf("event counter: %w", err)
 		}
-		return c.Seq, nil
 	}
 	return 0, errors.New("event counter: could not create its row")
+}
+
+func queryInt(ctx context.Context, tx *ent.Tx, q string, into *int64) (bool, error) {
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		return false, rows.Err()
+	}
+	if err := rows.Scan(into); err != nil {
+		return false, err
+	}
+	return true, rows.Close()
 }
 
 // heads returns the last seq of each topic.

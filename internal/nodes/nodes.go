@@ -11,8 +11,11 @@ import (
 	"github.com/parleyhq/parley/internal/auth"
 )
 
-// Check decides whether the caller may see one node.
-type Check func(ctx context.Context, p auth.Principal, n ent.Noder) (bool, error)
+// Check decides whether the caller may see the node with the given id. It
+// judges by id and loads what its rule needs: the node Node loaded holds only
+// the columns the client selected (entgql's field collection), so a rule
+// read from it would see zeros where the selection left columns out.
+type Check func(ctx context.Context, p auth.Principal, id int) (bool, error)
 
 // Service resolves nodes and applies the per-type checks. A type with no
 // check is visible to admins only: new entity types are closed by default.
@@ -25,7 +28,7 @@ type Service struct {
 // queues, members, templates) open to every agent and channel accounts open
 // to admins; other services add their types with Register.
 func NewService(client *ent.Client) *Service {
-	anyAgent := func(context.Context, auth.Principal, ent.Noder) (bool, error) { return true, nil }
+	anyAgent := func(context.Context, auth.Principal, int) (bool, error) { return true, nil }
 	return &Service{client: client, checks: map[string]Check{
 		"Agent":       anyAgent,
 		"Queue":       anyAgent,
@@ -50,7 +53,7 @@ func (s *Service) Node(ctx context.Context, id int) (ent.Noder, error) {
 		}
 		return nil, apperr.NotFoundf("node")
 	}
-	ok, err := s.allowed(ctx, p, n)
+	ok, err := s.allowed(ctx, p, id, n)
 	if err != nil {
 		return nil, err
 	}
@@ -80,10 +83,10 @@ func (s *Service) Nodes(ctx context.Context, ids []int) ([]ent.Noder, error) {
 	return out, nil
 }
 
-func (s *Service) allowed(ctx context.Context, p auth.Principal, n ent.Noder) (bool, error) {
+func (s *Service) allowed(ctx context.Context, p auth.Principal, id int, n ent.Noder) (bool, error) {
 	typ := typeName(n)
 	if c, ok := s.checks[typ]; ok {
-		return c(ctx, p, n)
+		return c(ctx, p, id)
 	}
 	return p.IsAdmin(), nil
 }

@@ -58,8 +58,9 @@ func (s *Service) Me(ctx context.Context) (*ent.Agent, error) {
 }
 
 // SearchAgents lists active agents whose name or extension contains search
-// (case- and accent-insensitive), by name. Any agent may search: it is how a
-// transfer target is found.
+// (case- and accent-insensitive; the search key folds both), oldest first
+// (by id: no order is asked of the pagination). Any agent may search: it is
+// how a transfer target is found.
 func (s *Service) SearchAgents(ctx context.Context, search *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.AgentConnection, error) {
 	if _, err := auth.Agent(ctx); err != nil {
 		return nil, err
