@@ -34,6 +34,7 @@ import (
 	"github.com/parleyhq/parley/ent/readstate"
 	"github.com/parleyhq/parley/ent/template"
 	"github.com/parleyhq/parley/ent/webhookevent"
+	"github.com/parleyhq/parley/ent/webhookshard"
 
 	stdsql "database/sql"
 )
@@ -81,6 +82,8 @@ type Client struct {
 	Template *TemplateClient
 	// WebhookEvent is the client for interacting with the WebhookEvent builders.
 	WebhookEvent *WebhookEventClient
+	// WebhookShard is the client for interacting with the WebhookShard builders.
+	WebhookShard *WebhookShardClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -111,6 +114,7 @@ func (c *Client) init() {
 	c.ReadState = NewReadStateClient(c.config)
 	c.Template = NewTemplateClient(c.config)
 	c.WebhookEvent = NewWebhookEventClient(c.config)
+	c.WebhookShard = NewWebhookShardClient(c.config)
 }
 
 type (
@@ -222,6 +226,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ReadState:       NewReadStateClient(cfg),
 		Template:        NewTemplateClient(cfg),
 		WebhookEvent:    NewWebhookEventClient(cfg),
+		WebhookShard:    NewWebhookShardClient(cfg),
 	}, nil
 }
 
@@ -260,6 +265,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ReadState:       NewReadStateClient(cfg),
 		Template:        NewTemplateClient(cfg),
 		WebhookEvent:    NewWebhookEventClient(cfg),
+		WebhookShard:    NewWebhookShardClient(cfg),
 	}, nil
 }
 
@@ -292,7 +298,7 @@ func (c *Client) Use(hooks ...Hook) {
 		c.Agent, c.Attachment, c.AuthToken, c.Block, c.ChannelAccount, c.Contact,
 		c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog, c.Interaction,
 		c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember, c.ReadState,
-		c.Template, c.WebhookEvent,
+		c.Template, c.WebhookEvent, c.WebhookShard,
 	} {
 		n.Use(hooks...)
 	}
@@ -305,7 +311,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 		c.Agent, c.Attachment, c.AuthToken, c.Block, c.ChannelAccount, c.Contact,
 		c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog, c.Interaction,
 		c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember, c.ReadState,
-		c.Template, c.WebhookEvent,
+		c.Template, c.WebhookEvent, c.WebhookShard,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -352,6 +358,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Template.mutate(ctx, m)
 	case *WebhookEventMutation:
 		return c.WebhookEvent.mutate(ctx, m)
+	case *WebhookShardMutation:
+		return c.WebhookShard.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -3556,18 +3564,152 @@ func (c *WebhookEventClient) mutate(ctx context.Context, m *WebhookEventMutation
 	}
 }
 
+// WebhookShardClient is a client for the WebhookShard schema.
+type WebhookShardClient struct {
+	config
+}
+
+// NewWebhookShardClient returns a client for the WebhookShard from the given config.
+func NewWebhookShardClient(c config) *WebhookShardClient {
+	return &WebhookShardClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `webhookshard.Hooks(f(g(h())))`.
+func (c *WebhookShardClient) Use(hooks ...Hook) {
+	c.hooks.WebhookShard = append(c.hooks.WebhookShard, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `webhookshard.Intercept(f(g(h())))`.
+func (c *WebhookShardClient) Intercept(interceptors ...Interceptor) {
+	c.inters.WebhookShard = append(c.inters.WebhookShard, interceptors...)
+}
+
+// Create returns a builder for creating a WebhookShard entity.
+func (c *WebhookShardClient) Create() *WebhookShardCreate {
+	mutation := newWebhookShardMutation(c.config, OpCreate)
+	return &WebhookShardCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of WebhookShard entities.
+func (c *WebhookShardClient) CreateBulk(builders ...*WebhookShardCreate) *WebhookShardCreateBulk {
+	return &WebhookShardCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *WebhookShardClient) MapCreateBulk(slice any, setFunc func(*WebhookShardCreate, int)) *WebhookShardCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &WebhookShardCreateBulk{err: fmt.Errorf("calling to WebhookShardClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*WebhookShardCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &WebhookShardCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for WebhookShard.
+func (c *WebhookShardClient) Update() *WebhookShardUpdate {
+	mutation := newWebhookShardMutation(c.config, OpUpdate)
+	return &WebhookShardUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *WebhookShardClient) UpdateOne(_m *WebhookShard) *WebhookShardUpdateOne {
+	mutation := newWebhookShardMutation(c.config, OpUpdateOne, withWebhookShard(_m))
+	return &WebhookShardUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *WebhookShardClient) UpdateOneID(id int) *WebhookShardUpdateOne {
+	mutation := newWebhookShardMutation(c.config, OpUpdateOne, withWebhookShardID(id))
+	return &WebhookShardUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for WebhookShard.
+func (c *WebhookShardClient) Delete() *WebhookShardDelete {
+	mutation := newWebhookShardMutation(c.config, OpDelete)
+	return &WebhookShardDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *WebhookShardClient) DeleteOne(_m *WebhookShard) *WebhookShardDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *WebhookShardClient) DeleteOneID(id int) *WebhookShardDeleteOne {
+	builder := c.Delete().Where(webhookshard.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &WebhookShardDeleteOne{builder}
+}
+
+// Query returns a query builder for WebhookShard.
+func (c *WebhookShardClient) Query() *WebhookShardQuery {
+	return &WebhookShardQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeWebhookShard},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a WebhookShard entity by its id.
+func (c *WebhookShardClient) Get(ctx context.Context, id int) (*WebhookShard, error) {
+	return c.Query().Where(webhookshard.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *WebhookShardClient) GetX(ctx context.Context, id int) *WebhookShard {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *WebhookShardClient) Hooks() []Hook {
+	return c.hooks.WebhookShard
+}
+
+// Interceptors returns the client interceptors.
+func (c *WebhookShardClient) Interceptors() []Interceptor {
+	return c.inters.WebhookShard
+}
+
+func (c *WebhookShardClient) mutate(ctx context.Context, m *WebhookShardMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&WebhookShardCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&WebhookShardUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&WebhookShardUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&WebhookShardDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown WebhookShard mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
 		Agent, Attachment, AuthToken, Block, ChannelAccount, Contact, ContactIdentity,
 		Conversation, EventCounter, EventLog, Interaction, Message, Offer,
-		PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent []ent.Hook
+		PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
+		WebhookShard []ent.Hook
 	}
 	inters struct {
 		Agent, Attachment, AuthToken, Block, ChannelAccount, Contact, ContactIdentity,
 		Conversation, EventCounter, EventLog, Interaction, Message, Offer,
-		PendingStatus, Queue, QueueMember, ReadState, Template,
-		WebhookEvent []ent.Interceptor
+		PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
+		WebhookShard []ent.Interceptor
 	}
 )
 

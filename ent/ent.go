@@ -31,6 +31,7 @@ import (
 	"github.com/parleyhq/parley/ent/readstate"
 	"github.com/parleyhq/parley/ent/template"
 	"github.com/parleyhq/parley/ent/webhookevent"
+	"github.com/parleyhq/parley/ent/webhookshard"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -110,6 +111,7 @@ func checkColumn(t, c string) error {
 			readstate.Table:       readstate.ValidColumn,
 			template.Table:        template.ValidColumn,
 			webhookevent.Table:    webhookevent.ValidColumn,
+			webhookshard.Table:    webhookshard.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

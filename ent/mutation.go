@@ -32,6 +32,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/ent/template"
 	"github.com/parleyhq/parley/ent/webhookevent"
+	"github.com/parleyhq/parley/ent/webhookshard"
 )
 
 const (
@@ -62,6 +63,7 @@ const (
 	TypeReadState       = "ReadState"
 	TypeTemplate        = "Template"
 	TypeWebhookEvent    = "WebhookEvent"
+	TypeWebhookShard    = "WebhookShard"
 )
 
 // AgentMutation represents an operation that mutates the Agent nodes in the graph.
@@ -16857,6 +16859,9 @@ type WebhookEventMutation struct {
 	addattempts           *int
 	last_error            *string
 	processed_at          *time.Time
+	order_key             *string
+	shard                 *int
+	addshard              *int
 	clearedFields         map[string]struct{}
 	done                  bool
 	oldValue              func(context.Context) (*WebhookEvent, error)
@@ -17377,6 +17382,111 @@ func (m *WebhookEventMutation) ResetProcessedAt() {
 	delete(m.clearedFields, webhookevent.FieldProcessedAt)
 }
 
+// SetOrderKey sets the "order_key" field.
+func (m *WebhookEventMutation) SetOrderKey(s string) {
+	m.order_key = &s
+}
+
+// OrderKey returns the value of the "order_key" field in the mutation.
+func (m *WebhookEventMutation) OrderKey() (r string, exists bool) {
+	v := m.order_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrderKey returns the old "order_key" field's value of the WebhookEvent entity.
+// If the WebhookEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookEventMutation) OldOrderKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrderKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrderKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrderKey: %w", err)
+	}
+	return oldValue.OrderKey, nil
+}
+
+// ClearOrderKey clears the value of the "order_key" field.
+func (m *WebhookEventMutation) ClearOrderKey() {
+	m.order_key = nil
+	m.clearedFields[webhookevent.FieldOrderKey] = struct{}{}
+}
+
+// OrderKeyCleared returns if the "order_key" field was cleared in this mutation.
+func (m *WebhookEventMutation) OrderKeyCleared() bool {
+	_, ok := m.clearedFields[webhookevent.FieldOrderKey]
+	return ok
+}
+
+// ResetOrderKey resets all changes to the "order_key" field.
+func (m *WebhookEventMutation) ResetOrderKey() {
+	m.order_key = nil
+	delete(m.clearedFields, webhookevent.FieldOrderKey)
+}
+
+// SetShard sets the "shard" field.
+func (m *WebhookEventMutation) SetShard(i int) {
+	m.shard = &i
+	m.addshard = nil
+}
+
+// Shard returns the value of the "shard" field in the mutation.
+func (m *WebhookEventMutation) Shard() (r int, exists bool) {
+	v := m.shard
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldShard returns the old "shard" field's value of the WebhookEvent entity.
+// If the WebhookEvent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookEventMutation) OldShard(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldShard is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldShard requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldShard: %w", err)
+	}
+	return oldValue.Shard, nil
+}
+
+// AddShard adds i to the "shard" field.
+func (m *WebhookEventMutation) AddShard(i int) {
+	if m.addshard != nil {
+		*m.addshard += i
+	} else {
+		m.addshard = &i
+	}
+}
+
+// AddedShard returns the value that was added to the "shard" field in this mutation.
+func (m *WebhookEventMutation) AddedShard() (r int, exists bool) {
+	v := m.addshard
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetShard resets all changes to the "shard" field.
+func (m *WebhookEventMutation) ResetShard() {
+	m.shard = nil
+	m.addshard = nil
+}
+
 // Where appends a list predicates to the WebhookEventMutation builder.
 func (m *WebhookEventMutation) Where(ps ...predicate.WebhookEvent) {
 	m.predicates = append(m.predicates, ps...)
@@ -17411,7 +17521,7 @@ func (m *WebhookEventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *WebhookEventMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 11)
 	if m.channel_account_id != nil {
 		fields = append(fields, webhookevent.FieldChannelAccountID)
 	}
@@ -17439,6 +17549,12 @@ func (m *WebhookEventMutation) Fields() []string {
 	if m.processed_at != nil {
 		fields = append(fields, webhookevent.FieldProcessedAt)
 	}
+	if m.order_key != nil {
+		fields = append(fields, webhookevent.FieldOrderKey)
+	}
+	if m.shard != nil {
+		fields = append(fields, webhookevent.FieldShard)
+	}
 	return fields
 }
 
@@ -17465,6 +17581,10 @@ func (m *WebhookEventMutation) Field(name string) (ent.Value, bool) {
 		return m.LastError()
 	case webhookevent.FieldProcessedAt:
 		return m.ProcessedAt()
+	case webhookevent.FieldOrderKey:
+		return m.OrderKey()
+	case webhookevent.FieldShard:
+		return m.Shard()
 	}
 	return nil, false
 }
@@ -17492,6 +17612,10 @@ func (m *WebhookEventMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldLastError(ctx)
 	case webhookevent.FieldProcessedAt:
 		return m.OldProcessedAt(ctx)
+	case webhookevent.FieldOrderKey:
+		return m.OldOrderKey(ctx)
+	case webhookevent.FieldShard:
+		return m.OldShard(ctx)
 	}
 	return nil, fmt.Errorf("unknown WebhookEvent field %s", name)
 }
@@ -17564,6 +17688,20 @@ func (m *WebhookEventMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetProcessedAt(v)
 		return nil
+	case webhookevent.FieldOrderKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrderKey(v)
+		return nil
+	case webhookevent.FieldShard:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetShard(v)
+		return nil
 	}
 	return fmt.Errorf("unknown WebhookEvent field %s", name)
 }
@@ -17578,6 +17716,9 @@ func (m *WebhookEventMutation) AddedFields() []string {
 	if m.addattempts != nil {
 		fields = append(fields, webhookevent.FieldAttempts)
 	}
+	if m.addshard != nil {
+		fields = append(fields, webhookevent.FieldShard)
+	}
 	return fields
 }
 
@@ -17590,6 +17731,8 @@ func (m *WebhookEventMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedChannelAccountID()
 	case webhookevent.FieldAttempts:
 		return m.AddedAttempts()
+	case webhookevent.FieldShard:
+		return m.AddedShard()
 	}
 	return nil, false
 }
@@ -17613,6 +17756,13 @@ func (m *WebhookEventMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddAttempts(v)
 		return nil
+	case webhookevent.FieldShard:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddShard(v)
+		return nil
 	}
 	return fmt.Errorf("unknown WebhookEvent numeric field %s", name)
 }
@@ -17632,6 +17782,9 @@ func (m *WebhookEventMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(webhookevent.FieldProcessedAt) {
 		fields = append(fields, webhookevent.FieldProcessedAt)
+	}
+	if m.FieldCleared(webhookevent.FieldOrderKey) {
+		fields = append(fields, webhookevent.FieldOrderKey)
 	}
 	return fields
 }
@@ -17658,6 +17811,9 @@ func (m *WebhookEventMutation) ClearField(name string) error {
 		return nil
 	case webhookevent.FieldProcessedAt:
 		m.ClearProcessedAt()
+		return nil
+	case webhookevent.FieldOrderKey:
+		m.ClearOrderKey()
 		return nil
 	}
 	return fmt.Errorf("unknown WebhookEvent nullable field %s", name)
@@ -17693,6 +17849,12 @@ func (m *WebhookEventMutation) ResetField(name string) error {
 		return nil
 	case webhookevent.FieldProcessedAt:
 		m.ResetProcessedAt()
+		return nil
+	case webhookevent.FieldOrderKey:
+		m.ResetOrderKey()
+		return nil
+	case webhookevent.FieldShard:
+		m.ResetShard()
 		return nil
 	}
 	return fmt.Errorf("unknown WebhookEvent field %s", name)
@@ -17744,4 +17906,496 @@ func (m *WebhookEventMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *WebhookEventMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown WebhookEvent edge %s", name)
+}
+
+// WebhookShardMutation represents an operation that mutates the WebhookShard nodes in the graph.
+type WebhookShardMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	number        *int
+	addnumber     *int
+	lease_until   *time.Time
+	lease_token   *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*WebhookShard, error)
+	predicates    []predicate.WebhookShard
+}
+
+var _ ent.Mutation = (*WebhookShardMutation)(nil)
+
+// webhookshardOption allows management of the mutation configuration using functional options.
+type webhookshardOption func(*WebhookShardMutation)
+
+// newWebhookShardMutation creates new mutation for the WebhookShard entity.
+func newWebhookShardMutation(c config, op Op, opts ...webhookshardOption) *WebhookShardMutation {
+	m := &WebhookShardMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeWebhookShard,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withWebhookShardID sets the ID field of the mutation.
+func withWebhookShardID(id int) webhookshardOption {
+	return func(m *WebhookShardMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *WebhookShard
+		)
+		m.oldValue = func(ctx context.Context) (*WebhookShard, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().WebhookShard.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withWebhookShard sets the old WebhookShard of the mutation.
+func withWebhookShard(node *WebhookShard) webhookshardOption {
+	return func(m *WebhookShardMutation) {
+		m.oldValue = func(context.Context) (*WebhookShard, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m WebhookShardMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m WebhookShardMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *WebhookShardMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *WebhookShardMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().WebhookShard.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetNumber sets the "number" field.
+func (m *WebhookShardMutation) SetNumber(i int) {
+	m.number = &i
+	m.addnumber = nil
+}
+
+// Number returns the value of the "number" field in the mutation.
+func (m *WebhookShardMutation) Number() (r int, exists bool) {
+	v := m.number
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNumber returns the old "number" field's value of the WebhookShard entity.
+// If the WebhookShard object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookShardMutation) OldNumber(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNumber is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNumber requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNumber: %w", err)
+	}
+	return oldValue.Number, nil
+}
+
+// AddNumber adds i to the "number" field.
+func (m *WebhookShardMutation) AddNumber(i int) {
+	if m.addnumber != nil {
+		*m.addnumber += i
+	} else {
+		m.addnumber = &i
+	}
+}
+
+// AddedNumber returns the value that was added to the "number" field in this mutation.
+func (m *WebhookShardMutation) AddedNumber() (r int, exists bool) {
+	v := m.addnumber
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetNumber resets all changes to the "number" field.
+func (m *WebhookShardMutation) ResetNumber() {
+	m.number = nil
+	m.addnumber = nil
+}
+
+// SetLeaseUntil sets the "lease_until" field.
+func (m *WebhookShardMutation) SetLeaseUntil(t time.Time) {
+	m.lease_until = &t
+}
+
+// LeaseUntil returns the value of the "lease_until" field in the mutation.
+func (m *WebhookShardMutation) LeaseUntil() (r time.Time, exists bool) {
+	v := m.lease_until
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLeaseUntil returns the old "lease_until" field's value of the WebhookShard entity.
+// If the WebhookShard object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookShardMutation) OldLeaseUntil(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLeaseUntil is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLeaseUntil requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLeaseUntil: %w", err)
+	}
+	return oldValue.LeaseUntil, nil
+}
+
+// ResetLeaseUntil resets all changes to the "lease_until" field.
+func (m *WebhookShardMutation) ResetLeaseUntil() {
+	m.lease_until = nil
+}
+
+// SetLeaseToken sets the "lease_token" field.
+func (m *WebhookShardMutation) SetLeaseToken(s string) {
+	m.lease_token = &s
+}
+
+// LeaseToken returns the value of the "lease_token" field in the mutation.
+func (m *WebhookShardMutation) LeaseToken() (r string, exists bool) {
+	v := m.lease_token
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLeaseToken returns the old "lease_token" field's value of the WebhookShard entity.
+// If the WebhookShard object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WebhookShardMutation) OldLeaseToken(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLeaseToken is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLeaseToken requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLeaseToken: %w", err)
+	}
+	return oldValue.LeaseToken, nil
+}
+
+// ClearLeaseToken clears the value of the "lease_token" field.
+func (m *WebhookShardMutation) ClearLeaseToken() {
+	m.lease_token = nil
+	m.clearedFields[webhookshard.FieldLeaseToken] = struct{}{}
+}
+
+// LeaseTokenCleared returns if the "lease_token" field was cleared in this mutation.
+func (m *WebhookShardMutation) LeaseTokenCleared() bool {
+	_, ok := m.clearedFields[webhookshard.FieldLeaseToken]
+	return ok
+}
+
+// ResetLeaseToken resets all changes to the "lease_token" field.
+func (m *WebhookShardMutation) ResetLeaseToken() {
+	m.lease_token = nil
+	delete(m.clearedFields, webhookshard.FieldLeaseToken)
+}
+
+// Where appends a list predicates to the WebhookShardMutation builder.
+func (m *WebhookShardMutation) Where(ps ...predicate.WebhookShard) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the WebhookShardMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *WebhookShardMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.WebhookShard, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *WebhookShardMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *WebhookShardMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (WebhookShard).
+func (m *WebhookShardMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *WebhookShardMutation) Fields() []string {
+	fields := make([]string, 0, 3)
+	if m.number != nil {
+		fields = append(fields, webhookshard.FieldNumber)
+	}
+	if m.lease_until != nil {
+		fields = append(fields, webhookshard.FieldLeaseUntil)
+	}
+	if m.lease_token != nil {
+		fields = append(fields, webhookshard.FieldLeaseToken)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *WebhookShardMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case webhookshard.FieldNumber:
+		return m.Number()
+	case webhookshard.FieldLeaseUntil:
+		return m.LeaseUntil()
+	case webhookshard.FieldLeaseToken:
+		return m.LeaseToken()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *WebhookShardMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case webhookshard.FieldNumber:
+		return m.OldNumber(ctx)
+	case webhookshard.FieldLeaseUntil:
+		return m.OldLeaseUntil(ctx)
+	case webhookshard.FieldLeaseToken:
+		return m.OldLeaseToken(ctx)
+	}
+	return nil, fmt.Errorf("unknown WebhookShard field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *WebhookShardMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case webhookshard.FieldNumber:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNumber(v)
+		return nil
+	case webhookshard.FieldLeaseUntil:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLeaseUntil(v)
+		return nil
+	case webhookshard.FieldLeaseToken:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLeaseToken(v)
+		return nil
+	}
+	return fmt.Errorf("unknown WebhookShard field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *WebhookShardMutation) AddedFields() []string {
+	var fields []string
+	if m.addnumber != nil {
+		fields = append(fields, webhookshard.FieldNumber)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *WebhookShardMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case webhookshard.FieldNumber:
+		return m.AddedNumber()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *WebhookShardMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case webhookshard.FieldNumber:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddNumber(v)
+		return nil
+	}
+	return fmt.Errorf("unknown WebhookShard numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *WebhookShardMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(webhookshard.FieldLeaseToken) {
+		fields = append(fields, webhookshard.FieldLeaseToken)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *WebhookShardMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *WebhookShardMutation) ClearField(name string) error {
+	switch name {
+	case webhookshard.FieldLeaseToken:
+		m.ClearLeaseToken()
+		return nil
+	}
+	return fmt.Errorf("unknown WebhookShard nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *WebhookShardMutation) ResetField(name string) error {
+	switch name {
+	case webhookshard.FieldNumber:
+		m.ResetNumber()
+		return nil
+	case webhookshard.FieldLeaseUntil:
+		m.ResetLeaseUntil()
+		return nil
+	case webhookshard.FieldLeaseToken:
+		m.ResetLeaseToken()
+		return nil
+	}
+	return fmt.Errorf("unknown WebhookShard field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *WebhookShardMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *WebhookShardMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *WebhookShardMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *WebhookShardMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *WebhookShardMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *WebhookShardMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *WebhookShardMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown WebhookShard unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *WebhookShardMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown WebhookShard edge %s", name)
 }

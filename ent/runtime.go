@@ -534,4 +534,8 @@ func init() {
 	webhookeventDescAttempts := webhookeventFields[6].Descriptor()
 	// webhookevent.DefaultAttempts holds the default value on creation for the attempts field.
 	webhookevent.DefaultAttempts = webhookeventDescAttempts.Default.(int)
+	// webhookeventDescShard is the schema descriptor for shard field.
+	webhookeventDescShard := webhookeventFields[10].Descriptor()
+	// webhookevent.DefaultShard holds the default value on creation for the shard field.
+	webhookevent.DefaultShard = webhookeventDescShard.Default.(int)
 }

@@ -52,6 +52,8 @@ type Tx struct {
 	Template *TemplateClient
 	// WebhookEvent is the client for interacting with the WebhookEvent builders.
 	WebhookEvent *WebhookEventClient
+	// WebhookShard is the client for interacting with the WebhookShard builders.
+	WebhookShard *WebhookShardClient
 
 	// lazily loaded.
 	client     *Client
@@ -202,6 +204,7 @@ func (tx *Tx) init() {
 	tx.ReadState = NewReadStateClient(tx.config)
 	tx.Template = NewTemplateClient(tx.config)
 	tx.WebhookEvent = NewWebhookEventClient(tx.config)
+	tx.WebhookShard = NewWebhookShardClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

@@ -34,7 +34,11 @@ type WebhookEvent struct {
 	// LastError holds the value of the "last_error" field.
 	LastError string `json:"last_error,omitempty"`
 	// ProcessedAt holds the value of the "processed_at" field.
-	ProcessedAt  *time.Time `json:"processed_at,omitempty"`
+	ProcessedAt *time.Time `json:"processed_at,omitempty"`
+	// OrderKey holds the value of the "order_key" field.
+	OrderKey *string `json:"order_key,omitempty"`
+	// Shard holds the value of the "shard" field.
+	Shard        int `json:"shard,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -45,9 +49,9 @@ func (*WebhookEvent) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case webhookevent.FieldBody:
 			values[i] = new([]byte)
-		case webhookevent.FieldID, webhookevent.FieldChannelAccountID, webhookevent.FieldAttempts:
+		case webhookevent.FieldID, webhookevent.FieldChannelAccountID, webhookevent.FieldAttempts, webhookevent.FieldShard:
 			values[i] = new(sql.NullInt64)
-		case webhookevent.FieldProvider, webhookevent.FieldLastError:
+		case webhookevent.FieldProvider, webhookevent.FieldLastError, webhookevent.FieldOrderKey:
 			values[i] = new(sql.NullString)
 		case webhookevent.FieldReceivedAt, webhookevent.FieldNextAttemptAt, webhookevent.FieldLeaseUntil, webhookevent.FieldProcessedAt:
 			values[i] = new(sql.NullTime)
@@ -129,6 +133,19 @@ func (_m *WebhookEvent) assignValues(columns []string, values []any) error {
 				_m.ProcessedAt = new(time.Time)
 				*_m.ProcessedAt = value.Time
 			}
+		case webhookevent.FieldOrderKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field order_key", values[i])
+			} else if value.Valid {
+				_m.OrderKey = new(string)
+				*_m.OrderKey = value.String
+			}
+		case webhookevent.FieldShard:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field shard", values[i])
+			} else if value.Valid {
+				_m.Shard = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -197,6 +214,14 @@ func (_m *WebhookEvent) String() string {
 		builder.WriteString("processed_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	if v := _m.OrderKey; v != nil {
+		builder.WriteString("order_key=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	builder.WriteString("shard=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Shard))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -124,6 +124,34 @@ func (_c *WebhookEventCreate) SetNillableProcessedAt(v *time.Time) *WebhookEvent
 	return _c
 }
 
+// SetOrderKey sets the "order_key" field.
+func (_c *WebhookEventCreate) SetOrderKey(v string) *WebhookEventCreate {
+	_c.mutation.SetOrderKey(v)
+	return _c
+}
+
+// SetNillableOrderKey sets the "order_key" field if the given value is not nil.
+func (_c *WebhookEventCreate) SetNillableOrderKey(v *string) *WebhookEventCreate {
+	if v != nil {
+		_c.SetOrderKey(*v)
+	}
+	return _c
+}
+
+// SetShard sets the "shard" field.
+func (_c *WebhookEventCreate) SetShard(v int) *WebhookEventCreate {
+	_c.mutation.SetShard(v)
+	return _c
+}
+
+// SetNillableShard sets the "shard" field if the given value is not nil.
+func (_c *WebhookEventCreate) SetNillableShard(v *int) *WebhookEventCreate {
+	if v != nil {
+		_c.SetShard(*v)
+	}
+	return _c
+}
+
 // Mutation returns the WebhookEventMutation object of the builder.
 func (_c *WebhookEventCreate) Mutation() *WebhookEventMutation {
 	return _c.mutation
@@ -167,6 +195,10 @@ func (_c *WebhookEventCreate) defaults() {
 		v := webhookevent.DefaultAttempts
 		_c.mutation.SetAttempts(v)
 	}
+	if _, ok := _c.mutation.Shard(); !ok {
+		v := webhookevent.DefaultShard
+		_c.mutation.SetShard(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -190,6 +222,9 @@ func (_c *WebhookEventCreate) check() error {
 	}
 	if _, ok := _c.mutation.Attempts(); !ok {
 		return &ValidationError{Name: "attempts", err: errors.New(`ent: missing required field "WebhookEvent.attempts"`)}
+	}
+	if _, ok := _c.mutation.Shard(); !ok {
+		return &ValidationError{Name: "shard", err: errors.New(`ent: missing required field "WebhookEvent.shard"`)}
 	}
 	return nil
 }
@@ -253,6 +288,14 @@ func (_c *WebhookEventCreate) createSpec() (*WebhookEvent, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.ProcessedAt(); ok {
 		_spec.SetField(webhookevent.FieldProcessedAt, field.TypeTime, value)
 		_node.ProcessedAt = &value
+	}
+	if value, ok := _c.mutation.OrderKey(); ok {
+		_spec.SetField(webhookevent.FieldOrderKey, field.TypeString, value)
+		_node.OrderKey = &value
+	}
+	if value, ok := _c.mutation.Shard(); ok {
+		_spec.SetField(webhookevent.FieldShard, field.TypeInt, value)
+		_node.Shard = value
 	}
 	return _node, _spec
 }
@@ -435,6 +478,42 @@ func (u *WebhookEventUpsert) UpdateProcessedAt() *WebhookEventUpsert {
 // ClearProcessedAt clears the value of the "processed_at" field.
 func (u *WebhookEventUpsert) ClearProcessedAt() *WebhookEventUpsert {
 	u.SetNull(webhookevent.FieldProcessedAt)
+	return u
+}
+
+// SetOrderKey sets the "order_key" field.
+func (u *WebhookEventUpsert) SetOrderKey(v string) *WebhookEventUpsert {
+	u.Set(webhookevent.FieldOrderKey, v)
+	return u
+}
+
+// UpdateOrderKey sets the "order_key" field to the value that was provided on create.
+func (u *WebhookEventUpsert) UpdateOrderKey() *WebhookEventUpsert {
+	u.SetExcluded(webhookevent.FieldOrderKey)
+	return u
+}
+
+// ClearOrderKey clears the value of the "order_key" field.
+func (u *WebhookEventUpsert) ClearOrderKey() *WebhookEventUpsert {
+	u.SetNull(webhookevent.FieldOrderKey)
+	return u
+}
+
+// SetShard sets the "shard" field.
+func (u *WebhookEventUpsert) SetShard(v int) *WebhookEventUpsert {
+	u.Set(webhookevent.FieldShard, v)
+	return u
+}
+
+// UpdateShard sets the "shard" field to the value that was provided on create.
+func (u *WebhookEventUpsert) UpdateShard() *WebhookEventUpsert {
+	u.SetExcluded(webhookevent.FieldShard)
+	return u
+}
+
+// AddShard adds v to the "shard" field.
+func (u *WebhookEventUpsert) AddShard(v int) *WebhookEventUpsert {
+	u.Add(webhookevent.FieldShard, v)
 	return u
 }
 
@@ -634,6 +713,48 @@ func (u *WebhookEventUpsertOne) UpdateProcessedAt() *WebhookEventUpsertOne {
 func (u *WebhookEventUpsertOne) ClearProcessedAt() *WebhookEventUpsertOne {
 	return u.Update(func(s *WebhookEventUpsert) {
 		s.ClearProcessedAt()
+	})
+}
+
+// SetOrderKey sets the "order_key" field.
+func (u *WebhookEventUpsertOne) SetOrderKey(v string) *WebhookEventUpsertOne {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.SetOrderKey(v)
+	})
+}
+
+// UpdateOrderKey sets the "order_key" field to the value that was provided on create.
+func (u *WebhookEventUpsertOne) UpdateOrderKey() *WebhookEventUpsertOne {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.UpdateOrderKey()
+	})
+}
+
+// ClearOrderKey clears the value of the "order_key" field.
+func (u *WebhookEventUpsertOne) ClearOrderKey() *WebhookEventUpsertOne {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.ClearOrderKey()
+	})
+}
+
+// SetShard sets the "shard" field.
+func (u *WebhookEventUpsertOne) SetShard(v int) *WebhookEventUpsertOne {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.SetShard(v)
+	})
+}
+
+// AddShard adds v to the "shard" field.
+func (u *WebhookEventUpsertOne) AddShard(v int) *WebhookEventUpsertOne {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.AddShard(v)
+	})
+}
+
+// UpdateShard sets the "shard" field to the value that was provided on create.
+func (u *WebhookEventUpsertOne) UpdateShard() *WebhookEventUpsertOne {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.UpdateShard()
 	})
 }
 
@@ -999,6 +1120,48 @@ func (u *WebhookEventUpsertBulk) UpdateProcessedAt() *WebhookEventUpsertBulk {
 func (u *WebhookEventUpsertBulk) ClearProcessedAt() *WebhookEventUpsertBulk {
 	return u.Update(func(s *WebhookEventUpsert) {
 		s.ClearProcessedAt()
+	})
+}
+
+// SetOrderKey sets the "order_key" field.
+func (u *WebhookEventUpsertBulk) SetOrderKey(v string) *WebhookEventUpsertBulk {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.SetOrderKey(v)
+	})
+}
+
+// UpdateOrderKey sets the "order_key" field to the value that was provided on create.
+func (u *WebhookEventUpsertBulk) UpdateOrderKey() *WebhookEventUpsertBulk {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.UpdateOrderKey()
+	})
+}
+
+// ClearOrderKey clears the value of the "order_key" field.
+func (u *WebhookEventUpsertBulk) ClearOrderKey() *WebhookEventUpsertBulk {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.ClearOrderKey()
+	})
+}
+
+// SetShard sets the "shard" field.
+func (u *WebhookEventUpsertBulk) SetShard(v int) *WebhookEventUpsertBulk {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.SetShard(v)
+	})
+}
+
+// AddShard adds v to the "shard" field.
+func (u *WebhookEventUpsertBulk) AddShard(v int) *WebhookEventUpsertBulk {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.AddShard(v)
+	})
+}
+
+// UpdateShard sets the "shard" field to the value that was provided on create.
+func (u *WebhookEventUpsertBulk) UpdateShard() *WebhookEventUpsertBulk {
+	return u.Update(func(s *WebhookEventUpsert) {
+		s.UpdateShard()
 	})
 }
 

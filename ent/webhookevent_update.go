@@ -171,6 +171,47 @@ func (_u *WebhookEventUpdate) ClearProcessedAt() *WebhookEventUpdate {
 	return _u
 }
 
+// SetOrderKey sets the "order_key" field.
+func (_u *WebhookEventUpdate) SetOrderKey(v string) *WebhookEventUpdate {
+	_u.mutation.SetOrderKey(v)
+	return _u
+}
+
+// SetNillableOrderKey sets the "order_key" field if the given value is not nil.
+func (_u *WebhookEventUpdate) SetNillableOrderKey(v *string) *WebhookEventUpdate {
+	if v != nil {
+		_u.SetOrderKey(*v)
+	}
+	return _u
+}
+
+// ClearOrderKey clears the value of the "order_key" field.
+func (_u *WebhookEventUpdate) ClearOrderKey() *WebhookEventUpdate {
+	_u.mutation.ClearOrderKey()
+	return _u
+}
+
+// SetShard sets the "shard" field.
+func (_u *WebhookEventUpdate) SetShard(v int) *WebhookEventUpdate {
+	_u.mutation.ResetShard()
+	_u.mutation.SetShard(v)
+	return _u
+}
+
+// SetNillableShard sets the "shard" field if the given value is not nil.
+func (_u *WebhookEventUpdate) SetNillableShard(v *int) *WebhookEventUpdate {
+	if v != nil {
+		_u.SetShard(*v)
+	}
+	return _u
+}
+
+// AddShard adds value to the "shard" field.
+func (_u *WebhookEventUpdate) AddShard(v int) *WebhookEventUpdate {
+	_u.mutation.AddShard(v)
+	return _u
+}
+
 // Mutation returns the WebhookEventMutation object of the builder.
 func (_u *WebhookEventUpdate) Mutation() *WebhookEventMutation {
 	return _u.mutation
@@ -272,6 +313,18 @@ func (_u *WebhookEventUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if _u.mutation.ProcessedAtCleared() {
 		_spec.ClearField(webhookevent.FieldProcessedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.OrderKey(); ok {
+		_spec.SetField(webhookevent.FieldOrderKey, field.TypeString, value)
+	}
+	if _u.mutation.OrderKeyCleared() {
+		_spec.ClearField(webhookevent.FieldOrderKey, field.TypeString)
+	}
+	if value, ok := _u.mutation.Shard(); ok {
+		_spec.SetField(webhookevent.FieldShard, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedShard(); ok {
+		_spec.AddField(webhookevent.FieldShard, field.TypeInt, value)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -437,6 +490,47 @@ func (_u *WebhookEventUpdateOne) ClearProcessedAt() *WebhookEventUpdateOne {
 	return _u
 }
 
+// SetOrderKey sets the "order_key" field.
+func (_u *WebhookEventUpdateOne) SetOrderKey(v string) *WebhookEventUpdateOne {
+	_u.mutation.SetOrderKey(v)
+	return _u
+}
+
+// SetNillableOrderKey sets the "order_key" field if the given value is not nil.
+func (_u *WebhookEventUpdateOne) SetNillableOrderKey(v *string) *WebhookEventUpdateOne {
+	if v != nil {
+		_u.SetOrderKey(*v)
+	}
+	return _u
+}
+
+// ClearOrderKey clears the value of the "order_key" field.
+func (_u *WebhookEventUpdateOne) ClearOrderKey() *WebhookEventUpdateOne {
+	_u.mutation.ClearOrderKey()
+	return _u
+}
+
+// SetShard sets the "shard" field.
+func (_u *WebhookEventUpdateOne) SetShard(v int) *WebhookEventUpdateOne {
+	_u.mutation.ResetShard()
+	_u.mutation.SetShard(v)
+	return _u
+}
+
+// SetNillableShard sets the "shard" field if the given value is not nil.
+func (_u *WebhookEventUpdateOne) SetNillableShard(v *int) *WebhookEventUpdateOne {
+	if v != nil {
+		_u.SetShard(*v)
+	}
+	return _u
+}
+
+// AddShard adds value to the "shard" field.
+func (_u *WebhookEventUpdateOne) AddShard(v int) *WebhookEventUpdateOne {
+	_u.mutation.AddShard(v)
+	return _u
+}
+
 // Mutation returns the WebhookEventMutation object of the builder.
 func (_u *WebhookEventUpdateOne) Mutation() *WebhookEventMutation {
 	return _u.mutation
@@ -568,6 +662,18 @@ func (_u *WebhookEventUpdateOne) sqlSave(ctx context.Context) (_node *WebhookEve
 	}
 	if _u.mutation.ProcessedAtCleared() {
 		_spec.ClearField(webhookevent.FieldProcessedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.OrderKey(); ok {
+		_spec.SetField(webhookevent.FieldOrderKey, field.TypeString, value)
+	}
+	if _u.mutation.OrderKeyCleared() {
+		_spec.ClearField(webhookevent.FieldOrderKey, field.TypeString)
+	}
+	if value, ok := _u.mutation.Shard(); ok {
+		_spec.SetField(webhookevent.FieldShard, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedShard(); ok {
+		_spec.AddField(webhookevent.FieldShard, field.TypeInt, value)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &WebhookEvent{config: _u.config}

@@ -237,6 +237,18 @@ func (f WebhookEventFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WebhookEventMutation", m)
 }
 
+// The WebhookShardFunc type is an adapter to allow the use of ordinary
+// function as WebhookShard mutator.
+type WebhookShardFunc func(context.Context, *ent.WebhookShardMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f WebhookShardFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.WebhookShardMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WebhookShardMutation", m)
+}
+
 // Condition is a hook condition function.
 type Condition func(context.Context, ent.Mutation) bool
 

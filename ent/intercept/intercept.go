@@ -28,6 +28,7 @@ import (
 	"github.com/parleyhq/parley/ent/readstate"
 	"github.com/parleyhq/parley/ent/template"
 	"github.com/parleyhq/parley/ent/webhookevent"
+	"github.com/parleyhq/parley/ent/webhookshard"
 )
 
 // The Query interface represents an operation that queries a graph.
@@ -599,6 +600,33 @@ func (f TraverseWebhookEvent) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.WebhookEventQuery", q)
 }
 
+// The WebhookShardFunc type is an adapter to allow the use of ordinary function as a Querier.
+type WebhookShardFunc func(context.Context, *ent.WebhookShardQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f WebhookShardFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.WebhookShardQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.WebhookShardQuery", q)
+}
+
+// The TraverseWebhookShard type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseWebhookShard func(context.Context, *ent.WebhookShardQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseWebhookShard) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseWebhookShard) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.WebhookShardQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.WebhookShardQuery", q)
+}
+
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
@@ -640,6 +668,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.TemplateQuery, predicate.Template, template.OrderOption]{typ: ent.TypeTemplate, tq: q}, nil
 	case *ent.WebhookEventQuery:
 		return &query[*ent.WebhookEventQuery, predicate.WebhookEvent, webhookevent.OrderOption]{typ: ent.TypeWebhookEvent, tq: q}, nil
+	case *ent.WebhookShardQuery:
+		return &query[*ent.WebhookShardQuery, predicate.WebhookShard, webhookshard.OrderOption]{typ: ent.TypeWebhookShard, tq: q}, nil
 	default:
 		return nil, fmt.Errorf("unknown query type %T", q)
 	}

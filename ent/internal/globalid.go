@@ -2,4 +2,4 @@
 
 package internal
 
-const IncrementStarts = "{\"agents\":0,\"attachments\":4294967296,\"auth_tokens\":8589934592,\"blocks\":12884901888,\"channel_accounts\":17179869184,\"contact_identities\":25769803776,\"contacts\":21474836480,\"conversations\":30064771072,\"event_counters\":73014444032,\"event_logs\":77309411328,\"interactions\":34359738368,\"messages\":38654705664,\"offers\":42949672960,\"pending_status\":64424509440,\"queue_members\":51539607552,\"queues\":47244640256,\"read_states\":55834574848,\"templates\":60129542144,\"webhook_events\":68719476736}"
+const IncrementStarts = "{\"agents\":0,\"attachments\":4294967296,\"auth_tokens\":8589934592,\"blocks\":12884901888,\"channel_accounts\":17179869184,\"contact_identities\":25769803776,\"contacts\":21474836480,\"conversations\":30064771072,\"event_counters\":73014444032,\"event_logs\":77309411328,\"interactions\":34359738368,\"messages\":38654705664,\"offers\":42949672960,\"pending_status\":64424509440,\"queue_members\":51539607552,\"queues\":47244640256,\"read_states\":55834574848,\"templates\":60129542144,\"webhook_events\":68719476736,\"webhook_shards\":81604378624}"

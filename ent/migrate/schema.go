@@ -737,6 +737,8 @@ var (
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
 		{Name: "last_error", Type: field.TypeString, Nullable: true},
 		{Name: "processed_at", Type: field.TypeTime, Nullable: true},
+		{Name: "order_key", Type: field.TypeString, Nullable: true},
+		{Name: "shard", Type: field.TypeInt, Default: 0},
 	}
 	// WebhookEventsTable holds the schema information for the "webhook_events" table.
 	WebhookEventsTable = &schema.Table{
@@ -754,7 +756,25 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{WebhookEventsColumns[4]},
 			},
+			{
+				Name:    "webhookevent_shard_next_attempt_at",
+				Unique:  false,
+				Columns: []*schema.Column{WebhookEventsColumns[11], WebhookEventsColumns[5]},
+			},
 		},
+	}
+	// WebhookShardsColumns holds the columns for the "webhook_shards" table.
+	WebhookShardsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "number", Type: field.TypeInt, Unique: true},
+		{Name: "lease_until", Type: field.TypeTime},
+		{Name: "lease_token", Type: field.TypeString, Nullable: true},
+	}
+	// WebhookShardsTable holds the schema information for the "webhook_shards" table.
+	WebhookShardsTable = &schema.Table{
+		Name:       "webhook_shards",
+		Columns:    WebhookShardsColumns,
+		PrimaryKey: []*schema.Column{WebhookShardsColumns[0]},
 	}
 	// ConversationParticipantsColumns holds the columns for the "conversation_participants" table.
 	ConversationParticipantsColumns = []*schema.Column{
@@ -802,6 +822,7 @@ var (
 		ReadStatesTable,
 		TemplatesTable,
 		WebhookEventsTable,
+		WebhookShardsTable,
 		ConversationParticipantsTable,
 	}
 )
@@ -888,6 +909,9 @@ func init() {
 	}
 	WebhookEventsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(68719476736),
+	}
+	WebhookShardsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(81604378624),
 	}
 	ConversationParticipantsTable.ForeignKeys[0].RefTable = ConversationsTable
 	ConversationParticipantsTable.ForeignKeys[1].RefTable = AgentsTable

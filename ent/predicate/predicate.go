@@ -62,3 +62,6 @@ type Template func(*sql.Selector)
 
 // WebhookEvent is the predicate function for webhookevent builders.
 type WebhookEvent func(*sql.Selector)
+
+// WebhookShard is the predicate function for webhookshard builders.
+type WebhookShard func(*sql.Selector)

@@ -194,15 +194,50 @@ func (WebhookEvent) Fields() []ent.Field {
 		field.Int("attempts").Default(0),
 		field.String("last_error").Optional(),
 		field.Time("processed_at").Optional().Nillable(),
+		// OrderKey is the conversation the event's messages belong to
+		// (the sender, and our number or page when not the account's
+		// own): events of one key are processed one at a time, in id
+		// order; nil for events with no order to keep (statuses alone).
+		field.String("order_key").Optional().Nillable(),
+		// Shard is the WebhookShard the event is processed under: the
+		// order key's hash, so one customer's events share a shard.
+		field.Int("shard").Default(0),
 	}
 }
 
 // Indexes of the WebhookEvent.
 func (WebhookEvent) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("next_attempt_at"), index.Fields("received_at")}
+	return []ent.Index{
+		index.Fields("next_attempt_at"), index.Fields("received_at"),
+		// A shard's due events, and its pending ones in order.
+		index.Fields("shard", "next_attempt_at"),
+	}
 }
 
 // Annotations of the WebhookEvent.
 func (WebhookEvent) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+}
+
+// WebhookShard is a lease over the webhook events of one shard (see
+// WebhookEvent.shard): the instance holding it is the only one processing
+// those events, so one customer's events never run on two instances at
+// once, while the shards spread customers over workers and instances.
+type WebhookShard struct{ ent.Schema }
+
+// Fields of the WebhookShard.
+func (WebhookShard) Fields() []ent.Field {
+	return []ent.Field{
+		field.Int("number").Unique(),
+		// LeaseUntil is when the holder's lease ends; a released shard
+		// keeps the time of its release, so that the least recently
+		// served shard is claimed first.
+		field.Time("lease_until"),
+		field.String("lease_token").Optional(),
+	}
+}
+
+// Annotations of the WebhookShard.
+func (WebhookShard) Annotations() []schema.Annotation {
 	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
 }

@@ -31,6 +31,10 @@ const (
 	FieldLastError = "last_error"
 	// FieldProcessedAt holds the string denoting the processed_at field in the database.
 	FieldProcessedAt = "processed_at"
+	// FieldOrderKey holds the string denoting the order_key field in the database.
+	FieldOrderKey = "order_key"
+	// FieldShard holds the string denoting the shard field in the database.
+	FieldShard = "shard"
 	// Table holds the table name of the webhookevent in the database.
 	Table = "webhook_events"
 )
@@ -47,6 +51,8 @@ var Columns = []string{
 	FieldAttempts,
 	FieldLastError,
 	FieldProcessedAt,
+	FieldOrderKey,
+	FieldShard,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -66,6 +72,8 @@ var (
 	DefaultReceivedAt func() time.Time
 	// DefaultAttempts holds the default value on creation for the "attempts" field.
 	DefaultAttempts int
+	// DefaultShard holds the default value on creation for the "shard" field.
+	DefaultShard int
 )
 
 // OrderOption defines the ordering options for the WebhookEvent queries.
@@ -114,4 +122,14 @@ func ByLastError(opts ...sql.OrderTermOption) OrderOption {
 // ByProcessedAt orders the results by the processed_at field.
 func ByProcessedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldProcessedAt, opts...).ToFunc()
+}
+
+// ByOrderKey orders the results by the order_key field.
+func ByOrderKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOrderKey, opts...).ToFunc()
+}
+
+// ByShard orders the results by the shard field.
+func ByShard(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldShard, opts...).ToFunc()
 }

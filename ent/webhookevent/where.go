@@ -99,6 +99,16 @@ func ProcessedAt(v time.Time) predicate.WebhookEvent {
 	return predicate.WebhookEvent(sql.FieldEQ(FieldProcessedAt, v))
 }
 
+// OrderKey applies equality check predicate on the "order_key" field. It's identical to OrderKeyEQ.
+func OrderKey(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldEQ(FieldOrderKey, v))
+}
+
+// Shard applies equality check predicate on the "shard" field. It's identical to ShardEQ.
+func Shard(v int) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldEQ(FieldShard, v))
+}
+
 // ChannelAccountIDEQ applies the EQ predicate on the "channel_account_id" field.
 func ChannelAccountIDEQ(v int) predicate.WebhookEvent {
 	return predicate.WebhookEvent(sql.FieldEQ(FieldChannelAccountID, v))
@@ -547,6 +557,121 @@ func ProcessedAtIsNil() predicate.WebhookEvent {
 // ProcessedAtNotNil applies the NotNil predicate on the "processed_at" field.
 func ProcessedAtNotNil() predicate.WebhookEvent {
 	return predicate.WebhookEvent(sql.FieldNotNull(FieldProcessedAt))
+}
+
+// OrderKeyEQ applies the EQ predicate on the "order_key" field.
+func OrderKeyEQ(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldEQ(FieldOrderKey, v))
+}
+
+// OrderKeyNEQ applies the NEQ predicate on the "order_key" field.
+func OrderKeyNEQ(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldNEQ(FieldOrderKey, v))
+}
+
+// OrderKeyIn applies the In predicate on the "order_key" field.
+func OrderKeyIn(vs ...string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldIn(FieldOrderKey, vs...))
+}
+
+// OrderKeyNotIn applies the NotIn predicate on the "order_key" field.
+func OrderKeyNotIn(vs ...string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldNotIn(FieldOrderKey, vs...))
+}
+
+// OrderKeyGT applies the GT predicate on the "order_key" field.
+func OrderKeyGT(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldGT(FieldOrderKey, v))
+}
+
+// OrderKeyGTE applies the GTE predicate on the "order_key" field.
+func OrderKeyGTE(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldGTE(FieldOrderKey, v))
+}
+
+// OrderKeyLT applies the LT predicate on the "order_key" field.
+func OrderKeyLT(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldLT(FieldOrderKey, v))
+}
+
+// OrderKeyLTE applies the LTE predicate on the "order_key" field.
+func OrderKeyLTE(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldLTE(FieldOrderKey, v))
+}
+
+// OrderKeyContains applies the Contains predicate on the "order_key" field.
+func OrderKeyContains(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldContains(FieldOrderKey, v))
+}
+
+// OrderKeyHasPrefix applies the HasPrefix predicate on the "order_key" field.
+func OrderKeyHasPrefix(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldHasPrefix(FieldOrderKey, v))
+}
+
+// OrderKeyHasSuffix applies the HasSuffix predicate on the "order_key" field.
+func OrderKeyHasSuffix(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldHasSuffix(FieldOrderKey, v))
+}
+
+// OrderKeyIsNil applies the IsNil predicate on the "order_key" field.
+func OrderKeyIsNil() predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldIsNull(FieldOrderKey))
+}
+
+// OrderKeyNotNil applies the NotNil predicate on the "order_key" field.
+func OrderKeyNotNil() predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldNotNull(FieldOrderKey))
+}
+
+// OrderKeyEqualFold applies the EqualFold predicate on the "order_key" field.
+func OrderKeyEqualFold(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldEqualFold(FieldOrderKey, v))
+}
+
+// OrderKeyContainsFold applies the ContainsFold predicate on the "order_key" field.
+func OrderKeyContainsFold(v string) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldContainsFold(FieldOrderKey, v))
+}
+
+// ShardEQ applies the EQ predicate on the "shard" field.
+func ShardEQ(v int) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldEQ(FieldShard, v))
+}
+
+// ShardNEQ applies the NEQ predicate on the "shard" field.
+func ShardNEQ(v int) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldNEQ(FieldShard, v))
+}
+
+// ShardIn applies the In predicate on the "shard" field.
+func ShardIn(vs ...int) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldIn(FieldShard, vs...))
+}
+
+// ShardNotIn applies the NotIn predicate on the "shard" field.
+func ShardNotIn(vs ...int) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldNotIn(FieldShard, vs...))
+}
+
+// ShardGT applies the GT predicate on the "shard" field.
+func ShardGT(v int) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldGT(FieldShard, v))
+}
+
+// ShardGTE applies the GTE predicate on the "shard" field.
+func ShardGTE(v int) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldGTE(FieldShard, v))
+}
+
+// ShardLT applies the LT predicate on the "shard" field.
+func ShardLT(v int) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldLT(FieldShard, v))
+}
+
+// ShardLTE applies the LTE predicate on the "shard" field.
+func ShardLTE(v int) predicate.WebhookEvent {
+	return predicate.WebhookEvent(sql.FieldLTE(FieldShard, v))
 }
 
 // And groups predicates with the AND operator between them.

@@ -37,6 +37,7 @@ import (
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/widget"
+	"github.com/parleyhq/parley/internal/worker"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -233,20 +234,15 @@ const TokenPurgeEvery = time.Hour
 // purgeTokens deletes expired tokens now and then, so the table holds only
 // tokens that can still authenticate.
 func (a *App) purgeTokens(ctx context.Context) {
-	t := time.NewTicker(TokenPurgeEvery)
-	defer t.Stop()
-	for {
-		if n, err := a.Auth.PurgeExpired(ctx); err != nil && ctx.Err() == nil {
-			a.Log.Warn("purge expired tokens", "err", err)
-		} else if n > 0 {
-			a.Log.Info("purged expired tokens", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	worker.Loop{Name: "purge expired tokens", Every: TokenPurgeEvery, AtStart: true, Log: a.Log,
+		Pass: worker.Once(func(ctx context.Context) error {
+			n, err := a.Auth.PurgeExpired(ctx)
+			if n > 0 {
+				a.Log.Info("purged expired tokens", "count", n)
+			}
+			return err
+		}),
+	}.Run(ctx)
 }
 
 // bootstrap creates the first system owner from the environment and seeds

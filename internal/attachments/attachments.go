@@ -30,6 +30,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/worker"
 )
 
 // Defaults of Config.
@@ -409,20 +410,15 @@ func (s *Service) Run(ctx context.Context) {
 	if every < time.Second {
 		every = time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if n, err := s.Cleanup(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("attachment cleanup", "err", err)
-		} else if n > 0 {
-			s.log.Info("removed unsent uploads", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	worker.Loop{Name: "attachment cleanup", Every: every, AtStart: true, Log: s.log,
+		Pass: worker.Once(func(ctx context.Context) error {
+			n, err := s.Cleanup(ctx)
+			if n > 0 {
+				s.log.Info("removed unsent uploads", "count", n)
+			}
+			return err
+		}),
+	}.Run(ctx)
 }
 
 func human(n int64) string {

@@ -25,6 +25,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,60 @@ type Batch struct {
 // type we do not handle), so it is acknowledged without being stored.
 func (b *Batch) Empty() bool {
 	return b == nil || len(b.Messages)+len(b.Statuses)+len(b.Watermarks) == 0
+}
+
+// Lanes are the order keys of the batch's conversations, sorted: one per
+// customer (and our number or page, when an item names another than home,
+// the receiving account's external id). The intake stores one event per
+// lane, so that the worker keeps each customer's messages in order and
+// processes different customers in parallel. Statuses carry no customer
+// and keep no order (they only move forward, and wait for their message):
+// they belong to the first lane, or to an event of no lane.
+func (b *Batch) Lanes(home string) []string {
+	var keys []string
+	add := func(route, party string) {
+		if k := laneKey(route, party, home); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	for _, m := range b.Messages {
+		add(m.Route, m.SenderID)
+	}
+	for _, wm := range b.Watermarks {
+		add(wm.Route, wm.Recipient)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Lane is the part of the batch that is lane key's (see Lanes): its
+// messages and watermarks, and the statuses when key is the first lane.
+func (b *Batch) Lane(key, home string) *Batch {
+	lanes := b.Lanes(home)
+	out := &Batch{}
+	if len(lanes) > 0 && lanes[0] == key {
+		out.Statuses = b.Statuses
+	}
+	for _, m := range b.Messages {
+		if laneKey(m.Route, m.SenderID, home) == key {
+			out.Messages = append(out.Messages, m)
+		}
+	}
+	for _, wm := range b.Watermarks {
+		if laneKey(wm.Route, wm.Recipient, home) == key {
+			out.Watermarks = append(out.Watermarks, wm)
+		}
+	}
+	return out
+}
+
+// laneKey is "{route}|{customer}", the route empty for the receiving
+// account's own number or page.
+func laneKey(route, party, home string) string {
+	if route == home {
+		route = ""
+	}
+	return route + "|" + party
 }
 
 // Message is a customer's message as an adapter parsed it.

@@ -88,7 +88,7 @@ func newEnvOn(t *testing.T, db *store.DB, api *double) *env {
 	client := channels.NewHTTPClient()
 	svc := channels.New(channels.Deps{
 		DB: db.Client, Conversations: convs, Log: log, PublicURL: publicURL,
-		Media: &setup.MediaStore{Attachments: atts, DB: db.Client, MaxBytes: 5 << 20},
+		Media: &setup.MediaStore{Attachments: atts, MaxBytes: 5 << 20},
 		Links: atts,
 		Providers: []channels.Provider{
 			whatsapp.New("v21.0", client), messenger.New("v21.0", client), twilio.New(client),

@@ -16,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/predicate"
 	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/worker"
 )
 
 // The outbox. conversations.Send stores an agent's reply to a provider
@@ -65,25 +66,14 @@ func parseProgress(id *string) (next int, last string) {
 	return n + 1, rest[i+1:]
 }
 
-func (s *Service) runOutbox(ctx context.Context) {
-	t := time.NewTicker(s.OutboxInterval)
-	defer t.Stop()
-	for {
-		for {
+// outboxLoop delivers due replies every OutboxInterval, again at once
+// while a pass found any.
+func (s *Service) outboxLoop() worker.Loop {
+	return worker.Loop{Name: "outbox", Every: s.OutboxInterval, AtStart: true, Log: s.log,
+		Pass: func(ctx context.Context) (bool, error) {
 			n, err := s.DeliverDue(ctx)
-			if err != nil && ctx.Err() == nil {
-				s.log.Warn("outbox", "err", err)
-			}
-			if n == 0 || err != nil || ctx.Err() != nil {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+			return n > 0, err
+		}}
 }
 
 // headOfLine keeps messages that have an older PENDING message in the same

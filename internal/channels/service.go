@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/ratelimit"
 	"github.com/parleyhq/parley/internal/secrets"
+	"github.com/parleyhq/parley/internal/worker"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -122,8 +123,11 @@ type Service struct {
 
 	// Batch is how many events or messages one pass claims.
 	Batch int
-	// Concurrency is how many events or messages a worker handles at once.
+	// Concurrency is how many replies the outbox sends at once.
 	Concurrency int
+	// EventConcurrency is how many webhook events (of different
+	// customers) the events worker processes at once.
+	EventConcurrency int
 	// Retention is how long processed webhook events and unclaimed
 	// early statuses are kept.
 	Retention time.Duration
@@ -135,6 +139,12 @@ type Service struct {
 	Now func() time.Time
 
 	kickEvents chan struct{}
+	stored     *groupInsert
+	// slots bounds the events in flight (EventConcurrency, fixed at the
+	// first pass).
+	slots       chan struct{}
+	shardsMu    sync.Mutex
+	shardsReady bool
 }
 
 // New builds the service with production defaults.
@@ -167,14 +177,18 @@ func New(d Deps) *Service {
 			schematype.ChannelFacebook: {PerSecond: 20, Burst: 20},
 			schematype.ChannelSMS:      {PerSecond: 1, Burst: 5},
 		},
-		Batch:         50,
-		Concurrency:   4,
-		Retention:     7 * 24 * time.Hour,
-		SweepInterval: time.Hour,
-		ProfileLookup: true,
-		Now:           time.Now,
-		kickEvents:    make(chan struct{}, 1),
+		Batch:       50,
+		Concurrency: 4,
+		// Each event in flight holds a database connection for its
+		// transaction; the pool has 20.
+		EventConcurrency: 12,
+		Retention:        7 * 24 * time.Hour,
+		SweepInterval:    time.Hour,
+		ProfileLookup:    true,
+		Now:              time.Now,
+		kickEvents:       worker.NewWake(),
 	}
+	s.stored = &groupInsert{db: d.DB, max: 64}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -214,22 +228,9 @@ func (s *Service) AddRoutes(extra map[string]http.Handler) map[string]http.Handl
 
 // Run runs the events worker, the outbox and the sweeper until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for _, f := range []func(context.Context){s.runEvents, s.runOutbox, s.runSweeper} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(ctx)
-		}()
-	}
-	wg.Wait()
-}
-
-func kick(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
+	d := s.newDispatcher()
+	defer d.wait()
+	worker.RunAll(ctx, d.loop(), s.outboxLoop(), s.sweepLoop())
 }
 
 // account loads a channel account as the adapters see it.
@@ -254,20 +255,9 @@ func (s *Service) toAccount(a *ent.ChannelAccount) (*Account, error) {
 	}, nil
 }
 
-// runSweeper deletes what is no longer needed: webhook events done (or
+// sweepLoop deletes what is no longer needed: webhook events done (or
 // given up) longer than Retention ago, and early delivery statuses whose
 // message never appeared (a status for a message another tool sent).
-func (s *Service) runSweeper(ctx context.Context) {
-	t := time.NewTicker(s.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("channels sweep", "err", err)
-		}
-	}
+func (s *Service) sweepLoop() worker.Loop {
+	return worker.Loop{Name: "channels sweep", Every: s.SweepInterval, Log: s.log, Pass: worker.Once(s.Sweep)}
 }

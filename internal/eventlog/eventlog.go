@@ -45,6 +45,7 @@ import (
 	"github.com/parleyhq/parley/ent/eventlog"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/worker"
 )
 
 // Defaults.
@@ -317,24 +318,14 @@ func (l *Log) read(ctx context.Context, topic string, after int64) ([]pubsub.Eve
 // Run polls for events that were committed but not delivered, and prunes
 // the log, until ctx ends.
 func (l *Log) Run(ctx context.Context) {
-	poll := time.NewTicker(l.PollInterval)
-	defer poll.Stop()
-	prune := time.NewTicker(min(l.Retention/24+time.Minute, 10*time.Minute))
-	defer prune.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-poll.C:
-			if err := l.poll(ctx); err != nil && ctx.Err() == nil {
-				l.log.Warn("event log poll", "err", err)
-			}
-		case <-prune.C:
-			if _, err := l.PruneBefore(ctx, time.Now().Add(-l.Retention)); err != nil && ctx.Err() == nil {
-				l.log.Warn("event log prune", "err", err)
-			}
-		}
-	}
+	worker.RunAll(ctx,
+		worker.Loop{Name: "event log poll", Every: l.PollInterval, Log: l.log, Pass: worker.Once(l.poll)},
+		worker.Loop{Name: "event log prune", Every: min(l.Retention/24+time.Minute, 10*time.Minute), Log: l.log,
+			Pass: worker.Once(func(ctx context.Context) error {
+				_, err := l.PruneBefore(ctx, time.Now().Add(-l.Retention))
+				return err
+			})},
+	)
 }
 
 // poll nudges the local streams of every topic that got events since the

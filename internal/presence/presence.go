@@ -25,6 +25,7 @@ import (
 	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/worker"
 )
 
 // Defaults.
@@ -168,32 +169,24 @@ func (s *Service) StatusChanged(after *store.After, agentID int) {
 // instance, and announces agents past the grace as offline (and tells
 // routing), until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	sweep := time.NewTicker(SweepEvery)
-	defer sweep.Stop()
-	refresh := time.NewTicker(s.touchEvery())
-	defer refresh.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-refresh.C:
-			s.mu.Lock()
-			ids := make([]int, 0, len(s.sockets))
-			now := s.now()
-			for id := range s.sockets {
-				ids = append(ids, id)
-				s.touched[id] = now
-			}
-			s.mu.Unlock()
-			if err := s.seen(ctx, ids, now); err != nil && ctx.Err() == nil {
-				s.log.Warn("presence refresh", "err", err)
-			}
-		case <-sweep.C:
-			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("presence sweep", "err", err)
-			}
-		}
+	worker.RunAll(ctx,
+		worker.Loop{Name: "presence refresh", Every: s.touchEvery(), Log: s.log, Pass: worker.Once(s.refresh)},
+		worker.Loop{Name: "presence sweep", Every: SweepEvery, Log: s.log, Pass: worker.Once(s.Sweep)},
+	)
+}
+
+// refresh writes the sign of life of the agents whose websockets this
+// instance holds.
+func (s *Service) refresh(ctx context.Context) error {
+	s.mu.Lock()
+	ids := make([]int, 0, len(s.sockets))
+	now := s.now()
+	for id := range s.sockets {
+		ids = append(ids, id)
+		s.touched[id] = now
 	}
+	s.mu.Unlock()
+	return s.seen(ctx, ids, now)
 }
 
 // Sweep announces the agents whose last sign of life is past the grace as

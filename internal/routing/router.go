@@ -18,6 +18,7 @@ import (
 	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/store"
+	"github.com/parleyhq/parley/internal/worker"
 )
 
 // DirectOfferTTL is how long an offer to the one agent of an agent-routed
@@ -53,7 +54,7 @@ func New(client *ent.Client, elog *eventlog.Log, log *slog.Logger) *Router {
 		client: client, elog: elog, log: log,
 		rnd:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15)),
 		Interval: time.Second, SweepEvery: 15 * time.Second,
-		kick: make(chan struct{}, 1),
+		kick: worker.NewWake(),
 	}
 	r.SetClock(time.Now)
 	return r
@@ -421,34 +422,14 @@ func (r *Router) WakeWaiting(ctx context.Context) error {
 }
 
 // Kick makes the worker run a pass now.
-func (r *Router) Kick() {
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
-}
+func (r *Router) Kick() { worker.Kick(r.kick) }
 
 // Run routes due conversations until ctx ends: every Interval, when
 // kicked, and with a sweep of waiting conversations every SweepEvery.
 func (r *Router) Run(ctx context.Context) {
-	tick := time.NewTicker(r.Interval)
-	defer tick.Stop()
-	sweep := time.NewTicker(r.SweepEvery)
-	defer sweep.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-sweep.C:
-			if err := r.WakeWaiting(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("routing sweep", "err", err)
-			}
-			continue
-		case <-tick.C:
-		case <-r.kick:
-		}
-		if _, err := r.RouteDue(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("routing", "err", err)
-		}
-	}
+	worker.RunAll(ctx,
+		worker.Loop{Name: "routing", Every: r.Interval, Wake: r.kick, Log: r.log,
+			Pass: worker.Once(func(ctx context.Context) error { _, err := r.RouteDue(ctx); return err })},
+		worker.Loop{Name: "routing sweep", Every: r.SweepEvery, Log: r.log, Pass: worker.Once(r.WakeWaiting)},
+	)
 }

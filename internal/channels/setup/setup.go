@@ -6,8 +6,6 @@ package setup
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,7 +34,7 @@ func New(db *ent.Client, convs channels.Conversations, atts *attachments.Service
 	}
 	s := channels.New(channels.Deps{
 		DB: db, Conversations: convs, Log: log, PublicURL: cfg.PublicURL, Shared: shared, Secrets: ring,
-		Media: &MediaStore{Attachments: atts, DB: db, MaxBytes: maxBytes},
+		Media: &MediaStore{Attachments: atts, MaxBytes: maxBytes},
 		Links: atts,
 		Providers: []channels.Provider{
 			whatsapp.New(set.GraphVersion, client),
@@ -55,7 +53,6 @@ func New(db *ent.Client, convs channels.Conversations, atts *attachments.Service
 // channels) in the same content-addressed storage.
 type MediaStore struct {
 	Attachments *attachments.Service
-	DB          *ent.Client
 	MaxBytes    int64
 }
 
@@ -91,36 +88,14 @@ func (m *MediaStore) Store(ctx context.Context, filename, claimedType string, r 
 	if !ok {
 		return 0, &channels.MediaError{Reason: "not a kind of file Parley keeps", Permanent: true}
 	}
-	return m.storeMedia(ctx, filename, ct, r, size)
-}
-
-func (m *MediaStore) storeMedia(ctx context.Context, filename, ct string, r io.ReadSeeker, size int64) (int, error) {
+	// Audio and video go through the attachments service too: its size
+	// limit, content-addressed storage and content lock against cleanup.
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return 0, err
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return 0, err
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	put := func() error {
-		if _, err := r.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		return m.Attachments.Storage().Put(ctx, sum, r)
-	}
-	if err := put(); err != nil {
-		return 0, err
-	}
 	kind := &attachments.Kind{Name: ct, MIME: ct, Exts: []string{channels.MediaExtension(ct)}}
-	a, err := m.DB.Attachment.Create().SetFilename(attachments.CleanFilename(filename, kind)).
-		SetContentType(ct).SetSize(size).SetSha256(sum).Save(ctx)
+	a, err = m.Attachments.IngestAs(ctx, attachments.File{Name: filename, Content: r}, kind)
 	if err != nil {
-		return 0, err
-	}
-	// The row now holds the content; a cleanup that removed identical
-	// unused content between the first Put and the row is undone here.
-	if err := put(); err != nil {
 		return 0, err
 	}
 	return a.ID, nil
