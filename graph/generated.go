@@ -162,6 +162,7 @@ type ComplexityRoot struct {
 		Cursor       func(childComplexity int) int
 		Kind         func(childComplexity int) int
 		Message      func(childComplexity int) int
+		Typing       func(childComplexity int) int
 	}
 
 	DeletePayload struct {
@@ -244,6 +245,7 @@ type ComplexityRoot struct {
 		MarkDealtWith              func(childComplexity int, id int) int
 		SendMessage                func(childComplexity int, input model.SendMessageInput) int
 		SetStatus                  func(childComplexity int, status schematype.AgentStatus) int
+		SetTyping                  func(childComplexity int, conversationID int, typing bool) int
 		StartInternalChat          func(childComplexity int, agentIDs []int, body string) int
 		StartLiveChat              func(childComplexity int, input model.StartLiveChatInput) int
 		TakeConversation           func(childComplexity int, id int) int
@@ -254,6 +256,7 @@ type ComplexityRoot struct {
 		UpdateTemplate             func(childComplexity int, id int, input model.UpdateTemplateInput) int
 		UploadAttachment           func(childComplexity int, file graphql.Upload) int
 		VisitorSendMessage         func(childComplexity int, body *string, attachmentIDs []int) int
+		VisitorSetTyping           func(childComplexity int, typing bool) int
 	}
 
 	PageInfo struct {
@@ -336,6 +339,13 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	Typing struct {
+		Agent     func(childComplexity int) int
+		Contact   func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		Typing    func(childComplexity int) int
+	}
+
 	Visitor struct {
 		IP        func(childComplexity int) int
 		PageURL   func(childComplexity int) int
@@ -349,9 +359,11 @@ type ComplexityRoot struct {
 	}
 
 	VisitorEvent struct {
-		Cursor  func(childComplexity int) int
-		Kind    func(childComplexity int) int
-		Message func(childComplexity int) int
+		Cursor          func(childComplexity int) int
+		Kind            func(childComplexity int) int
+		Message         func(childComplexity int) int
+		TypingAgentName func(childComplexity int) int
+		VisitorTyping   func(childComplexity int) int
 	}
 }
 
@@ -415,6 +427,8 @@ type MutationResolver interface {
 	CreateChannelAccount(ctx context.Context, input model.CreateChannelAccountInput) (*ent.ChannelAccount, error)
 	StartLiveChat(ctx context.Context, input model.StartLiveChatInput) (*model.StartLiveChatPayload, error)
 	VisitorSendMessage(ctx context.Context, body *string, attachmentIDs []int) (*ent.Message, error)
+	VisitorSetTyping(ctx context.Context, typing bool) (bool, error)
+	SetTyping(ctx context.Context, conversationID int, typing bool) (bool, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -939,6 +953,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ConversationEvent.Message(childComplexity), true
+	case "ConversationEvent.typing":
+		if e.ComplexityRoot.ConversationEvent.Typing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConversationEvent.Typing(childComplexity), true
 
 	case "DeletePayload.deletedID":
 		if e.ComplexityRoot.DeletePayload.DeletedID == nil {
@@ -1341,6 +1361,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetStatus(childComplexity, args["status"].(schematype.AgentStatus)), true
+	case "Mutation.setTyping":
+		if e.ComplexityRoot.Mutation.SetTyping == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setTyping_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetTyping(childComplexity, args["conversationID"].(int), args["typing"].(bool)), true
 	case "Mutation.startInternalChat":
 		if e.ComplexityRoot.Mutation.StartInternalChat == nil {
 			break
@@ -1451,6 +1482,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.VisitorSendMessage(childComplexity, args["body"].(*string), args["attachmentIDs"].([]int)), true
+	case "Mutation.visitorSetTyping":
+		if e.ComplexityRoot.Mutation.VisitorSetTyping == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_visitorSetTyping_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.VisitorSetTyping(childComplexity, args["typing"].(bool)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -1796,6 +1838,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.TemplateEdge.Node(childComplexity), true
 
+	case "Typing.agent":
+		if e.ComplexityRoot.Typing.Agent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Typing.Agent(childComplexity), true
+	case "Typing.contact":
+		if e.ComplexityRoot.Typing.Contact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Typing.Contact(childComplexity), true
+	case "Typing.expiresAt":
+		if e.ComplexityRoot.Typing.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Typing.ExpiresAt(childComplexity), true
+	case "Typing.typing":
+		if e.ComplexityRoot.Typing.Typing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Typing.Typing(childComplexity), true
+
 	case "Visitor.ip":
 		if e.ComplexityRoot.Visitor.IP == nil {
 			break
@@ -1857,6 +1924,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.VisitorEvent.Message(childComplexity), true
+	case "VisitorEvent.typingAgentName":
+		if e.ComplexityRoot.VisitorEvent.TypingAgentName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorEvent.TypingAgentName(childComplexity), true
+	case "VisitorEvent.typing":
+		if e.ComplexityRoot.VisitorEvent.VisitorTyping == nil {
+			break
+		}
+
+		return e.ComplexityRoot.VisitorEvent.VisitorTyping(childComplexity), true
 
 	}
 	return 0, false
@@ -2038,6 +2117,8 @@ enum ConversationEventKind {
   MESSAGE_UPDATED
   CONVERSATION_UPDATED
   REMOVED
+  "Someone started or stopped typing (typing says who); never replayed."
+  TYPING
   "The cursor subscribed after is unknown or too old: refetch, then continue from this event's cursor."
   RESYNC
 }
@@ -2045,6 +2126,8 @@ enum ConversationEventKind {
 enum VisitorEventKind {
   MESSAGE_ADDED
   SESSION_ENDED
+  "An agent started or stopped typing (typingAgentName, typing); never replayed."
+  TYPING
   "The cursor subscribed after is unknown or too old: refetch, then continue from this event's cursor."
   RESYNC
 }
@@ -2329,6 +2412,14 @@ type Mutation {
   startLiveChat(input: StartLiveChatInput!): StartLiveChatPayload!
   "Visitor token only."
   visitorSendMessage(body: String, attachmentIDs: [ID!]): Message!
+  "Visitor token only: the visitor started or stopped typing (shown to the agents who see the chat)."
+  visitorSetTyping(typing: Boolean!): Boolean!
+  """
+  The calling agent, who may reply in the conversation, started or stopped
+  typing: shown to the agents who see it and, in a live chat, to the
+  visitor. Ephemeral; calls on every keystroke are coalesced.
+  """
+  setTyping(conversationID: ID!, typing: Boolean!): Boolean!
 }
 
 type InboxEvent {
@@ -2346,6 +2437,8 @@ type ConversationEvent {
   kind: ConversationEventKind!
   message: Message
   conversation: Conversation
+  "Set on TYPING."
+  typing: Typing
   "Where to resume from (the subscription's after argument) after this event. Opaque."
   cursor: String!
 }
@@ -2353,6 +2446,10 @@ type ConversationEvent {
 type VisitorEvent {
   kind: VisitorEventKind!
   message: Message
+  "Set on TYPING: the agent's name, as visitors see agents."
+  typingAgentName: String
+  "Set on TYPING."
+  typing: Boolean
   "Where to resume from (the subscription's after argument) after this event. Opaque."
   cursor: String!
 }
@@ -2367,6 +2464,17 @@ type PresenceEvent {
   agent: Agent!
   "The change's place in the event log."
   cursor: String!
+}
+
+"""
+Who is typing in a conversation: an agent, or the customer (contact). The
+indicator goes out at expiresAt (about 6 seconds) unless renewed.
+"""
+type Typing {
+  agent: Agent
+  contact: Contact
+  typing: Boolean!
+  expiresAt: Time!
 }
 
 type Subscription {
@@ -2612,6 +2720,8 @@ func (ec *executionContext) childFields_ConversationEvent(ctx context.Context, f
 		return ec.fieldContext_ConversationEvent_message(ctx, field)
 	case "conversation":
 		return ec.fieldContext_ConversationEvent_conversation(ctx, field)
+	case "typing":
+		return ec.fieldContext_ConversationEvent_typing(ctx, field)
 	case "cursor":
 		return ec.fieldContext_ConversationEvent_cursor(ctx, field)
 	}
@@ -2856,6 +2966,20 @@ func (ec *executionContext) childFields_TemplateEdge(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type TemplateEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_Typing(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "agent":
+		return ec.fieldContext_Typing_agent(ctx, field)
+	case "contact":
+		return ec.fieldContext_Typing_contact(ctx, field)
+	case "typing":
+		return ec.fieldContext_Typing_typing(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_Typing_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Typing", field.Name)
+}
+
 func (ec *executionContext) childFields_Visitor(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "ip":
@@ -2886,6 +3010,10 @@ func (ec *executionContext) childFields_VisitorEvent(ctx context.Context, field 
 		return ec.fieldContext_VisitorEvent_kind(ctx, field)
 	case "message":
 		return ec.fieldContext_VisitorEvent_message(ctx, field)
+	case "typingAgentName":
+		return ec.fieldContext_VisitorEvent_typingAgentName(ctx, field)
+	case "typing":
+		return ec.fieldContext_VisitorEvent_typing(ctx, field)
 	case "cursor":
 		return ec.fieldContext_VisitorEvent_cursor(ctx, field)
 	}
@@ -3316,6 +3444,28 @@ func (ec *executionContext) field_Mutation_setStatus_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_setTyping_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "conversationID",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["conversationID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "typing",
+		func(ctx context.Context, v any) (bool, error) {
+			return ec.unmarshalNBoolean2bool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["typing"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_startInternalChat_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3493,6 +3643,20 @@ func (ec *executionContext) field_Mutation_visitorSendMessage_args(ctx context.C
 		return nil, err
 	}
 	args["attachmentIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_visitorSetTyping_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "typing",
+		func(ctx context.Context, v any) (bool, error) {
+			return ec.unmarshalNBoolean2bool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["typing"] = arg0
 	return args, nil
 }
 
@@ -5830,6 +5994,38 @@ func (ec *executionContext) fieldContext_ConversationEvent_conversation(_ contex
 	return fc, nil
 }
 
+func (ec *executionContext) _ConversationEvent_typing(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConversationEvent_typing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Typing, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *conversations.Typing) graphql.Marshaler {
+			return ec.marshalOTyping2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐTyping(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ConversationEvent_typing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ConversationEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Typing(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ConversationEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7942,6 +8138,94 @@ func (ec *executionContext) fieldContext_Mutation_visitorSendMessage(ctx context
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_visitorSetTyping(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_visitorSetTyping(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().VisitorSetTyping(ctx, fc.Args["typing"].(bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_visitorSetTyping(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_visitorSetTyping_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setTyping(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setTyping(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetTyping(ctx, fc.Args["conversationID"].(int), fc.Args["typing"].(bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setTyping(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setTyping_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[int]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9435,6 +9719,116 @@ func (ec *executionContext) fieldContext_TemplateEdge_cursor(_ context.Context, 
 	return graphql.NewScalarFieldContext("TemplateEdge", field, false, false, "Cursor")
 }
 
+func (ec *executionContext) _Typing_agent(ctx context.Context, field graphql.CollectedField, obj *conversations.Typing) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Typing_agent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Agent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Agent) graphql.Marshaler {
+			return ec.marshalOAgent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐAgent(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Typing_agent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Typing",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Agent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Typing_contact(ctx context.Context, field graphql.CollectedField, obj *conversations.Typing) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Typing_contact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contact, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Contact) graphql.Marshaler {
+			return ec.marshalOContact2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐContact(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Typing_contact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Typing",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Contact(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Typing_typing(ctx context.Context, field graphql.CollectedField, obj *conversations.Typing) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Typing_typing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Typing, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Typing_typing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Typing", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Typing_expiresAt(ctx context.Context, field graphql.CollectedField, obj *conversations.Typing) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Typing_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Typing_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Typing", field, false, false, "Time")
+}
+
 func (ec *executionContext) _Visitor_ip(ctx context.Context, field graphql.CollectedField, obj *conversations.Visitor) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9647,6 +10041,52 @@ func (ec *executionContext) fieldContext_VisitorEvent_message(_ context.Context,
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _VisitorEvent_typingAgentName(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorEvent_typingAgentName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TypingAgentName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorEvent_typingAgentName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _VisitorEvent_typing(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_VisitorEvent_typing(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.VisitorTyping, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_VisitorEvent_typing(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("VisitorEvent", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _VisitorEvent_cursor(ctx context.Context, field graphql.CollectedField, obj *conversations.Event) (ret graphql.Marshaler) {
@@ -12978,6 +13418,11 @@ func (ec *executionContext) _ConversationEvent(ctx context.Context, sel ast.Sele
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "typing":
+			out.Values[i] = ec._ConversationEvent_typing(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "cursor":
 			out.Values[i] = ec._ConversationEvent_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -13640,6 +14085,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "visitorSetTyping":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_visitorSetTyping(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setTyping":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setTyping(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -14215,6 +14674,54 @@ func (ec *executionContext) _TemplateEdge(ctx context.Context, sel ast.Selection
 	return out
 }
 
+var typingImplementors = []string{"Typing"}
+
+func (ec *executionContext) _Typing(ctx context.Context, sel ast.SelectionSet, obj *conversations.Typing) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, typingImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Typing")
+		case "agent":
+			out.Values[i] = ec._Typing_agent(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "contact":
+			out.Values[i] = ec._Typing_contact(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "typing":
+			out.Values[i] = ec._Typing_typing(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._Typing_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var visitorImplementors = []string{"Visitor"}
 
 func (ec *executionContext) _Visitor(ctx context.Context, sel ast.SelectionSet, obj *conversations.Visitor) graphql.Marshaler {
@@ -14320,6 +14827,16 @@ func (ec *executionContext) _VisitorEvent(ctx context.Context, sel ast.Selection
 			}
 		case "message":
 			out.Values[i] = ec._VisitorEvent_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "typingAgentName":
+			out.Values[i] = ec._VisitorEvent_typingAgentName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "typing":
+			out.Values[i] = ec._VisitorEvent_typing(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -16054,6 +16571,13 @@ func (ec *executionContext) marshalOTemplateEdge2ᚖgithubᚗcomᚋparleyhqᚋpa
 		return graphql.Null
 	}
 	return ec._TemplateEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOTyping2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐTyping(ctx context.Context, sel ast.SelectionSet, v *conversations.Typing) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Typing(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOVisitor2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐVisitor(ctx context.Context, sel ast.SelectionSet, v *conversations.Visitor) graphql.Marshaler {

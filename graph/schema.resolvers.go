@@ -262,6 +262,16 @@ func (r *mutationResolver) VisitorSendMessage(ctx context.Context, body *string,
 	return r.LiveChat.Send(ctx, body, attachmentIDs)
 }
 
+// VisitorSetTyping is the resolver for the visitorSetTyping field.
+func (r *mutationResolver) VisitorSetTyping(ctx context.Context, typing bool) (bool, error) {
+	return r.Conversations.VisitorSetTyping(ctx, typing)
+}
+
+// SetTyping is the resolver for the setTyping field.
+func (r *mutationResolver) SetTyping(ctx context.Context, conversationID int, typing bool) (bool, error) {
+	return r.Conversations.SetTyping(ctx, conversationID, typing)
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*ent.Agent, error) {
 	return r.Workspace.Me(ctx)

@@ -28,6 +28,9 @@ const (
 	EventConversationUpdated EventKind = "CONVERSATION_UPDATED"
 	EventRemoved             EventKind = "REMOVED"
 	EventSessionEnded        EventKind = "SESSION_ENDED"
+	// EventTyping: someone who may write in the conversation started or
+	// stopped typing (ephemeral; never replayed).
+	EventTyping EventKind = "TYPING"
 	// EventResync: the cursor subscribed after is unknown or older than the
 	// event log keeps; refetch, then continue from this event's cursor.
 	EventResync EventKind = "RESYNC"
@@ -57,6 +60,21 @@ type Event struct {
 	Message        *ent.Message
 	// Cursor is where a client that saw this event resumes from.
 	Cursor string
+	// Typing is set on TYPING for agents: who, and whether they type.
+	Typing *Typing
+	// TypingAgentName and VisitorTyping are TYPING as a visitor sees it:
+	// the agent's name only.
+	TypingAgentName *string
+	VisitorTyping   *bool
+}
+
+// Typing is who is typing in a conversation: an agent or the customer.
+type Typing struct {
+	Agent   *ent.Agent
+	Contact *ent.Contact
+	Typing  bool
+	// ExpiresAt is when the indicator goes out unless renewed.
+	ExpiresAt time.Time
 }
 
 // SubscriberBuffer is how many events a subscription's stream holds for
@@ -85,7 +103,11 @@ func (s *Service) pump(ctx context.Context, in <-chan pubsub.Event, who string, 
 			if e == nil {
 				continue
 			}
-			e.Cursor = eventlog.Cursor(ev.Seq)
+			if ev.Seq != 0 {
+				e.Cursor = eventlog.Cursor(ev.Seq)
+			} else {
+				e.Cursor = eventlog.Cursor(ev.Prev) // not logged: the stream's position
+			}
 			select {
 			case out <- e:
 			case <-ctx.Done():
@@ -164,6 +186,9 @@ func (s *Service) SubscribeConversation(ctx context.Context, id int, after *stri
 		snap, err := s.events.get(ctx, s.client, ev)
 		if err != nil {
 			return nil, err
+		}
+		if ev.Kind == pubsub.KindTyping {
+			return s.typingEvent(ctx, p, snap, ev)
 		}
 		visible := snap.conv != nil && snap.viewers.For(p).View
 		scopeOf(ctx).note(p.AgentID, visible, id) // for the payload's fields

@@ -40,6 +40,7 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	events *eventCache
+	typing typingGate
 }
 
 // NewService returns the workflow service.

@@ -150,6 +150,8 @@ func (s *Service) SubscribeVisitor(ctx context.Context, after *string) (<-chan *
 		switch ev.Kind {
 		case pubsub.KindSessionEnded:
 			return &Event{Kind: EventSessionEnded, ConversationID: p.ConversationID}, nil
+		case pubsub.KindTyping:
+			return s.visitorTypingEvent(ctx, p, ev)
 		case pubsub.KindMessageAdded:
 			m, err := s.client.Message.Get(ctx, ev.MessageID)
 			if ent.IsNotFound(err) {

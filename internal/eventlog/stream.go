@@ -31,7 +31,7 @@ func (st *stream) nudge() {
 // ones from now on. A cursor the log cannot serve (malformed, unknown, or
 // older than the retention) yields one [KindResync] event first, whose Seq
 // is where the stream goes on from. Events without a seq (never logged)
-// pass through as they come. The channel closes when ctx ends or the broker
+// pass through as they come, with the stream's position as their Prev. The channel closes when ctx ends or the broker
 // closes.
 func (l *Log) Subscribe(ctx context.Context, topic, cursor string) (<-chan pubsub.Event, error) {
 	sub, err := l.broker.Subscribe(ctx, topic)
@@ -123,6 +123,9 @@ func (st *stream) run(ctx context.Context, sub *pubsub.Subscription, resync bool
 func (st *stream) live(ctx context.Context, ev pubsub.Event) bool {
 	switch {
 	case ev.Seq == 0:
+		// Not logged (a typing indicator): it carries the stream's
+		// position as Prev, so that whoever resumes from it misses nothing.
+		ev.Prev = st.last
 		return st.send(ctx, ev)
 	case ev.Seq <= st.last:
 		return true // already delivered, or from before the start

@@ -35,6 +35,10 @@ const (
 	// KindSessionEnded: the session of the agents in AgentIDs (or of the
 	// visitor of ConversationID) ended; their subscriptions should close.
 	KindSessionEnded = "session.ended"
+	// KindTyping: AgentIDs[0] (or ContactID, the customer) started or
+	// stopped typing in ConversationID (Typing says which). Ephemeral:
+	// never logged, never replayed.
+	KindTyping = "typing"
 )
 
 // Event is the envelope published on a topic. It deliberately carries IDs
@@ -64,6 +68,10 @@ type Event struct {
 	// events that are not logged.
 	Seq  int64 `json:"s,omitempty"`
 	Prev int64 `json:"p,omitempty"`
+	// ContactID is the contact concerned, if any (a typing customer).
+	ContactID int `json:"ct,omitempty"`
+	// Typing is the state of a KindTyping event.
+	Typing bool `json:"y,omitempty"`
 }
 
 // Message is one event for one topic, for [Broker.PublishBatch].
