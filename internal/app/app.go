@@ -183,6 +183,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if a.Channels, err = channelsetup.New(client, a.Convs, a.Attachments, log, cfg, limiter, a.Secrets); err != nil {
 		return nil, err
 	}
+	a.Convs.Signals = a.Channels.Signal
 	live := livechat.NewService(client, a.Convs, a.Auth, limiter, cfg.PublicURL)
 	a.Attachments.VisitorGate = live.CheckUpload
 	resolver := &graph.Resolver{

@@ -15,8 +15,13 @@ import (
 // MarkRead marks everything in the conversation read for the caller.
 func (s *Service) MarkRead(ctx context.Context, id int) (*ent.Conversation, error) {
 	var out *ent.Conversation
-	err := s.act(ctx, id, OpView, func(tx *ent.Tx, _ *store.After, p auth.Principal, sub *subject) error {
+	err := s.act(ctx, id, OpView, func(tx *ent.Tx, after *store.After, p auth.Principal, sub *subject) error {
 		out = sub.c
+		// The owner reading tells the customer (read receipts); a
+		// supervisor looking in does not.
+		if s.Signals != nil && sub.c.OwnerID != nil && *sub.c.OwnerID == p.AgentID {
+			after.Do(func() { s.Signals(id, "read") })
+		}
 		return s.markReadTx(ctx, tx, id, p.AgentID)
 	})
 	return unwrap(out, err)

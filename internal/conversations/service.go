@@ -41,6 +41,10 @@ type Service struct {
 	now    func() time.Time
 	events *eventCache
 	typing typingGate
+	// Signals, when set, forwards an agent's typing ("typing",
+	// "typing_off") or reading ("read") of a conversation to the customer
+	// where the provider can show it (internal/channels).
+	Signals func(convID int, kind string)
 }
 
 // NewService returns the workflow service.

@@ -75,6 +75,13 @@ func (s *Service) SetTyping(ctx context.Context, id int, typing bool) (bool, err
 	if !s.typing.pass("a"+strconv.Itoa(p.AgentID)+":"+strconv.Itoa(id), typing, s.now()) {
 		return true, nil
 	}
+	if s.Signals != nil {
+		kind := "typing_off"
+		if typing {
+			kind = "typing"
+		}
+		s.Signals(id, kind)
+	}
 	ev := pubsub.Event{Kind: pubsub.KindTyping, ConversationID: id, AgentIDs: []int{p.AgentID}, Typing: typing, At: s.now()}
 	msgs := []pubsub.Message{{Topic: pubsub.ConversationTopic(id), Event: ev}}
 	if c.Channel == schematype.ChannelLiveChat && c.Status == schematype.ConversationOpen {

@@ -144,3 +144,25 @@ func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, 
 	_ = json.Unmarshal(a.Body, &ok)
 	return ok.MessageID, nil
 }
+
+// Signal implements channels.Signaler with the Send API's sender actions:
+// typing_on, typing_off and mark_seen (the page has seen the chat).
+func (p *Provider) Signal(ctx context.Context, acct *channels.Account, to string, sig channels.Signal) (bool, error) {
+	action := map[string]string{
+		channels.SignalTyping: "typing_on", channels.SignalTypingOff: "typing_off", channels.SignalRead: "mark_seen",
+	}[sig.Kind]
+	if action == "" || to == "" {
+		return false, nil
+	}
+	a, err := channels.Do(ctx, p.HTTP, channels.Call{
+		Method: http.MethodPost, URL: p.endpoint(acct, "/me/messages", url.Values{}),
+		JSON: map[string]any{"recipient": map[string]any{"id": to}, "sender_action": action},
+	})
+	if err != nil {
+		return true, err
+	}
+	if !a.OK() {
+		return true, channels.GraphError("Messenger", a.Status, a.Header, a.Body, p.Now())
+	}
+	return true, nil
+}

@@ -169,5 +169,31 @@ func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, 
 	return ok.Messages[0].ID, nil
 }
 
+// Signal implements channels.Signaler. The Cloud API marks a customer's
+// message read (status "read" with its wamid: the customer sees blue
+// ticks), and shows a typing indicator only together with such a read
+// receipt (typing_indicator, dismissed when the agent's reply arrives or
+// after about 25 seconds); it has no "stopped typing".
+func (p *Provider) Signal(ctx context.Context, acct *channels.Account, _ string, sig channels.Signal) (bool, error) {
+	if sig.MessageID == "" || (sig.Kind != channels.SignalRead && sig.Kind != channels.SignalTyping) {
+		return false, nil
+	}
+	msg := map[string]any{"messaging_product": "whatsapp", "status": "read", "message_id": sig.MessageID}
+	if sig.Kind == channels.SignalTyping {
+		msg["typing_indicator"] = map[string]any{"type": "text"}
+	}
+	a, err := channels.Do(ctx, p.HTTP, channels.Call{
+		Method: http.MethodPost, URL: p.base(acct, "/"+url.PathEscape(acct.Config.PhoneNumberID)+"/messages"),
+		Header: p.auth(acct), JSON: msg,
+	})
+	if err != nil {
+		return true, err
+	}
+	if !a.OK() {
+		return true, channels.GraphError("WhatsApp", a.Status, a.Header, a.Body, p.Now())
+	}
+	return true, nil
+}
+
 // String names the adapter in logs.
 func (p *Provider) String() string { return fmt.Sprintf("whatsapp(%s)", p.Version) }
