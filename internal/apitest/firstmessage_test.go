@@ -33,15 +33,9 @@ func TestFirstMessageInConversationCreated(t *testing.T) {
 		wa := w.Inbound(t, w.WhatsApp, "34600100008", "hola, WhatsApp")
 		created("WhatsApp", ana, wa, "hola, WhatsApp")
 
-		var start struct {
-			StartLiveChat struct {
-				VisitorToken string
-				Conversation struct{ ID string }
-			}
-		}
-		s.Client().MustOp(t, "StartLiveChat", map[string]any{"input": map[string]any{"channelAccountID": w.LiveChat}}, &start)
-		s.Client().As(start.StartLiveChat.VisitorToken).MustOp(t, "VisitorSendMessage", map[string]any{"body": "hola, web"}, nil)
-		created("live chat", ana, start.StartLiveChat.Conversation.ID, "hola, web")
+		vtoken, lc0 := startVisitorChat(t, s, w)
+		s.Client().As(vtoken).MustOp(t, "VisitorSendMessage", map[string]any{"body": "hola, web"}, nil)
+		created("live chat", ana, lc0, "hola, web")
 
 		if r := w.Ana.Send(t, wa, "Ana here"); len(r.Errors) > 0 {
 			t.Fatalf("Ana's reply: %s", r.Raw)
@@ -49,4 +43,18 @@ func TestFirstMessageInConversationCreated(t *testing.T) {
 		w.Ana.C.MustOp(t, "TransferConversation", map[string]any{"id": wa, "agentID": w.Dan.ID}, nil)
 		created("transfer", dan, wa, "Ana here")
 	})
+}
+
+// startVisitorChat opens a live chat on the workspace's website account as
+// a visitor and returns the visitor token and the conversation id.
+func startVisitorChat(t testing.TB, s *apitest.Server, w *apitest.Workspace) (token, conv string) {
+	t.Helper()
+	var out struct {
+		StartLiveChat struct {
+			VisitorToken string
+			Conversation struct{ ID string }
+		}
+	}
+	s.Client().MustOp(t, "StartLiveChat", map[string]any{"input": map[string]any{"channelAccountID": w.LiveChat}}, &out)
+	return out.StartLiveChat.VisitorToken, out.StartLiveChat.Conversation.ID
 }

@@ -165,18 +165,12 @@ func TestResumeConversationAndVisitor(t *testing.T) {
 	waitSubscribed(t, s, 0)
 
 	// A visitor: the agent's replies while the widget was offline.
-	var start struct {
-		StartLiveChat struct {
-			VisitorToken string
-			Conversation struct{ ID string }
-		}
-	}
-	s.Client().MustOp(t, "StartLiveChat", map[string]any{"input": map[string]any{"channelAccountID": w.LiveChat}}, &start)
-	visitor := s.Client().As(start.StartLiveChat.VisitorToken)
+	vtoken, lc0 := startVisitorChat(t, s, w)
+	visitor := s.Client().As(vtoken)
 	visitor.MustOp(t, "VisitorSendMessage", map[string]any{"body": "hi"}, nil)
-	lc := start.StartLiveChat.Conversation.ID
+	lc := lc0
 	w.Ana.C.MustOp(t, "TakeConversation", map[string]any{"id": lc}, nil)
-	vws := dialAs(t, s, apitest.TransportWS, start.StartLiveChat.VisitorToken)
+	vws := dialAs(t, s, apitest.TransportWS, vtoken)
 	vws.SubscribeOp(t, "v", "VisitorEventsAfter", nil)
 	waitSubscribed(t, s, 1)
 	w.Ana.Send(t, lc, "reply one")
@@ -184,7 +178,7 @@ func TestResumeConversationAndVisitor(t *testing.T) {
 	_ = vws.Conn.CloseNow()
 	waitSubscribed(t, s, 0)
 	w.Ana.Send(t, lc, "reply two")
-	vback := dialAs(t, s, apitest.TransportWS, start.StartLiveChat.VisitorToken)
+	vback := dialAs(t, s, apitest.TransportWS, vtoken)
 	vback.SubscribeOp(t, "v", "VisitorEventsAfter", map[string]any{"after": vlast})
 	if got := nextCursorEvent(t, vback, "v", "visitorEvents"); got.Message == nil || got.Message.Body != "reply two" {
 		t.Fatalf("visitor replay: got %v", got)

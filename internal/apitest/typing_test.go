@@ -28,23 +28,17 @@ type typingConvEvent struct {
 func TestTyping(t *testing.T) {
 	s := apitest.Start(t, apitest.Options{})
 	w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
-	var start struct {
-		StartLiveChat struct {
-			VisitorToken string
-			Conversation struct{ ID string }
-		}
-	}
-	s.Client().MustOp(t, "StartLiveChat", map[string]any{"input": map[string]any{"channelAccountID": w.LiveChat}}, &start)
-	visitor := s.Client().As(start.StartLiveChat.VisitorToken)
+	vtoken, lc0 := startVisitorChat(t, s, w)
+	visitor := s.Client().As(vtoken)
 	visitor.MustOp(t, "VisitorSendMessage", map[string]any{"body": "hello?"}, nil)
-	conv := start.StartLiveChat.Conversation.ID
+	conv := lc0
 	w.Ana.C.MustOp(t, "TakeConversation", map[string]any{"id": conv}, nil)
 
 	admin := dialAs(t, s, apitest.TransportWS, w.Admin.Token) // admins see every conversation
 	admin.SubscribeOp(t, "c", "ConversationEventsAfter", map[string]any{"id": conv})
 	ana := dialAs(t, s, apitest.TransportWS, w.Ana.Token)
 	ana.SubscribeOp(t, "c", "ConversationEventsAfter", map[string]any{"id": conv})
-	vis := dialAs(t, s, apitest.TransportWS, start.StartLiveChat.VisitorToken)
+	vis := dialAs(t, s, apitest.TransportWS, vtoken)
 	vis.SubscribeOp(t, "v", "VisitorEventsAfter", nil)
 	waitSubscribed(t, s, 3)
 
