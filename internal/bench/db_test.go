@@ -96,6 +96,31 @@ func (t *meteredTx) Query(ctx context.Context, query string, args, v any) error 
 	return t.Tx.Query(ctx, query, args, v)
 }
 
+// QueryContext and ExecContext pass the raw statements some services send
+// (the event log's counter, advisory locks) through the meter, as the
+// drivers under it support them.
+func (t *meteredTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	t.m.see(query, args)
+	q, ok := t.Tx.(interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("QueryContext is not supported by %T", t.Tx)
+	}
+	return q.QueryContext(ctx, query, args...)
+}
+
+func (t *meteredTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	t.m.see(query, args)
+	e, ok := t.Tx.(interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	})
+	if !ok {
+		return nil, fmt.Errorf("ExecContext is not supported by %T", t.Tx)
+	}
+	return e.ExecContext(ctx, query, args...)
+}
+
 // rig is a running server with its instruments.
 type rig struct {
 	*apitest.Server
