@@ -198,7 +198,7 @@ func BenchmarkClaim(b *testing.B) {
 		b.Fatalf("uncontended Take: %v", takeErr)
 	}
 	lostStmts := meter.record(func() { _, takeErr = s.App.Convs.Take(ctxAs(ctx, contenders[1].ID), one) })
-	if apperr.CodeOf(takeErr) != apperr.NotFound {
+	if apperr.CodeOf(takeErr) != apperr.Conflict { // a loser who was offered it learns it was taken
 		b.Fatalf("Take of a taken conversation: %v", takeErr)
 	}
 
