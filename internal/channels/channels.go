@@ -15,7 +15,10 @@
 //     exponential backoff and jitter, and marks them SENT or FAILED.
 //
 // The provider specifics (payload formats, signatures, send APIs) live in
-// the subpackages whatsapp, messenger and twilio, which implement Provider.
+// the subpackages whatsapp, messenger and twilio, which implement Provider;
+// what the rest of Parley needs to know of each provider (config rules,
+// webhook path, reply window, send rate, throttling codes) lives in
+// subpackage provider.
 package channels
 
 import (
@@ -31,6 +34,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/conversations"
 )
 
@@ -205,11 +209,10 @@ type Part struct {
 
 // Provider is one messaging provider's adapter.
 type Provider interface {
-	// Name is the provider's path segment in webhook URLs and its name in
-	// stored webhook events: "whatsapp", "messenger" or "twilio".
-	Name() string
-	// Channel is the kind of account the provider serves.
-	Channel() schematype.Channel
+	// Facts are what Parley knows of the provider beside the adapter: the
+	// kind of account it serves, its name in webhook paths and stored
+	// webhook events, its send rate and throttling codes.
+	Facts() provider.Facts
 	// Verify checks a webhook's signature: ErrNoSignature, ErrBadSignature
 	// or ErrMalformed when it does not hold.
 	Verify(req SignedRequest, acct *Account) error

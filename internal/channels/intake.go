@@ -24,7 +24,7 @@ func (s *Service) webhookAccount(w http.ResponseWriter, r *http.Request, p Provi
 		return nil
 	}
 	a, err := s.db.ChannelAccount.Get(r.Context(), id)
-	if ent.IsNotFound(err) || (err == nil && a.Channel != p.Channel()) {
+	if ent.IsNotFound(err) || (err == nil && a.Channel != p.Facts().Channel) {
 		http.NotFound(w, r)
 		return nil
 	}
@@ -33,7 +33,7 @@ func (s *Service) webhookAccount(w http.ResponseWriter, r *http.Request, p Provi
 		acct, err = s.toAccount(a)
 	}
 	if err != nil {
-		s.log.Error("webhook account", "provider", p.Name(), "err", err)
+		s.log.Error("webhook account", "provider", p.Facts().Name, "err", err)
 		http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 		return nil
 	}
@@ -89,7 +89,7 @@ func (s *Service) intake(p Provider) http.HandlerFunc {
 			http.Error(w, "malformed request", http.StatusBadRequest)
 			return
 		case err != nil:
-			s.log.Warn("webhook signature refused", "provider", p.Name(), "account", acct.ID)
+			s.log.Warn("webhook signature refused", "provider", p.Facts().Name, "account", acct.ID)
 			http.Error(w, "invalid signature", http.StatusForbidden)
 			return
 		}
@@ -109,7 +109,7 @@ func (s *Service) intake(p Provider) http.HandlerFunc {
 		lanes := batch.Lanes(acct.ExternalID)
 		rows := make([]*ent.WebhookEventCreate, 0, max(len(lanes), 1))
 		mk := func() *ent.WebhookEventCreate {
-			return s.db.WebhookEvent.Create().SetChannelAccountID(acct.ID).SetProvider(p.Name()).
+			return s.db.WebhookEvent.Create().SetChannelAccountID(acct.ID).SetProvider(p.Facts().Name).
 				SetBody(body).SetReceivedAt(now).SetNextAttemptAt(now)
 		}
 		if len(lanes) == 0 {
@@ -119,7 +119,7 @@ func (s *Service) intake(p Provider) http.HandlerFunc {
 			rows = append(rows, mk().SetOrderKey(k).SetShard(shardOf(acct.ID, &k)))
 		}
 		if err := s.stored.add(ctx, rows); err != nil {
-			s.log.Error("store webhook event", "provider", p.Name(), "account", acct.ID, "err", err)
+			s.log.Error("store webhook event", "provider", p.Facts().Name, "account", acct.ID, "err", err)
 			http.Error(w, "temporarily unavailable", http.StatusServiceUnavailable)
 			return
 		}

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/parleyhq/parley/internal/channels/provider"
 )
 
 // Backoff is exponential backoff with jitter: attempt n waits about
@@ -32,11 +34,9 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// Rate is a token bucket's refill rate (per second) and size.
-type Rate struct {
-	PerSecond float64
-	Burst     int
-}
+// Rate is a token bucket's refill rate (per second) and size; the
+// defaults are the providers' (provider.Facts.Rate).
+type Rate = provider.Rate
 
 // buckets are per-account token buckets: a burst of replies is spread out
 // so that it does not trip the provider's throughput limit. A provider's

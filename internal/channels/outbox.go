@@ -16,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/predicate"
 	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/worker"
 )
 
@@ -335,7 +336,7 @@ func (s *Service) recipient(ctx context.Context, m *ent.Message) (string, error)
 func (s *Service) retryOrFail(ctx context.Context, m *ent.Message, acct *Account, err error) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	reason, retry, after := s.classify(err)
+	reason, retry, after := s.classify(err, acct.Channel)
 	var pe partError
 	if errors.As(err, &pe) {
 		reason = fmt.Sprintf("%s (part %d of %d; the earlier parts were sent)", reason, pe.part, pe.of)
@@ -368,13 +369,14 @@ func (s *Service) retryOrFail(ctx context.Context, m *ent.Message, acct *Account
 }
 
 // classify says what the agent reads, whether to try again, and the
-// provider's requested pause. A provider's throttling pauses the account
-// as a whole, with no Retry-After for ThrottlePause.
-func (s *Service) classify(err error) (reason string, retry bool, after time.Duration) {
+// provider's requested pause. A provider's throttling (429 or one of the
+// channel's provider.Facts.ThrottleCodes) pauses the account as a whole,
+// with no Retry-After for ThrottlePause.
+func (s *Service) classify(err error, ch schematype.Channel) (reason string, retry bool, after time.Duration) {
 	var se *SendError
 	if errors.As(err, &se) {
 		after = se.RetryAfter
-		if se.Retryable && after == 0 && (se.Status == 429 || throttleCodes[se.Code]) {
+		if se.Retryable && after == 0 && (se.Status == 429 || throttles(ch, se.Code)) {
 			after = s.ThrottlePause
 		}
 		return se.Reason, se.Retryable, after
@@ -387,8 +389,12 @@ func (s *Service) classify(err error) (reason string, retry bool, after time.Dur
 	return "could not reach the provider: " + NetworkReason(err), true, 0
 }
 
-// throttleCodes are account-wide "slow down" answers.
-var throttleCodes = map[string]bool{"130429": true, "20429": true, "4": true, "80007": true, "613": true}
+// throttles reports whether the provider of channel ch means code as an
+// account-wide "slow down".
+func throttles(ch schematype.Channel, code string) bool {
+	f, _ := provider.For(ch)
+	return f.Throttles(code)
+}
 
 func (s *Service) fail(ctx context.Context, id int, reason string) {
 	if err := s.convs.MarkFailed(ctx, id, reason); err != nil {

@@ -10,10 +10,10 @@ import (
 
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/ratelimit"
 	"github.com/parleyhq/parley/internal/secrets"
 	"github.com/parleyhq/parley/internal/worker"
-	"github.com/parleyhq/parley/internal/workspace"
 )
 
 // Settings are the channels' settings from the configuration.
@@ -118,7 +118,8 @@ type Service struct {
 	// ThrottlePause pauses an account's sends after a provider's "slow
 	// down" that named no Retry-After.
 	ThrottlePause time.Duration
-	// Rates are the per-account send rates by channel.
+	// Rates are the per-account send rates by channel (each provider's
+	// provider.Facts.Rate by default).
 	Rates map[schematype.Channel]Rate
 
 	// Batch is how many events or messages one pass claims.
@@ -168,17 +169,9 @@ func New(d Deps) *Service {
 		OutboxBackoff:  Backoff{Base: 5 * time.Second, Max: 10 * time.Minute},
 		MaxRetryAfter:  time.Hour,
 		ThrottlePause:  time.Second,
-		Rates: map[schematype.Channel]Rate{
-			// WhatsApp's default throughput is 80 messages a second per
-			// number; Messenger's page limits are of the same order;
-			// a Twilio long code sends about one segment a second (Twilio
-			// queues the rest, so a small burst is fine).
-			schematype.ChannelWhatsApp: {PerSecond: 20, Burst: 20},
-			schematype.ChannelFacebook: {PerSecond: 20, Burst: 20},
-			schematype.ChannelSMS:      {PerSecond: 1, Burst: 5},
-		},
-		Batch:       50,
-		Concurrency: 4,
+		Rates:          map[schematype.Channel]Rate{},
+		Batch:          50,
+		Concurrency:    4,
 		// Each event in flight holds a database connection for its
 		// transaction; the pool has 20.
 		EventConcurrency: 12,
@@ -192,20 +185,26 @@ func New(d Deps) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	for _, f := range provider.All() {
+		if f.Rate.PerSecond > 0 {
+			s.Rates[f.Channel] = f.Rate
+		}
+	}
 	for _, p := range d.Providers {
-		s.providers[p.Name()] = p
-		s.byChannel[p.Channel()] = p
+		f := p.Facts()
+		s.providers[f.Name] = p
+		s.byChannel[f.Channel] = p
 	}
 	return s
 }
 
 // Routes are the webhook endpoints, by ServeMux pattern: a GET handshake
-// and a POST for WhatsApp and Messenger, a POST for Twilio, each under
-// workspace.WebhookPath.
+// and a POST for WhatsApp and Messenger, a POST for Twilio, each at its
+// provider.Facts.WebhookPattern.
 func (s *Service) Routes() map[string]http.Handler {
 	out := map[string]http.Handler{}
-	for name, p := range s.providers {
-		path := "/webhooks/" + name + "/{id}"
+	for _, p := range s.providers {
+		path := p.Facts().WebhookPattern()
 		out["POST "+path] = s.intake(p)
 		if h, ok := p.(Handshaker); ok {
 			out["GET "+path] = s.handshake(p, h)
@@ -251,7 +250,7 @@ func (s *Service) toAccount(a *ent.ChannelAccount) (*Account, error) {
 	}
 	return &Account{
 		ID: a.ID, Channel: a.Channel, ExternalID: a.ExternalID, Config: cfg,
-		WebhookURL: s.publicURL + workspace.WebhookPath(a),
+		WebhookURL: s.publicURL + provider.WebhookPath(a.Channel, a.ID),
 	}, nil
 }
 

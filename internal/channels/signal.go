@@ -55,10 +55,10 @@ func (s *Service) Signal(convID int, kind string) {
 
 func (s *Service) signal(ctx context.Context, convID int, kind string) error {
 	c, err := s.db.Conversation.Get(ctx, convID)
-	if err != nil || c.ChannelAccountID == nil || c.IdentityID == nil ||
-		(c.Channel != schematype.ChannelWhatsApp && c.Channel != schematype.ChannelFacebook) {
+	if err != nil || c.ChannelAccountID == nil || c.IdentityID == nil {
 		return err
 	}
+	// Only the adapters of providers that show signals implement Signaler.
 	p, ok := s.byChannel[c.Channel].(Signaler)
 	if !ok {
 		return nil

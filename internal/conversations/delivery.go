@@ -12,10 +12,6 @@ import (
 	"github.com/parleyhq/parley/internal/store"
 )
 
-// ReplyWindow is how long after the customer's last message WhatsApp and
-// Messenger accept free-form replies (the customer service window).
-const ReplyWindow = 24 * time.Hour
-
 // StatusUpdate is a provider's word on an outbound message.
 type StatusUpdate struct {
 	ChannelAccountID  int

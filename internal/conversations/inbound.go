@@ -15,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/ent/predicate"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/store"
@@ -237,7 +238,7 @@ func (s *Service) identity(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAcc
 	}
 	c := tx.Contact.Create().SetDisplayName(truncate(name, 200)).SetKnown(false)
 	var phone string
-	if acct.Channel == schematype.ChannelSMS || acct.Channel == schematype.ChannelWhatsApp {
+	if f, _ := provider.For(acct.Channel); f.PhoneSenders {
 		phone = in.SenderID
 		if !strings.HasPrefix(phone, "+") {
 			phone = "+" + phone

@@ -6,6 +6,7 @@ package conversations
 import (
 	"context"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/ent"
@@ -15,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
@@ -169,19 +171,18 @@ func (s *Service) previousSend(ctx context.Context, p auth.Principal, in SendInp
 	return &Sent{Message: m, Conversation: c}, nil
 }
 
-// checkReplyWindow refuses a free-form reply that WhatsApp or Messenger
-// would reject: more than 24 hours after the customer's last message.
+// checkReplyWindow refuses a free-form reply that the provider would
+// reject: later after the customer's last message than its reply window
+// (provider.Facts.ReplyWindow: 24 hours for WhatsApp and Messenger).
 func (s *Service) checkReplyWindow(c *ent.Conversation) error {
-	if c.Channel != schematype.ChannelWhatsApp && c.Channel != schematype.ChannelFacebook {
+	f, ok := provider.For(c.Channel)
+	if !ok || f.ReplyWindow == 0 {
 		return nil
 	}
-	if c.CustomerLastMessageAt != nil && s.now().Sub(*c.CustomerLastMessageAt) <= ReplyWindow {
+	if c.CustomerLastMessageAt != nil && s.now().Sub(*c.CustomerLastMessageAt) <= f.ReplyWindow {
 		return nil
-	}
-	name := "WhatsApp"
-	if c.Channel == schematype.ChannelFacebook {
-		name = "Messenger"
 	}
 	return apperr.Invalid("conversationID",
-		"more than 24 hours have passed since the customer's last message: %s only accepts template messages outside the customer service window", name)
+		"more than %d hours have passed since the customer's last message: %s only accepts template messages outside the customer service window",
+		int(f.ReplyWindow/time.Hour), f.Label)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/presence"
 )
@@ -123,13 +124,12 @@ func route(path string) string {
 		return "/"
 	case path == "/graphql":
 		return "/graphql"
-	case strings.HasPrefix(path, "/webhooks/"):
-		parts := strings.SplitN(strings.TrimPrefix(path, "/webhooks/"), "/", 2)
-		switch parts[0] {
-		case "whatsapp", "messenger", "twilio":
-			return "/webhooks/" + parts[0]
+	case strings.HasPrefix(path, provider.WebhookPrefix):
+		name, _, _ := strings.Cut(strings.TrimPrefix(path, provider.WebhookPrefix), "/")
+		if f, ok := provider.Named(name); ok {
+			return f.RouteLabel()
 		}
-		return "/webhooks/other"
+		return provider.WebhookPrefix + "other"
 	case path == "/healthz", path == "/readyz", path == "/metrics", path == "/widget.js", path == "/demo":
 		return path
 	case strings.HasPrefix(path, "/attachments/"):

@@ -3,7 +3,12 @@ package httpserver
 import (
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
+
+	"github.com/parleyhq/parley/internal/channels/provider"
+	"github.com/parleyhq/parley/internal/channels/setup"
+	"github.com/parleyhq/parley/internal/config"
 )
 
 func TestClientIP(t *testing.T) {
@@ -40,6 +45,34 @@ func TestRouteLabelsAreBounded(t *testing.T) {
 	} {
 		if got := route(path); got != want {
 			t.Errorf("route(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+// TestRouteLabelsOfEveryWebhook checks that each webhook route the
+// application mounts is counted under its provider's label, never as
+// "/webhooks/other".
+func TestRouteLabelsOfEveryWebhook(t *testing.T) {
+	svc, err := setup.New(nil, nil, nil, nil, config.Config{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for pattern := range svc.Routes() {
+		_, path, _ := strings.Cut(pattern, " ")
+		name := strings.TrimSuffix(strings.TrimPrefix(path, provider.WebhookPrefix), "/{id}")
+		f, ok := provider.Named(name)
+		if !ok {
+			t.Fatalf("%s is no provider's webhook", pattern)
+		}
+		if got := route(f.WebhookPath(42)); got != f.RouteLabel() || got == "/webhooks/other" {
+			t.Errorf("route(%q) = %q, want %q", f.WebhookPath(42), got, f.RouteLabel())
+		}
+		seen[f.Name] = true
+	}
+	for _, f := range provider.All() {
+		if f.Name != "" && !seen[f.Name] {
+			t.Errorf("%s has a webhook path but no mounted route", f.Name)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -14,6 +13,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/store"
 )
 
@@ -29,8 +29,6 @@ type NewChannelAccount struct {
 	// config for another channel is refused rather than ignored.
 	GivenWhatsApp, GivenMessenger, GivenSMS, GivenLiveChat bool
 }
-
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 // CreateChannelAccount connects a provider account (admins only).
 func (s *Service) CreateChannelAccount(ctx context.Context, in NewChannelAccount) (*ent.ChannelAccount, error) {
@@ -71,7 +69,9 @@ func (s *Service) CreateChannelAccount(ctx context.Context, in NewChannelAccount
 }
 
 // checkConfig validates the provider config for the channel and returns the
-// account's external id (what inbound webhooks are routed by).
+// account's external id (what inbound webhooks are routed by). The rules of
+// each provider's config are its own (package channels/provider); here are
+// those of every account.
 func checkConfig(in NewChannelAccount) (string, error) {
 	cfg := in.Config
 	given := map[schematype.Channel]bool{
@@ -80,9 +80,9 @@ func checkConfig(in NewChannelAccount) (string, error) {
 		schematype.ChannelSMS:      in.GivenSMS,
 		schematype.ChannelLiveChat: in.GivenLiveChat,
 	}
-	for ch, g := range given {
-		if g && ch != in.Channel {
-			return "", apperr.Invalid("channel", "a %s config does not fit a %s account", configName(ch), in.Channel)
+	for _, f := range provider.All() {
+		if given[f.Channel] && f.Channel != in.Channel {
+			return "", apperr.Invalid("channel", "a %s config does not fit a %s account", f.ConfigField, in.Channel)
 		}
 	}
 	if cfg.APIBaseURL != "" {
@@ -91,73 +91,14 @@ func checkConfig(in NewChannelAccount) (string, error) {
 			return "", apperr.Invalid("apiBaseURL", "apiBaseURL must be an http(s) URL")
 		}
 	}
-	required := func(field, v string) error {
-		if strings.TrimSpace(v) == "" {
-			return apperr.Invalid(field, "%s is required", field)
-		}
-		return nil
-	}
-	switch in.Channel {
-	case schematype.ChannelWhatsApp:
-		if !in.GivenWhatsApp {
-			return "", apperr.Invalid("whatsapp", "a WHATSAPP account needs the whatsapp config")
-		}
-		for f, v := range map[string]string{"phoneNumberID": cfg.PhoneNumberID, "accessToken": cfg.AccessToken, "appSecret": cfg.AppSecret, "verifyToken": cfg.VerifyToken} {
-			if err := required(f, v); err != nil {
-				return "", err
-			}
-		}
-		return cfg.PhoneNumberID, nil
-	case schematype.ChannelFacebook:
-		if !in.GivenMessenger {
-			return "", apperr.Invalid("messenger", "a FACEBOOK account needs the messenger config")
-		}
-		for f, v := range map[string]string{"pageID": cfg.PageID, "pageAccessToken": cfg.PageAccessToken, "appSecret": cfg.AppSecret, "verifyToken": cfg.VerifyToken} {
-			if err := required(f, v); err != nil {
-				return "", err
-			}
-		}
-		return cfg.PageID, nil
-	case schematype.ChannelSMS:
-		if !in.GivenSMS {
-			return "", apperr.Invalid("sms", "an SMS account needs the sms config")
-		}
-		for f, v := range map[string]string{"accountSID": cfg.AccountSID, "authToken": cfg.AuthToken} {
-			if err := required(f, v); err != nil {
-				return "", err
-			}
-		}
-		if !e164.MatchString(cfg.FromNumber) {
-			return "", apperr.Invalid("fromNumber", "fromNumber must be an E.164 number such as +14155550100")
-		}
-		return cfg.FromNumber, nil
-	case schematype.ChannelLiveChat:
-		for _, o := range cfg.AllowedOrigins {
-			u, err := url.Parse(o)
-			if o == "*" {
-				continue
-			}
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-				return "", apperr.Invalid("allowedOrigins", "%q is not an origin such as https://www.example.com", o)
-			}
-		}
-		return "", nil
-	case schematype.ChannelInternal:
+	if in.Channel == schematype.ChannelInternal {
 		return "", apperr.Invalid("channel", "INTERNAL chats need no channel account")
 	}
-	return "", apperr.Invalid("channel", "unknown channel %q", in.Channel)
-}
-
-func configName(ch schematype.Channel) string {
-	switch ch {
-	case schematype.ChannelWhatsApp:
-		return "whatsapp"
-	case schematype.ChannelFacebook:
-		return "messenger"
-	case schematype.ChannelSMS:
-		return "sms"
+	f, ok := provider.For(in.Channel)
+	if !ok {
+		return "", apperr.Invalid("channel", "unknown channel %q", in.Channel)
 	}
-	return "liveChat"
+	return f.Check(cfg, given[in.Channel])
 }
 
 // ResealCredentials seals every channel account's credentials with the
@@ -202,27 +143,10 @@ func (s *Service) ChannelAccounts(ctx context.Context) ([]*ent.ChannelAccount, e
 	return s.client.ChannelAccount.Query().Order(ent.Asc(channelaccount.FieldID)).All(ctx)
 }
 
-// WebhookPath is where a provider delivers an account's webhooks, below the
-// public URL.
-func WebhookPath(a *ent.ChannelAccount) string {
-	var kind string
-	switch a.Channel {
-	case schematype.ChannelWhatsApp:
-		kind = "whatsapp"
-	case schematype.ChannelFacebook:
-		kind = "messenger"
-	case schematype.ChannelSMS:
-		kind = "twilio"
-	default:
-		return ""
-	}
-	return "/webhooks/" + kind + "/" + strconv.Itoa(a.ID)
-}
-
 // WebhookURL is the full webhook URL for the provider's console; nil for
 // live chat, which has no webhook.
 func (s *Service) WebhookURL(a *ent.ChannelAccount) *string {
-	p := WebhookPath(a)
+	p := provider.WebhookPath(a.Channel, a.ID)
 	if p == "" {
 		return nil
 	}

@@ -12,8 +12,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/channels"
+	"github.com/parleyhq/parley/internal/channels/provider"
 )
 
 // MaxText is the Send API's text limit.
@@ -29,11 +29,8 @@ func New(version string, client *http.Client) *Provider {
 	return &Provider{GraphApp: channels.NewGraphApp(version, client)}
 }
 
-// Name implements channels.Provider.
-func (*Provider) Name() string { return "messenger" }
-
-// Channel implements channels.Provider.
-func (*Provider) Channel() schematype.Channel { return schematype.ChannelFacebook }
+// Facts implements channels.Provider.
+func (*Provider) Facts() provider.Facts { return provider.Messenger }
 
 func (p *Provider) endpoint(acct *channels.Account, path string, q url.Values) string {
 	q.Set("access_token", acct.Config.PageAccessToken)
@@ -72,7 +69,7 @@ func (p *Provider) ProfileName(ctx context.Context, acct *channels.Account, psid
 		return "", err
 	}
 	if !a.OK() {
-		return "", channels.GraphError("Messenger", a.Status, a.Header, a.Body, p.Now())
+		return "", channels.GraphError(provider.Messenger.Label, a.Status, a.Header, a.Body, p.Now())
 	}
 	var prof struct {
 		FirstName string `json:"first_name"`
@@ -136,7 +133,7 @@ func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, 
 		return "", err
 	}
 	if !a.OK() {
-		return "", channels.GraphError("Messenger", a.Status, a.Header, a.Body, p.Now())
+		return "", channels.GraphError(provider.Messenger.Label, a.Status, a.Header, a.Body, p.Now())
 	}
 	var ok struct {
 		MessageID string `json:"message_id"`
@@ -162,7 +159,7 @@ func (p *Provider) Signal(ctx context.Context, acct *channels.Account, to string
 		return true, err
 	}
 	if !a.OK() {
-		return true, channels.GraphError("Messenger", a.Status, a.Header, a.Body, p.Now())
+		return true, channels.GraphError(provider.Messenger.Label, a.Status, a.Header, a.Body, p.Now())
 	}
 	return true, nil
 }

@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/channels"
+	"github.com/parleyhq/parley/internal/channels/provider"
 )
 
 // BaseURL is Twilio's API scheme and host.
@@ -46,11 +46,8 @@ type Provider struct {
 // New returns the adapter.
 func New(client *http.Client) *Provider { return &Provider{HTTP: client, Now: time.Now} }
 
-// Name implements channels.Provider.
-func (*Provider) Name() string { return "twilio" }
-
-// Channel implements channels.Provider.
-func (*Provider) Channel() schematype.Channel { return schematype.ChannelSMS }
+// Facts implements channels.Provider.
+func (*Provider) Facts() provider.Facts { return provider.Twilio }
 
 // Signature computes X-Twilio-Signature: base64 of HMAC-SHA1 keyed with the
 // auth token over the full URL followed by each POST parameter's name and

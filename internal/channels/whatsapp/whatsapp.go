@@ -13,8 +13,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/channels"
+	"github.com/parleyhq/parley/internal/channels/provider"
 )
 
 // Limits of the Cloud API.
@@ -33,11 +33,8 @@ func New(version string, client *http.Client) *Provider {
 	return &Provider{GraphApp: channels.NewGraphApp(version, client)}
 }
 
-// Name implements channels.Provider.
-func (*Provider) Name() string { return "whatsapp" }
-
-// Channel implements channels.Provider.
-func (*Provider) Channel() schematype.Channel { return schematype.ChannelWhatsApp }
+// Facts implements channels.Provider.
+func (*Provider) Facts() provider.Facts { return provider.WhatsApp }
 
 func (p *Provider) base(acct *channels.Account, path string) string {
 	return channels.Endpoint(acct.Config.APIBaseURL, channels.GraphBaseURL, "/"+p.Version+path)
@@ -60,7 +57,7 @@ func (p *Provider) Fetch(ctx context.Context, acct *channels.Account, ref channe
 		return nil, &channels.MediaError{Reason: channels.NetworkReason(err)}
 	}
 	if !a.OK() {
-		se := channels.GraphError("WhatsApp", a.Status, a.Header, a.Body, p.Now())
+		se := channels.GraphError(provider.WhatsApp.Label, a.Status, a.Header, a.Body, p.Now())
 		return nil, &channels.MediaError{Reason: se.Reason, Permanent: !se.Retryable}
 	}
 	var info struct {
@@ -155,7 +152,7 @@ func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, 
 		return "", err
 	}
 	if !a.OK() {
-		return "", channels.GraphError("WhatsApp", a.Status, a.Header, a.Body, p.Now())
+		return "", channels.GraphError(provider.WhatsApp.Label, a.Status, a.Header, a.Body, p.Now())
 	}
 	var ok struct {
 		Messages []struct {
@@ -190,7 +187,7 @@ func (p *Provider) Signal(ctx context.Context, acct *channels.Account, _ string,
 		return true, err
 	}
 	if !a.OK() {
-		return true, channels.GraphError("WhatsApp", a.Status, a.Header, a.Body, p.Now())
+		return true, channels.GraphError(provider.WhatsApp.Label, a.Status, a.Header, a.Body, p.Now())
 	}
 	return true, nil
 }
