@@ -27,7 +27,8 @@ const (
 type Error struct {
 	Code    Code
 	Message string
-	// Field names the input field at fault, for BAD_USER_INPUT.
+	// Field names the input field at fault, for BAD_USER_INPUT (and for a
+	// CONFLICT over a value that must be unique).
 	Field string
 	// Err is the underlying cause, kept for logs only.
 	Err error
@@ -51,6 +52,12 @@ func New(code Code, format string, args ...any) *Error {
 // Invalid reports bad input in one field.
 func Invalid(field, format string, args ...any) *Error {
 	return &Error{Code: BadUserInput, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Taken reports a value that must be unique and another entity already
+// has, naming the input field (CONFLICT).
+func Taken(field, format string, args ...any) *Error {
+	return &Error{Code: Conflict, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
 // NotFoundf reports a missing (or invisible) entity. Entities the caller may

@@ -209,7 +209,7 @@ func (s *Service) save(ctx context.Context, f File, kind *Kind, owner func(*ent.
 	a, err := c.Save(ctx)
 	if err != nil {
 		s.dropIfUnused(context.WithoutCancel(ctx), sum)
-		return nil, err
+		return nil, store.Coded(err, "attachment")
 	}
 	return a, nil
 }

@@ -14,9 +14,9 @@ import (
 
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/contact"
-	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/paging"
+	"github.com/parleyhq/parley/internal/store"
 )
 
 // Service reads contacts and their history.
@@ -39,10 +39,7 @@ func (s *Service) Get(ctx context.Context, id int) (*ent.Contact, error) {
 		return nil, err
 	}
 	out, err := c.Only(ctx)
-	if ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf("contact")
-	}
-	return out, err
+	return out, store.Coded(err, "contact")
 }
 
 // historyOrder is newest first: by `at`, then by id (ent adds the id as the

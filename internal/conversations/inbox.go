@@ -15,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/paging"
+	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
 )
 
@@ -176,7 +177,7 @@ func (s *Service) Sender(ctx context.Context, m *ent.Message) (ent.Noder, error)
 		a, err := m.Edges.SenderAgentOrErr()
 		if err != nil {
 			if a, err = s.client.Agent.Get(ctx, *m.SenderAgentID); err != nil {
-				return nil, err
+				return nil, store.Coded(err, "agent")
 			}
 		}
 		if p, _ := auth.FromContext(ctx); p.IsVisitor() {
@@ -188,7 +189,8 @@ func (s *Service) Sender(ctx context.Context, m *ent.Message) (ent.Noder, error)
 		if c, err := m.Edges.SenderContactOrErr(); err == nil {
 			return c, nil
 		}
-		return s.client.Contact.Get(ctx, *m.SenderContactID)
+		c, err := s.client.Contact.Get(ctx, *m.SenderContactID)
+		return c, store.Coded(err, "contact")
 	}
 	return nil, nil
 }

@@ -65,5 +65,6 @@ func (s *Service) StartInternalChat(ctx context.Context, agentIDs []int, body st
 		out = c
 		return nil
 	})
-	return unwrap(out, err)
+	// A colleague deleted meanwhile breaks a foreign key: CONFLICT.
+	return unwrap(out, store.Coded(err, "internal chat"))
 }

@@ -73,7 +73,10 @@ func (s *Service) load(ctx context.Context, client *ent.Client, p auth.Principal
 
 // act is the prologue of every action on one conversation: the calling
 // agent, a transaction, the conversation judged inside it and refused unless
-// the caller may do op; then fn, in the same transaction.
+// the caller may do op; then fn, in the same transaction. What ent refuses
+// in it is coded here, once, as about this conversation (a row gone under a
+// concurrent delete is NOT_FOUND, a value the schema refuses BAD_USER_INPUT
+// naming the field).
 func (s *Service) act(ctx context.Context, id int, op Op, fn func(tx *ent.Tx, after *store.After, p auth.Principal, sub *subject) error) error {
 	p, err := auth.Agent(ctx)
 	if err != nil {
@@ -81,7 +84,7 @@ func (s *Service) act(ctx context.Context, id int, op Op, fn func(tx *ent.Tx, af
 	}
 	// What the operation judged of the conversation may change here.
 	defer scopeOf(ctx).forget(id)
-	return store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
+	return store.Coded(store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
 		sub, err := judge(ctx, tx.Client(), p, id)
 		if err != nil {
 			return err
@@ -90,7 +93,7 @@ func (s *Service) act(ctx context.Context, id int, op Op, fn func(tx *ent.Tx, af
 			return err
 		}
 		return fn(tx, after, p, sub)
-	})
+	}), "conversation")
 }
 
 // unwrap detaches an entity loaded in a transaction from it, so that the

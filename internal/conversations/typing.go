@@ -10,6 +10,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/store"
 )
 
 // Typing indicators: ephemeral (published on the broker, never logged or
@@ -99,7 +100,7 @@ func (s *Service) VisitorSetTyping(ctx context.Context, typing bool) (bool, erro
 	}
 	c, err := s.client.Conversation.Get(ctx, p.ConversationID)
 	if err != nil {
-		return false, apperr.NotFoundf("conversation")
+		return false, store.Coded(err, "conversation")
 	}
 	if c.Status != schematype.ConversationOpen {
 		return false, apperr.New(apperr.Forbidden, "this chat has ended")

@@ -83,7 +83,8 @@ func (s *Service) StartVisitorSession(ctx context.Context, in VisitorSession, is
 		return nil
 	})
 	if err != nil {
-		return nil, "", err
+		// The visitor's email is the input ent measures (at most 320 bytes).
+		return nil, "", store.Coded(err, "live chat")
 	}
 	return out.Unwrap(), token, nil
 }
@@ -95,10 +96,7 @@ func (s *Service) VisitorConversation(ctx context.Context) (*ent.Conversation, e
 		return nil, err
 	}
 	c, err := s.client.Conversation.Get(ctx, p.ConversationID)
-	if ent.IsNotFound(err) {
-		return nil, apperr.NotFoundf("conversation")
-	}
-	return c, err
+	return c, store.Coded(err, "conversation")
 }
 
 // VisitorSend stores a visitor's message through the inbound entry point,
@@ -116,7 +114,7 @@ func (s *Service) VisitorSend(ctx context.Context, body string, attachmentIDs []
 	}
 	ident, err := s.client.ContactIdentity.Get(ctx, *c.IdentityID)
 	if err != nil {
-		return nil, err
+		return nil, store.Coded(err, "conversation")
 	}
 	r, err := s.Receive(ctx, Inbound{
 		ChannelAccountID: *c.ChannelAccountID, SenderID: ident.ExternalID, Body: body,
@@ -124,7 +122,7 @@ func (s *Service) VisitorSend(ctx context.Context, body string, attachmentIDs []
 		VisitorPageURL: c.VisitorPageURL, visitorConversation: c.ID,
 	})
 	if err != nil {
-		return nil, err
+		return nil, store.Coded(err, "message")
 	}
 	if r.Conversation.ID != c.ID {
 		// The chat ended between the check and the store: the message went

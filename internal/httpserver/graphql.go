@@ -17,7 +17,6 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph"
 	"github.com/parleyhq/parley/graph/model"
@@ -156,9 +155,11 @@ func countOperations(m *metrics.Metrics) graphql.ResponseMiddleware {
 	}
 }
 
-// presentError maps domain errors to extensions.code. ent's not-found,
-// validation and constraint errors get their codes too; anything else is an
-// "internal error" for the client and a log line with the request id.
+// presentError maps domain errors (apperr) to extensions.code. The codes
+// come from the services, which translate ent's errors where they arise
+// (store.Coded); the presenter knows no ent, so an error a service left
+// uncoded (a raw ent error among them) is an "internal error" for the
+// client and a log line with the request id.
 func presentError(log *slog.Logger, m *metrics.Metrics) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
@@ -177,17 +178,6 @@ func presentError(log *slog.Logger, m *metrics.Metrics) graphql.ErrorPresenterFu
 				log.Error("internal error", "request_id", RequestID(ctx), "path", gerr.Path.String(), "err", ae)
 				gerr.Extensions["requestId"] = RequestID(ctx)
 			}
-		case ent.IsNotFound(err):
-			gerr.Message = "not found"
-			setCode(gerr, string(apperr.NotFound))
-		case ent.IsValidationError(err):
-			var ve *ent.ValidationError
-			errors.As(err, &ve)
-			gerr.Message = ve.Name + " is invalid"
-			setCode(gerr, string(apperr.BadUserInput))
-		case ent.IsConstraintError(err):
-			gerr.Message = "conflicts with existing data"
-			setCode(gerr, string(apperr.Conflict))
 		case errors.As(err, &ge) && ge.Err == nil:
 			// Parse, validation and argument coercion errors from gqlgen
 			// itself: their messages are meant for clients.

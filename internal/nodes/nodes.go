@@ -9,6 +9,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/store"
 )
 
 // Check decides whether the caller may see the node with the given id. It
@@ -48,10 +49,8 @@ func (s *Service) Node(ctx context.Context, id int) (ent.Noder, error) {
 	}
 	n, err := s.client.Noder(ctx, id)
 	if err != nil {
-		if ent.IsNotFound(err) || ent.IsNotSingular(err) {
-			return nil, apperr.NotFoundf("node")
-		}
-		return nil, apperr.NotFoundf("node")
+		// An id of no table, or of no row, is NOT_FOUND.
+		return nil, store.Coded(err, "node")
 	}
 	ok, err := s.allowed(ctx, p, id, n)
 	if err != nil {

@@ -159,11 +159,8 @@ func (s *Service) Update(ctx context.Context, id int, in Input) (*ent.Template, 
 	var out *ent.Template
 	err = store.Tx(ctx, s.client, func(tx *ent.Tx, _ *store.After) error {
 		t, err := tx.Template.Get(ctx, id)
-		if ent.IsNotFound(err) {
-			return apperr.NotFoundf("template")
-		}
 		if err != nil {
-			return err
+			return store.Coded(err, "template")
 		}
 		name, lang, body := pick(v.Name, t.Name), pick(v.Language, t.Language), pick(v.Body, t.Body)
 		if v.Name != nil || v.Language != nil {
@@ -245,9 +242,10 @@ func text(v *string, field string, max int) (*string, error) {
 	return &s, nil
 }
 
-// entErr names the field ent's own validators refuse. They measure
+// entErr codes what ent refuses of a template. Its validators measure
 // MaxLen in bytes while the limits here are in characters, so a name of
-// 200 accented letters passes validate and is refused by ent.
+// 200 accented letters passes validate and is refused by ent: too long. A
+// constraint is the one unique index, name in a language.
 func entErr(err error) error {
 	var v *ent.ValidationError
 	if errors.As(err, &v) {
@@ -255,9 +253,9 @@ func entErr(err error) error {
 	}
 	if ent.IsConstraintError(err) {
 		// A concurrent writer took the name between checkUnique and here.
-		return apperr.New(apperr.Conflict, "a template with that name exists in that language")
+		return apperr.Taken("name", "a template with that name exists in that language")
 	}
-	return err
+	return store.Coded(err, "template")
 }
 
 // nameKey is how names are compared for uniqueness: case aside.

@@ -65,7 +65,8 @@ func (s *Service) CreateChannelAccount(ctx context.Context, in NewChannelAccount
 		}
 		c.SetAgentID(*in.AgentID)
 	}
-	return c.Save(ctx)
+	a, err := c.Save(ctx)
+	return a, store.Coded(err, "channel account")
 }
 
 // checkConfig validates the provider config for the channel and returns the

@@ -6,7 +6,6 @@ package workspace
 
 import (
 	"context"
-	"errors"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -54,7 +53,8 @@ func (s *Service) Me(ctx context.Context) (*ent.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.client.Agent.Get(ctx, p.AgentID)
+	a, err := s.client.Agent.Get(ctx, p.AgentID)
+	return a, store.Coded(err, "agent")
 }
 
 // SearchAgents lists active agents whose name or extension contains search
@@ -89,7 +89,7 @@ func (s *Service) SetStatus(ctx context.Context, status schematype.AgentStatus) 
 	}
 	a, err := s.client.Agent.UpdateOneID(p.AgentID).SetStatus(status).SetStatusChangedAt(s.now()).Save(ctx)
 	if err != nil {
-		return nil, err
+		return nil, store.Coded(err, "agent")
 	}
 	if s.StatusChanged != nil {
 		s.StatusChanged(ctx, a.ID, status)
@@ -119,7 +119,7 @@ func (s *Service) UpdateChatOptions(ctx context.Context, u ChatOptionsUpdate) (*
 	err = store.Tx(ctx, s.client, func(tx *ent.Tx, _ *store.After) error {
 		a, err := tx.Agent.Get(ctx, p.AgentID)
 		if err != nil {
-			return err
+			return store.Coded(err, "agent")
 		}
 		o := a.ChatOptions
 		if u.ShowChatIndicator != nil {
@@ -135,7 +135,7 @@ func (s *Service) UpdateChatOptions(ctx context.Context, u ChatOptionsUpdate) (*
 			o.NotificationSound = *u.NotificationSound
 		}
 		out = o
-		return tx.Agent.UpdateOneID(a.ID).SetChatOptions(o).Exec(ctx)
+		return store.Coded(tx.Agent.UpdateOneID(a.ID).SetChatOptions(o).Exec(ctx), "agent")
 	})
 	if err != nil {
 		return nil, err
@@ -201,12 +201,16 @@ func (s *Service) CreateAgentUnchecked(ctx context.Context, in NewAgent) (*ent.A
 		SetSearchKey(textsearch.Key(name, ext)).
 		Save(ctx)
 	if ent.IsConstraintError(err) {
+		// Email and extension are the unique columns: say which one.
 		if n, _ := s.client.Agent.Query().Where(agent.Email(email)).Count(ctx); n > 0 {
-			return nil, apperr.New(apperr.Conflict, "an agent with email %s exists", email)
+			return nil, apperr.Taken("email", "an agent with email %s exists", email)
 		}
-		return nil, apperr.New(apperr.Conflict, "extension %s is taken", ext)
+		return nil, apperr.Taken("extension", "extension %s is taken", ext)
 	}
-	return a, err
+	if err != nil {
+		return nil, store.Coded(err, "agent")
+	}
+	return a, nil
 }
 
 func validateRole(r schematype.Role) error {
@@ -264,7 +268,8 @@ func (s *Service) CreateQueue(ctx context.Context, in QueueInput) (*ent.Queue, e
 	if err != nil {
 		return nil, err
 	}
-	return s.client.Queue.Get(ctx, id)
+	q, err := s.client.Queue.Get(ctx, id)
+	return q, store.Coded(err, "queue")
 }
 
 // UpdateQueue changes a queue (admins only).
@@ -278,9 +283,6 @@ func (s *Service) UpdateQueue(ctx context.Context, id int, in QueueInput) (*ent.
 			return err
 		}
 		if err := u.Exec(ctx); err != nil {
-			if ent.IsNotFound(err) {
-				return apperr.NotFoundf("queue")
-			}
 			return queueErr(err, in)
 		}
 		return s.setMembers(ctx, tx, id, in)
@@ -288,7 +290,8 @@ func (s *Service) UpdateQueue(ctx context.Context, id int, in QueueInput) (*ent.
 	if err != nil {
 		return nil, err
 	}
-	return s.client.Queue.Get(ctx, id)
+	q, err := s.client.Queue.Get(ctx, id)
+	return q, store.Coded(err, "queue")
 }
 
 func (s *Service) applyQueue(in QueueInput, m *ent.QueueMutation) error {
@@ -354,18 +357,16 @@ func (s *Service) setMembers(ctx context.Context, tx *ent.Tx, queueID int, in Qu
 	for _, m := range in.Members {
 		bulk = append(bulk, tx.QueueMember.Create().SetQueueID(queueID).SetAgentID(m.AgentID).SetPriority(m.Priority))
 	}
-	return tx.QueueMember.CreateBulk(bulk...).Exec(ctx)
+	return store.Coded(tx.QueueMember.CreateBulk(bulk...).Exec(ctx), "queue member")
 }
 
+// queueErr codes what ent refuses of a queue: a taken name (the one unique
+// column) as a CONFLICT on the name.
 func queueErr(err error, in QueueInput) error {
 	if ent.IsConstraintError(err) && in.Name != nil {
-		return apperr.New(apperr.Conflict, "a queue named %q exists", *in.Name)
+		return apperr.Taken("name", "a queue named %q exists", *in.Name)
 	}
-	var v *ent.ValidationError
-	if errors.As(err, &v) {
-		return apperr.Invalid(v.Name, "%s is invalid", v.Name)
-	}
-	return err
+	return store.Coded(err, "queue")
 }
 
 // Queues lists every queue, by name. Any agent may list them.
