@@ -233,7 +233,7 @@ func BenchmarkClaim(b *testing.B) {
 		results.note(name, fmt.Sprintf("%s: %d conversations in %s, %d attempts lost a race (CONFLICT / 0 rows), %d found it taken (NOT_FOUND)%s",
 			x.what, x.r.wins, x.r.elapsed.Round(time.Millisecond), x.r.conflicts, x.r.gones, perClaim))
 	}
-	results.note(name, fmt.Sprintf("one uncontended Take: %d SQL statements (%s) plus BEGIN/COMMIT, then %d Redis PUBLISH one after the other",
+	results.note(name, fmt.Sprintf("one uncontended Take: %d SQL statements (%s) plus BEGIN/COMMIT, then %d Redis PUBLISH in one pipeline after the commit",
 		len(takeStmts), statementMix(takeStmts), takePub))
 	results.note(name, fmt.Sprintf("a Take of a conversation someone owns: %d SQL statement(s) (%s)", len(lostStmts), statementMix(lostStmts)))
 	results.note(name, "every contender tries every conversation of a fresh pool in the same order; unowned, open, in the queue, offered to all 8 (as RING_ALL leaves them)")
