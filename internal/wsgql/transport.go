@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -230,9 +231,9 @@ func (t *Transport) Do(w http.ResponseWriter, r *http.Request, exec graphql.Grap
 	switch {
 	case len(offered) == 0:
 		proto = ProtocolLegacyWS // what gqlgen's transport did, for old clients
-	case contains(offered, ProtocolTransportWS):
+	case slices.Contains(offered, ProtocolTransportWS):
 		proto = ProtocolTransportWS
-	case contains(offered, ProtocolLegacyWS):
+	case slices.Contains(offered, ProtocolLegacyWS):
 		proto = ProtocolLegacyWS
 	}
 	up := ws.HTTPUpgrader{Timeout: t.cfg.WriteTimeout}
@@ -425,13 +426,4 @@ func offeredProtocols(r *http.Request) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
