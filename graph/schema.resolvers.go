@@ -338,17 +338,17 @@ func (r *queueResolver) Members(ctx context.Context, obj *ent.Queue) ([]*ent.Que
 
 // InboxEvents is the resolver for the inboxEvents field.
 func (r *subscriptionResolver) InboxEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error) {
-	return r.Conversations.SubscribeInbox(ctx, after)
+	return r.Conversations.SubscribeInbox(ctx, deref(after))
 }
 
 // ConversationEvents is the resolver for the conversationEvents field.
 func (r *subscriptionResolver) ConversationEvents(ctx context.Context, conversationID int, after *string) (<-chan *conversations.Event, error) {
-	return r.Conversations.SubscribeConversation(ctx, conversationID, after)
+	return r.Conversations.SubscribeConversation(ctx, conversationID, deref(after))
 }
 
 // VisitorEvents is the resolver for the visitorEvents field.
 func (r *subscriptionResolver) VisitorEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error) {
-	return r.Conversations.SubscribeVisitor(ctx, after)
+	return r.Conversations.SubscribeVisitor(ctx, deref(after))
 }
 
 // PresenceEvents is the resolver for the presenceEvents field.

@@ -174,9 +174,9 @@ func waitMetric(t testing.TB, s *apitest.Server, name string, want float64) {
 	t.Fatalf("%s = %v, want %v", name, got, want)
 }
 
-// waitSubscribed waits until the server has n live broker subscriptions: an
-// event published from then on reaches every subscriber (with Redis the
-// gauge moves only once SUBSCRIBE is confirmed).
+// waitSubscribed waits until the server has n live client subscriptions:
+// an event published from then on reaches every subscriber (the gauge
+// moves only once the subscription's broker SUBSCRIBE is confirmed).
 func waitSubscribed(t testing.TB, s *apitest.Server, n int) {
 	t.Helper()
 	waitMetric(t, s, "parley_active_subscriptions", float64(n))

@@ -124,12 +124,12 @@ func (s *Service) pump(ctx context.Context, in <-chan pubsub.Event, who string, 
 // SubscribeInbox streams everything that changes the caller's inbox, after
 // the cursor when one is given (see [eventlog.Log.Subscribe]). Access is
 // checked at subscribe time and again at every delivery.
-func (s *Service) SubscribeInbox(ctx context.Context, after *string) (<-chan *Event, error) {
+func (s *Service) SubscribeInbox(ctx context.Context, after string) (<-chan *Event, error) {
 	p, err := auth.Agent(ctx)
 	if err != nil {
 		return nil, err
 	}
-	in, err := s.elog.Subscribe(ctx, pubsub.AgentTopic(p.AgentID), deref(after))
+	in, err := s.elog.Subscribe(ctx, pubsub.AgentTopic(p.AgentID), after)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +170,7 @@ func (s *Service) inboxEvent(ctx context.Context, p auth.Principal, ev pubsub.Ev
 // statuses and changes, after the cursor when one is given. When the
 // subscriber loses access it receives one REMOVED event and the stream
 // completes.
-func (s *Service) SubscribeConversation(ctx context.Context, id int, after *string) (<-chan *Event, error) {
+func (s *Service) SubscribeConversation(ctx context.Context, id int, after string) (<-chan *Event, error) {
 	p, err := auth.Agent(ctx)
 	if err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func (s *Service) SubscribeConversation(ctx context.Context, id int, after *stri
 	if _, _, err := s.load(ctx, s.client, p, id); err != nil {
 		return nil, err
 	}
-	in, err := s.elog.Subscribe(ctx, pubsub.ConversationTopic(id), deref(after))
+	in, err := s.elog.Subscribe(ctx, pubsub.ConversationTopic(id), after)
 	if err != nil {
 		return nil, err
 	}
@@ -311,11 +311,4 @@ func loadSnapshot(ctx context.Context, client *ent.Client, ev pubsub.Event) (*sn
 		snap.msg = m
 	}
 	return snap, nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

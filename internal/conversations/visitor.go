@@ -135,12 +135,12 @@ func (s *Service) VisitorSend(ctx context.Context, body string, attachmentIDs []
 // SubscribeVisitor streams agents' replies to the calling visitor, after
 // the cursor when one is given, and SESSION_ENDED, after which the stream
 // completes.
-func (s *Service) SubscribeVisitor(ctx context.Context, after *string) (<-chan *Event, error) {
+func (s *Service) SubscribeVisitor(ctx context.Context, after string) (<-chan *Event, error) {
 	p, err := auth.Visitor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	in, err := s.elog.Subscribe(ctx, pubsub.VisitorTopic(p.ConversationID), deref(after))
+	in, err := s.elog.Subscribe(ctx, pubsub.VisitorTopic(p.ConversationID), after)
 	if err != nil {
 		return nil, err
 	}

@@ -103,10 +103,8 @@ func (l *Log) Broker() pubsub.Broker { return l.broker }
 // Init creates the counter row if this is a new database; instances
 // starting at once create one.
 func (l *Log) Init(ctx context.Context) error {
-	err := l.client.EventCounter.Create().SetName(counterName).
-		OnConflictColumns(eventcounter.FieldName).DoNothing().Exec(ctx)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("event counter: %w", err)
+	if err := createCounter(ctx, l.client.EventCounter); err != nil {
+		return err
 	}
 	head, _, err := l.Head(ctx)
 	if err != nil {
@@ -216,13 +214,21 @@ func (l *Log) advance(ctx context.Context, tx *ent.Tx, n int64) (int64, error) {
 		if found {
 			return last, nil
 		}
-		err = tx.EventCounter.Create().SetName(counterName).
-			OnConflictColumns(eventcounter.FieldName).DoNothing().Exec(ctx)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return 0, fmt.Errorf("event counter: %w", err)
+		if err := createCounter(ctx, tx.EventCounter); err != nil {
+			return 0, err
 		}
 	}
 	return 0, errors.New("event counter: could not create its row")
+}
+
+// createCounter creates the counter row unless it exists; instances
+// racing to create it create one.
+func createCounter(ctx context.Context, c *ent.EventCounterClient) error {
+	err := c.Create().SetName(counterName).OnConflictColumns(eventcounter.FieldName).DoNothing().Exec(ctx)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("event counter: %w", err)
+	}
+	return nil
 }
 
 func queryInt(ctx context.Context, tx *ent.Tx, q string, into *int64) (bool, error) {

@@ -37,9 +37,6 @@ const (
 	// MaxUploadSize bounds a multipart request (the attachment limit plus
 	// room for the operation).
 	MaxUploadSize = 26 << 20
-	// MaxWebsocketMessage bounds one client message on a websocket (a
-	// subscribe carrying the whole contract document is about 15 KiB).
-	MaxWebsocketMessage = 1 << 20
 )
 
 // newGraphQL builds the GraphQL handler: explicit transports (Parley's own
@@ -127,7 +124,8 @@ func newWebsocket(d Deps, closing context.Context) *wsgql.Transport {
 		InitTimeout:     d.Config.WebsocketInitTimeout,
 		PingInterval:    d.Config.WebsocketPingInterval,
 		RecheckInterval: d.Config.WebsocketRecheckInterval,
-		MaxMessageBytes: MaxWebsocketMessage,
+		// A websocket message is a GraphQL request: the same bound.
+		MaxMessageBytes: d.Config.MaxRequestBytes,
 		Log:             d.Log,
 		Connections:     func(n int) { d.Metrics.WebsocketConnections.Add(float64(n)) },
 		Subscriptions:   func(n int) { d.Metrics.ActiveSubscriptions.Add(float64(n)) },
