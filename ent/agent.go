@@ -45,6 +45,8 @@ type Agent struct {
 	PasswordHash string `json:"-"`
 	// Active holds the value of the "active" field.
 	Active bool `json:"active,omitempty"`
+	// MustChangePassword holds the value of the "must_change_password" field.
+	MustChangePassword bool `json:"must_change_password,omitempty"`
 	// LastSeenAt holds the value of the "last_seen_at" field.
 	LastSeenAt *time.Time `json:"last_seen_at,omitempty"`
 	// Online holds the value of the "online" field.
@@ -132,7 +134,7 @@ func (*Agent) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case agent.FieldChatOptions:
 			values[i] = new([]byte)
-		case agent.FieldActive, agent.FieldOnline:
+		case agent.FieldActive, agent.FieldMustChangePassword, agent.FieldOnline:
 			values[i] = new(sql.NullBool)
 		case agent.FieldID, agent.FieldMaxConcurrentChats:
 			values[i] = new(sql.NullInt64)
@@ -242,6 +244,12 @@ func (_m *Agent) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field active", values[i])
 			} else if value.Valid {
 				_m.Active = value.Bool
+			}
+		case agent.FieldMustChangePassword:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field must_change_password", values[i])
+			} else if value.Valid {
+				_m.MustChangePassword = value.Bool
 			}
 		case agent.FieldLastSeenAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -364,6 +372,9 @@ func (_m *Agent) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("active=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Active))
+	builder.WriteString(", ")
+	builder.WriteString("must_change_password=")
+	builder.WriteString(fmt.Sprintf("%v", _m.MustChangePassword))
 	builder.WriteString(", ")
 	if v := _m.LastSeenAt; v != nil {
 		builder.WriteString("last_seen_at=")

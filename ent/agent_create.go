@@ -177,6 +177,20 @@ func (_c *AgentCreate) SetNillableActive(v *bool) *AgentCreate {
 	return _c
 }
 
+// SetMustChangePassword sets the "must_change_password" field.
+func (_c *AgentCreate) SetMustChangePassword(v bool) *AgentCreate {
+	_c.mutation.SetMustChangePassword(v)
+	return _c
+}
+
+// SetNillableMustChangePassword sets the "must_change_password" field if the given value is not nil.
+func (_c *AgentCreate) SetNillableMustChangePassword(v *bool) *AgentCreate {
+	if v != nil {
+		_c.SetMustChangePassword(*v)
+	}
+	return _c
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (_c *AgentCreate) SetLastSeenAt(v time.Time) *AgentCreate {
 	_c.mutation.SetLastSeenAt(v)
@@ -357,6 +371,10 @@ func (_c *AgentCreate) defaults() {
 		v := agent.DefaultActive
 		_c.mutation.SetActive(v)
 	}
+	if _, ok := _c.mutation.MustChangePassword(); !ok {
+		v := agent.DefaultMustChangePassword
+		_c.mutation.SetMustChangePassword(v)
+	}
 	if _, ok := _c.mutation.Online(); !ok {
 		v := agent.DefaultOnline
 		_c.mutation.SetOnline(v)
@@ -431,6 +449,9 @@ func (_c *AgentCreate) check() error {
 	}
 	if _, ok := _c.mutation.Active(); !ok {
 		return &ValidationError{Name: "active", err: errors.New(`ent: missing required field "Agent.active"`)}
+	}
+	if _, ok := _c.mutation.MustChangePassword(); !ok {
+		return &ValidationError{Name: "must_change_password", err: errors.New(`ent: missing required field "Agent.must_change_password"`)}
 	}
 	if _, ok := _c.mutation.Online(); !ok {
 		return &ValidationError{Name: "online", err: errors.New(`ent: missing required field "Agent.online"`)}
@@ -516,6 +537,10 @@ func (_c *AgentCreate) createSpec() (*Agent, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Active(); ok {
 		_spec.SetField(agent.FieldActive, field.TypeBool, value)
 		_node.Active = value
+	}
+	if value, ok := _c.mutation.MustChangePassword(); ok {
+		_spec.SetField(agent.FieldMustChangePassword, field.TypeBool, value)
+		_node.MustChangePassword = value
 	}
 	if value, ok := _c.mutation.LastSeenAt(); ok {
 		_spec.SetField(agent.FieldLastSeenAt, field.TypeTime, value)
@@ -823,6 +848,18 @@ func (u *AgentUpsert) UpdateActive() *AgentUpsert {
 	return u
 }
 
+// SetMustChangePassword sets the "must_change_password" field.
+func (u *AgentUpsert) SetMustChangePassword(v bool) *AgentUpsert {
+	u.Set(agent.FieldMustChangePassword, v)
+	return u
+}
+
+// UpdateMustChangePassword sets the "must_change_password" field to the value that was provided on create.
+func (u *AgentUpsert) UpdateMustChangePassword() *AgentUpsert {
+	u.SetExcluded(agent.FieldMustChangePassword)
+	return u
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (u *AgentUpsert) SetLastSeenAt(v time.Time) *AgentUpsert {
 	u.Set(agent.FieldLastSeenAt, v)
@@ -1096,6 +1133,20 @@ func (u *AgentUpsertOne) SetActive(v bool) *AgentUpsertOne {
 func (u *AgentUpsertOne) UpdateActive() *AgentUpsertOne {
 	return u.Update(func(s *AgentUpsert) {
 		s.UpdateActive()
+	})
+}
+
+// SetMustChangePassword sets the "must_change_password" field.
+func (u *AgentUpsertOne) SetMustChangePassword(v bool) *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetMustChangePassword(v)
+	})
+}
+
+// UpdateMustChangePassword sets the "must_change_password" field to the value that was provided on create.
+func (u *AgentUpsertOne) UpdateMustChangePassword() *AgentUpsertOne {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateMustChangePassword()
 	})
 }
 
@@ -1545,6 +1596,20 @@ func (u *AgentUpsertBulk) SetActive(v bool) *AgentUpsertBulk {
 func (u *AgentUpsertBulk) UpdateActive() *AgentUpsertBulk {
 	return u.Update(func(s *AgentUpsert) {
 		s.UpdateActive()
+	})
+}
+
+// SetMustChangePassword sets the "must_change_password" field.
+func (u *AgentUpsertBulk) SetMustChangePassword(v bool) *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.SetMustChangePassword(v)
+	})
+}
+
+// UpdateMustChangePassword sets the "must_change_password" field to the value that was provided on create.
+func (u *AgentUpsertBulk) UpdateMustChangePassword() *AgentUpsertBulk {
+	return u.Update(func(s *AgentUpsert) {
+		s.UpdateMustChangePassword()
 	})
 }
 

@@ -213,6 +213,20 @@ func (_u *AgentUpdate) SetNillableActive(v *bool) *AgentUpdate {
 	return _u
 }
 
+// SetMustChangePassword sets the "must_change_password" field.
+func (_u *AgentUpdate) SetMustChangePassword(v bool) *AgentUpdate {
+	_u.mutation.SetMustChangePassword(v)
+	return _u
+}
+
+// SetNillableMustChangePassword sets the "must_change_password" field if the given value is not nil.
+func (_u *AgentUpdate) SetNillableMustChangePassword(v *bool) *AgentUpdate {
+	if v != nil {
+		_u.SetMustChangePassword(*v)
+	}
+	return _u
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (_u *AgentUpdate) SetLastSeenAt(v time.Time) *AgentUpdate {
 	_u.mutation.SetLastSeenAt(v)
@@ -579,6 +593,9 @@ func (_u *AgentUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(agent.FieldActive, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.MustChangePassword(); ok {
+		_spec.SetField(agent.FieldMustChangePassword, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.LastSeenAt(); ok {
 		_spec.SetField(agent.FieldLastSeenAt, field.TypeTime, value)
@@ -1018,6 +1035,20 @@ func (_u *AgentUpdateOne) SetNillableActive(v *bool) *AgentUpdateOne {
 	return _u
 }
 
+// SetMustChangePassword sets the "must_change_password" field.
+func (_u *AgentUpdateOne) SetMustChangePassword(v bool) *AgentUpdateOne {
+	_u.mutation.SetMustChangePassword(v)
+	return _u
+}
+
+// SetNillableMustChangePassword sets the "must_change_password" field if the given value is not nil.
+func (_u *AgentUpdateOne) SetNillableMustChangePassword(v *bool) *AgentUpdateOne {
+	if v != nil {
+		_u.SetMustChangePassword(*v)
+	}
+	return _u
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (_u *AgentUpdateOne) SetLastSeenAt(v time.Time) *AgentUpdateOne {
 	_u.mutation.SetLastSeenAt(v)
@@ -1414,6 +1445,9 @@ func (_u *AgentUpdateOne) sqlSave(ctx context.Context) (_node *Agent, err error)
 	}
 	if value, ok := _u.mutation.Active(); ok {
 		_spec.SetField(agent.FieldActive, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.MustChangePassword(); ok {
+		_spec.SetField(agent.FieldMustChangePassword, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.LastSeenAt(); ok {
 		_spec.SetField(agent.FieldLastSeenAt, field.TypeTime, value)

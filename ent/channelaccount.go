@@ -37,6 +37,10 @@ type ChannelAccount struct {
 	QueueID *int `json:"queue_id,omitempty"`
 	// AgentID holds the value of the "agent_id" field.
 	AgentID *int `json:"agent_id,omitempty"`
+	// FallbackQueueID holds the value of the "fallback_queue_id" field.
+	FallbackQueueID *int `json:"fallback_queue_id,omitempty"`
+	// Enabled holds the value of the "enabled" field.
+	Enabled bool `json:"enabled,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the ChannelAccountQuery when eager-loading is set.
 	Edges        ChannelAccountEdges `json:"edges"`
@@ -49,11 +53,13 @@ type ChannelAccountEdges struct {
 	Queue *Queue `json:"queue,omitempty"`
 	// Agent holds the value of the agent edge.
 	Agent *Agent `json:"agent,omitempty"`
+	// FallbackQueue holds the value of the fallback_queue edge.
+	FallbackQueue *Queue `json:"fallback_queue,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [2]bool
+	loadedTypes [3]bool
 	// totalCount holds the count of the edges above.
-	totalCount [2]map[string]int
+	totalCount [3]map[string]int
 }
 
 // QueueOrErr returns the Queue value or an error if the edge
@@ -78,6 +84,17 @@ func (e ChannelAccountEdges) AgentOrErr() (*Agent, error) {
 	return nil, &NotLoadedError{edge: "agent"}
 }
 
+// FallbackQueueOrErr returns the FallbackQueue value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e ChannelAccountEdges) FallbackQueueOrErr() (*Queue, error) {
+	if e.FallbackQueue != nil {
+		return e.FallbackQueue, nil
+	} else if e.loadedTypes[2] {
+		return nil, &NotFoundError{label: queue.Label}
+	}
+	return nil, &NotLoadedError{edge: "fallback_queue"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*ChannelAccount) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -85,7 +102,9 @@ func (*ChannelAccount) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case channelaccount.FieldConfig:
 			values[i] = new([]byte)
-		case channelaccount.FieldID, channelaccount.FieldQueueID, channelaccount.FieldAgentID:
+		case channelaccount.FieldEnabled:
+			values[i] = new(sql.NullBool)
+		case channelaccount.FieldID, channelaccount.FieldQueueID, channelaccount.FieldAgentID, channelaccount.FieldFallbackQueueID:
 			values[i] = new(sql.NullInt64)
 		case channelaccount.FieldChannel, channelaccount.FieldName, channelaccount.FieldExternalID:
 			values[i] = new(sql.NullString)
@@ -164,6 +183,19 @@ func (_m *ChannelAccount) assignValues(columns []string, values []any) error {
 				_m.AgentID = new(int)
 				*_m.AgentID = int(value.Int64)
 			}
+		case channelaccount.FieldFallbackQueueID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field fallback_queue_id", values[i])
+			} else if value.Valid {
+				_m.FallbackQueueID = new(int)
+				*_m.FallbackQueueID = int(value.Int64)
+			}
+		case channelaccount.FieldEnabled:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field enabled", values[i])
+			} else if value.Valid {
+				_m.Enabled = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -185,6 +217,11 @@ func (_m *ChannelAccount) QueryQueue() *QueueQuery {
 // QueryAgent queries the "agent" edge of the ChannelAccount entity.
 func (_m *ChannelAccount) QueryAgent() *AgentQuery {
 	return NewChannelAccountClient(_m.config).QueryAgent(_m)
+}
+
+// QueryFallbackQueue queries the "fallback_queue" edge of the ChannelAccount entity.
+func (_m *ChannelAccount) QueryFallbackQueue() *QueueQuery {
+	return NewChannelAccountClient(_m.config).QueryFallbackQueue(_m)
 }
 
 // Update returns a builder for updating this ChannelAccount.
@@ -236,6 +273,14 @@ func (_m *ChannelAccount) String() string {
 		builder.WriteString("agent_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	if v := _m.FallbackQueueID; v != nil {
+		builder.WriteString("fallback_queue_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("enabled=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Enabled))
 	builder.WriteByte(')')
 	return builder.String()
 }

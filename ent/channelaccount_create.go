@@ -113,6 +113,34 @@ func (_c *ChannelAccountCreate) SetNillableAgentID(v *int) *ChannelAccountCreate
 	return _c
 }
 
+// SetFallbackQueueID sets the "fallback_queue_id" field.
+func (_c *ChannelAccountCreate) SetFallbackQueueID(v int) *ChannelAccountCreate {
+	_c.mutation.SetFallbackQueueID(v)
+	return _c
+}
+
+// SetNillableFallbackQueueID sets the "fallback_queue_id" field if the given value is not nil.
+func (_c *ChannelAccountCreate) SetNillableFallbackQueueID(v *int) *ChannelAccountCreate {
+	if v != nil {
+		_c.SetFallbackQueueID(*v)
+	}
+	return _c
+}
+
+// SetEnabled sets the "enabled" field.
+func (_c *ChannelAccountCreate) SetEnabled(v bool) *ChannelAccountCreate {
+	_c.mutation.SetEnabled(v)
+	return _c
+}
+
+// SetNillableEnabled sets the "enabled" field if the given value is not nil.
+func (_c *ChannelAccountCreate) SetNillableEnabled(v *bool) *ChannelAccountCreate {
+	if v != nil {
+		_c.SetEnabled(*v)
+	}
+	return _c
+}
+
 // SetQueue sets the "queue" edge to the Queue entity.
 func (_c *ChannelAccountCreate) SetQueue(v *Queue) *ChannelAccountCreate {
 	return _c.SetQueueID(v.ID)
@@ -121,6 +149,11 @@ func (_c *ChannelAccountCreate) SetQueue(v *Queue) *ChannelAccountCreate {
 // SetAgent sets the "agent" edge to the Agent entity.
 func (_c *ChannelAccountCreate) SetAgent(v *Agent) *ChannelAccountCreate {
 	return _c.SetAgentID(v.ID)
+}
+
+// SetFallbackQueue sets the "fallback_queue" edge to the Queue entity.
+func (_c *ChannelAccountCreate) SetFallbackQueue(v *Queue) *ChannelAccountCreate {
+	return _c.SetFallbackQueueID(v.ID)
 }
 
 // Mutation returns the ChannelAccountMutation object of the builder.
@@ -166,6 +199,10 @@ func (_c *ChannelAccountCreate) defaults() {
 		v := channelaccount.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Enabled(); !ok {
+		v := channelaccount.DefaultEnabled
+		_c.mutation.SetEnabled(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -194,6 +231,9 @@ func (_c *ChannelAccountCreate) check() error {
 	}
 	if _, ok := _c.mutation.Config(); !ok {
 		return &ValidationError{Name: "config", err: errors.New(`ent: missing required field "ChannelAccount.config"`)}
+	}
+	if _, ok := _c.mutation.Enabled(); !ok {
+		return &ValidationError{Name: "enabled", err: errors.New(`ent: missing required field "ChannelAccount.enabled"`)}
 	}
 	return nil
 }
@@ -246,6 +286,10 @@ func (_c *ChannelAccountCreate) createSpec() (*ChannelAccount, *sqlgraph.CreateS
 		_spec.SetField(channelaccount.FieldConfig, field.TypeJSON, value)
 		_node.Config = value
 	}
+	if value, ok := _c.mutation.Enabled(); ok {
+		_spec.SetField(channelaccount.FieldEnabled, field.TypeBool, value)
+		_node.Enabled = value
+	}
 	if nodes := _c.mutation.QueueIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -278,6 +322,23 @@ func (_c *ChannelAccountCreate) createSpec() (*ChannelAccount, *sqlgraph.CreateS
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.AgentID = &nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.FallbackQueueIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   channelaccount.FallbackQueueTable,
+			Columns: []string{channelaccount.FallbackQueueColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(queue.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.FallbackQueueID = &nodes[0]
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	return _node, _spec
@@ -419,6 +480,36 @@ func (u *ChannelAccountUpsert) UpdateAgentID() *ChannelAccountUpsert {
 // ClearAgentID clears the value of the "agent_id" field.
 func (u *ChannelAccountUpsert) ClearAgentID() *ChannelAccountUpsert {
 	u.SetNull(channelaccount.FieldAgentID)
+	return u
+}
+
+// SetFallbackQueueID sets the "fallback_queue_id" field.
+func (u *ChannelAccountUpsert) SetFallbackQueueID(v int) *ChannelAccountUpsert {
+	u.Set(channelaccount.FieldFallbackQueueID, v)
+	return u
+}
+
+// UpdateFallbackQueueID sets the "fallback_queue_id" field to the value that was provided on create.
+func (u *ChannelAccountUpsert) UpdateFallbackQueueID() *ChannelAccountUpsert {
+	u.SetExcluded(channelaccount.FieldFallbackQueueID)
+	return u
+}
+
+// ClearFallbackQueueID clears the value of the "fallback_queue_id" field.
+func (u *ChannelAccountUpsert) ClearFallbackQueueID() *ChannelAccountUpsert {
+	u.SetNull(channelaccount.FieldFallbackQueueID)
+	return u
+}
+
+// SetEnabled sets the "enabled" field.
+func (u *ChannelAccountUpsert) SetEnabled(v bool) *ChannelAccountUpsert {
+	u.Set(channelaccount.FieldEnabled, v)
+	return u
+}
+
+// UpdateEnabled sets the "enabled" field to the value that was provided on create.
+func (u *ChannelAccountUpsert) UpdateEnabled() *ChannelAccountUpsert {
+	u.SetExcluded(channelaccount.FieldEnabled)
 	return u
 }
 
@@ -572,6 +663,41 @@ func (u *ChannelAccountUpsertOne) UpdateAgentID() *ChannelAccountUpsertOne {
 func (u *ChannelAccountUpsertOne) ClearAgentID() *ChannelAccountUpsertOne {
 	return u.Update(func(s *ChannelAccountUpsert) {
 		s.ClearAgentID()
+	})
+}
+
+// SetFallbackQueueID sets the "fallback_queue_id" field.
+func (u *ChannelAccountUpsertOne) SetFallbackQueueID(v int) *ChannelAccountUpsertOne {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.SetFallbackQueueID(v)
+	})
+}
+
+// UpdateFallbackQueueID sets the "fallback_queue_id" field to the value that was provided on create.
+func (u *ChannelAccountUpsertOne) UpdateFallbackQueueID() *ChannelAccountUpsertOne {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.UpdateFallbackQueueID()
+	})
+}
+
+// ClearFallbackQueueID clears the value of the "fallback_queue_id" field.
+func (u *ChannelAccountUpsertOne) ClearFallbackQueueID() *ChannelAccountUpsertOne {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.ClearFallbackQueueID()
+	})
+}
+
+// SetEnabled sets the "enabled" field.
+func (u *ChannelAccountUpsertOne) SetEnabled(v bool) *ChannelAccountUpsertOne {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.SetEnabled(v)
+	})
+}
+
+// UpdateEnabled sets the "enabled" field to the value that was provided on create.
+func (u *ChannelAccountUpsertOne) UpdateEnabled() *ChannelAccountUpsertOne {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.UpdateEnabled()
 	})
 }
 
@@ -891,6 +1017,41 @@ func (u *ChannelAccountUpsertBulk) UpdateAgentID() *ChannelAccountUpsertBulk {
 func (u *ChannelAccountUpsertBulk) ClearAgentID() *ChannelAccountUpsertBulk {
 	return u.Update(func(s *ChannelAccountUpsert) {
 		s.ClearAgentID()
+	})
+}
+
+// SetFallbackQueueID sets the "fallback_queue_id" field.
+func (u *ChannelAccountUpsertBulk) SetFallbackQueueID(v int) *ChannelAccountUpsertBulk {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.SetFallbackQueueID(v)
+	})
+}
+
+// UpdateFallbackQueueID sets the "fallback_queue_id" field to the value that was provided on create.
+func (u *ChannelAccountUpsertBulk) UpdateFallbackQueueID() *ChannelAccountUpsertBulk {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.UpdateFallbackQueueID()
+	})
+}
+
+// ClearFallbackQueueID clears the value of the "fallback_queue_id" field.
+func (u *ChannelAccountUpsertBulk) ClearFallbackQueueID() *ChannelAccountUpsertBulk {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.ClearFallbackQueueID()
+	})
+}
+
+// SetEnabled sets the "enabled" field.
+func (u *ChannelAccountUpsertBulk) SetEnabled(v bool) *ChannelAccountUpsertBulk {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.SetEnabled(v)
+	})
+}
+
+// UpdateEnabled sets the "enabled" field to the value that was provided on create.
+func (u *ChannelAccountUpsertBulk) UpdateEnabled() *ChannelAccountUpsertBulk {
+	return u.Update(func(s *ChannelAccountUpsert) {
+		s.UpdateEnabled()
 	})
 }
 

@@ -21,14 +21,15 @@ import (
 // ChannelAccountQuery is the builder for querying ChannelAccount entities.
 type ChannelAccountQuery struct {
 	config
-	ctx        *QueryContext
-	order      []channelaccount.OrderOption
-	inters     []Interceptor
-	predicates []predicate.ChannelAccount
-	withQueue  *QueueQuery
-	withAgent  *AgentQuery
-	loadTotal  []func(context.Context, []*ChannelAccount) error
-	modifiers  []func(*sql.Selector)
+	ctx               *QueryContext
+	order             []channelaccount.OrderOption
+	inters            []Interceptor
+	predicates        []predicate.ChannelAccount
+	withQueue         *QueueQuery
+	withAgent         *AgentQuery
+	withFallbackQueue *QueueQuery
+	loadTotal         []func(context.Context, []*ChannelAccount) error
+	modifiers         []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -102,6 +103,28 @@ func (_q *ChannelAccountQuery) QueryAgent() *AgentQuery {
 			sqlgraph.From(channelaccount.Table, channelaccount.FieldID, selector),
 			sqlgraph.To(agent.Table, agent.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, false, channelaccount.AgentTable, channelaccount.AgentColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryFallbackQueue chains the current query on the "fallback_queue" edge.
+func (_q *ChannelAccountQuery) QueryFallbackQueue() *QueueQuery {
+	query := (&QueueClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(channelaccount.Table, channelaccount.FieldID, selector),
+			sqlgraph.To(queue.Table, queue.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, channelaccount.FallbackQueueTable, channelaccount.FallbackQueueColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -296,13 +319,14 @@ func (_q *ChannelAccountQuery) Clone() *ChannelAccountQuery {
 		return nil
 	}
 	return &ChannelAccountQuery{
-		config:     _q.config,
-		ctx:        _q.ctx.Clone(),
-		order:      append([]channelaccount.OrderOption{}, _q.order...),
-		inters:     append([]Interceptor{}, _q.inters...),
-		predicates: append([]predicate.ChannelAccount{}, _q.predicates...),
-		withQueue:  _q.withQueue.Clone(),
-		withAgent:  _q.withAgent.Clone(),
+		config:            _q.config,
+		ctx:               _q.ctx.Clone(),
+		order:             append([]channelaccount.OrderOption{}, _q.order...),
+		inters:            append([]Interceptor{}, _q.inters...),
+		predicates:        append([]predicate.ChannelAccount{}, _q.predicates...),
+		withQueue:         _q.withQueue.Clone(),
+		withAgent:         _q.withAgent.Clone(),
+		withFallbackQueue: _q.withFallbackQueue.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -329,6 +353,17 @@ func (_q *ChannelAccountQuery) WithAgent(opts ...func(*AgentQuery)) *ChannelAcco
 		opt(query)
 	}
 	_q.withAgent = query
+	return _q
+}
+
+// WithFallbackQueue tells the query-builder to eager-load the nodes that are connected to
+// the "fallback_queue" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *ChannelAccountQuery) WithFallbackQueue(opts ...func(*QueueQuery)) *ChannelAccountQuery {
+	query := (&QueueClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withFallbackQueue = query
 	return _q
 }
 
@@ -410,9 +445,10 @@ func (_q *ChannelAccountQuery) sqlAll(ctx context.Context, hooks ...queryHook) (
 	var (
 		nodes       = []*ChannelAccount{}
 		_spec       = _q.querySpec()
-		loadedTypes = [2]bool{
+		loadedTypes = [3]bool{
 			_q.withQueue != nil,
 			_q.withAgent != nil,
+			_q.withFallbackQueue != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -445,6 +481,12 @@ func (_q *ChannelAccountQuery) sqlAll(ctx context.Context, hooks ...queryHook) (
 	if query := _q.withAgent; query != nil {
 		if err := _q.loadAgent(ctx, query, nodes, nil,
 			func(n *ChannelAccount, e *Agent) { n.Edges.Agent = e }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withFallbackQueue; query != nil {
+		if err := _q.loadFallbackQueue(ctx, query, nodes, nil,
+			func(n *ChannelAccount, e *Queue) { n.Edges.FallbackQueue = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -520,6 +562,38 @@ func (_q *ChannelAccountQuery) loadAgent(ctx context.Context, query *AgentQuery,
 	}
 	return nil
 }
+func (_q *ChannelAccountQuery) loadFallbackQueue(ctx context.Context, query *QueueQuery, nodes []*ChannelAccount, init func(*ChannelAccount), assign func(*ChannelAccount, *Queue)) error {
+	ids := make([]int, 0, len(nodes))
+	nodeids := make(map[int][]*ChannelAccount)
+	for i := range nodes {
+		if nodes[i].FallbackQueueID == nil {
+			continue
+		}
+		fk := *nodes[i].FallbackQueueID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(queue.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "fallback_queue_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
 
 func (_q *ChannelAccountQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -554,6 +628,9 @@ func (_q *ChannelAccountQuery) querySpec() *sqlgraph.QuerySpec {
 		}
 		if _q.withAgent != nil {
 			_spec.Node.AddColumnOnce(channelaccount.FieldAgentID)
+		}
+		if _q.withFallbackQueue != nil {
+			_spec.Node.AddColumnOnce(channelaccount.FieldFallbackQueueID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

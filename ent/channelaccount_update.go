@@ -126,6 +126,40 @@ func (_u *ChannelAccountUpdate) ClearAgentID() *ChannelAccountUpdate {
 	return _u
 }
 
+// SetFallbackQueueID sets the "fallback_queue_id" field.
+func (_u *ChannelAccountUpdate) SetFallbackQueueID(v int) *ChannelAccountUpdate {
+	_u.mutation.SetFallbackQueueID(v)
+	return _u
+}
+
+// SetNillableFallbackQueueID sets the "fallback_queue_id" field if the given value is not nil.
+func (_u *ChannelAccountUpdate) SetNillableFallbackQueueID(v *int) *ChannelAccountUpdate {
+	if v != nil {
+		_u.SetFallbackQueueID(*v)
+	}
+	return _u
+}
+
+// ClearFallbackQueueID clears the value of the "fallback_queue_id" field.
+func (_u *ChannelAccountUpdate) ClearFallbackQueueID() *ChannelAccountUpdate {
+	_u.mutation.ClearFallbackQueueID()
+	return _u
+}
+
+// SetEnabled sets the "enabled" field.
+func (_u *ChannelAccountUpdate) SetEnabled(v bool) *ChannelAccountUpdate {
+	_u.mutation.SetEnabled(v)
+	return _u
+}
+
+// SetNillableEnabled sets the "enabled" field if the given value is not nil.
+func (_u *ChannelAccountUpdate) SetNillableEnabled(v *bool) *ChannelAccountUpdate {
+	if v != nil {
+		_u.SetEnabled(*v)
+	}
+	return _u
+}
+
 // SetQueue sets the "queue" edge to the Queue entity.
 func (_u *ChannelAccountUpdate) SetQueue(v *Queue) *ChannelAccountUpdate {
 	return _u.SetQueueID(v.ID)
@@ -134,6 +168,11 @@ func (_u *ChannelAccountUpdate) SetQueue(v *Queue) *ChannelAccountUpdate {
 // SetAgent sets the "agent" edge to the Agent entity.
 func (_u *ChannelAccountUpdate) SetAgent(v *Agent) *ChannelAccountUpdate {
 	return _u.SetAgentID(v.ID)
+}
+
+// SetFallbackQueue sets the "fallback_queue" edge to the Queue entity.
+func (_u *ChannelAccountUpdate) SetFallbackQueue(v *Queue) *ChannelAccountUpdate {
+	return _u.SetFallbackQueueID(v.ID)
 }
 
 // Mutation returns the ChannelAccountMutation object of the builder.
@@ -150,6 +189,12 @@ func (_u *ChannelAccountUpdate) ClearQueue() *ChannelAccountUpdate {
 // ClearAgent clears the "agent" edge to the Agent entity.
 func (_u *ChannelAccountUpdate) ClearAgent() *ChannelAccountUpdate {
 	_u.mutation.ClearAgent()
+	return _u
+}
+
+// ClearFallbackQueue clears the "fallback_queue" edge to the Queue entity.
+func (_u *ChannelAccountUpdate) ClearFallbackQueue() *ChannelAccountUpdate {
+	_u.mutation.ClearFallbackQueue()
 	return _u
 }
 
@@ -232,6 +277,9 @@ func (_u *ChannelAccountUpdate) sqlSave(ctx context.Context) (_node int, err err
 	if value, ok := _u.mutation.Config(); ok {
 		_spec.SetField(channelaccount.FieldConfig, field.TypeJSON, value)
 	}
+	if value, ok := _u.mutation.Enabled(); ok {
+		_spec.SetField(channelaccount.FieldEnabled, field.TypeBool, value)
+	}
 	if _u.mutation.QueueCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -283,6 +331,35 @@ func (_u *ChannelAccountUpdate) sqlSave(ctx context.Context) (_node int, err err
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(agent.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.FallbackQueueCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   channelaccount.FallbackQueueTable,
+			Columns: []string{channelaccount.FallbackQueueColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(queue.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.FallbackQueueIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   channelaccount.FallbackQueueTable,
+			Columns: []string{channelaccount.FallbackQueueColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(queue.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {
@@ -406,6 +483,40 @@ func (_u *ChannelAccountUpdateOne) ClearAgentID() *ChannelAccountUpdateOne {
 	return _u
 }
 
+// SetFallbackQueueID sets the "fallback_queue_id" field.
+func (_u *ChannelAccountUpdateOne) SetFallbackQueueID(v int) *ChannelAccountUpdateOne {
+	_u.mutation.SetFallbackQueueID(v)
+	return _u
+}
+
+// SetNillableFallbackQueueID sets the "fallback_queue_id" field if the given value is not nil.
+func (_u *ChannelAccountUpdateOne) SetNillableFallbackQueueID(v *int) *ChannelAccountUpdateOne {
+	if v != nil {
+		_u.SetFallbackQueueID(*v)
+	}
+	return _u
+}
+
+// ClearFallbackQueueID clears the value of the "fallback_queue_id" field.
+func (_u *ChannelAccountUpdateOne) ClearFallbackQueueID() *ChannelAccountUpdateOne {
+	_u.mutation.ClearFallbackQueueID()
+	return _u
+}
+
+// SetEnabled sets the "enabled" field.
+func (_u *ChannelAccountUpdateOne) SetEnabled(v bool) *ChannelAccountUpdateOne {
+	_u.mutation.SetEnabled(v)
+	return _u
+}
+
+// SetNillableEnabled sets the "enabled" field if the given value is not nil.
+func (_u *ChannelAccountUpdateOne) SetNillableEnabled(v *bool) *ChannelAccountUpdateOne {
+	if v != nil {
+		_u.SetEnabled(*v)
+	}
+	return _u
+}
+
 // SetQueue sets the "queue" edge to the Queue entity.
 func (_u *ChannelAccountUpdateOne) SetQueue(v *Queue) *ChannelAccountUpdateOne {
 	return _u.SetQueueID(v.ID)
@@ -414,6 +525,11 @@ func (_u *ChannelAccountUpdateOne) SetQueue(v *Queue) *ChannelAccountUpdateOne {
 // SetAgent sets the "agent" edge to the Agent entity.
 func (_u *ChannelAccountUpdateOne) SetAgent(v *Agent) *ChannelAccountUpdateOne {
 	return _u.SetAgentID(v.ID)
+}
+
+// SetFallbackQueue sets the "fallback_queue" edge to the Queue entity.
+func (_u *ChannelAccountUpdateOne) SetFallbackQueue(v *Queue) *ChannelAccountUpdateOne {
+	return _u.SetFallbackQueueID(v.ID)
 }
 
 // Mutation returns the ChannelAccountMutation object of the builder.
@@ -430,6 +546,12 @@ func (_u *ChannelAccountUpdateOne) ClearQueue() *ChannelAccountUpdateOne {
 // ClearAgent clears the "agent" edge to the Agent entity.
 func (_u *ChannelAccountUpdateOne) ClearAgent() *ChannelAccountUpdateOne {
 	_u.mutation.ClearAgent()
+	return _u
+}
+
+// ClearFallbackQueue clears the "fallback_queue" edge to the Queue entity.
+func (_u *ChannelAccountUpdateOne) ClearFallbackQueue() *ChannelAccountUpdateOne {
+	_u.mutation.ClearFallbackQueue()
 	return _u
 }
 
@@ -542,6 +664,9 @@ func (_u *ChannelAccountUpdateOne) sqlSave(ctx context.Context) (_node *ChannelA
 	if value, ok := _u.mutation.Config(); ok {
 		_spec.SetField(channelaccount.FieldConfig, field.TypeJSON, value)
 	}
+	if value, ok := _u.mutation.Enabled(); ok {
+		_spec.SetField(channelaccount.FieldEnabled, field.TypeBool, value)
+	}
 	if _u.mutation.QueueCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -593,6 +718,35 @@ func (_u *ChannelAccountUpdateOne) sqlSave(ctx context.Context) (_node *ChannelA
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(agent.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.FallbackQueueCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   channelaccount.FallbackQueueTable,
+			Columns: []string{channelaccount.FallbackQueueColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(queue.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.FallbackQueueIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   channelaccount.FallbackQueueTable,
+			Columns: []string{channelaccount.FallbackQueueColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(queue.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

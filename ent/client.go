@@ -17,6 +17,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/parleyhq/parley/ent/agent"
 	"github.com/parleyhq/parley/ent/attachment"
+	"github.com/parleyhq/parley/ent/auditentry"
 	"github.com/parleyhq/parley/ent/authtoken"
 	"github.com/parleyhq/parley/ent/block"
 	"github.com/parleyhq/parley/ent/channelaccount"
@@ -48,6 +49,8 @@ type Client struct {
 	Agent *AgentClient
 	// Attachment is the client for interacting with the Attachment builders.
 	Attachment *AttachmentClient
+	// AuditEntry is the client for interacting with the AuditEntry builders.
+	AuditEntry *AuditEntryClient
 	// AuthToken is the client for interacting with the AuthToken builders.
 	AuthToken *AuthTokenClient
 	// Block is the client for interacting with the Block builders.
@@ -97,6 +100,7 @@ func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.Agent = NewAgentClient(c.config)
 	c.Attachment = NewAttachmentClient(c.config)
+	c.AuditEntry = NewAuditEntryClient(c.config)
 	c.AuthToken = NewAuthTokenClient(c.config)
 	c.Block = NewBlockClient(c.config)
 	c.ChannelAccount = NewChannelAccountClient(c.config)
@@ -209,6 +213,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		config:          cfg,
 		Agent:           NewAgentClient(cfg),
 		Attachment:      NewAttachmentClient(cfg),
+		AuditEntry:      NewAuditEntryClient(cfg),
 		AuthToken:       NewAuthTokenClient(cfg),
 		Block:           NewBlockClient(cfg),
 		ChannelAccount:  NewChannelAccountClient(cfg),
@@ -248,6 +253,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		config:          cfg,
 		Agent:           NewAgentClient(cfg),
 		Attachment:      NewAttachmentClient(cfg),
+		AuditEntry:      NewAuditEntryClient(cfg),
 		AuthToken:       NewAuthTokenClient(cfg),
 		Block:           NewBlockClient(cfg),
 		ChannelAccount:  NewChannelAccountClient(cfg),
@@ -295,10 +301,10 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.Agent, c.Attachment, c.AuthToken, c.Block, c.ChannelAccount, c.Contact,
-		c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog, c.Interaction,
-		c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember, c.ReadState,
-		c.Template, c.WebhookEvent, c.WebhookShard,
+		c.Agent, c.Attachment, c.AuditEntry, c.AuthToken, c.Block, c.ChannelAccount,
+		c.Contact, c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog,
+		c.Interaction, c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember,
+		c.ReadState, c.Template, c.WebhookEvent, c.WebhookShard,
 	} {
 		n.Use(hooks...)
 	}
@@ -308,10 +314,10 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.Agent, c.Attachment, c.AuthToken, c.Block, c.ChannelAccount, c.Contact,
-		c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog, c.Interaction,
-		c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember, c.ReadState,
-		c.Template, c.WebhookEvent, c.WebhookShard,
+		c.Agent, c.Attachment, c.AuditEntry, c.AuthToken, c.Block, c.ChannelAccount,
+		c.Contact, c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog,
+		c.Interaction, c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember,
+		c.ReadState, c.Template, c.WebhookEvent, c.WebhookShard,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -324,6 +330,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Agent.mutate(ctx, m)
 	case *AttachmentMutation:
 		return c.Attachment.mutate(ctx, m)
+	case *AuditEntryMutation:
+		return c.AuditEntry.mutate(ctx, m)
 	case *AuthTokenMutation:
 		return c.AuthToken.mutate(ctx, m)
 	case *BlockMutation:
@@ -724,6 +732,155 @@ func (c *AttachmentClient) mutate(ctx context.Context, m *AttachmentMutation) (V
 		return (&AttachmentDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Attachment mutation op: %q", m.Op())
+	}
+}
+
+// AuditEntryClient is a client for the AuditEntry schema.
+type AuditEntryClient struct {
+	config
+}
+
+// NewAuditEntryClient returns a client for the AuditEntry from the given config.
+func NewAuditEntryClient(c config) *AuditEntryClient {
+	return &AuditEntryClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `auditentry.Hooks(f(g(h())))`.
+func (c *AuditEntryClient) Use(hooks ...Hook) {
+	c.hooks.AuditEntry = append(c.hooks.AuditEntry, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `auditentry.Intercept(f(g(h())))`.
+func (c *AuditEntryClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuditEntry = append(c.inters.AuditEntry, interceptors...)
+}
+
+// Create returns a builder for creating a AuditEntry entity.
+func (c *AuditEntryClient) Create() *AuditEntryCreate {
+	mutation := newAuditEntryMutation(c.config, OpCreate)
+	return &AuditEntryCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuditEntry entities.
+func (c *AuditEntryClient) CreateBulk(builders ...*AuditEntryCreate) *AuditEntryCreateBulk {
+	return &AuditEntryCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuditEntryClient) MapCreateBulk(slice any, setFunc func(*AuditEntryCreate, int)) *AuditEntryCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuditEntryCreateBulk{err: fmt.Errorf("calling to AuditEntryClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuditEntryCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuditEntryCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuditEntry.
+func (c *AuditEntryClient) Update() *AuditEntryUpdate {
+	mutation := newAuditEntryMutation(c.config, OpUpdate)
+	return &AuditEntryUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuditEntryClient) UpdateOne(_m *AuditEntry) *AuditEntryUpdateOne {
+	mutation := newAuditEntryMutation(c.config, OpUpdateOne, withAuditEntry(_m))
+	return &AuditEntryUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuditEntryClient) UpdateOneID(id int) *AuditEntryUpdateOne {
+	mutation := newAuditEntryMutation(c.config, OpUpdateOne, withAuditEntryID(id))
+	return &AuditEntryUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuditEntry.
+func (c *AuditEntryClient) Delete() *AuditEntryDelete {
+	mutation := newAuditEntryMutation(c.config, OpDelete)
+	return &AuditEntryDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuditEntryClient) DeleteOne(_m *AuditEntry) *AuditEntryDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuditEntryClient) DeleteOneID(id int) *AuditEntryDeleteOne {
+	builder := c.Delete().Where(auditentry.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuditEntryDeleteOne{builder}
+}
+
+// Query returns a query builder for AuditEntry.
+func (c *AuditEntryClient) Query() *AuditEntryQuery {
+	return &AuditEntryQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuditEntry},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuditEntry entity by its id.
+func (c *AuditEntryClient) Get(ctx context.Context, id int) (*AuditEntry, error) {
+	return c.Query().Where(auditentry.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuditEntryClient) GetX(ctx context.Context, id int) *AuditEntry {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryActor queries the actor edge of a AuditEntry.
+func (c *AuditEntryClient) QueryActor(_m *AuditEntry) *AgentQuery {
+	query := (&AgentClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(auditentry.Table, auditentry.FieldID, id),
+			sqlgraph.To(agent.Table, agent.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, auditentry.ActorTable, auditentry.ActorColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *AuditEntryClient) Hooks() []Hook {
+	return c.hooks.AuditEntry
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuditEntryClient) Interceptors() []Interceptor {
+	return c.inters.AuditEntry
+}
+
+func (c *AuditEntryClient) mutate(ctx context.Context, m *AuditEntryMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuditEntryCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuditEntryUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuditEntryUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuditEntryDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuditEntry mutation op: %q", m.Op())
 	}
 }
 
@@ -1142,6 +1299,22 @@ func (c *ChannelAccountClient) QueryAgent(_m *ChannelAccount) *AgentQuery {
 			sqlgraph.From(channelaccount.Table, channelaccount.FieldID, id),
 			sqlgraph.To(agent.Table, agent.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, false, channelaccount.AgentTable, channelaccount.AgentColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryFallbackQueue queries the fallback_queue edge of a ChannelAccount.
+func (c *ChannelAccountClient) QueryFallbackQueue(_m *ChannelAccount) *QueueQuery {
+	query := (&QueueClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(channelaccount.Table, channelaccount.FieldID, id),
+			sqlgraph.To(queue.Table, queue.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, channelaccount.FallbackQueueTable, channelaccount.FallbackQueueColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil
@@ -3700,15 +3873,15 @@ func (c *WebhookShardClient) mutate(ctx context.Context, m *WebhookShardMutation
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		Agent, Attachment, AuthToken, Block, ChannelAccount, Contact, ContactIdentity,
-		Conversation, EventCounter, EventLog, Interaction, Message, Offer,
-		PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
+		Agent, Attachment, AuditEntry, AuthToken, Block, ChannelAccount, Contact,
+		ContactIdentity, Conversation, EventCounter, EventLog, Interaction, Message,
+		Offer, PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
 		WebhookShard []ent.Hook
 	}
 	inters struct {
-		Agent, Attachment, AuthToken, Block, ChannelAccount, Contact, ContactIdentity,
-		Conversation, EventCounter, EventLog, Interaction, Message, Offer,
-		PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
+		Agent, Attachment, AuditEntry, AuthToken, Block, ChannelAccount, Contact,
+		ContactIdentity, Conversation, EventCounter, EventLog, Interaction, Message,
+		Offer, PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
 		WebhookShard []ent.Interceptor
 	}
 )

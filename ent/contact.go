@@ -27,6 +27,8 @@ type Contact struct {
 	Email *string `json:"email,omitempty"`
 	// Phone holds the value of the "phone" field.
 	Phone *string `json:"phone,omitempty"`
+	// Notes holds the value of the "notes" field.
+	Notes *string `json:"notes,omitempty"`
 	// Known holds the value of the "known" field.
 	Known bool `json:"known,omitempty"`
 	// Blocked holds the value of the "blocked" field.
@@ -94,7 +96,7 @@ func (*Contact) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case contact.FieldID:
 			values[i] = new(sql.NullInt64)
-		case contact.FieldDisplayName, contact.FieldEmail, contact.FieldPhone, contact.FieldSearchKey:
+		case contact.FieldDisplayName, contact.FieldEmail, contact.FieldPhone, contact.FieldNotes, contact.FieldSearchKey:
 			values[i] = new(sql.NullString)
 		case contact.FieldCreatedAt, contact.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -150,6 +152,13 @@ func (_m *Contact) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Phone = new(string)
 				*_m.Phone = value.String
+			}
+		case contact.FieldNotes:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field notes", values[i])
+			} else if value.Valid {
+				_m.Notes = new(string)
+				*_m.Notes = value.String
 			}
 		case contact.FieldKnown:
 			if value, ok := values[i].(*sql.NullBool); !ok {
@@ -236,6 +245,11 @@ func (_m *Contact) String() string {
 	builder.WriteString(", ")
 	if v := _m.Phone; v != nil {
 		builder.WriteString("phone=")
+		builder.WriteString(*v)
+	}
+	builder.WriteString(", ")
+	if v := _m.Notes; v != nil {
+		builder.WriteString("notes=")
 		builder.WriteString(*v)
 	}
 	builder.WriteString(", ")

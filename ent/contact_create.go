@@ -87,6 +87,20 @@ func (_c *ContactCreate) SetNillablePhone(v *string) *ContactCreate {
 	return _c
 }
 
+// SetNotes sets the "notes" field.
+func (_c *ContactCreate) SetNotes(v string) *ContactCreate {
+	_c.mutation.SetNotes(v)
+	return _c
+}
+
+// SetNillableNotes sets the "notes" field if the given value is not nil.
+func (_c *ContactCreate) SetNillableNotes(v *string) *ContactCreate {
+	if v != nil {
+		_c.SetNotes(*v)
+	}
+	return _c
+}
+
 // SetKnown sets the "known" field.
 func (_c *ContactCreate) SetKnown(v bool) *ContactCreate {
 	_c.mutation.SetKnown(v)
@@ -313,6 +327,10 @@ func (_c *ContactCreate) createSpec() (*Contact, *sqlgraph.CreateSpec) {
 		_spec.SetField(contact.FieldPhone, field.TypeString, value)
 		_node.Phone = &value
 	}
+	if value, ok := _c.mutation.Notes(); ok {
+		_spec.SetField(contact.FieldNotes, field.TypeString, value)
+		_node.Notes = &value
+	}
 	if value, ok := _c.mutation.Known(); ok {
 		_spec.SetField(contact.FieldKnown, field.TypeBool, value)
 		_node.Known = value
@@ -485,6 +503,24 @@ func (u *ContactUpsert) ClearPhone() *ContactUpsert {
 	return u
 }
 
+// SetNotes sets the "notes" field.
+func (u *ContactUpsert) SetNotes(v string) *ContactUpsert {
+	u.Set(contact.FieldNotes, v)
+	return u
+}
+
+// UpdateNotes sets the "notes" field to the value that was provided on create.
+func (u *ContactUpsert) UpdateNotes() *ContactUpsert {
+	u.SetExcluded(contact.FieldNotes)
+	return u
+}
+
+// ClearNotes clears the value of the "notes" field.
+func (u *ContactUpsert) ClearNotes() *ContactUpsert {
+	u.SetNull(contact.FieldNotes)
+	return u
+}
+
 // SetKnown sets the "known" field.
 func (u *ContactUpsert) SetKnown(v bool) *ContactUpsert {
 	u.Set(contact.FieldKnown, v)
@@ -633,6 +669,27 @@ func (u *ContactUpsertOne) UpdatePhone() *ContactUpsertOne {
 func (u *ContactUpsertOne) ClearPhone() *ContactUpsertOne {
 	return u.Update(func(s *ContactUpsert) {
 		s.ClearPhone()
+	})
+}
+
+// SetNotes sets the "notes" field.
+func (u *ContactUpsertOne) SetNotes(v string) *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.SetNotes(v)
+	})
+}
+
+// UpdateNotes sets the "notes" field to the value that was provided on create.
+func (u *ContactUpsertOne) UpdateNotes() *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.UpdateNotes()
+	})
+}
+
+// ClearNotes clears the value of the "notes" field.
+func (u *ContactUpsertOne) ClearNotes() *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.ClearNotes()
 	})
 }
 
@@ -956,6 +1013,27 @@ func (u *ContactUpsertBulk) UpdatePhone() *ContactUpsertBulk {
 func (u *ContactUpsertBulk) ClearPhone() *ContactUpsertBulk {
 	return u.Update(func(s *ContactUpsert) {
 		s.ClearPhone()
+	})
+}
+
+// SetNotes sets the "notes" field.
+func (u *ContactUpsertBulk) SetNotes(v string) *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.SetNotes(v)
+	})
+}
+
+// UpdateNotes sets the "notes" field to the value that was provided on create.
+func (u *ContactUpsertBulk) UpdateNotes() *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.UpdateNotes()
+	})
+}
+
+// ClearNotes clears the value of the "notes" field.
+func (u *ContactUpsertBulk) ClearNotes() *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.ClearNotes()
 	})
 }
 

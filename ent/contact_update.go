@@ -92,6 +92,26 @@ func (_u *ContactUpdate) ClearPhone() *ContactUpdate {
 	return _u
 }
 
+// SetNotes sets the "notes" field.
+func (_u *ContactUpdate) SetNotes(v string) *ContactUpdate {
+	_u.mutation.SetNotes(v)
+	return _u
+}
+
+// SetNillableNotes sets the "notes" field if the given value is not nil.
+func (_u *ContactUpdate) SetNillableNotes(v *string) *ContactUpdate {
+	if v != nil {
+		_u.SetNotes(*v)
+	}
+	return _u
+}
+
+// ClearNotes clears the value of the "notes" field.
+func (_u *ContactUpdate) ClearNotes() *ContactUpdate {
+	_u.mutation.ClearNotes()
+	return _u
+}
+
 // SetKnown sets the "known" field.
 func (_u *ContactUpdate) SetKnown(v bool) *ContactUpdate {
 	_u.mutation.SetKnown(v)
@@ -339,6 +359,12 @@ func (_u *ContactUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.PhoneCleared() {
 		_spec.ClearField(contact.FieldPhone, field.TypeString)
 	}
+	if value, ok := _u.mutation.Notes(); ok {
+		_spec.SetField(contact.FieldNotes, field.TypeString, value)
+	}
+	if _u.mutation.NotesCleared() {
+		_spec.ClearField(contact.FieldNotes, field.TypeString)
+	}
 	if value, ok := _u.mutation.Known(); ok {
 		_spec.SetField(contact.FieldKnown, field.TypeBool, value)
 	}
@@ -562,6 +588,26 @@ func (_u *ContactUpdateOne) SetNillablePhone(v *string) *ContactUpdateOne {
 // ClearPhone clears the value of the "phone" field.
 func (_u *ContactUpdateOne) ClearPhone() *ContactUpdateOne {
 	_u.mutation.ClearPhone()
+	return _u
+}
+
+// SetNotes sets the "notes" field.
+func (_u *ContactUpdateOne) SetNotes(v string) *ContactUpdateOne {
+	_u.mutation.SetNotes(v)
+	return _u
+}
+
+// SetNillableNotes sets the "notes" field if the given value is not nil.
+func (_u *ContactUpdateOne) SetNillableNotes(v *string) *ContactUpdateOne {
+	if v != nil {
+		_u.SetNotes(*v)
+	}
+	return _u
+}
+
+// ClearNotes clears the value of the "notes" field.
+func (_u *ContactUpdateOne) ClearNotes() *ContactUpdateOne {
+	_u.mutation.ClearNotes()
 	return _u
 }
 
@@ -841,6 +887,12 @@ func (_u *ContactUpdateOne) sqlSave(ctx context.Context) (_node *Contact, err er
 	}
 	if _u.mutation.PhoneCleared() {
 		_spec.ClearField(contact.FieldPhone, field.TypeString)
+	}
+	if value, ok := _u.mutation.Notes(); ok {
+		_spec.SetField(contact.FieldNotes, field.TypeString, value)
+	}
+	if _u.mutation.NotesCleared() {
+		_spec.ClearField(contact.FieldNotes, field.TypeString)
 	}
 	if value, ok := _u.mutation.Known(); ok {
 		_spec.SetField(contact.FieldKnown, field.TypeBool, value)

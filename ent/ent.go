@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/parleyhq/parley/ent/agent"
 	"github.com/parleyhq/parley/ent/attachment"
+	"github.com/parleyhq/parley/ent/auditentry"
 	"github.com/parleyhq/parley/ent/authtoken"
 	"github.com/parleyhq/parley/ent/block"
 	"github.com/parleyhq/parley/ent/channelaccount"
@@ -94,6 +95,7 @@ func checkColumn(t, c string) error {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			agent.Table:           agent.ValidColumn,
 			attachment.Table:      attachment.ValidColumn,
+			auditentry.Table:      auditentry.ValidColumn,
 			authtoken.Table:       authtoken.ValidColumn,
 			block.Table:           block.ValidColumn,
 			channelaccount.Table:  channelaccount.ValidColumn,

@@ -9,6 +9,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/parleyhq/parley/ent/agent"
 	"github.com/parleyhq/parley/ent/attachment"
+	"github.com/parleyhq/parley/ent/auditentry"
 	"github.com/parleyhq/parley/ent/channelaccount"
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
@@ -226,6 +227,122 @@ func newAttachmentPaginateArgs(rv map[string]any) *attachmentPaginateArgs {
 }
 
 // CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *AuditEntryQuery) CollectFields(ctx context.Context, satisfies ...string) (*AuditEntryQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *AuditEntryQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(auditentry.Columns))
+		selectedFields = []string{auditentry.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+
+		case "actor":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&AgentClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, agentImplementors)...); err != nil {
+				return err
+			}
+			_q.withActor = query
+			if _, ok := fieldSeen[auditentry.FieldActorID]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldActorID)
+				fieldSeen[auditentry.FieldActorID] = struct{}{}
+			}
+		case "at":
+			if _, ok := fieldSeen[auditentry.FieldAt]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldAt)
+				fieldSeen[auditentry.FieldAt] = struct{}{}
+			}
+		case "action":
+			if _, ok := fieldSeen[auditentry.FieldAction]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldAction)
+				fieldSeen[auditentry.FieldAction] = struct{}{}
+			}
+		case "targetID":
+			if _, ok := fieldSeen[auditentry.FieldTargetID]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldTargetID)
+				fieldSeen[auditentry.FieldTargetID] = struct{}{}
+			}
+		case "detail":
+			if _, ok := fieldSeen[auditentry.FieldDetail]; !ok {
+				selectedFields = append(selectedFields, auditentry.FieldDetail)
+				fieldSeen[auditentry.FieldDetail] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type auditentryPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []AuditEntryPaginateOption
+}
+
+func newAuditEntryPaginateArgs(rv map[string]any) *auditentryPaginateArgs {
+	args := &auditentryPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &AuditEntryOrder{Field: &AuditEntryOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithAuditEntryOrder(order))
+			}
+		case *AuditEntryOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithAuditEntryOrder(v))
+			}
+		}
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
 func (_q *ChannelAccountQuery) CollectFields(ctx context.Context, satisfies ...string) (*ChannelAccountQuery, error) {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil {
@@ -276,6 +393,21 @@ func (_q *ChannelAccountQuery) collectField(ctx context.Context, oneNode bool, o
 				selectedFields = append(selectedFields, channelaccount.FieldAgentID)
 				fieldSeen[channelaccount.FieldAgentID] = struct{}{}
 			}
+
+		case "fallbackQueue":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&QueueClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, queueImplementors)...); err != nil {
+				return err
+			}
+			_q.withFallbackQueue = query
+			if _, ok := fieldSeen[channelaccount.FieldFallbackQueueID]; !ok {
+				selectedFields = append(selectedFields, channelaccount.FieldFallbackQueueID)
+				fieldSeen[channelaccount.FieldFallbackQueueID] = struct{}{}
+			}
 		case "createdAt":
 			if _, ok := fieldSeen[channelaccount.FieldCreatedAt]; !ok {
 				selectedFields = append(selectedFields, channelaccount.FieldCreatedAt)
@@ -290,6 +422,11 @@ func (_q *ChannelAccountQuery) collectField(ctx context.Context, oneNode bool, o
 			if _, ok := fieldSeen[channelaccount.FieldName]; !ok {
 				selectedFields = append(selectedFields, channelaccount.FieldName)
 				fieldSeen[channelaccount.FieldName] = struct{}{}
+			}
+		case "enabled":
+			if _, ok := fieldSeen[channelaccount.FieldEnabled]; !ok {
+				selectedFields = append(selectedFields, channelaccount.FieldEnabled)
+				fieldSeen[channelaccount.FieldEnabled] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -404,6 +541,11 @@ func (_q *ContactQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 			if _, ok := fieldSeen[contact.FieldPhone]; !ok {
 				selectedFields = append(selectedFields, contact.FieldPhone)
 				fieldSeen[contact.FieldPhone] = struct{}{}
+			}
+		case "notes":
+			if _, ok := fieldSeen[contact.FieldNotes]; !ok {
+				selectedFields = append(selectedFields, contact.FieldNotes)
+				fieldSeen[contact.FieldNotes] = struct{}{}
 			}
 		case "blocked":
 			if _, ok := fieldSeen[contact.FieldBlocked]; !ok {
@@ -1018,6 +1160,16 @@ func (_q *QueueQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 			if _, ok := fieldSeen[queue.FieldOfferTimeoutSeconds]; !ok {
 				selectedFields = append(selectedFields, queue.FieldOfferTimeoutSeconds)
 				fieldSeen[queue.FieldOfferTimeoutSeconds] = struct{}{}
+			}
+		case "description":
+			if _, ok := fieldSeen[queue.FieldDescription]; !ok {
+				selectedFields = append(selectedFields, queue.FieldDescription)
+				fieldSeen[queue.FieldDescription] = struct{}{}
+			}
+		case "ownerAwayTimeoutSeconds":
+			if _, ok := fieldSeen[queue.FieldOwnerAwayTimeoutSeconds]; !ok {
+				selectedFields = append(selectedFields, queue.FieldOwnerAwayTimeoutSeconds)
+				fieldSeen[queue.FieldOwnerAwayTimeoutSeconds] = struct{}{}
 			}
 		case "id":
 		case "__typename":

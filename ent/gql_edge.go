@@ -8,6 +8,14 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
+func (_m *AuditEntry) Actor(ctx context.Context) (*Agent, error) {
+	result, err := _m.Edges.ActorOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryActor().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
 func (_m *ChannelAccount) Queue(ctx context.Context) (*Queue, error) {
 	result, err := _m.Edges.QueueOrErr()
 	if IsNotLoaded(err) {
@@ -20,6 +28,14 @@ func (_m *ChannelAccount) Agent(ctx context.Context) (*Agent, error) {
 	result, err := _m.Edges.AgentOrErr()
 	if IsNotLoaded(err) {
 		result, err = _m.QueryAgent().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
+func (_m *ChannelAccount) FallbackQueue(ctx context.Context) (*Queue, error) {
+	result, err := _m.Edges.FallbackQueueOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryFallbackQueue().Only(ctx)
 	}
 	return result, MaskNotFound(err)
 }

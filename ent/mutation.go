@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/parleyhq/parley/ent/agent"
 	"github.com/parleyhq/parley/ent/attachment"
+	"github.com/parleyhq/parley/ent/auditentry"
 	"github.com/parleyhq/parley/ent/authtoken"
 	"github.com/parleyhq/parley/ent/block"
 	"github.com/parleyhq/parley/ent/channelaccount"
@@ -46,6 +47,7 @@ const (
 	// Node types.
 	TypeAgent           = "Agent"
 	TypeAttachment      = "Attachment"
+	TypeAuditEntry      = "AuditEntry"
 	TypeAuthToken       = "AuthToken"
 	TypeBlock           = "Block"
 	TypeChannelAccount  = "ChannelAccount"
@@ -86,6 +88,7 @@ type AgentMutation struct {
 	chat_options               *schematype.ChatOptions
 	password_hash              *string
 	active                     *bool
+	must_change_password       *bool
 	last_seen_at               *time.Time
 	online                     *bool
 	search_key                 *string
@@ -722,6 +725,42 @@ func (m *AgentMutation) ResetActive() {
 	m.active = nil
 }
 
+// SetMustChangePassword sets the "must_change_password" field.
+func (m *AgentMutation) SetMustChangePassword(b bool) {
+	m.must_change_password = &b
+}
+
+// MustChangePassword returns the value of the "must_change_password" field in the mutation.
+func (m *AgentMutation) MustChangePassword() (r bool, exists bool) {
+	v := m.must_change_password
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMustChangePassword returns the old "must_change_password" field's value of the Agent entity.
+// If the Agent object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AgentMutation) OldMustChangePassword(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMustChangePassword is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMustChangePassword requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMustChangePassword: %w", err)
+	}
+	return oldValue.MustChangePassword, nil
+}
+
+// ResetMustChangePassword resets all changes to the "must_change_password" field.
+func (m *AgentMutation) ResetMustChangePassword() {
+	m.must_change_password = nil
+}
+
 // SetLastSeenAt sets the "last_seen_at" field.
 func (m *AgentMutation) SetLastSeenAt(t time.Time) {
 	m.last_seen_at = &t
@@ -1147,7 +1186,7 @@ func (m *AgentMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *AgentMutation) Fields() []string {
-	fields := make([]string, 0, 16)
+	fields := make([]string, 0, 17)
 	if m.created_at != nil {
 		fields = append(fields, agent.FieldCreatedAt)
 	}
@@ -1186,6 +1225,9 @@ func (m *AgentMutation) Fields() []string {
 	}
 	if m.active != nil {
 		fields = append(fields, agent.FieldActive)
+	}
+	if m.must_change_password != nil {
+		fields = append(fields, agent.FieldMustChangePassword)
 	}
 	if m.last_seen_at != nil {
 		fields = append(fields, agent.FieldLastSeenAt)
@@ -1230,6 +1272,8 @@ func (m *AgentMutation) Field(name string) (ent.Value, bool) {
 		return m.PasswordHash()
 	case agent.FieldActive:
 		return m.Active()
+	case agent.FieldMustChangePassword:
+		return m.MustChangePassword()
 	case agent.FieldLastSeenAt:
 		return m.LastSeenAt()
 	case agent.FieldOnline:
@@ -1271,6 +1315,8 @@ func (m *AgentMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldPasswordHash(ctx)
 	case agent.FieldActive:
 		return m.OldActive(ctx)
+	case agent.FieldMustChangePassword:
+		return m.OldMustChangePassword(ctx)
 	case agent.FieldLastSeenAt:
 		return m.OldLastSeenAt(ctx)
 	case agent.FieldOnline:
@@ -1376,6 +1422,13 @@ func (m *AgentMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetActive(v)
+		return nil
+	case agent.FieldMustChangePassword:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMustChangePassword(v)
 		return nil
 	case agent.FieldLastSeenAt:
 		v, ok := value.(time.Time)
@@ -1521,6 +1574,9 @@ func (m *AgentMutation) ResetField(name string) error {
 		return nil
 	case agent.FieldActive:
 		m.ResetActive()
+		return nil
+	case agent.FieldMustChangePassword:
+		m.ResetMustChangePassword()
 		return nil
 	case agent.FieldLastSeenAt:
 		m.ResetLastSeenAt()
@@ -2583,6 +2639,699 @@ func (m *AttachmentMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown Attachment edge %s", name)
+}
+
+// AuditEntryMutation represents an operation that mutates the AuditEntry nodes in the graph.
+type AuditEntryMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	at            *time.Time
+	action        *string
+	target_id     *int
+	addtarget_id  *int
+	detail        *string
+	clearedFields map[string]struct{}
+	actor         *int
+	clearedactor  bool
+	done          bool
+	oldValue      func(context.Context) (*AuditEntry, error)
+	predicates    []predicate.AuditEntry
+}
+
+var _ ent.Mutation = (*AuditEntryMutation)(nil)
+
+// auditentryOption allows management of the mutation configuration using functional options.
+type auditentryOption func(*AuditEntryMutation)
+
+// newAuditEntryMutation creates new mutation for the AuditEntry entity.
+func newAuditEntryMutation(c config, op Op, opts ...auditentryOption) *AuditEntryMutation {
+	m := &AuditEntryMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuditEntry,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuditEntryID sets the ID field of the mutation.
+func withAuditEntryID(id int) auditentryOption {
+	return func(m *AuditEntryMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuditEntry
+		)
+		m.oldValue = func(ctx context.Context) (*AuditEntry, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuditEntry.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuditEntry sets the old AuditEntry of the mutation.
+func withAuditEntry(node *AuditEntry) auditentryOption {
+	return func(m *AuditEntryMutation) {
+		m.oldValue = func(context.Context) (*AuditEntry, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuditEntryMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuditEntryMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuditEntryMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuditEntryMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuditEntry.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetAt sets the "at" field.
+func (m *AuditEntryMutation) SetAt(t time.Time) {
+	m.at = &t
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *AuditEntryMutation) At() (r time.Time, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the AuditEntry entity.
+// If the AuditEntry object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditEntryMutation) OldAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *AuditEntryMutation) ResetAt() {
+	m.at = nil
+}
+
+// SetActorID sets the "actor_id" field.
+func (m *AuditEntryMutation) SetActorID(i int) {
+	m.actor = &i
+}
+
+// ActorID returns the value of the "actor_id" field in the mutation.
+func (m *AuditEntryMutation) ActorID() (r int, exists bool) {
+	v := m.actor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorID returns the old "actor_id" field's value of the AuditEntry entity.
+// If the AuditEntry object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditEntryMutation) OldActorID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorID: %w", err)
+	}
+	return oldValue.ActorID, nil
+}
+
+// ClearActorID clears the value of the "actor_id" field.
+func (m *AuditEntryMutation) ClearActorID() {
+	m.actor = nil
+	m.clearedFields[auditentry.FieldActorID] = struct{}{}
+}
+
+// ActorIDCleared returns if the "actor_id" field was cleared in this mutation.
+func (m *AuditEntryMutation) ActorIDCleared() bool {
+	_, ok := m.clearedFields[auditentry.FieldActorID]
+	return ok
+}
+
+// ResetActorID resets all changes to the "actor_id" field.
+func (m *AuditEntryMutation) ResetActorID() {
+	m.actor = nil
+	delete(m.clearedFields, auditentry.FieldActorID)
+}
+
+// SetAction sets the "action" field.
+func (m *AuditEntryMutation) SetAction(s string) {
+	m.action = &s
+}
+
+// Action returns the value of the "action" field in the mutation.
+func (m *AuditEntryMutation) Action() (r string, exists bool) {
+	v := m.action
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAction returns the old "action" field's value of the AuditEntry entity.
+// If the AuditEntry object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditEntryMutation) OldAction(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAction is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAction requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAction: %w", err)
+	}
+	return oldValue.Action, nil
+}
+
+// ResetAction resets all changes to the "action" field.
+func (m *AuditEntryMutation) ResetAction() {
+	m.action = nil
+}
+
+// SetTargetID sets the "target_id" field.
+func (m *AuditEntryMutation) SetTargetID(i int) {
+	m.target_id = &i
+	m.addtarget_id = nil
+}
+
+// TargetID returns the value of the "target_id" field in the mutation.
+func (m *AuditEntryMutation) TargetID() (r int, exists bool) {
+	v := m.target_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTargetID returns the old "target_id" field's value of the AuditEntry entity.
+// If the AuditEntry object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditEntryMutation) OldTargetID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTargetID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTargetID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTargetID: %w", err)
+	}
+	return oldValue.TargetID, nil
+}
+
+// AddTargetID adds i to the "target_id" field.
+func (m *AuditEntryMutation) AddTargetID(i int) {
+	if m.addtarget_id != nil {
+		*m.addtarget_id += i
+	} else {
+		m.addtarget_id = &i
+	}
+}
+
+// AddedTargetID returns the value that was added to the "target_id" field in this mutation.
+func (m *AuditEntryMutation) AddedTargetID() (r int, exists bool) {
+	v := m.addtarget_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearTargetID clears the value of the "target_id" field.
+func (m *AuditEntryMutation) ClearTargetID() {
+	m.target_id = nil
+	m.addtarget_id = nil
+	m.clearedFields[auditentry.FieldTargetID] = struct{}{}
+}
+
+// TargetIDCleared returns if the "target_id" field was cleared in this mutation.
+func (m *AuditEntryMutation) TargetIDCleared() bool {
+	_, ok := m.clearedFields[auditentry.FieldTargetID]
+	return ok
+}
+
+// ResetTargetID resets all changes to the "target_id" field.
+func (m *AuditEntryMutation) ResetTargetID() {
+	m.target_id = nil
+	m.addtarget_id = nil
+	delete(m.clearedFields, auditentry.FieldTargetID)
+}
+
+// SetDetail sets the "detail" field.
+func (m *AuditEntryMutation) SetDetail(s string) {
+	m.detail = &s
+}
+
+// Detail returns the value of the "detail" field in the mutation.
+func (m *AuditEntryMutation) Detail() (r string, exists bool) {
+	v := m.detail
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDetail returns the old "detail" field's value of the AuditEntry entity.
+// If the AuditEntry object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditEntryMutation) OldDetail(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDetail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDetail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDetail: %w", err)
+	}
+	return oldValue.Detail, nil
+}
+
+// ClearDetail clears the value of the "detail" field.
+func (m *AuditEntryMutation) ClearDetail() {
+	m.detail = nil
+	m.clearedFields[auditentry.FieldDetail] = struct{}{}
+}
+
+// DetailCleared returns if the "detail" field was cleared in this mutation.
+func (m *AuditEntryMutation) DetailCleared() bool {
+	_, ok := m.clearedFields[auditentry.FieldDetail]
+	return ok
+}
+
+// ResetDetail resets all changes to the "detail" field.
+func (m *AuditEntryMutation) ResetDetail() {
+	m.detail = nil
+	delete(m.clearedFields, auditentry.FieldDetail)
+}
+
+// ClearActor clears the "actor" edge to the Agent entity.
+func (m *AuditEntryMutation) ClearActor() {
+	m.clearedactor = true
+	m.clearedFields[auditentry.FieldActorID] = struct{}{}
+}
+
+// ActorCleared reports if the "actor" edge to the Agent entity was cleared.
+func (m *AuditEntryMutation) ActorCleared() bool {
+	return m.ActorIDCleared() || m.clearedactor
+}
+
+// ActorIDs returns the "actor" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// ActorID instead. It exists only for internal usage by the builders.
+func (m *AuditEntryMutation) ActorIDs() (ids []int) {
+	if id := m.actor; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetActor resets all changes to the "actor" edge.
+func (m *AuditEntryMutation) ResetActor() {
+	m.actor = nil
+	m.clearedactor = false
+}
+
+// Where appends a list predicates to the AuditEntryMutation builder.
+func (m *AuditEntryMutation) Where(ps ...predicate.AuditEntry) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuditEntryMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuditEntryMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuditEntry, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuditEntryMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuditEntryMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuditEntry).
+func (m *AuditEntryMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuditEntryMutation) Fields() []string {
+	fields := make([]string, 0, 5)
+	if m.at != nil {
+		fields = append(fields, auditentry.FieldAt)
+	}
+	if m.actor != nil {
+		fields = append(fields, auditentry.FieldActorID)
+	}
+	if m.action != nil {
+		fields = append(fields, auditentry.FieldAction)
+	}
+	if m.target_id != nil {
+		fields = append(fields, auditentry.FieldTargetID)
+	}
+	if m.detail != nil {
+		fields = append(fields, auditentry.FieldDetail)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuditEntryMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case auditentry.FieldAt:
+		return m.At()
+	case auditentry.FieldActorID:
+		return m.ActorID()
+	case auditentry.FieldAction:
+		return m.Action()
+	case auditentry.FieldTargetID:
+		return m.TargetID()
+	case auditentry.FieldDetail:
+		return m.Detail()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuditEntryMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case auditentry.FieldAt:
+		return m.OldAt(ctx)
+	case auditentry.FieldActorID:
+		return m.OldActorID(ctx)
+	case auditentry.FieldAction:
+		return m.OldAction(ctx)
+	case auditentry.FieldTargetID:
+		return m.OldTargetID(ctx)
+	case auditentry.FieldDetail:
+		return m.OldDetail(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuditEntry field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditEntryMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case auditentry.FieldAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	case auditentry.FieldActorID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorID(v)
+		return nil
+	case auditentry.FieldAction:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAction(v)
+		return nil
+	case auditentry.FieldTargetID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTargetID(v)
+		return nil
+	case auditentry.FieldDetail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDetail(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditEntry field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuditEntryMutation) AddedFields() []string {
+	var fields []string
+	if m.addtarget_id != nil {
+		fields = append(fields, auditentry.FieldTargetID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuditEntryMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case auditentry.FieldTargetID:
+		return m.AddedTargetID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditEntryMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case auditentry.FieldTargetID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTargetID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditEntry numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuditEntryMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(auditentry.FieldActorID) {
+		fields = append(fields, auditentry.FieldActorID)
+	}
+	if m.FieldCleared(auditentry.FieldTargetID) {
+		fields = append(fields, auditentry.FieldTargetID)
+	}
+	if m.FieldCleared(auditentry.FieldDetail) {
+		fields = append(fields, auditentry.FieldDetail)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuditEntryMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuditEntryMutation) ClearField(name string) error {
+	switch name {
+	case auditentry.FieldActorID:
+		m.ClearActorID()
+		return nil
+	case auditentry.FieldTargetID:
+		m.ClearTargetID()
+		return nil
+	case auditentry.FieldDetail:
+		m.ClearDetail()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditEntry nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuditEntryMutation) ResetField(name string) error {
+	switch name {
+	case auditentry.FieldAt:
+		m.ResetAt()
+		return nil
+	case auditentry.FieldActorID:
+		m.ResetActorID()
+		return nil
+	case auditentry.FieldAction:
+		m.ResetAction()
+		return nil
+	case auditentry.FieldTargetID:
+		m.ResetTargetID()
+		return nil
+	case auditentry.FieldDetail:
+		m.ResetDetail()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditEntry field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuditEntryMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.actor != nil {
+		edges = append(edges, auditentry.EdgeActor)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuditEntryMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case auditentry.EdgeActor:
+		if id := m.actor; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuditEntryMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuditEntryMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuditEntryMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedactor {
+		edges = append(edges, auditentry.EdgeActor)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuditEntryMutation) EdgeCleared(name string) bool {
+	switch name {
+	case auditentry.EdgeActor:
+		return m.clearedactor
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuditEntryMutation) ClearEdge(name string) error {
+	switch name {
+	case auditentry.EdgeActor:
+		m.ClearActor()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditEntry unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuditEntryMutation) ResetEdge(name string) error {
+	switch name {
+	case auditentry.EdgeActor:
+		m.ResetActor()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditEntry edge %s", name)
 }
 
 // AuthTokenMutation represents an operation that mutates the AuthToken nodes in the graph.
@@ -3862,23 +4611,26 @@ func (m *BlockMutation) ResetEdge(name string) error {
 // ChannelAccountMutation represents an operation that mutates the ChannelAccount nodes in the graph.
 type ChannelAccountMutation struct {
 	config
-	op            Op
-	typ           string
-	id            *int
-	created_at    *time.Time
-	updated_at    *time.Time
-	channel       *schematype.Channel
-	name          *string
-	external_id   *string
-	_config       *schematype.ChannelConfig
-	clearedFields map[string]struct{}
-	queue         *int
-	clearedqueue  bool
-	agent         *int
-	clearedagent  bool
-	done          bool
-	oldValue      func(context.Context) (*ChannelAccount, error)
-	predicates    []predicate.ChannelAccount
+	op                    Op
+	typ                   string
+	id                    *int
+	created_at            *time.Time
+	updated_at            *time.Time
+	channel               *schematype.Channel
+	name                  *string
+	external_id           *string
+	_config               *schematype.ChannelConfig
+	enabled               *bool
+	clearedFields         map[string]struct{}
+	queue                 *int
+	clearedqueue          bool
+	agent                 *int
+	clearedagent          bool
+	fallback_queue        *int
+	clearedfallback_queue bool
+	done                  bool
+	oldValue              func(context.Context) (*ChannelAccount, error)
+	predicates            []predicate.ChannelAccount
 }
 
 var _ ent.Mutation = (*ChannelAccountMutation)(nil)
@@ -4306,6 +5058,91 @@ func (m *ChannelAccountMutation) ResetAgentID() {
 	delete(m.clearedFields, channelaccount.FieldAgentID)
 }
 
+// SetFallbackQueueID sets the "fallback_queue_id" field.
+func (m *ChannelAccountMutation) SetFallbackQueueID(i int) {
+	m.fallback_queue = &i
+}
+
+// FallbackQueueID returns the value of the "fallback_queue_id" field in the mutation.
+func (m *ChannelAccountMutation) FallbackQueueID() (r int, exists bool) {
+	v := m.fallback_queue
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFallbackQueueID returns the old "fallback_queue_id" field's value of the ChannelAccount entity.
+// If the ChannelAccount object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChannelAccountMutation) OldFallbackQueueID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFallbackQueueID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFallbackQueueID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFallbackQueueID: %w", err)
+	}
+	return oldValue.FallbackQueueID, nil
+}
+
+// ClearFallbackQueueID clears the value of the "fallback_queue_id" field.
+func (m *ChannelAccountMutation) ClearFallbackQueueID() {
+	m.fallback_queue = nil
+	m.clearedFields[channelaccount.FieldFallbackQueueID] = struct{}{}
+}
+
+// FallbackQueueIDCleared returns if the "fallback_queue_id" field was cleared in this mutation.
+func (m *ChannelAccountMutation) FallbackQueueIDCleared() bool {
+	_, ok := m.clearedFields[channelaccount.FieldFallbackQueueID]
+	return ok
+}
+
+// ResetFallbackQueueID resets all changes to the "fallback_queue_id" field.
+func (m *ChannelAccountMutation) ResetFallbackQueueID() {
+	m.fallback_queue = nil
+	delete(m.clearedFields, channelaccount.FieldFallbackQueueID)
+}
+
+// SetEnabled sets the "enabled" field.
+func (m *ChannelAccountMutation) SetEnabled(b bool) {
+	m.enabled = &b
+}
+
+// Enabled returns the value of the "enabled" field in the mutation.
+func (m *ChannelAccountMutation) Enabled() (r bool, exists bool) {
+	v := m.enabled
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEnabled returns the old "enabled" field's value of the ChannelAccount entity.
+// If the ChannelAccount object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChannelAccountMutation) OldEnabled(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEnabled is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEnabled requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEnabled: %w", err)
+	}
+	return oldValue.Enabled, nil
+}
+
+// ResetEnabled resets all changes to the "enabled" field.
+func (m *ChannelAccountMutation) ResetEnabled() {
+	m.enabled = nil
+}
+
 // ClearQueue clears the "queue" edge to the Queue entity.
 func (m *ChannelAccountMutation) ClearQueue() {
 	m.clearedqueue = true
@@ -4360,6 +5197,33 @@ func (m *ChannelAccountMutation) ResetAgent() {
 	m.clearedagent = false
 }
 
+// ClearFallbackQueue clears the "fallback_queue" edge to the Queue entity.
+func (m *ChannelAccountMutation) ClearFallbackQueue() {
+	m.clearedfallback_queue = true
+	m.clearedFields[channelaccount.FieldFallbackQueueID] = struct{}{}
+}
+
+// FallbackQueueCleared reports if the "fallback_queue" edge to the Queue entity was cleared.
+func (m *ChannelAccountMutation) FallbackQueueCleared() bool {
+	return m.FallbackQueueIDCleared() || m.clearedfallback_queue
+}
+
+// FallbackQueueIDs returns the "fallback_queue" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// FallbackQueueID instead. It exists only for internal usage by the builders.
+func (m *ChannelAccountMutation) FallbackQueueIDs() (ids []int) {
+	if id := m.fallback_queue; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetFallbackQueue resets all changes to the "fallback_queue" edge.
+func (m *ChannelAccountMutation) ResetFallbackQueue() {
+	m.fallback_queue = nil
+	m.clearedfallback_queue = false
+}
+
 // Where appends a list predicates to the ChannelAccountMutation builder.
 func (m *ChannelAccountMutation) Where(ps ...predicate.ChannelAccount) {
 	m.predicates = append(m.predicates, ps...)
@@ -4394,7 +5258,7 @@ func (m *ChannelAccountMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ChannelAccountMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 10)
 	if m.created_at != nil {
 		fields = append(fields, channelaccount.FieldCreatedAt)
 	}
@@ -4418,6 +5282,12 @@ func (m *ChannelAccountMutation) Fields() []string {
 	}
 	if m.agent != nil {
 		fields = append(fields, channelaccount.FieldAgentID)
+	}
+	if m.fallback_queue != nil {
+		fields = append(fields, channelaccount.FieldFallbackQueueID)
+	}
+	if m.enabled != nil {
+		fields = append(fields, channelaccount.FieldEnabled)
 	}
 	return fields
 }
@@ -4443,6 +5313,10 @@ func (m *ChannelAccountMutation) Field(name string) (ent.Value, bool) {
 		return m.QueueID()
 	case channelaccount.FieldAgentID:
 		return m.AgentID()
+	case channelaccount.FieldFallbackQueueID:
+		return m.FallbackQueueID()
+	case channelaccount.FieldEnabled:
+		return m.Enabled()
 	}
 	return nil, false
 }
@@ -4468,6 +5342,10 @@ func (m *ChannelAccountMutation) OldField(ctx context.Context, name string) (ent
 		return m.OldQueueID(ctx)
 	case channelaccount.FieldAgentID:
 		return m.OldAgentID(ctx)
+	case channelaccount.FieldFallbackQueueID:
+		return m.OldFallbackQueueID(ctx)
+	case channelaccount.FieldEnabled:
+		return m.OldEnabled(ctx)
 	}
 	return nil, fmt.Errorf("unknown ChannelAccount field %s", name)
 }
@@ -4533,6 +5411,20 @@ func (m *ChannelAccountMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAgentID(v)
 		return nil
+	case channelaccount.FieldFallbackQueueID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFallbackQueueID(v)
+		return nil
+	case channelaccount.FieldEnabled:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEnabled(v)
+		return nil
 	}
 	return fmt.Errorf("unknown ChannelAccount field %s", name)
 }
@@ -4575,6 +5467,9 @@ func (m *ChannelAccountMutation) ClearedFields() []string {
 	if m.FieldCleared(channelaccount.FieldAgentID) {
 		fields = append(fields, channelaccount.FieldAgentID)
 	}
+	if m.FieldCleared(channelaccount.FieldFallbackQueueID) {
+		fields = append(fields, channelaccount.FieldFallbackQueueID)
+	}
 	return fields
 }
 
@@ -4597,6 +5492,9 @@ func (m *ChannelAccountMutation) ClearField(name string) error {
 		return nil
 	case channelaccount.FieldAgentID:
 		m.ClearAgentID()
+		return nil
+	case channelaccount.FieldFallbackQueueID:
+		m.ClearFallbackQueueID()
 		return nil
 	}
 	return fmt.Errorf("unknown ChannelAccount nullable field %s", name)
@@ -4630,18 +5528,27 @@ func (m *ChannelAccountMutation) ResetField(name string) error {
 	case channelaccount.FieldAgentID:
 		m.ResetAgentID()
 		return nil
+	case channelaccount.FieldFallbackQueueID:
+		m.ResetFallbackQueueID()
+		return nil
+	case channelaccount.FieldEnabled:
+		m.ResetEnabled()
+		return nil
 	}
 	return fmt.Errorf("unknown ChannelAccount field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *ChannelAccountMutation) AddedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 3)
 	if m.queue != nil {
 		edges = append(edges, channelaccount.EdgeQueue)
 	}
 	if m.agent != nil {
 		edges = append(edges, channelaccount.EdgeAgent)
+	}
+	if m.fallback_queue != nil {
+		edges = append(edges, channelaccount.EdgeFallbackQueue)
 	}
 	return edges
 }
@@ -4658,13 +5565,17 @@ func (m *ChannelAccountMutation) AddedIDs(name string) []ent.Value {
 		if id := m.agent; id != nil {
 			return []ent.Value{*id}
 		}
+	case channelaccount.EdgeFallbackQueue:
+		if id := m.fallback_queue; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *ChannelAccountMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 3)
 	return edges
 }
 
@@ -4676,12 +5587,15 @@ func (m *ChannelAccountMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *ChannelAccountMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 3)
 	if m.clearedqueue {
 		edges = append(edges, channelaccount.EdgeQueue)
 	}
 	if m.clearedagent {
 		edges = append(edges, channelaccount.EdgeAgent)
+	}
+	if m.clearedfallback_queue {
+		edges = append(edges, channelaccount.EdgeFallbackQueue)
 	}
 	return edges
 }
@@ -4694,6 +5608,8 @@ func (m *ChannelAccountMutation) EdgeCleared(name string) bool {
 		return m.clearedqueue
 	case channelaccount.EdgeAgent:
 		return m.clearedagent
+	case channelaccount.EdgeFallbackQueue:
+		return m.clearedfallback_queue
 	}
 	return false
 }
@@ -4708,6 +5624,9 @@ func (m *ChannelAccountMutation) ClearEdge(name string) error {
 	case channelaccount.EdgeAgent:
 		m.ClearAgent()
 		return nil
+	case channelaccount.EdgeFallbackQueue:
+		m.ClearFallbackQueue()
+		return nil
 	}
 	return fmt.Errorf("unknown ChannelAccount unique edge %s", name)
 }
@@ -4721,6 +5640,9 @@ func (m *ChannelAccountMutation) ResetEdge(name string) error {
 		return nil
 	case channelaccount.EdgeAgent:
 		m.ResetAgent()
+		return nil
+	case channelaccount.EdgeFallbackQueue:
+		m.ResetFallbackQueue()
 		return nil
 	}
 	return fmt.Errorf("unknown ChannelAccount edge %s", name)
@@ -4737,6 +5659,7 @@ type ContactMutation struct {
 	display_name         *string
 	email                *string
 	phone                *string
+	notes                *string
 	known                *bool
 	blocked              *bool
 	search_key           *string
@@ -5059,6 +5982,55 @@ func (m *ContactMutation) ResetPhone() {
 	delete(m.clearedFields, contact.FieldPhone)
 }
 
+// SetNotes sets the "notes" field.
+func (m *ContactMutation) SetNotes(s string) {
+	m.notes = &s
+}
+
+// Notes returns the value of the "notes" field in the mutation.
+func (m *ContactMutation) Notes() (r string, exists bool) {
+	v := m.notes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNotes returns the old "notes" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldNotes(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNotes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNotes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNotes: %w", err)
+	}
+	return oldValue.Notes, nil
+}
+
+// ClearNotes clears the value of the "notes" field.
+func (m *ContactMutation) ClearNotes() {
+	m.notes = nil
+	m.clearedFields[contact.FieldNotes] = struct{}{}
+}
+
+// NotesCleared returns if the "notes" field was cleared in this mutation.
+func (m *ContactMutation) NotesCleared() bool {
+	_, ok := m.clearedFields[contact.FieldNotes]
+	return ok
+}
+
+// ResetNotes resets all changes to the "notes" field.
+func (m *ContactMutation) ResetNotes() {
+	m.notes = nil
+	delete(m.clearedFields, contact.FieldNotes)
+}
+
 // SetKnown sets the "known" field.
 func (m *ContactMutation) SetKnown(b bool) {
 	m.known = &b
@@ -5363,7 +6335,7 @@ func (m *ContactMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ContactMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, contact.FieldCreatedAt)
 	}
@@ -5378,6 +6350,9 @@ func (m *ContactMutation) Fields() []string {
 	}
 	if m.phone != nil {
 		fields = append(fields, contact.FieldPhone)
+	}
+	if m.notes != nil {
+		fields = append(fields, contact.FieldNotes)
 	}
 	if m.known != nil {
 		fields = append(fields, contact.FieldKnown)
@@ -5406,6 +6381,8 @@ func (m *ContactMutation) Field(name string) (ent.Value, bool) {
 		return m.Email()
 	case contact.FieldPhone:
 		return m.Phone()
+	case contact.FieldNotes:
+		return m.Notes()
 	case contact.FieldKnown:
 		return m.Known()
 	case contact.FieldBlocked:
@@ -5431,6 +6408,8 @@ func (m *ContactMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldEmail(ctx)
 	case contact.FieldPhone:
 		return m.OldPhone(ctx)
+	case contact.FieldNotes:
+		return m.OldNotes(ctx)
 	case contact.FieldKnown:
 		return m.OldKnown(ctx)
 	case contact.FieldBlocked:
@@ -5480,6 +6459,13 @@ func (m *ContactMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetPhone(v)
+		return nil
+	case contact.FieldNotes:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNotes(v)
 		return nil
 	case contact.FieldKnown:
 		v, ok := value.(bool)
@@ -5538,6 +6524,9 @@ func (m *ContactMutation) ClearedFields() []string {
 	if m.FieldCleared(contact.FieldPhone) {
 		fields = append(fields, contact.FieldPhone)
 	}
+	if m.FieldCleared(contact.FieldNotes) {
+		fields = append(fields, contact.FieldNotes)
+	}
 	return fields
 }
 
@@ -5557,6 +6546,9 @@ func (m *ContactMutation) ClearField(name string) error {
 		return nil
 	case contact.FieldPhone:
 		m.ClearPhone()
+		return nil
+	case contact.FieldNotes:
+		m.ClearNotes()
 		return nil
 	}
 	return fmt.Errorf("unknown Contact nullable field %s", name)
@@ -5580,6 +6572,9 @@ func (m *ContactMutation) ResetField(name string) error {
 		return nil
 	case contact.FieldPhone:
 		m.ResetPhone()
+		return nil
+	case contact.FieldNotes:
+		m.ResetNotes()
 		return nil
 	case contact.FieldKnown:
 		m.ResetKnown()
@@ -13983,31 +14978,34 @@ func (m *PendingStatusMutation) ResetEdge(name string) error {
 // QueueMutation represents an operation that mutates the Queue nodes in the graph.
 type QueueMutation struct {
 	config
-	op                       Op
-	typ                      string
-	id                       *int
-	created_at               *time.Time
-	updated_at               *time.Time
-	name                     *string
-	strategy                 *schematype.PollingStrategy
-	offer_timeout_seconds    *int
-	addoffer_timeout_seconds *int
-	clearedFields            map[string]struct{}
-	agents                   map[int]struct{}
-	removedagents            map[int]struct{}
-	clearedagents            bool
-	channel_accounts         map[int]struct{}
-	removedchannel_accounts  map[int]struct{}
-	clearedchannel_accounts  bool
-	conversations            map[int]struct{}
-	removedconversations     map[int]struct{}
-	clearedconversations     bool
-	members                  map[int]struct{}
-	removedmembers           map[int]struct{}
-	clearedmembers           bool
-	done                     bool
-	oldValue                 func(context.Context) (*Queue, error)
-	predicates               []predicate.Queue
+	op                            Op
+	typ                           string
+	id                            *int
+	created_at                    *time.Time
+	updated_at                    *time.Time
+	name                          *string
+	strategy                      *schematype.PollingStrategy
+	offer_timeout_seconds         *int
+	addoffer_timeout_seconds      *int
+	description                   *string
+	owner_away_timeout_seconds    *int
+	addowner_away_timeout_seconds *int
+	clearedFields                 map[string]struct{}
+	agents                        map[int]struct{}
+	removedagents                 map[int]struct{}
+	clearedagents                 bool
+	channel_accounts              map[int]struct{}
+	removedchannel_accounts       map[int]struct{}
+	clearedchannel_accounts       bool
+	conversations                 map[int]struct{}
+	removedconversations          map[int]struct{}
+	clearedconversations          bool
+	members                       map[int]struct{}
+	removedmembers                map[int]struct{}
+	clearedmembers                bool
+	done                          bool
+	oldValue                      func(context.Context) (*Queue, error)
+	predicates                    []predicate.Queue
 }
 
 var _ ent.Mutation = (*QueueMutation)(nil)
@@ -14308,6 +15306,112 @@ func (m *QueueMutation) ResetOfferTimeoutSeconds() {
 	m.addoffer_timeout_seconds = nil
 }
 
+// SetDescription sets the "description" field.
+func (m *QueueMutation) SetDescription(s string) {
+	m.description = &s
+}
+
+// Description returns the value of the "description" field in the mutation.
+func (m *QueueMutation) Description() (r string, exists bool) {
+	v := m.description
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDescription returns the old "description" field's value of the Queue entity.
+// If the Queue object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QueueMutation) OldDescription(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDescription is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDescription requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDescription: %w", err)
+	}
+	return oldValue.Description, nil
+}
+
+// ResetDescription resets all changes to the "description" field.
+func (m *QueueMutation) ResetDescription() {
+	m.description = nil
+}
+
+// SetOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field.
+func (m *QueueMutation) SetOwnerAwayTimeoutSeconds(i int) {
+	m.owner_away_timeout_seconds = &i
+	m.addowner_away_timeout_seconds = nil
+}
+
+// OwnerAwayTimeoutSeconds returns the value of the "owner_away_timeout_seconds" field in the mutation.
+func (m *QueueMutation) OwnerAwayTimeoutSeconds() (r int, exists bool) {
+	v := m.owner_away_timeout_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerAwayTimeoutSeconds returns the old "owner_away_timeout_seconds" field's value of the Queue entity.
+// If the Queue object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QueueMutation) OldOwnerAwayTimeoutSeconds(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerAwayTimeoutSeconds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerAwayTimeoutSeconds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerAwayTimeoutSeconds: %w", err)
+	}
+	return oldValue.OwnerAwayTimeoutSeconds, nil
+}
+
+// AddOwnerAwayTimeoutSeconds adds i to the "owner_away_timeout_seconds" field.
+func (m *QueueMutation) AddOwnerAwayTimeoutSeconds(i int) {
+	if m.addowner_away_timeout_seconds != nil {
+		*m.addowner_away_timeout_seconds += i
+	} else {
+		m.addowner_away_timeout_seconds = &i
+	}
+}
+
+// AddedOwnerAwayTimeoutSeconds returns the value that was added to the "owner_away_timeout_seconds" field in this mutation.
+func (m *QueueMutation) AddedOwnerAwayTimeoutSeconds() (r int, exists bool) {
+	v := m.addowner_away_timeout_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearOwnerAwayTimeoutSeconds clears the value of the "owner_away_timeout_seconds" field.
+func (m *QueueMutation) ClearOwnerAwayTimeoutSeconds() {
+	m.owner_away_timeout_seconds = nil
+	m.addowner_away_timeout_seconds = nil
+	m.clearedFields[queue.FieldOwnerAwayTimeoutSeconds] = struct{}{}
+}
+
+// OwnerAwayTimeoutSecondsCleared returns if the "owner_away_timeout_seconds" field was cleared in this mutation.
+func (m *QueueMutation) OwnerAwayTimeoutSecondsCleared() bool {
+	_, ok := m.clearedFields[queue.FieldOwnerAwayTimeoutSeconds]
+	return ok
+}
+
+// ResetOwnerAwayTimeoutSeconds resets all changes to the "owner_away_timeout_seconds" field.
+func (m *QueueMutation) ResetOwnerAwayTimeoutSeconds() {
+	m.owner_away_timeout_seconds = nil
+	m.addowner_away_timeout_seconds = nil
+	delete(m.clearedFields, queue.FieldOwnerAwayTimeoutSeconds)
+}
+
 // AddAgentIDs adds the "agents" edge to the Agent entity by ids.
 func (m *QueueMutation) AddAgentIDs(ids ...int) {
 	if m.agents == nil {
@@ -14558,7 +15662,7 @@ func (m *QueueMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *QueueMutation) Fields() []string {
-	fields := make([]string, 0, 5)
+	fields := make([]string, 0, 7)
 	if m.created_at != nil {
 		fields = append(fields, queue.FieldCreatedAt)
 	}
@@ -14573,6 +15677,12 @@ func (m *QueueMutation) Fields() []string {
 	}
 	if m.offer_timeout_seconds != nil {
 		fields = append(fields, queue.FieldOfferTimeoutSeconds)
+	}
+	if m.description != nil {
+		fields = append(fields, queue.FieldDescription)
+	}
+	if m.owner_away_timeout_seconds != nil {
+		fields = append(fields, queue.FieldOwnerAwayTimeoutSeconds)
 	}
 	return fields
 }
@@ -14592,6 +15702,10 @@ func (m *QueueMutation) Field(name string) (ent.Value, bool) {
 		return m.Strategy()
 	case queue.FieldOfferTimeoutSeconds:
 		return m.OfferTimeoutSeconds()
+	case queue.FieldDescription:
+		return m.Description()
+	case queue.FieldOwnerAwayTimeoutSeconds:
+		return m.OwnerAwayTimeoutSeconds()
 	}
 	return nil, false
 }
@@ -14611,6 +15725,10 @@ func (m *QueueMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldStrategy(ctx)
 	case queue.FieldOfferTimeoutSeconds:
 		return m.OldOfferTimeoutSeconds(ctx)
+	case queue.FieldDescription:
+		return m.OldDescription(ctx)
+	case queue.FieldOwnerAwayTimeoutSeconds:
+		return m.OldOwnerAwayTimeoutSeconds(ctx)
 	}
 	return nil, fmt.Errorf("unknown Queue field %s", name)
 }
@@ -14655,6 +15773,20 @@ func (m *QueueMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetOfferTimeoutSeconds(v)
 		return nil
+	case queue.FieldDescription:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDescription(v)
+		return nil
+	case queue.FieldOwnerAwayTimeoutSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerAwayTimeoutSeconds(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Queue field %s", name)
 }
@@ -14666,6 +15798,9 @@ func (m *QueueMutation) AddedFields() []string {
 	if m.addoffer_timeout_seconds != nil {
 		fields = append(fields, queue.FieldOfferTimeoutSeconds)
 	}
+	if m.addowner_away_timeout_seconds != nil {
+		fields = append(fields, queue.FieldOwnerAwayTimeoutSeconds)
+	}
 	return fields
 }
 
@@ -14676,6 +15811,8 @@ func (m *QueueMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case queue.FieldOfferTimeoutSeconds:
 		return m.AddedOfferTimeoutSeconds()
+	case queue.FieldOwnerAwayTimeoutSeconds:
+		return m.AddedOwnerAwayTimeoutSeconds()
 	}
 	return nil, false
 }
@@ -14692,6 +15829,13 @@ func (m *QueueMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddOfferTimeoutSeconds(v)
 		return nil
+	case queue.FieldOwnerAwayTimeoutSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddOwnerAwayTimeoutSeconds(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Queue numeric field %s", name)
 }
@@ -14699,7 +15843,11 @@ func (m *QueueMutation) AddField(name string, value ent.Value) error {
 // ClearedFields returns all nullable fields that were cleared during this
 // mutation.
 func (m *QueueMutation) ClearedFields() []string {
-	return nil
+	var fields []string
+	if m.FieldCleared(queue.FieldOwnerAwayTimeoutSeconds) {
+		fields = append(fields, queue.FieldOwnerAwayTimeoutSeconds)
+	}
+	return fields
 }
 
 // FieldCleared returns a boolean indicating if a field with the given name was
@@ -14712,6 +15860,11 @@ func (m *QueueMutation) FieldCleared(name string) bool {
 // ClearField clears the value of the field with the given name. It returns an
 // error if the field is not defined in the schema.
 func (m *QueueMutation) ClearField(name string) error {
+	switch name {
+	case queue.FieldOwnerAwayTimeoutSeconds:
+		m.ClearOwnerAwayTimeoutSeconds()
+		return nil
+	}
 	return fmt.Errorf("unknown Queue nullable field %s", name)
 }
 
@@ -14733,6 +15886,12 @@ func (m *QueueMutation) ResetField(name string) error {
 		return nil
 	case queue.FieldOfferTimeoutSeconds:
 		m.ResetOfferTimeoutSeconds()
+		return nil
+	case queue.FieldDescription:
+		m.ResetDescription()
+		return nil
+	case queue.FieldOwnerAwayTimeoutSeconds:
+		m.ResetOwnerAwayTimeoutSeconds()
 		return nil
 	}
 	return fmt.Errorf("unknown Queue field %s", name)

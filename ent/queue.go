@@ -28,6 +28,10 @@ type Queue struct {
 	Strategy schematype.PollingStrategy `json:"strategy,omitempty"`
 	// OfferTimeoutSeconds holds the value of the "offer_timeout_seconds" field.
 	OfferTimeoutSeconds int `json:"offer_timeout_seconds,omitempty"`
+	// Description holds the value of the "description" field.
+	Description string `json:"description,omitempty"`
+	// OwnerAwayTimeoutSeconds holds the value of the "owner_away_timeout_seconds" field.
+	OwnerAwayTimeoutSeconds *int `json:"owner_away_timeout_seconds,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the QueueQuery when eager-loading is set.
 	Edges        QueueEdges `json:"edges"`
@@ -95,9 +99,9 @@ func (*Queue) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case queue.FieldID, queue.FieldOfferTimeoutSeconds:
+		case queue.FieldID, queue.FieldOfferTimeoutSeconds, queue.FieldOwnerAwayTimeoutSeconds:
 			values[i] = new(sql.NullInt64)
-		case queue.FieldName, queue.FieldStrategy:
+		case queue.FieldName, queue.FieldStrategy, queue.FieldDescription:
 			values[i] = new(sql.NullString)
 		case queue.FieldCreatedAt, queue.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -151,6 +155,19 @@ func (_m *Queue) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field offer_timeout_seconds", values[i])
 			} else if value.Valid {
 				_m.OfferTimeoutSeconds = int(value.Int64)
+			}
+		case queue.FieldDescription:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field description", values[i])
+			} else if value.Valid {
+				_m.Description = value.String
+			}
+		case queue.FieldOwnerAwayTimeoutSeconds:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field owner_away_timeout_seconds", values[i])
+			} else if value.Valid {
+				_m.OwnerAwayTimeoutSeconds = new(int)
+				*_m.OwnerAwayTimeoutSeconds = int(value.Int64)
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -222,6 +239,14 @@ func (_m *Queue) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("offer_timeout_seconds=")
 	builder.WriteString(fmt.Sprintf("%v", _m.OfferTimeoutSeconds))
+	builder.WriteString(", ")
+	builder.WriteString("description=")
+	builder.WriteString(_m.Description)
+	builder.WriteString(", ")
+	if v := _m.OwnerAwayTimeoutSeconds; v != nil {
+		builder.WriteString("owner_away_timeout_seconds=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -81,6 +81,34 @@ func (_c *QueueCreate) SetNillableOfferTimeoutSeconds(v *int) *QueueCreate {
 	return _c
 }
 
+// SetDescription sets the "description" field.
+func (_c *QueueCreate) SetDescription(v string) *QueueCreate {
+	_c.mutation.SetDescription(v)
+	return _c
+}
+
+// SetNillableDescription sets the "description" field if the given value is not nil.
+func (_c *QueueCreate) SetNillableDescription(v *string) *QueueCreate {
+	if v != nil {
+		_c.SetDescription(*v)
+	}
+	return _c
+}
+
+// SetOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field.
+func (_c *QueueCreate) SetOwnerAwayTimeoutSeconds(v int) *QueueCreate {
+	_c.mutation.SetOwnerAwayTimeoutSeconds(v)
+	return _c
+}
+
+// SetNillableOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field if the given value is not nil.
+func (_c *QueueCreate) SetNillableOwnerAwayTimeoutSeconds(v *int) *QueueCreate {
+	if v != nil {
+		_c.SetOwnerAwayTimeoutSeconds(*v)
+	}
+	return _c
+}
+
 // AddAgentIDs adds the "agents" edge to the Agent entity by IDs.
 func (_c *QueueCreate) AddAgentIDs(ids ...int) *QueueCreate {
 	_c.mutation.AddAgentIDs(ids...)
@@ -188,6 +216,10 @@ func (_c *QueueCreate) defaults() {
 		v := queue.DefaultOfferTimeoutSeconds
 		_c.mutation.SetOfferTimeoutSeconds(v)
 	}
+	if _, ok := _c.mutation.Description(); !ok {
+		v := queue.DefaultDescription
+		_c.mutation.SetDescription(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -220,6 +252,19 @@ func (_c *QueueCreate) check() error {
 	if v, ok := _c.mutation.OfferTimeoutSeconds(); ok {
 		if err := queue.OfferTimeoutSecondsValidator(v); err != nil {
 			return &ValidationError{Name: "offer_timeout_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.offer_timeout_seconds": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Description(); !ok {
+		return &ValidationError{Name: "description", err: errors.New(`ent: missing required field "Queue.description"`)}
+	}
+	if v, ok := _c.mutation.Description(); ok {
+		if err := queue.DescriptionValidator(v); err != nil {
+			return &ValidationError{Name: "description", err: fmt.Errorf(`ent: validator failed for field "Queue.description": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.OwnerAwayTimeoutSeconds(); ok {
+		if err := queue.OwnerAwayTimeoutSecondsValidator(v); err != nil {
+			return &ValidationError{Name: "owner_away_timeout_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.owner_away_timeout_seconds": %w`, err)}
 		}
 	}
 	return nil
@@ -268,6 +313,14 @@ func (_c *QueueCreate) createSpec() (*Queue, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.OfferTimeoutSeconds(); ok {
 		_spec.SetField(queue.FieldOfferTimeoutSeconds, field.TypeInt, value)
 		_node.OfferTimeoutSeconds = value
+	}
+	if value, ok := _c.mutation.Description(); ok {
+		_spec.SetField(queue.FieldDescription, field.TypeString, value)
+		_node.Description = value
+	}
+	if value, ok := _c.mutation.OwnerAwayTimeoutSeconds(); ok {
+		_spec.SetField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt, value)
+		_node.OwnerAwayTimeoutSeconds = &value
 	}
 	if nodes := _c.mutation.AgentsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -439,6 +492,42 @@ func (u *QueueUpsert) AddOfferTimeoutSeconds(v int) *QueueUpsert {
 	return u
 }
 
+// SetDescription sets the "description" field.
+func (u *QueueUpsert) SetDescription(v string) *QueueUpsert {
+	u.Set(queue.FieldDescription, v)
+	return u
+}
+
+// UpdateDescription sets the "description" field to the value that was provided on create.
+func (u *QueueUpsert) UpdateDescription() *QueueUpsert {
+	u.SetExcluded(queue.FieldDescription)
+	return u
+}
+
+// SetOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field.
+func (u *QueueUpsert) SetOwnerAwayTimeoutSeconds(v int) *QueueUpsert {
+	u.Set(queue.FieldOwnerAwayTimeoutSeconds, v)
+	return u
+}
+
+// UpdateOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field to the value that was provided on create.
+func (u *QueueUpsert) UpdateOwnerAwayTimeoutSeconds() *QueueUpsert {
+	u.SetExcluded(queue.FieldOwnerAwayTimeoutSeconds)
+	return u
+}
+
+// AddOwnerAwayTimeoutSeconds adds v to the "owner_away_timeout_seconds" field.
+func (u *QueueUpsert) AddOwnerAwayTimeoutSeconds(v int) *QueueUpsert {
+	u.Add(queue.FieldOwnerAwayTimeoutSeconds, v)
+	return u
+}
+
+// ClearOwnerAwayTimeoutSeconds clears the value of the "owner_away_timeout_seconds" field.
+func (u *QueueUpsert) ClearOwnerAwayTimeoutSeconds() *QueueUpsert {
+	u.SetNull(queue.FieldOwnerAwayTimeoutSeconds)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -544,6 +633,48 @@ func (u *QueueUpsertOne) AddOfferTimeoutSeconds(v int) *QueueUpsertOne {
 func (u *QueueUpsertOne) UpdateOfferTimeoutSeconds() *QueueUpsertOne {
 	return u.Update(func(s *QueueUpsert) {
 		s.UpdateOfferTimeoutSeconds()
+	})
+}
+
+// SetDescription sets the "description" field.
+func (u *QueueUpsertOne) SetDescription(v string) *QueueUpsertOne {
+	return u.Update(func(s *QueueUpsert) {
+		s.SetDescription(v)
+	})
+}
+
+// UpdateDescription sets the "description" field to the value that was provided on create.
+func (u *QueueUpsertOne) UpdateDescription() *QueueUpsertOne {
+	return u.Update(func(s *QueueUpsert) {
+		s.UpdateDescription()
+	})
+}
+
+// SetOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field.
+func (u *QueueUpsertOne) SetOwnerAwayTimeoutSeconds(v int) *QueueUpsertOne {
+	return u.Update(func(s *QueueUpsert) {
+		s.SetOwnerAwayTimeoutSeconds(v)
+	})
+}
+
+// AddOwnerAwayTimeoutSeconds adds v to the "owner_away_timeout_seconds" field.
+func (u *QueueUpsertOne) AddOwnerAwayTimeoutSeconds(v int) *QueueUpsertOne {
+	return u.Update(func(s *QueueUpsert) {
+		s.AddOwnerAwayTimeoutSeconds(v)
+	})
+}
+
+// UpdateOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field to the value that was provided on create.
+func (u *QueueUpsertOne) UpdateOwnerAwayTimeoutSeconds() *QueueUpsertOne {
+	return u.Update(func(s *QueueUpsert) {
+		s.UpdateOwnerAwayTimeoutSeconds()
+	})
+}
+
+// ClearOwnerAwayTimeoutSeconds clears the value of the "owner_away_timeout_seconds" field.
+func (u *QueueUpsertOne) ClearOwnerAwayTimeoutSeconds() *QueueUpsertOne {
+	return u.Update(func(s *QueueUpsert) {
+		s.ClearOwnerAwayTimeoutSeconds()
 	})
 }
 
@@ -818,6 +949,48 @@ func (u *QueueUpsertBulk) AddOfferTimeoutSeconds(v int) *QueueUpsertBulk {
 func (u *QueueUpsertBulk) UpdateOfferTimeoutSeconds() *QueueUpsertBulk {
 	return u.Update(func(s *QueueUpsert) {
 		s.UpdateOfferTimeoutSeconds()
+	})
+}
+
+// SetDescription sets the "description" field.
+func (u *QueueUpsertBulk) SetDescription(v string) *QueueUpsertBulk {
+	return u.Update(func(s *QueueUpsert) {
+		s.SetDescription(v)
+	})
+}
+
+// UpdateDescription sets the "description" field to the value that was provided on create.
+func (u *QueueUpsertBulk) UpdateDescription() *QueueUpsertBulk {
+	return u.Update(func(s *QueueUpsert) {
+		s.UpdateDescription()
+	})
+}
+
+// SetOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field.
+func (u *QueueUpsertBulk) SetOwnerAwayTimeoutSeconds(v int) *QueueUpsertBulk {
+	return u.Update(func(s *QueueUpsert) {
+		s.SetOwnerAwayTimeoutSeconds(v)
+	})
+}
+
+// AddOwnerAwayTimeoutSeconds adds v to the "owner_away_timeout_seconds" field.
+func (u *QueueUpsertBulk) AddOwnerAwayTimeoutSeconds(v int) *QueueUpsertBulk {
+	return u.Update(func(s *QueueUpsert) {
+		s.AddOwnerAwayTimeoutSeconds(v)
+	})
+}
+
+// UpdateOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field to the value that was provided on create.
+func (u *QueueUpsertBulk) UpdateOwnerAwayTimeoutSeconds() *QueueUpsertBulk {
+	return u.Update(func(s *QueueUpsert) {
+		s.UpdateOwnerAwayTimeoutSeconds()
+	})
+}
+
+// ClearOwnerAwayTimeoutSeconds clears the value of the "owner_away_timeout_seconds" field.
+func (u *QueueUpsertBulk) ClearOwnerAwayTimeoutSeconds() *QueueUpsertBulk {
+	return u.Update(func(s *QueueUpsert) {
+		s.ClearOwnerAwayTimeoutSeconds()
 	})
 }
 

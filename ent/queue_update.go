@@ -89,6 +89,47 @@ func (_u *QueueUpdate) AddOfferTimeoutSeconds(v int) *QueueUpdate {
 	return _u
 }
 
+// SetDescription sets the "description" field.
+func (_u *QueueUpdate) SetDescription(v string) *QueueUpdate {
+	_u.mutation.SetDescription(v)
+	return _u
+}
+
+// SetNillableDescription sets the "description" field if the given value is not nil.
+func (_u *QueueUpdate) SetNillableDescription(v *string) *QueueUpdate {
+	if v != nil {
+		_u.SetDescription(*v)
+	}
+	return _u
+}
+
+// SetOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field.
+func (_u *QueueUpdate) SetOwnerAwayTimeoutSeconds(v int) *QueueUpdate {
+	_u.mutation.ResetOwnerAwayTimeoutSeconds()
+	_u.mutation.SetOwnerAwayTimeoutSeconds(v)
+	return _u
+}
+
+// SetNillableOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field if the given value is not nil.
+func (_u *QueueUpdate) SetNillableOwnerAwayTimeoutSeconds(v *int) *QueueUpdate {
+	if v != nil {
+		_u.SetOwnerAwayTimeoutSeconds(*v)
+	}
+	return _u
+}
+
+// AddOwnerAwayTimeoutSeconds adds value to the "owner_away_timeout_seconds" field.
+func (_u *QueueUpdate) AddOwnerAwayTimeoutSeconds(v int) *QueueUpdate {
+	_u.mutation.AddOwnerAwayTimeoutSeconds(v)
+	return _u
+}
+
+// ClearOwnerAwayTimeoutSeconds clears the value of the "owner_away_timeout_seconds" field.
+func (_u *QueueUpdate) ClearOwnerAwayTimeoutSeconds() *QueueUpdate {
+	_u.mutation.ClearOwnerAwayTimeoutSeconds()
+	return _u
+}
+
 // AddAgentIDs adds the "agents" edge to the Agent entity by IDs.
 func (_u *QueueUpdate) AddAgentIDs(ids ...int) *QueueUpdate {
 	_u.mutation.AddAgentIDs(ids...)
@@ -291,6 +332,16 @@ func (_u *QueueUpdate) check() error {
 			return &ValidationError{Name: "offer_timeout_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.offer_timeout_seconds": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Description(); ok {
+		if err := queue.DescriptionValidator(v); err != nil {
+			return &ValidationError{Name: "description", err: fmt.Errorf(`ent: validator failed for field "Queue.description": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.OwnerAwayTimeoutSeconds(); ok {
+		if err := queue.OwnerAwayTimeoutSecondsValidator(v); err != nil {
+			return &ValidationError{Name: "owner_away_timeout_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.owner_away_timeout_seconds": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -326,6 +377,18 @@ func (_u *QueueUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedOfferTimeoutSeconds(); ok {
 		_spec.AddField(queue.FieldOfferTimeoutSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Description(); ok {
+		_spec.SetField(queue.FieldDescription, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.OwnerAwayTimeoutSeconds(); ok {
+		_spec.SetField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedOwnerAwayTimeoutSeconds(); ok {
+		_spec.AddField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt, value)
+	}
+	if _u.mutation.OwnerAwayTimeoutSecondsCleared() {
+		_spec.ClearField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt)
 	}
 	if _u.mutation.AgentsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -584,6 +647,47 @@ func (_u *QueueUpdateOne) AddOfferTimeoutSeconds(v int) *QueueUpdateOne {
 	return _u
 }
 
+// SetDescription sets the "description" field.
+func (_u *QueueUpdateOne) SetDescription(v string) *QueueUpdateOne {
+	_u.mutation.SetDescription(v)
+	return _u
+}
+
+// SetNillableDescription sets the "description" field if the given value is not nil.
+func (_u *QueueUpdateOne) SetNillableDescription(v *string) *QueueUpdateOne {
+	if v != nil {
+		_u.SetDescription(*v)
+	}
+	return _u
+}
+
+// SetOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field.
+func (_u *QueueUpdateOne) SetOwnerAwayTimeoutSeconds(v int) *QueueUpdateOne {
+	_u.mutation.ResetOwnerAwayTimeoutSeconds()
+	_u.mutation.SetOwnerAwayTimeoutSeconds(v)
+	return _u
+}
+
+// SetNillableOwnerAwayTimeoutSeconds sets the "owner_away_timeout_seconds" field if the given value is not nil.
+func (_u *QueueUpdateOne) SetNillableOwnerAwayTimeoutSeconds(v *int) *QueueUpdateOne {
+	if v != nil {
+		_u.SetOwnerAwayTimeoutSeconds(*v)
+	}
+	return _u
+}
+
+// AddOwnerAwayTimeoutSeconds adds value to the "owner_away_timeout_seconds" field.
+func (_u *QueueUpdateOne) AddOwnerAwayTimeoutSeconds(v int) *QueueUpdateOne {
+	_u.mutation.AddOwnerAwayTimeoutSeconds(v)
+	return _u
+}
+
+// ClearOwnerAwayTimeoutSeconds clears the value of the "owner_away_timeout_seconds" field.
+func (_u *QueueUpdateOne) ClearOwnerAwayTimeoutSeconds() *QueueUpdateOne {
+	_u.mutation.ClearOwnerAwayTimeoutSeconds()
+	return _u
+}
+
 // AddAgentIDs adds the "agents" edge to the Agent entity by IDs.
 func (_u *QueueUpdateOne) AddAgentIDs(ids ...int) *QueueUpdateOne {
 	_u.mutation.AddAgentIDs(ids...)
@@ -799,6 +903,16 @@ func (_u *QueueUpdateOne) check() error {
 			return &ValidationError{Name: "offer_timeout_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.offer_timeout_seconds": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Description(); ok {
+		if err := queue.DescriptionValidator(v); err != nil {
+			return &ValidationError{Name: "description", err: fmt.Errorf(`ent: validator failed for field "Queue.description": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.OwnerAwayTimeoutSeconds(); ok {
+		if err := queue.OwnerAwayTimeoutSecondsValidator(v); err != nil {
+			return &ValidationError{Name: "owner_away_timeout_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.owner_away_timeout_seconds": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -851,6 +965,18 @@ func (_u *QueueUpdateOne) sqlSave(ctx context.Context) (_node *Queue, err error)
 	}
 	if value, ok := _u.mutation.AddedOfferTimeoutSeconds(); ok {
 		_spec.AddField(queue.FieldOfferTimeoutSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.Description(); ok {
+		_spec.SetField(queue.FieldDescription, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.OwnerAwayTimeoutSeconds(); ok {
+		_spec.SetField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedOwnerAwayTimeoutSeconds(); ok {
+		_spec.AddField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt, value)
+	}
+	if _u.mutation.OwnerAwayTimeoutSecondsCleared() {
+		_spec.ClearField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt)
 	}
 	if _u.mutation.AgentsCleared() {
 		edge := &sqlgraph.EdgeSpec{

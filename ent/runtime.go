@@ -7,6 +7,7 @@ import (
 
 	"github.com/parleyhq/parley/ent/agent"
 	"github.com/parleyhq/parley/ent/attachment"
+	"github.com/parleyhq/parley/ent/auditentry"
 	"github.com/parleyhq/parley/ent/authtoken"
 	"github.com/parleyhq/parley/ent/block"
 	"github.com/parleyhq/parley/ent/channelaccount"
@@ -115,12 +116,16 @@ func init() {
 	agentDescActive := agentFields[10].Descriptor()
 	// agent.DefaultActive holds the default value on creation for the active field.
 	agent.DefaultActive = agentDescActive.Default.(bool)
+	// agentDescMustChangePassword is the schema descriptor for must_change_password field.
+	agentDescMustChangePassword := agentFields[11].Descriptor()
+	// agent.DefaultMustChangePassword holds the default value on creation for the must_change_password field.
+	agent.DefaultMustChangePassword = agentDescMustChangePassword.Default.(bool)
 	// agentDescOnline is the schema descriptor for online field.
-	agentDescOnline := agentFields[12].Descriptor()
+	agentDescOnline := agentFields[13].Descriptor()
 	// agent.DefaultOnline holds the default value on creation for the online field.
 	agent.DefaultOnline = agentDescOnline.Default.(bool)
 	// agentDescSearchKey is the schema descriptor for search_key field.
-	agentDescSearchKey := agentFields[13].Descriptor()
+	agentDescSearchKey := agentFields[14].Descriptor()
 	// agent.DefaultSearchKey holds the default value on creation for the search_key field.
 	agent.DefaultSearchKey = agentDescSearchKey.Default.(string)
 	attachmentFields := schema.Attachment{}.Fields()
@@ -159,6 +164,30 @@ func init() {
 	attachmentDescCreatedAt := attachmentFields[4].Descriptor()
 	// attachment.DefaultCreatedAt holds the default value on creation for the created_at field.
 	attachment.DefaultCreatedAt = attachmentDescCreatedAt.Default.(func() time.Time)
+	auditentryFields := schema.AuditEntry{}.Fields()
+	_ = auditentryFields
+	// auditentryDescAt is the schema descriptor for at field.
+	auditentryDescAt := auditentryFields[0].Descriptor()
+	// auditentry.DefaultAt holds the default value on creation for the at field.
+	auditentry.DefaultAt = auditentryDescAt.Default.(func() time.Time)
+	// auditentryDescAction is the schema descriptor for action field.
+	auditentryDescAction := auditentryFields[2].Descriptor()
+	// auditentry.ActionValidator is a validator for the "action" field. It is called by the builders before save.
+	auditentry.ActionValidator = func() func(string) error {
+		validators := auditentryDescAction.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(action string) error {
+			for _, fn := range fns {
+				if err := fn(action); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	authtokenFields := schema.AuthToken{}.Fields()
 	_ = authtokenFields
 	// authtokenDescCreatedAt is the schema descriptor for created_at field.
@@ -208,6 +237,10 @@ func init() {
 			return nil
 		}
 	}()
+	// channelaccountDescEnabled is the schema descriptor for enabled field.
+	channelaccountDescEnabled := channelaccountFields[7].Descriptor()
+	// channelaccount.DefaultEnabled holds the default value on creation for the enabled field.
+	channelaccount.DefaultEnabled = channelaccountDescEnabled.Default.(bool)
 	contactMixin := schema.Contact{}.Mixin()
 	contactMixinFields0 := contactMixin[0].Fields()
 	_ = contactMixinFields0
@@ -236,15 +269,15 @@ func init() {
 	// contact.PhoneValidator is a validator for the "phone" field. It is called by the builders before save.
 	contact.PhoneValidator = contactDescPhone.Validators[0].(func(string) error)
 	// contactDescKnown is the schema descriptor for known field.
-	contactDescKnown := contactFields[3].Descriptor()
+	contactDescKnown := contactFields[4].Descriptor()
 	// contact.DefaultKnown holds the default value on creation for the known field.
 	contact.DefaultKnown = contactDescKnown.Default.(bool)
 	// contactDescBlocked is the schema descriptor for blocked field.
-	contactDescBlocked := contactFields[4].Descriptor()
+	contactDescBlocked := contactFields[5].Descriptor()
 	// contact.DefaultBlocked holds the default value on creation for the blocked field.
 	contact.DefaultBlocked = contactDescBlocked.Default.(bool)
 	// contactDescSearchKey is the schema descriptor for search_key field.
-	contactDescSearchKey := contactFields[5].Descriptor()
+	contactDescSearchKey := contactFields[6].Descriptor()
 	// contact.DefaultSearchKey holds the default value on creation for the search_key field.
 	contact.DefaultSearchKey = contactDescSearchKey.Default.(string)
 	contactidentityFields := schema.ContactIdentity{}.Fields()
@@ -431,6 +464,16 @@ func init() {
 	queue.DefaultOfferTimeoutSeconds = queueDescOfferTimeoutSeconds.Default.(int)
 	// queue.OfferTimeoutSecondsValidator is a validator for the "offer_timeout_seconds" field. It is called by the builders before save.
 	queue.OfferTimeoutSecondsValidator = queueDescOfferTimeoutSeconds.Validators[0].(func(int) error)
+	// queueDescDescription is the schema descriptor for description field.
+	queueDescDescription := queueFields[3].Descriptor()
+	// queue.DefaultDescription holds the default value on creation for the description field.
+	queue.DefaultDescription = queueDescDescription.Default.(string)
+	// queue.DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
+	queue.DescriptionValidator = queueDescDescription.Validators[0].(func(string) error)
+	// queueDescOwnerAwayTimeoutSeconds is the schema descriptor for owner_away_timeout_seconds field.
+	queueDescOwnerAwayTimeoutSeconds := queueFields[4].Descriptor()
+	// queue.OwnerAwayTimeoutSecondsValidator is a validator for the "owner_away_timeout_seconds" field. It is called by the builders before save.
+	queue.OwnerAwayTimeoutSecondsValidator = queueDescOwnerAwayTimeoutSeconds.Validators[0].(func(int) error)
 	queuememberFields := schema.QueueMember{}.Fields()
 	_ = queuememberFields
 	// queuememberDescPriority is the schema descriptor for priority field.

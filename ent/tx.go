@@ -18,6 +18,8 @@ type Tx struct {
 	Agent *AgentClient
 	// Attachment is the client for interacting with the Attachment builders.
 	Attachment *AttachmentClient
+	// AuditEntry is the client for interacting with the AuditEntry builders.
+	AuditEntry *AuditEntryClient
 	// AuthToken is the client for interacting with the AuthToken builders.
 	AuthToken *AuthTokenClient
 	// Block is the client for interacting with the Block builders.
@@ -187,6 +189,7 @@ func (tx *Tx) Client() *Client {
 func (tx *Tx) init() {
 	tx.Agent = NewAgentClient(tx.config)
 	tx.Attachment = NewAttachmentClient(tx.config)
+	tx.AuditEntry = NewAuditEntryClient(tx.config)
 	tx.AuthToken = NewAuthTokenClient(tx.config)
 	tx.Block = NewBlockClient(tx.config)
 	tx.ChannelAccount = NewChannelAccountClient(tx.config)

@@ -4,6 +4,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/attachments"
+	"github.com/parleyhq/parley/internal/audit"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/conversations"
@@ -30,6 +31,8 @@ type Resolver struct {
 	LiveChat *livechat.Service
 	// Attachments stores uploads and signs their download links.
 	Attachments *attachments.Service
+	// Audit lists administrative changes.
+	Audit *audit.Service
 }
 
 func nonEmpty(s string) *string {

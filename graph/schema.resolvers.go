@@ -331,6 +331,11 @@ func (r *queryResolver) VisitorConversation(ctx context.Context) (*model.Visitor
 	return &model.VisitorConversation{ID: c.ID, Status: c.Status}, nil
 }
 
+// AuditLog is the resolver for the auditLog field.
+func (r *queryResolver) AuditLog(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.AuditEntryConnection, error) {
+	return r.Audit.List(ctx, after, first, before, last)
+}
+
 // Members is the resolver for the members field.
 func (r *queueResolver) Members(ctx context.Context, obj *ent.Queue) ([]*ent.QueueMember, error) {
 	return r.Workspace.Members(ctx, obj)

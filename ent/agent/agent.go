@@ -43,6 +43,8 @@ const (
 	FieldPasswordHash = "password_hash"
 	// FieldActive holds the string denoting the active field in the database.
 	FieldActive = "active"
+	// FieldMustChangePassword holds the string denoting the must_change_password field in the database.
+	FieldMustChangePassword = "must_change_password"
 	// FieldLastSeenAt holds the string denoting the last_seen_at field in the database.
 	FieldLastSeenAt = "last_seen_at"
 	// FieldOnline holds the string denoting the online field in the database.
@@ -110,6 +112,7 @@ var Columns = []string{
 	FieldChatOptions,
 	FieldPasswordHash,
 	FieldActive,
+	FieldMustChangePassword,
 	FieldLastSeenAt,
 	FieldOnline,
 	FieldSearchKey,
@@ -155,6 +158,8 @@ var (
 	DefaultChatOptions schematype.ChatOptions
 	// DefaultActive holds the default value on creation for the "active" field.
 	DefaultActive bool
+	// DefaultMustChangePassword holds the default value on creation for the "must_change_password" field.
+	DefaultMustChangePassword bool
 	// DefaultOnline holds the default value on creation for the "online" field.
 	DefaultOnline bool
 	// DefaultSearchKey holds the default value on creation for the "search_key" field.
@@ -251,6 +256,11 @@ func ByPasswordHash(opts ...sql.OrderTermOption) OrderOption {
 // ByActive orders the results by the active field.
 func ByActive(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldActive, opts...).ToFunc()
+}
+
+// ByMustChangePassword orders the results by the must_change_password field.
+func ByMustChangePassword(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMustChangePassword, opts...).ToFunc()
 }
 
 // ByLastSeenAt orders the results by the last_seen_at field.

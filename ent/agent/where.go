@@ -106,6 +106,11 @@ func Active(v bool) predicate.Agent {
 	return predicate.Agent(sql.FieldEQ(FieldActive, v))
 }
 
+// MustChangePassword applies equality check predicate on the "must_change_password" field. It's identical to MustChangePasswordEQ.
+func MustChangePassword(v bool) predicate.Agent {
+	return predicate.Agent(sql.FieldEQ(FieldMustChangePassword, v))
+}
+
 // LastSeenAt applies equality check predicate on the "last_seen_at" field. It's identical to LastSeenAtEQ.
 func LastSeenAt(v time.Time) predicate.Agent {
 	return predicate.Agent(sql.FieldEQ(FieldLastSeenAt, v))
@@ -669,6 +674,16 @@ func ActiveEQ(v bool) predicate.Agent {
 // ActiveNEQ applies the NEQ predicate on the "active" field.
 func ActiveNEQ(v bool) predicate.Agent {
 	return predicate.Agent(sql.FieldNEQ(FieldActive, v))
+}
+
+// MustChangePasswordEQ applies the EQ predicate on the "must_change_password" field.
+func MustChangePasswordEQ(v bool) predicate.Agent {
+	return predicate.Agent(sql.FieldEQ(FieldMustChangePassword, v))
+}
+
+// MustChangePasswordNEQ applies the NEQ predicate on the "must_change_password" field.
+func MustChangePasswordNEQ(v bool) predicate.Agent {
+	return predicate.Agent(sql.FieldNEQ(FieldMustChangePassword, v))
 }
 
 // LastSeenAtEQ applies the EQ predicate on the "last_seen_at" field.

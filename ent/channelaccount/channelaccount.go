@@ -33,10 +33,16 @@ const (
 	FieldQueueID = "queue_id"
 	// FieldAgentID holds the string denoting the agent_id field in the database.
 	FieldAgentID = "agent_id"
+	// FieldFallbackQueueID holds the string denoting the fallback_queue_id field in the database.
+	FieldFallbackQueueID = "fallback_queue_id"
+	// FieldEnabled holds the string denoting the enabled field in the database.
+	FieldEnabled = "enabled"
 	// EdgeQueue holds the string denoting the queue edge name in mutations.
 	EdgeQueue = "queue"
 	// EdgeAgent holds the string denoting the agent edge name in mutations.
 	EdgeAgent = "agent"
+	// EdgeFallbackQueue holds the string denoting the fallback_queue edge name in mutations.
+	EdgeFallbackQueue = "fallback_queue"
 	// Table holds the table name of the channelaccount in the database.
 	Table = "channel_accounts"
 	// QueueTable is the table that holds the queue relation/edge.
@@ -53,6 +59,13 @@ const (
 	AgentInverseTable = "agents"
 	// AgentColumn is the table column denoting the agent relation/edge.
 	AgentColumn = "agent_id"
+	// FallbackQueueTable is the table that holds the fallback_queue relation/edge.
+	FallbackQueueTable = "channel_accounts"
+	// FallbackQueueInverseTable is the table name for the Queue entity.
+	// It exists in this package in order to avoid circular dependency with the "queue" package.
+	FallbackQueueInverseTable = "queues"
+	// FallbackQueueColumn is the table column denoting the fallback_queue relation/edge.
+	FallbackQueueColumn = "fallback_queue_id"
 )
 
 // Columns holds all SQL columns for channelaccount fields.
@@ -66,6 +79,8 @@ var Columns = []string{
 	FieldConfig,
 	FieldQueueID,
 	FieldAgentID,
+	FieldFallbackQueueID,
+	FieldEnabled,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -87,6 +102,8 @@ var (
 	UpdateDefaultUpdatedAt func() time.Time
 	// NameValidator is a validator for the "name" field. It is called by the builders before save.
 	NameValidator func(string) error
+	// DefaultEnabled holds the default value on creation for the "enabled" field.
+	DefaultEnabled bool
 )
 
 // ChannelValidator is a validator for the "channel" field enum values. It is called by the builders before save.
@@ -142,6 +159,16 @@ func ByAgentID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAgentID, opts...).ToFunc()
 }
 
+// ByFallbackQueueID orders the results by the fallback_queue_id field.
+func ByFallbackQueueID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFallbackQueueID, opts...).ToFunc()
+}
+
+// ByEnabled orders the results by the enabled field.
+func ByEnabled(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldEnabled, opts...).ToFunc()
+}
+
 // ByQueueField orders the results by queue field.
 func ByQueueField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -153,6 +180,13 @@ func ByQueueField(field string, opts ...sql.OrderTermOption) OrderOption {
 func ByAgentField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
 		sqlgraph.OrderByNeighborTerms(s, newAgentStep(), sql.OrderByField(field, opts...))
+	}
+}
+
+// ByFallbackQueueField orders the results by fallback_queue field.
+func ByFallbackQueueField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newFallbackQueueStep(), sql.OrderByField(field, opts...))
 	}
 }
 func newQueueStep() *sqlgraph.Step {
@@ -167,6 +201,13 @@ func newAgentStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(AgentInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, false, AgentTable, AgentColumn),
+	)
+}
+func newFallbackQueueStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(FallbackQueueInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2O, false, FallbackQueueTable, FallbackQueueColumn),
 	)
 }
 

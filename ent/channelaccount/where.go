@@ -86,6 +86,16 @@ func AgentID(v int) predicate.ChannelAccount {
 	return predicate.ChannelAccount(sql.FieldEQ(FieldAgentID, v))
 }
 
+// FallbackQueueID applies equality check predicate on the "fallback_queue_id" field. It's identical to FallbackQueueIDEQ.
+func FallbackQueueID(v int) predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldEQ(FieldFallbackQueueID, v))
+}
+
+// Enabled applies equality check predicate on the "enabled" field. It's identical to EnabledEQ.
+func Enabled(v bool) predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldEQ(FieldEnabled, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.ChannelAccount {
 	return predicate.ChannelAccount(sql.FieldEQ(FieldCreatedAt, v))
@@ -396,6 +406,46 @@ func AgentIDNotNil() predicate.ChannelAccount {
 	return predicate.ChannelAccount(sql.FieldNotNull(FieldAgentID))
 }
 
+// FallbackQueueIDEQ applies the EQ predicate on the "fallback_queue_id" field.
+func FallbackQueueIDEQ(v int) predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldEQ(FieldFallbackQueueID, v))
+}
+
+// FallbackQueueIDNEQ applies the NEQ predicate on the "fallback_queue_id" field.
+func FallbackQueueIDNEQ(v int) predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldNEQ(FieldFallbackQueueID, v))
+}
+
+// FallbackQueueIDIn applies the In predicate on the "fallback_queue_id" field.
+func FallbackQueueIDIn(vs ...int) predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldIn(FieldFallbackQueueID, vs...))
+}
+
+// FallbackQueueIDNotIn applies the NotIn predicate on the "fallback_queue_id" field.
+func FallbackQueueIDNotIn(vs ...int) predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldNotIn(FieldFallbackQueueID, vs...))
+}
+
+// FallbackQueueIDIsNil applies the IsNil predicate on the "fallback_queue_id" field.
+func FallbackQueueIDIsNil() predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldIsNull(FieldFallbackQueueID))
+}
+
+// FallbackQueueIDNotNil applies the NotNil predicate on the "fallback_queue_id" field.
+func FallbackQueueIDNotNil() predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldNotNull(FieldFallbackQueueID))
+}
+
+// EnabledEQ applies the EQ predicate on the "enabled" field.
+func EnabledEQ(v bool) predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldEQ(FieldEnabled, v))
+}
+
+// EnabledNEQ applies the NEQ predicate on the "enabled" field.
+func EnabledNEQ(v bool) predicate.ChannelAccount {
+	return predicate.ChannelAccount(sql.FieldNEQ(FieldEnabled, v))
+}
+
 // HasQueue applies the HasEdge predicate on the "queue" edge.
 func HasQueue() predicate.ChannelAccount {
 	return predicate.ChannelAccount(func(s *sql.Selector) {
@@ -434,6 +484,29 @@ func HasAgent() predicate.ChannelAccount {
 func HasAgentWith(preds ...predicate.Agent) predicate.ChannelAccount {
 	return predicate.ChannelAccount(func(s *sql.Selector) {
 		step := newAgentStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasFallbackQueue applies the HasEdge predicate on the "fallback_queue" edge.
+func HasFallbackQueue() predicate.ChannelAccount {
+	return predicate.ChannelAccount(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, FallbackQueueTable, FallbackQueueColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasFallbackQueueWith applies the HasEdge predicate on the "fallback_queue" edge with a given conditions (other predicates).
+func HasFallbackQueueWith(preds ...predicate.Queue) predicate.ChannelAccount {
+	return predicate.ChannelAccount(func(s *sql.Selector) {
+		step := newFallbackQueueStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -24,6 +24,8 @@ const (
 	FieldEmail = "email"
 	// FieldPhone holds the string denoting the phone field in the database.
 	FieldPhone = "phone"
+	// FieldNotes holds the string denoting the notes field in the database.
+	FieldNotes = "notes"
 	// FieldKnown holds the string denoting the known field in the database.
 	FieldKnown = "known"
 	// FieldBlocked holds the string denoting the blocked field in the database.
@@ -69,6 +71,7 @@ var Columns = []string{
 	FieldDisplayName,
 	FieldEmail,
 	FieldPhone,
+	FieldNotes,
 	FieldKnown,
 	FieldBlocked,
 	FieldSearchKey,
@@ -136,6 +139,11 @@ func ByEmail(opts ...sql.OrderTermOption) OrderOption {
 // ByPhone orders the results by the phone field.
 func ByPhone(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPhone, opts...).ToFunc()
+}
+
+// ByNotes orders the results by the notes field.
+func ByNotes(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNotes, opts...).ToFunc()
 }
 
 // ByKnown orders the results by the known field.

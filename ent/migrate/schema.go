@@ -25,6 +25,7 @@ var (
 		{Name: "chat_options", Type: field.TypeJSON},
 		{Name: "password_hash", Type: field.TypeString},
 		{Name: "active", Type: field.TypeBool, Default: true},
+		{Name: "must_change_password", Type: field.TypeBool, Default: false},
 		{Name: "last_seen_at", Type: field.TypeTime, Nullable: true},
 		{Name: "online", Type: field.TypeBool, Default: false},
 		{Name: "search_key", Type: field.TypeString, Default: ""},
@@ -77,6 +78,36 @@ var (
 				Name:    "attachment_created_at",
 				Unique:  false,
 				Columns: []*schema.Column{AttachmentsColumns[5]},
+			},
+		},
+	}
+	// AuditEntriesColumns holds the columns for the "audit_entries" table.
+	AuditEntriesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "at", Type: field.TypeTime},
+		{Name: "action", Type: field.TypeString, Size: 100},
+		{Name: "target_id", Type: field.TypeInt, Nullable: true},
+		{Name: "detail", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "actor_id", Type: field.TypeInt, Nullable: true},
+	}
+	// AuditEntriesTable holds the schema information for the "audit_entries" table.
+	AuditEntriesTable = &schema.Table{
+		Name:       "audit_entries",
+		Columns:    AuditEntriesColumns,
+		PrimaryKey: []*schema.Column{AuditEntriesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "audit_entries_agents_actor",
+				Columns:    []*schema.Column{AuditEntriesColumns[5]},
+				RefColumns: []*schema.Column{AgentsColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "auditentry_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditEntriesColumns[1]},
 			},
 		},
 	}
@@ -133,8 +164,10 @@ var (
 		{Name: "name", Type: field.TypeString, Size: 200},
 		{Name: "external_id", Type: field.TypeString, Nullable: true},
 		{Name: "config", Type: field.TypeJSON},
+		{Name: "enabled", Type: field.TypeBool, Default: true},
 		{Name: "queue_id", Type: field.TypeInt, Nullable: true},
 		{Name: "agent_id", Type: field.TypeInt, Nullable: true},
+		{Name: "fallback_queue_id", Type: field.TypeInt, Nullable: true},
 	}
 	// ChannelAccountsTable holds the schema information for the "channel_accounts" table.
 	ChannelAccountsTable = &schema.Table{
@@ -144,14 +177,20 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "channel_accounts_queues_queue",
-				Columns:    []*schema.Column{ChannelAccountsColumns[7]},
+				Columns:    []*schema.Column{ChannelAccountsColumns[8]},
 				RefColumns: []*schema.Column{QueuesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "channel_accounts_agents_agent",
-				Columns:    []*schema.Column{ChannelAccountsColumns[8]},
+				Columns:    []*schema.Column{ChannelAccountsColumns[9]},
 				RefColumns: []*schema.Column{AgentsColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+			{
+				Symbol:     "channel_accounts_queues_fallback_queue",
+				Columns:    []*schema.Column{ChannelAccountsColumns[10]},
+				RefColumns: []*schema.Column{QueuesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 		},
@@ -171,6 +210,7 @@ var (
 		{Name: "display_name", Type: field.TypeString, Size: 200},
 		{Name: "email", Type: field.TypeString, Nullable: true, Size: 320},
 		{Name: "phone", Type: field.TypeString, Nullable: true, Size: 40},
+		{Name: "notes", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "known", Type: field.TypeBool, Default: false},
 		{Name: "blocked", Type: field.TypeBool, Default: false},
 		{Name: "search_key", Type: field.TypeString, Default: ""},
@@ -393,7 +433,7 @@ var (
 	InteractionsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "at", Type: field.TypeTime},
-		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "OFFERED", "TAKEN", "REPLIED", "TRANSFERRED", "DEALT_WITH", "ARCHIVED", "UNARCHIVED", "ENDED", "BLOCKED"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "OFFERED", "TAKEN", "REPLIED", "TRANSFERRED", "DEALT_WITH", "ARCHIVED", "UNARCHIVED", "ENDED", "BLOCKED", "RELEASED", "LINKED", "MERGED"}},
 		{Name: "channel", Type: field.TypeEnum, Enums: []string{"LIVE_CHAT", "WHATSAPP", "FACEBOOK", "SMS", "INTERNAL"}},
 		{Name: "detail", Type: field.TypeString, Nullable: true},
 		{Name: "conversation_id", Type: field.TypeInt, Nullable: true},
@@ -599,6 +639,8 @@ var (
 		{Name: "name", Type: field.TypeString, Unique: true, Size: 200},
 		{Name: "strategy", Type: field.TypeEnum, Enums: []string{"HUNT", "RING_ALL", "HUNT_RANDOM_START", "ROUND_ROBIN", "LONGEST_WAITING", "LEAST_HANDLING_TIME", "FEWEST_ANSWERED", "HUNT_BY_THREES", "FIRST_THREE_AVAILABLE"}},
 		{Name: "offer_timeout_seconds", Type: field.TypeInt, Default: 30},
+		{Name: "description", Type: field.TypeString, Size: 1000, Default: ""},
+		{Name: "owner_away_timeout_seconds", Type: field.TypeInt, Nullable: true},
 	}
 	// QueuesTable holds the schema information for the "queues" table.
 	QueuesTable = &schema.Table{
@@ -805,6 +847,7 @@ var (
 	Tables = []*schema.Table{
 		AgentsTable,
 		AttachmentsTable,
+		AuditEntriesTable,
 		AuthTokensTable,
 		BlocksTable,
 		ChannelAccountsTable,
@@ -835,6 +878,10 @@ func init() {
 	AttachmentsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(4294967296),
 	}
+	AuditEntriesTable.ForeignKeys[0].RefTable = AgentsTable
+	AuditEntriesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(85899345920),
+	}
 	AuthTokensTable.ForeignKeys[0].RefTable = AgentsTable
 	AuthTokensTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(8589934592),
@@ -844,6 +891,7 @@ func init() {
 	}
 	ChannelAccountsTable.ForeignKeys[0].RefTable = QueuesTable
 	ChannelAccountsTable.ForeignKeys[1].RefTable = AgentsTable
+	ChannelAccountsTable.ForeignKeys[2].RefTable = QueuesTable
 	ChannelAccountsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(17179869184),
 	}

@@ -27,6 +27,10 @@ const (
 	FieldStrategy = "strategy"
 	// FieldOfferTimeoutSeconds holds the string denoting the offer_timeout_seconds field in the database.
 	FieldOfferTimeoutSeconds = "offer_timeout_seconds"
+	// FieldDescription holds the string denoting the description field in the database.
+	FieldDescription = "description"
+	// FieldOwnerAwayTimeoutSeconds holds the string denoting the owner_away_timeout_seconds field in the database.
+	FieldOwnerAwayTimeoutSeconds = "owner_away_timeout_seconds"
 	// EdgeAgents holds the string denoting the agents edge name in mutations.
 	EdgeAgents = "agents"
 	// EdgeChannelAccounts holds the string denoting the channel_accounts edge name in mutations.
@@ -73,6 +77,8 @@ var Columns = []string{
 	FieldName,
 	FieldStrategy,
 	FieldOfferTimeoutSeconds,
+	FieldDescription,
+	FieldOwnerAwayTimeoutSeconds,
 }
 
 var (
@@ -104,6 +110,12 @@ var (
 	DefaultOfferTimeoutSeconds int
 	// OfferTimeoutSecondsValidator is a validator for the "offer_timeout_seconds" field. It is called by the builders before save.
 	OfferTimeoutSecondsValidator func(int) error
+	// DefaultDescription holds the default value on creation for the "description" field.
+	DefaultDescription string
+	// DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
+	DescriptionValidator func(string) error
+	// OwnerAwayTimeoutSecondsValidator is a validator for the "owner_away_timeout_seconds" field. It is called by the builders before save.
+	OwnerAwayTimeoutSecondsValidator func(int) error
 )
 
 // StrategyValidator is a validator for the "strategy" field enum values. It is called by the builders before save.
@@ -147,6 +159,16 @@ func ByStrategy(opts ...sql.OrderTermOption) OrderOption {
 // ByOfferTimeoutSeconds orders the results by the offer_timeout_seconds field.
 func ByOfferTimeoutSeconds(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldOfferTimeoutSeconds, opts...).ToFunc()
+}
+
+// ByDescription orders the results by the description field.
+func ByDescription(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDescription, opts...).ToFunc()
+}
+
+// ByOwnerAwayTimeoutSeconds orders the results by the owner_away_timeout_seconds field.
+func ByOwnerAwayTimeoutSeconds(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOwnerAwayTimeoutSeconds, opts...).ToFunc()
 }
 
 // ByAgentsCount orders the results by agents count.

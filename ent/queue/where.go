@@ -76,6 +76,16 @@ func OfferTimeoutSeconds(v int) predicate.Queue {
 	return predicate.Queue(sql.FieldEQ(FieldOfferTimeoutSeconds, v))
 }
 
+// Description applies equality check predicate on the "description" field. It's identical to DescriptionEQ.
+func Description(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldEQ(FieldDescription, v))
+}
+
+// OwnerAwayTimeoutSeconds applies equality check predicate on the "owner_away_timeout_seconds" field. It's identical to OwnerAwayTimeoutSecondsEQ.
+func OwnerAwayTimeoutSeconds(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldEQ(FieldOwnerAwayTimeoutSeconds, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Queue {
 	return predicate.Queue(sql.FieldEQ(FieldCreatedAt, v))
@@ -289,6 +299,121 @@ func OfferTimeoutSecondsLT(v int) predicate.Queue {
 // OfferTimeoutSecondsLTE applies the LTE predicate on the "offer_timeout_seconds" field.
 func OfferTimeoutSecondsLTE(v int) predicate.Queue {
 	return predicate.Queue(sql.FieldLTE(FieldOfferTimeoutSeconds, v))
+}
+
+// DescriptionEQ applies the EQ predicate on the "description" field.
+func DescriptionEQ(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldEQ(FieldDescription, v))
+}
+
+// DescriptionNEQ applies the NEQ predicate on the "description" field.
+func DescriptionNEQ(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldNEQ(FieldDescription, v))
+}
+
+// DescriptionIn applies the In predicate on the "description" field.
+func DescriptionIn(vs ...string) predicate.Queue {
+	return predicate.Queue(sql.FieldIn(FieldDescription, vs...))
+}
+
+// DescriptionNotIn applies the NotIn predicate on the "description" field.
+func DescriptionNotIn(vs ...string) predicate.Queue {
+	return predicate.Queue(sql.FieldNotIn(FieldDescription, vs...))
+}
+
+// DescriptionGT applies the GT predicate on the "description" field.
+func DescriptionGT(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldGT(FieldDescription, v))
+}
+
+// DescriptionGTE applies the GTE predicate on the "description" field.
+func DescriptionGTE(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldGTE(FieldDescription, v))
+}
+
+// DescriptionLT applies the LT predicate on the "description" field.
+func DescriptionLT(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldLT(FieldDescription, v))
+}
+
+// DescriptionLTE applies the LTE predicate on the "description" field.
+func DescriptionLTE(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldLTE(FieldDescription, v))
+}
+
+// DescriptionContains applies the Contains predicate on the "description" field.
+func DescriptionContains(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldContains(FieldDescription, v))
+}
+
+// DescriptionHasPrefix applies the HasPrefix predicate on the "description" field.
+func DescriptionHasPrefix(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldHasPrefix(FieldDescription, v))
+}
+
+// DescriptionHasSuffix applies the HasSuffix predicate on the "description" field.
+func DescriptionHasSuffix(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldHasSuffix(FieldDescription, v))
+}
+
+// DescriptionEqualFold applies the EqualFold predicate on the "description" field.
+func DescriptionEqualFold(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldEqualFold(FieldDescription, v))
+}
+
+// DescriptionContainsFold applies the ContainsFold predicate on the "description" field.
+func DescriptionContainsFold(v string) predicate.Queue {
+	return predicate.Queue(sql.FieldContainsFold(FieldDescription, v))
+}
+
+// OwnerAwayTimeoutSecondsEQ applies the EQ predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsEQ(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldEQ(FieldOwnerAwayTimeoutSeconds, v))
+}
+
+// OwnerAwayTimeoutSecondsNEQ applies the NEQ predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsNEQ(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldNEQ(FieldOwnerAwayTimeoutSeconds, v))
+}
+
+// OwnerAwayTimeoutSecondsIn applies the In predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsIn(vs ...int) predicate.Queue {
+	return predicate.Queue(sql.FieldIn(FieldOwnerAwayTimeoutSeconds, vs...))
+}
+
+// OwnerAwayTimeoutSecondsNotIn applies the NotIn predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsNotIn(vs ...int) predicate.Queue {
+	return predicate.Queue(sql.FieldNotIn(FieldOwnerAwayTimeoutSeconds, vs...))
+}
+
+// OwnerAwayTimeoutSecondsGT applies the GT predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsGT(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldGT(FieldOwnerAwayTimeoutSeconds, v))
+}
+
+// OwnerAwayTimeoutSecondsGTE applies the GTE predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsGTE(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldGTE(FieldOwnerAwayTimeoutSeconds, v))
+}
+
+// OwnerAwayTimeoutSecondsLT applies the LT predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsLT(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldLT(FieldOwnerAwayTimeoutSeconds, v))
+}
+
+// OwnerAwayTimeoutSecondsLTE applies the LTE predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsLTE(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldLTE(FieldOwnerAwayTimeoutSeconds, v))
+}
+
+// OwnerAwayTimeoutSecondsIsNil applies the IsNil predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsIsNil() predicate.Queue {
+	return predicate.Queue(sql.FieldIsNull(FieldOwnerAwayTimeoutSeconds))
+}
+
+// OwnerAwayTimeoutSecondsNotNil applies the NotNil predicate on the "owner_away_timeout_seconds" field.
+func OwnerAwayTimeoutSecondsNotNil() predicate.Queue {
+	return predicate.Queue(sql.FieldNotNull(FieldOwnerAwayTimeoutSeconds))
 }
 
 // HasAgents applies the HasEdge predicate on the "agents" edge.

@@ -44,6 +44,9 @@ func (Agent) Fields() []ent.Field {
 		// Active agents log in and are found by SearchAgents; deactivated
 		// ones keep their history.
 		field.Bool("active").Default(true),
+		// MustChangePassword is set by an admin's password reset: the
+		// one-time password works until the agent chooses a new one.
+		field.Bool("must_change_password").Default(false).Annotations(skip()),
 		// LastSeenAt is the agent's last sign of life: a request, or an
 		// open websocket (refreshed while it stays open). Online says
 		// whether the presence sweep last found it recent; see

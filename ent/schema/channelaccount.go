@@ -31,6 +31,12 @@ func (ChannelAccount) Fields() []ent.Field {
 		field.JSON("config", schematype.ChannelConfig{}).Sensitive().Annotations(skip()),
 		field.Int("queue_id").Optional().Nillable().Annotations(skip()),
 		field.Int("agent_id").Optional().Nillable().Annotations(skip()),
+		// FallbackQueueID is where an agent-routed account's conversations
+		// go when that agent is not available within the offer timeout.
+		field.Int("fallback_queue_id").Optional().Nillable().Annotations(skip()),
+		// Enabled accounts take traffic; a disabled one acknowledges its
+		// webhooks and stores nothing, and its widget starts no chats.
+		field.Bool("enabled").Default(true),
 	}
 }
 
@@ -39,6 +45,7 @@ func (ChannelAccount) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.To("queue", Queue.Type).Field("queue_id").Unique(),
 		edge.To("agent", Agent.Type).Field("agent_id").Unique(),
+		edge.To("fallback_queue", Queue.Type).Field("fallback_queue_id").Unique(),
 	}
 }
 

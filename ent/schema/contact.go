@@ -24,6 +24,7 @@ func (Contact) Fields() []ent.Field {
 		field.String("display_name").MaxRuneLen(200),
 		field.String("email").Optional().Nillable().MaxLen(320),
 		field.String("phone").Optional().Nillable().MaxLen(40),
+		field.Text("notes").Optional().Nillable(),
 		// Known is false for a contact made up from an unknown sender until
 		// an agent adds it (the Add contact / Reply / Ignore prompt).
 		field.Bool("known").Default(false).Annotations(skip()),

@@ -26,6 +26,11 @@ func (Queue) Fields() []ent.Field {
 			Annotations(entgql.Type("PollingStrategy")),
 		// OfferTimeoutSeconds: an offer not taken within it moves on.
 		field.Int("offer_timeout_seconds").Default(30).Positive(),
+		field.String("description").Default("").MaxRuneLen(1000),
+		// OwnerAwayTimeoutSeconds, when set, releases an owner's open
+		// conversations of this queue once the owner has been OFFLINE or
+		// without a connection that long.
+		field.Int("owner_away_timeout_seconds").Optional().Nillable().Positive(),
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/parleyhq/parley/graph"
 	"github.com/parleyhq/parley/internal/attachments"
 	"github.com/parleyhq/parley/internal/attachments/download"
+	"github.com/parleyhq/parley/internal/audit"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/channels"
 	channelsetup "github.com/parleyhq/parley/internal/channels/setup"
@@ -193,6 +194,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Presence:      a.Presence,
 		LiveChat:      live,
 		Attachments:   a.Attachments,
+		Audit:         audit.NewService(client),
 	}
 
 	ready := map[string]httpserver.Pinger{"database": a.DB}

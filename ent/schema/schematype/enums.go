@@ -166,6 +166,15 @@ const (
 	InteractionUnarchived  InteractionKind = "UNARCHIVED"
 	InteractionEnded       InteractionKind = "ENDED"
 	InteractionBlocked     InteractionKind = "BLOCKED"
+	// InteractionReleased: the conversation went back to a queue without an
+	// owner (released, transferred to a queue, owner away or deactivated);
+	// the detail says why.
+	InteractionReleased InteractionKind = "RELEASED"
+	// InteractionLinked: two identities of one person (the same phone
+	// number on two channels) were linked to one contact.
+	InteractionLinked InteractionKind = "LINKED"
+	// InteractionMerged: another contact was merged into this one.
+	InteractionMerged InteractionKind = "MERGED"
 )
 
 // Values lists the interaction kinds for ent's enum column.
@@ -174,7 +183,8 @@ func (InteractionKind) Values() []string {
 		string(InteractionCreated), string(InteractionOffered), string(InteractionTaken),
 		string(InteractionReplied), string(InteractionTransferred), string(InteractionDealtWith),
 		string(InteractionArchived), string(InteractionUnarchived), string(InteractionEnded),
-		string(InteractionBlocked),
+		string(InteractionBlocked), string(InteractionReleased), string(InteractionLinked),
+		string(InteractionMerged),
 	}
 }
 
