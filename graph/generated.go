@@ -258,7 +258,9 @@ type ComplexityRoot struct {
 		CreateChannelAccount       func(childComplexity int, input model.CreateChannelAccountInput) int
 		CreateQueue                func(childComplexity int, input model.CreateQueueInput) int
 		CreateTemplate             func(childComplexity int, input model.CreateTemplateInput) int
+		DeleteChannelAccount       func(childComplexity int, id int) int
 		DeleteConversation         func(childComplexity int, id int) int
+		DeleteQueue                func(childComplexity int, id int, moveTo *int) int
 		DeleteTemplate             func(childComplexity int, id int) int
 		EndChatSession             func(childComplexity int, id int) int
 		IgnoreConversation         func(childComplexity int, id int) int
@@ -267,6 +269,7 @@ type ComplexityRoot struct {
 		MarkConversationRead       func(childComplexity int, id int) int
 		MarkDealtWith              func(childComplexity int, id int) int
 		SendMessage                func(childComplexity int, input model.SendMessageInput) int
+		SetChannelAccountEnabled   func(childComplexity int, id int, enabled bool) int
 		SetStatus                  func(childComplexity int, status schematype.AgentStatus) int
 		SetTyping                  func(childComplexity int, conversationID int, typing bool) int
 		StartInternalChat          func(childComplexity int, agentIDs []int, body string) int
@@ -274,6 +277,7 @@ type ComplexityRoot struct {
 		TakeConversation           func(childComplexity int, id int) int
 		TransferConversation       func(childComplexity int, id int, agentID int) int
 		UnarchiveConversation      func(childComplexity int, id int) int
+		UpdateChannelAccount       func(childComplexity int, id int, input model.UpdateChannelAccountInput) int
 		UpdateChatOptions          func(childComplexity int, input model.ChatOptionsInput) int
 		UpdateQueue                func(childComplexity int, id int, input model.UpdateQueueInput) int
 		UpdateTemplate             func(childComplexity int, id int, input model.UpdateTemplateInput) int
@@ -455,6 +459,10 @@ type MutationResolver interface {
 	VisitorSendMessage(ctx context.Context, body *string, attachmentIDs []int) (*ent.Message, error)
 	VisitorSetTyping(ctx context.Context, typing bool) (bool, error)
 	SetTyping(ctx context.Context, conversationID int, typing bool) (bool, error)
+	DeleteQueue(ctx context.Context, id int, moveTo *int) (*model.DeletePayload, error)
+	UpdateChannelAccount(ctx context.Context, id int, input model.UpdateChannelAccountInput) (*ent.ChannelAccount, error)
+	SetChannelAccountEnabled(ctx context.Context, id int, enabled bool) (*ent.ChannelAccount, error)
+	DeleteChannelAccount(ctx context.Context, id int) (*model.DeletePayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -1370,6 +1378,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateTemplate(childComplexity, args["input"].(model.CreateTemplateInput)), true
+	case "Mutation.deleteChannelAccount":
+		if e.ComplexityRoot.Mutation.DeleteChannelAccount == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteChannelAccount_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteChannelAccount(childComplexity, args["id"].(int)), true
 	case "Mutation.deleteConversation":
 		if e.ComplexityRoot.Mutation.DeleteConversation == nil {
 			break
@@ -1381,6 +1400,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteConversation(childComplexity, args["id"].(int)), true
+	case "Mutation.deleteQueue":
+		if e.ComplexityRoot.Mutation.DeleteQueue == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteQueue_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteQueue(childComplexity, args["id"].(int), args["moveTo"].(*int)), true
 	case "Mutation.deleteTemplate":
 		if e.ComplexityRoot.Mutation.DeleteTemplate == nil {
 			break
@@ -1464,6 +1494,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendMessage(childComplexity, args["input"].(model.SendMessageInput)), true
+	case "Mutation.setChannelAccountEnabled":
+		if e.ComplexityRoot.Mutation.SetChannelAccountEnabled == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setChannelAccountEnabled_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetChannelAccountEnabled(childComplexity, args["id"].(int), args["enabled"].(bool)), true
 	case "Mutation.setStatus":
 		if e.ComplexityRoot.Mutation.SetStatus == nil {
 			break
@@ -1541,6 +1582,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UnarchiveConversation(childComplexity, args["id"].(int)), true
+	case "Mutation.updateChannelAccount":
+		if e.ComplexityRoot.Mutation.UpdateChannelAccount == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateChannelAccount_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateChannelAccount(childComplexity, args["id"].(int), args["input"].(model.UpdateChannelAccountInput)), true
 	case "Mutation.updateChatOptions":
 		if e.ComplexityRoot.Mutation.UpdateChatOptions == nil {
 			break
@@ -2105,6 +2157,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("SendMessageInput", ec.unmarshalInputSendMessageInput),
 			graphql.NewInputUnmarshaler("StartLiveChatInput", ec.unmarshalInputStartLiveChatInput),
 			graphql.NewInputUnmarshaler("TemplateOrder", ec.unmarshalInputTemplateOrder),
+			graphql.NewInputUnmarshaler("UpdateChannelAccountInput", ec.unmarshalInputUpdateChannelAccountInput),
 			graphql.NewInputUnmarshaler("UpdateQueueInput", ec.unmarshalInputUpdateQueueInput),
 			graphql.NewInputUnmarshaler("UpdateTemplateInput", ec.unmarshalInputUpdateTemplateInput),
 			graphql.NewInputUnmarshaler("WhatsAppConfigInput", ec.unmarshalInputWhatsAppConfigInput),
@@ -2637,6 +2690,64 @@ type Subscription {
 extend type Query {
   "Administrative changes, newest first (ADMIN and SYSTEM_OWNER only)."
   auditLog(after: Cursor, first: Int, before: Cursor, last: Int): AuditEntryConnection!
+}
+
+# ---- administration: queues and channel accounts (issue 11) ----
+
+extend input CreateQueueInput {
+  "What the queue is for, shown to admins (at most 1,000 characters)."
+  description: String
+}
+
+extend input UpdateQueueInput {
+  description: String
+}
+
+"""
+Changes a channel account; fields left out stay as they are. queueID and
+agentID re-route it (setting one clears the other; both at once is
+BAD_USER_INPUT). A config block replaces the account's whole provider
+config and must be the account's channel's: it rotates the credentials (the
+new ones work at once, the old ones stop) or, for live chat, replaces the
+allowed origins.
+"""
+input UpdateChannelAccountInput {
+  name: String
+  queueID: ID
+  agentID: ID
+  "Where an agent-routed account's conversations go when that agent is not available."
+  fallbackQueueID: ID
+  whatsapp: WhatsAppConfigInput
+  messenger: MessengerConfigInput
+  sms: SMSConfigInput
+  liveChat: LiveChatConfigInput
+}
+
+extend type Mutation {
+  """
+  Deletes a queue (ADMIN and SYSTEM_OWNER). CONFLICT while channel accounts
+  route to it (as their queue or fallback queue) or open conversations sit
+  in it, unless moveTo names another queue, which takes them: accounts are
+  re-pointed, open conversations move and are routed again there (each with
+  a TRANSFERRED interaction), closed ones move quietly. Without moveTo,
+  closed conversations and interactions keep no queue.
+  """
+  deleteQueue(id: ID!, moveTo: ID): DeletePayload!
+  "Renames, re-routes or rotates the credentials of a channel account (ADMIN and SYSTEM_OWNER)."
+  updateChannelAccount(id: ID!, input: UpdateChannelAccountInput!): ChannelAccount!
+  """
+  Turns a channel account on or off (ADMIN and SYSTEM_OWNER). A disabled
+  account acknowledges its webhooks as the provider expects and stores
+  nothing; its widget starts no chats; replies in its open conversations are
+  refused (CONFLICT) and replies already queued fail.
+  """
+  setChannelAccountEnabled(id: ID!, enabled: Boolean!): ChannelAccount!
+  """
+  Deletes a disabled channel account (CONFLICT while enabled). Its
+  conversations, messages, contacts and interactions stay; the
+  conversations' and identities' account becomes null.
+  """
+  deleteChannelAccount(id: ID!): DeletePayload!
 }
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
@@ -3513,6 +3624,20 @@ func (ec *executionContext) field_Mutation_createTemplate_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_deleteChannelAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteConversation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3524,6 +3649,28 @@ func (ec *executionContext) field_Mutation_deleteConversation_args(ctx context.C
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deleteQueue_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "moveTo",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOID2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["moveTo"] = arg1
 	return args, nil
 }
 
@@ -3622,6 +3769,28 @@ func (ec *executionContext) field_Mutation_sendMessage_args(ctx context.Context,
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setChannelAccountEnabled_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "enabled",
+		func(ctx context.Context, v any) (bool, error) {
+			return ec.unmarshalNBoolean2bool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["enabled"] = arg1
 	return args, nil
 }
 
@@ -3744,6 +3913,28 @@ func (ec *executionContext) field_Mutation_unarchiveConversation_args(ctx contex
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateChannelAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateChannelAccountInput, error) {
+			return ec.unmarshalNUpdateChannelAccountInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐUpdateChannelAccountInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -8826,6 +9017,182 @@ func (ec *executionContext) fieldContext_Mutation_setTyping(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_deleteQueue(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteQueue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteQueue(ctx, fc.Args["id"].(int), fc.Args["moveTo"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeletePayload) graphql.Marshaler {
+			return ec.marshalNDeletePayload2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐDeletePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteQueue(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteQueue_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_updateChannelAccount(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateChannelAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateChannelAccount(ctx, fc.Args["id"].(int), fc.Args["input"].(model.UpdateChannelAccountInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.ChannelAccount) graphql.Marshaler {
+			return ec.marshalNChannelAccount2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐChannelAccount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateChannelAccount(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChannelAccount(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateChannelAccount_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_setChannelAccountEnabled(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setChannelAccountEnabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetChannelAccountEnabled(ctx, fc.Args["id"].(int), fc.Args["enabled"].(bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.ChannelAccount) graphql.Marshaler {
+			return ec.marshalNChannelAccount2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐChannelAccount(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setChannelAccountEnabled(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChannelAccount(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setChannelAccountEnabled_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deleteChannelAccount(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deleteChannelAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeleteChannelAccount(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DeletePayload) graphql.Marshaler {
+			return ec.marshalNDeletePayload2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐDeletePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deleteChannelAccount(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeletePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deleteChannelAccount_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[int]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12424,7 +12791,7 @@ func (ec *executionContext) unmarshalInputCreateQueueInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members"}
+	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members", "description"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -12459,6 +12826,13 @@ func (ec *executionContext) unmarshalInputCreateQueueInput(ctx context.Context, 
 				return it, err
 			}
 			it.Members = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
 		}
 	}
 	return it, nil
@@ -13150,6 +13524,97 @@ func UnmarshalTemplateOrder(ctx context.Context, raw any) (ent.TemplateOrder, er
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUpdateChannelAccountInput(ctx context.Context, obj any) (model.UpdateChannelAccountInput, error) {
+	var it model.UpdateChannelAccountInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "queueID", "agentID", "fallbackQueueID", "whatsapp", "messenger", "sms", "liveChat"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "queueID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("queueID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.QueueID = data
+		case "agentID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("agentID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AgentID = data
+		case "fallbackQueueID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fallbackQueueID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FallbackQueueID = data
+		case "whatsapp":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("whatsapp"))
+			data, err := ec.unmarshalOWhatsAppConfigInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐWhatsAppConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Whatsapp = data
+		case "messenger":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("messenger"))
+			data, err := ec.unmarshalOMessengerConfigInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐMessengerConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Messenger = data
+		case "sms":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sms"))
+			data, err := ec.unmarshalOSMSConfigInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐSMSConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Sms = data
+		case "liveChat":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("liveChat"))
+			data, err := ec.unmarshalOLiveChatConfigInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐLiveChatConfigInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LiveChat = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateChannelAccountInput unmarshals raw into the UpdateChannelAccountInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateChannelAccountInput(ctx context.Context, raw any) (model.UpdateChannelAccountInput, error) {
+	var out model.UpdateChannelAccountInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateChannelAccountInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUpdateQueueInput(ctx context.Context, obj any) (model.UpdateQueueInput, error) {
 	var it model.UpdateQueueInput
 	if obj == nil {
@@ -13161,7 +13626,7 @@ func (ec *executionContext) unmarshalInputUpdateQueueInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members"}
+	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members", "description"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13196,6 +13661,13 @@ func (ec *executionContext) unmarshalInputUpdateQueueInput(ctx context.Context, 
 				return it, err
 			}
 			it.Members = data
+		case "description":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("description"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Description = data
 		}
 	}
 	return it, nil
@@ -14999,6 +15471,34 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "setTyping":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setTyping(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteQueue":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteQueue(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updateChannelAccount":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateChannelAccount(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setChannelAccountEnabled":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setChannelAccountEnabled(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleteChannelAccount":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deleteChannelAccount(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -16830,6 +17330,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNUpdateChannelAccountInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐUpdateChannelAccountInput(ctx context.Context, v any) (model.UpdateChannelAccountInput, error) {
+	res, err := ec.unmarshalInputUpdateChannelAccountInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNUpdateQueueInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐUpdateQueueInput(ctx context.Context, v any) (model.UpdateQueueInput, error) {

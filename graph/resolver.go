@@ -42,8 +42,8 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-func queueInput(name *string, strategy *schematype.PollingStrategy, timeout *int, members []*model.QueueMemberInput) workspace.QueueInput {
-	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, MembersSet: members != nil}
+func queueInput(name *string, strategy *schematype.PollingStrategy, timeout *int, description *string, members []*model.QueueMemberInput) workspace.QueueInput {
+	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, Description: description, MembersSet: members != nil}
 	for _, m := range members {
 		in.Members = append(in.Members, workspace.Member{AgentID: m.AgentID, Priority: m.Priority})
 	}
@@ -52,23 +52,39 @@ func queueInput(name *string, strategy *schematype.PollingStrategy, timeout *int
 
 func channelAccountInput(in model.CreateChannelAccountInput) workspace.NewChannelAccount {
 	out := workspace.NewChannelAccount{Channel: in.Channel, Name: in.Name, QueueID: in.QueueID, AgentID: in.AgentID}
+	p := providerConfig(in.Whatsapp, in.Messenger, in.Sms, in.LiveChat)
+	out.Config, out.GivenWhatsApp, out.GivenMessenger, out.GivenSMS, out.GivenLiveChat =
+		p.Config, p.GivenWhatsApp, p.GivenMessenger, p.GivenSMS, p.GivenLiveChat
+	return out
+}
+
+func channelAccountUpdate(in model.UpdateChannelAccountInput) workspace.ChannelAccountUpdate {
+	return workspace.ChannelAccountUpdate{
+		Name: in.Name, QueueID: in.QueueID, AgentID: in.AgentID, FallbackQueueID: in.FallbackQueueID,
+		Provider: providerConfig(in.Whatsapp, in.Messenger, in.Sms, in.LiveChat),
+	}
+}
+
+// providerConfig is the config block the caller filled in, of the four.
+func providerConfig(w *model.WhatsAppConfigInput, m *model.MessengerConfigInput, s *model.SMSConfigInput, l *model.LiveChatConfigInput) workspace.ProviderConfig {
+	var out workspace.ProviderConfig
 	c := &out.Config
-	if w := in.Whatsapp; w != nil {
+	if w != nil {
 		out.GivenWhatsApp = true
 		c.PhoneNumberID, c.AccessToken, c.AppSecret, c.VerifyToken = w.PhoneNumberID, w.AccessToken, w.AppSecret, w.VerifyToken
 		c.APIBaseURL = deref(w.APIBaseURL)
 	}
-	if m := in.Messenger; m != nil {
+	if m != nil {
 		out.GivenMessenger = true
 		c.PageID, c.PageAccessToken, c.AppSecret, c.VerifyToken = m.PageID, m.PageAccessToken, m.AppSecret, m.VerifyToken
 		c.APIBaseURL = deref(m.APIBaseURL)
 	}
-	if s := in.Sms; s != nil {
+	if s != nil {
 		out.GivenSMS = true
 		c.AccountSID, c.AuthToken, c.FromNumber = s.AccountSid, s.AuthToken, s.FromNumber
 		c.APIBaseURL = deref(s.APIBaseURL)
 	}
-	if l := in.LiveChat; l != nil {
+	if l != nil {
 		out.GivenLiveChat = true
 		c.AllowedOrigins = l.AllowedOrigins
 	}

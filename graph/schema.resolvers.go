@@ -235,12 +235,12 @@ func (r *mutationResolver) CreateAgent(ctx context.Context, input model.CreateAg
 
 // CreateQueue is the resolver for the createQueue field.
 func (r *mutationResolver) CreateQueue(ctx context.Context, input model.CreateQueueInput) (*ent.Queue, error) {
-	return r.Workspace.CreateQueue(ctx, queueInput(&input.Name, &input.Strategy, input.OfferTimeoutSeconds, input.Members))
+	return r.Workspace.CreateQueue(ctx, queueInput(&input.Name, &input.Strategy, input.OfferTimeoutSeconds, input.Description, input.Members))
 }
 
 // UpdateQueue is the resolver for the updateQueue field.
 func (r *mutationResolver) UpdateQueue(ctx context.Context, id int, input model.UpdateQueueInput) (*ent.Queue, error) {
-	return r.Workspace.UpdateQueue(ctx, id, queueInput(input.Name, input.Strategy, input.OfferTimeoutSeconds, input.Members))
+	return r.Workspace.UpdateQueue(ctx, id, queueInput(input.Name, input.Strategy, input.OfferTimeoutSeconds, input.Description, input.Members))
 }
 
 // CreateChannelAccount is the resolver for the createChannelAccount field.
@@ -270,6 +270,26 @@ func (r *mutationResolver) VisitorSetTyping(ctx context.Context, typing bool) (b
 // SetTyping is the resolver for the setTyping field.
 func (r *mutationResolver) SetTyping(ctx context.Context, conversationID int, typing bool) (bool, error) {
 	return r.Conversations.SetTyping(ctx, conversationID, typing)
+}
+
+// DeleteQueue is the resolver for the deleteQueue field.
+func (r *mutationResolver) DeleteQueue(ctx context.Context, id int, moveTo *int) (*model.DeletePayload, error) {
+	return deletePayload(r.Workspace.DeleteQueue(ctx, id, moveTo))
+}
+
+// UpdateChannelAccount is the resolver for the updateChannelAccount field.
+func (r *mutationResolver) UpdateChannelAccount(ctx context.Context, id int, input model.UpdateChannelAccountInput) (*ent.ChannelAccount, error) {
+	return r.Workspace.UpdateChannelAccount(ctx, id, channelAccountUpdate(input))
+}
+
+// SetChannelAccountEnabled is the resolver for the setChannelAccountEnabled field.
+func (r *mutationResolver) SetChannelAccountEnabled(ctx context.Context, id int, enabled bool) (*ent.ChannelAccount, error) {
+	return r.Workspace.SetChannelAccountEnabled(ctx, id, enabled)
+}
+
+// DeleteChannelAccount is the resolver for the deleteChannelAccount field.
+func (r *mutationResolver) DeleteChannelAccount(ctx context.Context, id int) (*model.DeletePayload, error) {
+	return deletePayload(r.Workspace.DeleteChannelAccount(ctx, id))
 }
 
 // Me is the resolver for the me field.

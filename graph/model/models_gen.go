@@ -52,6 +52,8 @@ type CreateQueueInput struct {
 	Strategy            schematype.PollingStrategy `json:"strategy"`
 	OfferTimeoutSeconds *int                       `json:"offerTimeoutSeconds,omitempty"`
 	Members             []*QueueMemberInput        `json:"members,omitempty"`
+	// What the queue is for, shown to admins (at most 1,000 characters).
+	Description *string `json:"description,omitempty"`
 }
 
 type CreateTemplateInput struct {
@@ -129,11 +131,30 @@ type StartLiveChatPayload struct {
 type Subscription struct {
 }
 
+// Changes a channel account; fields left out stay as they are. queueID and
+// agentID re-route it (setting one clears the other; both at once is
+// BAD_USER_INPUT). A config block replaces the account's whole provider
+// config and must be the account's channel's: it rotates the credentials (the
+// new ones work at once, the old ones stop) or, for live chat, replaces the
+// allowed origins.
+type UpdateChannelAccountInput struct {
+	Name    *string `json:"name,omitempty"`
+	QueueID *int    `json:"queueID,omitempty"`
+	AgentID *int    `json:"agentID,omitempty"`
+	// Where an agent-routed account's conversations go when that agent is not available.
+	FallbackQueueID *int                  `json:"fallbackQueueID,omitempty"`
+	Whatsapp        *WhatsAppConfigInput  `json:"whatsapp,omitempty"`
+	Messenger       *MessengerConfigInput `json:"messenger,omitempty"`
+	Sms             *SMSConfigInput       `json:"sms,omitempty"`
+	LiveChat        *LiveChatConfigInput  `json:"liveChat,omitempty"`
+}
+
 type UpdateQueueInput struct {
 	Name                *string                     `json:"name,omitempty"`
 	Strategy            *schematype.PollingStrategy `json:"strategy,omitempty"`
 	OfferTimeoutSeconds *int                        `json:"offerTimeoutSeconds,omitempty"`
 	Members             []*QueueMemberInput         `json:"members,omitempty"`
+	Description         *string                     `json:"description,omitempty"`
 }
 
 type UpdateTemplateInput struct {

@@ -186,6 +186,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Convs.Signals = a.Channels.Signal
 	live := livechat.NewService(client, a.Convs, a.Auth, limiter, cfg.PublicURL)
+	a.Workspace.MoveConversations = a.Convs.MoveOpenToQueue
+	a.Workspace.AccountChanged = func(context.Context, int) { live.Origins.Invalidate() }
 	a.Attachments.VisitorGate = live.CheckUpload
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,

@@ -49,6 +49,10 @@ type Account struct {
 	// WebhookURL is the account's public webhook URL (Twilio's
 	// StatusCallback).
 	WebhookURL string
+	// Enabled is false for an account an admin turned off: its webhooks
+	// are acknowledged and dropped, items naming it in another account's
+	// delivery are skipped, and its queued replies fail.
+	Enabled bool
 }
 
 // SignedRequest is a webhook request as a signature check sees it.

@@ -534,8 +534,8 @@ func (s *Service) clamp(at, received time.Time) time.Time {
 // may name (by phone number id or page id) another account than the one
 // whose webhook received it: that account is used only when it shares the
 // receiving account's app secret, i.e. the same verified signature would
-// have held for it. Items for numbers or pages Parley does not know are
-// skipped.
+// have held for it. Items for numbers or pages Parley does not know, or of
+// a disabled account, are skipped.
 type router struct {
 	s     *Service
 	home  *Account
@@ -567,8 +567,13 @@ func (r *router) route(ctx context.Context, ext string) (*Account, error) {
 			break
 		}
 	}
-	if found == nil {
+	switch {
+	case found == nil:
 		r.s.log.Warn("webhook item for an unknown account skipped", "account", r.home.ID, "external_id", ext)
+	case !found.Enabled:
+		// Turned off: nothing of it is stored, as at its own webhook.
+		r.s.log.Debug("webhook item for a disabled account skipped", "account", r.home.ID, "disabled", found.ID)
+		found = nil
 	}
 	r.cache[ext] = found
 	return found, nil

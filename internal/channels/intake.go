@@ -64,10 +64,22 @@ func (s *Service) handshake(p Provider, h Handshaker) http.HandlerFunc {
 // WebhookEvent before the provider gets its answer, and the events worker
 // is woken. Nothing is stored for a request that fails any check, nor for
 // an event type Parley does not handle.
+//
+// A disabled account's deliveries get the provider's ordinary answer at
+// once (Meta's 200, Twilio's empty TwiML), unread and unchecked, so that
+// the provider counts them delivered and retries nothing, and nothing of
+// them is stored. Its GET handshake is answered as usual: it stores
+// nothing either, and lets an admin (re)subscribe the webhook before
+// turning the account back on.
 func (s *Service) intake(p Provider) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		acct := s.webhookAccount(w, r, p)
 		if acct == nil {
+			return
+		}
+		if !acct.Enabled {
+			s.log.Debug("webhook of a disabled account dropped", "provider", p.Facts().Name, "account", acct.ID)
+			p.Ack(w)
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.MaxWebhookBody))

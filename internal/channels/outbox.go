@@ -132,9 +132,13 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 			}
 			accounts[acctID] = acct
 		}
-		if acct == nil {
+		if acct == nil || !acct.Enabled {
+			reason := "the channel account was removed"
+			if acct != nil {
+				reason = "the channel account is disabled"
+			}
 			if s.claim(ctx, m.ID, now) {
-				s.fail(ctx, m.ID, "the channel account was removed")
+				s.fail(ctx, m.ID, reason)
 				done++
 			}
 			continue

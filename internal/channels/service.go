@@ -251,6 +251,7 @@ func (s *Service) toAccount(a *ent.ChannelAccount) (*Account, error) {
 	return &Account{
 		ID: a.ID, Channel: a.Channel, ExternalID: a.ExternalID, Config: cfg,
 		WebhookURL: s.publicURL + provider.WebhookPath(a.Channel, a.ID),
+		Enabled:    a.Enabled,
 	}, nil
 }
 

@@ -64,7 +64,7 @@ func (s *Service) signal(ctx context.Context, convID int, kind string) error {
 		return nil
 	}
 	acct, err := s.account(ctx, *c.ChannelAccountID)
-	if err != nil {
+	if err != nil || !acct.Enabled {
 		return err
 	}
 	id, err := s.db.ContactIdentity.Get(ctx, *c.IdentityID)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/attachment"
+	"github.com/parleyhq/parley/ent/channelaccount"
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/schema/schematype"
@@ -67,6 +68,9 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 			return apperr.Invalid("conversationID", "the conversation is %s", strings.ToLower(strings.ReplaceAll(string(c.Status), "_", " ")))
 		}
 		if err := s.checkReplyWindow(c); err != nil {
+			return err
+		}
+		if err := checkAccountOn(ctx, tx, c); err != nil {
 			return err
 		}
 		var lost []int
@@ -185,4 +189,24 @@ func (s *Service) checkReplyWindow(c *ent.Conversation) error {
 	return apperr.Invalid("conversationID",
 		"more than %d hours have passed since the customer's last message: %s only accepts template messages outside the customer service window",
 		int(f.ReplyWindow/time.Hour), f.Label)
+}
+
+// checkAccountOn refuses a reply in a customer conversation whose channel
+// account is disabled or deleted (CONFLICT): the provider would never get
+// it, or the widget's visitor would answer into a chat that is off.
+func checkAccountOn(ctx context.Context, tx *ent.Tx, c *ent.Conversation) error {
+	if c.Channel == schematype.ChannelInternal {
+		return nil
+	}
+	if c.ChannelAccountID == nil {
+		return apperr.New(apperr.Conflict, "the channel account of this conversation was deleted: replies cannot be delivered")
+	}
+	on, err := tx.ChannelAccount.Query().Where(channelaccount.ID(*c.ChannelAccountID), channelaccount.Enabled(true)).Exist(ctx)
+	if err != nil {
+		return err
+	}
+	if !on {
+		return apperr.New(apperr.Conflict, "the channel account of this conversation is disabled: replies cannot be delivered")
+	}
+	return nil
 }

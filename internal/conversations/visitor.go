@@ -8,6 +8,7 @@ import (
 
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/block"
+	"github.com/parleyhq/parley/ent/channelaccount"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
@@ -41,6 +42,9 @@ func (s *Service) StartVisitorSession(ctx context.Context, in VisitorSession, is
 		}
 		if err != nil {
 			return err
+		}
+		if !acct.Enabled {
+			return apperr.New(apperr.Forbidden, "chat is not available")
 		}
 		key := make([]byte, 16)
 		_, _ = rand.Read(key)
@@ -112,6 +116,9 @@ func (s *Service) VisitorSend(ctx context.Context, body string, attachmentIDs []
 	if c.IdentityID == nil || c.ChannelAccountID == nil {
 		return nil, apperr.New(apperr.Forbidden, "this chat has ended")
 	}
+	if err := s.checkVisitorAccount(ctx, c); err != nil {
+		return nil, err
+	}
 	ident, err := s.client.ContactIdentity.Get(ctx, *c.IdentityID)
 	if err != nil {
 		return nil, store.Coded(err, "conversation")
@@ -130,6 +137,36 @@ func (s *Service) VisitorSend(ctx context.Context, body string, attachmentIDs []
 		return nil, apperr.New(apperr.Forbidden, "this chat has ended")
 	}
 	return r.Message, nil
+}
+
+// CheckVisitorChat refuses the calling visitor's chat when it takes no
+// more messages: ended, or its account disabled or deleted (FORBIDDEN, what
+// the widget shows as a polite refusal).
+func (s *Service) CheckVisitorChat(ctx context.Context) error {
+	c, err := s.VisitorConversation(ctx)
+	if err != nil {
+		return err
+	}
+	if c.Status != schematype.ConversationOpen {
+		return apperr.New(apperr.Forbidden, "this chat has ended")
+	}
+	return s.checkVisitorAccount(ctx, c)
+}
+
+// checkVisitorAccount refuses a live chat whose account was disabled or
+// deleted since it started.
+func (s *Service) checkVisitorAccount(ctx context.Context, c *ent.Conversation) error {
+	if c.ChannelAccountID == nil {
+		return apperr.New(apperr.Forbidden, "this chat has ended")
+	}
+	on, err := s.client.ChannelAccount.Query().Where(channelaccount.ID(*c.ChannelAccountID), channelaccount.Enabled(true)).Exist(ctx)
+	if err != nil {
+		return err
+	}
+	if !on {
+		return apperr.New(apperr.Forbidden, "chat is not available")
+	}
+	return nil
 }
 
 // SubscribeVisitor streams agents' replies to the calling visitor, after

@@ -17,7 +17,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/ent"
-	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/conversations"
@@ -103,7 +102,8 @@ func (s *Service) Start(ctx context.Context, in StartInput) (string, *ent.Conver
 }
 
 // CheckUpload decides whether the calling visitor may upload a file now:
-// not from a blocked address, not into an ended chat, and within the
+// not from a blocked address, not into an ended chat nor one whose account
+// is off, and within the
 // per-IP limit. The attachments service asks it before reading the file.
 func (s *Service) CheckUpload(ctx context.Context) error {
 	if _, err := auth.Visitor(ctx); err != nil {
@@ -119,14 +119,7 @@ func (s *Service) CheckUpload(ctx context.Context) error {
 		}
 		return apperr.New(apperr.Forbidden, "chat is not available")
 	}
-	c, err := s.convs.VisitorConversation(ctx)
-	if err != nil {
-		return err
-	}
-	if c.Status != schematype.ConversationOpen {
-		return apperr.New(apperr.Forbidden, "this chat has ended")
-	}
-	return nil
+	return s.convs.CheckVisitorChat(ctx)
 }
 
 // Send stores a visitor's message.

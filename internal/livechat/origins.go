@@ -69,6 +69,15 @@ func (o *Origins) reload(ctx context.Context, force bool) error {
 	return nil
 }
 
+// Invalidate makes the next check reload the accounts' lists: called after
+// an account's allowed origins changed on this instance (other instances
+// reload within a second, as for any change).
+func (o *Origins) Invalidate() {
+	o.mu.Lock()
+	o.loaded = time.Time{}
+	o.mu.Unlock()
+}
+
 func (o *Origins) lookup(f func() bool) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()

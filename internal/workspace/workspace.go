@@ -38,6 +38,12 @@ type Service struct {
 	// committed (routing offers waiting conversations to a newly AVAILABLE
 	// agent).
 	StatusChanged func(ctx context.Context, agentID int, status schematype.AgentStatus)
+	// MoveConversations moves a deleted queue's open conversations to the
+	// queue that takes them (see DeleteQueue); set by the app.
+	MoveConversations MoveConversations
+	// AccountChanged, when set, is called after a change of a channel
+	// account has committed (the live-chat origin policy reloads).
+	AccountChanged func(ctx context.Context, accountID int)
 }
 
 // NewService returns the workspace service. publicURL is the externally
@@ -240,6 +246,7 @@ type QueueInput struct {
 	Name                *string
 	Strategy            *schematype.PollingStrategy
 	OfferTimeoutSeconds *int
+	Description         *string
 	Members             []Member
 	MembersSet          bool
 }
@@ -263,7 +270,10 @@ func (s *Service) CreateQueue(ctx context.Context, in QueueInput) (*ent.Queue, e
 			return queueErr(err, in)
 		}
 		id = q.ID
-		return s.setMembers(ctx, tx, q.ID, in)
+		if err := s.setMembers(ctx, tx, q.ID, in); err != nil {
+			return err
+		}
+		return auditQueue(ctx, tx, "queue.create", q.ID, nil)
 	})
 	if err != nil {
 		return nil, err
@@ -278,6 +288,10 @@ func (s *Service) UpdateQueue(ctx context.Context, id int, in QueueInput) (*ent.
 		return nil, err
 	}
 	err := store.Tx(ctx, s.client, func(tx *ent.Tx, _ *store.After) error {
+		before, err := queueState(ctx, tx, id)
+		if err != nil {
+			return err
+		}
 		u := tx.Queue.UpdateOneID(id)
 		if err := s.applyQueue(in, u.Mutation()); err != nil {
 			return err
@@ -285,7 +299,10 @@ func (s *Service) UpdateQueue(ctx context.Context, id int, in QueueInput) (*ent.
 		if err := u.Exec(ctx); err != nil {
 			return queueErr(err, in)
 		}
-		return s.setMembers(ctx, tx, id, in)
+		if err := s.setMembers(ctx, tx, id, in); err != nil {
+			return err
+		}
+		return auditQueue(ctx, tx, "queue.update", id, before)
 	})
 	if err != nil {
 		return nil, err
@@ -317,6 +334,13 @@ func (s *Service) applyQueue(in QueueInput, m *ent.QueueMutation) error {
 			return apperr.Invalid("offerTimeoutSeconds", "offerTimeoutSeconds must be between 5 and 3600")
 		}
 		m.SetOfferTimeoutSeconds(*in.OfferTimeoutSeconds)
+	}
+	if in.Description != nil {
+		d := strings.TrimSpace(*in.Description)
+		if utf8.RuneCountInString(d) > 1000 {
+			return apperr.Invalid("description", "description must have at most 1000 characters")
+		}
+		m.SetDescription(d)
 	}
 	return nil
 }
