@@ -301,9 +301,7 @@ func (s *Service) UpdateChannelAccount(ctx context.Context, id int, in ChannelAc
 			if err != nil {
 				return err
 			}
-			if rotated, err = s.rotates(a.Config, p.Config); err != nil {
-				return err
-			}
+			rotated = s.rotates(a.Config, p.Config)
 			cfg := p.Config
 			if err := s.secrets.SealAll(cfg.Secrets()...); err != nil {
 				return err
@@ -326,18 +324,19 @@ func (s *Service) UpdateChannelAccount(ctx context.Context, id int, in ChannelAc
 
 // rotates reports whether next carries other credentials than the stored
 // (sealed) old: the secrets are compared opened, as two seals of one
-// secret differ.
-func (s *Service) rotates(old, next schematype.ChannelConfig) (bool, error) {
+// secret differ. Old credentials that no key opens any more (a lost key:
+// a reason to rotate) count as replaced.
+func (s *Service) rotates(old, next schematype.ChannelConfig) bool {
 	if err := s.secrets.OpenAll(old.Secrets()...); err != nil {
-		return false, fmt.Errorf("open the credentials being replaced: %w", err)
+		return true
 	}
 	o, n := old.Secrets(), next.Secrets()
 	for i := range o {
 		if *o[i] != *n[i] {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 // orInvalid is err when the check failed, or bad input in field.
