@@ -187,9 +187,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Convs.Signals = a.Channels.Signal
 	live := livechat.NewService(client, a.Convs, a.Auth, limiter, cfg.PublicURL)
 	a.Attachments.VisitorGate = live.CheckUpload
+	tpls := templates.NewService(client)
+	tpls.Conversations = a.Convs
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
-		Templates: templates.NewService(client), Contacts: contacts.NewService(client),
+		Templates: tpls, Contacts: contacts.NewService(client),
+		Channels: a.Channels,
 		Conversations: a.Convs,
 		Presence:      a.Presence,
 		LiveChat:      live,
