@@ -192,7 +192,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
 		Templates: tpls, Contacts: contacts.NewService(client),
-		Channels: a.Channels,
+		Channels:      a.Channels,
 		Conversations: a.Convs,
 		Presence:      a.Presence,
 		LiveChat:      live,

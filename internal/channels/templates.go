@@ -200,4 +200,3 @@ func optional(s string) *string {
 	}
 	return &s
 }
-
