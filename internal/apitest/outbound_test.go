@@ -463,6 +463,23 @@ func TestSyncWhatsAppTemplates(t *testing.T) {
 			return out.WhatsappTemplates
 		}
 		refused(t, sync(w.Ana), "FORBIDDEN")
+		var accts struct {
+			ChannelAccounts []struct {
+				ID                string
+				BusinessAccountID *string
+				HumanAgentTag     *bool
+			}
+		}
+		w.Admin.C.Query(t, `{ channelAccounts { id businessAccountID humanAgentTag } }`, nil).Decode(t, &accts)
+		found := false
+		for _, a := range accts.ChannelAccounts {
+			if a.ID == acct {
+				found = a.BusinessAccountID != nil && *a.BusinessAccountID == "987654321" && a.HumanAgentTag == nil
+			}
+		}
+		if !found {
+			t.Fatalf("the account does not show its businessAccountID: %+v", accts)
+		}
 		var made struct{ CreateWhatsAppTemplate waTemplate }
 		w.Admin.C.MustOp(t, "CreateWhatsAppTemplate", map[string]any{"channelAccountID": acct, "input": map[string]any{
 			"name": "order_ready", "language": "en_US", "category": "UTILITY", "body": "Old text {{1}}"}}, &made)
