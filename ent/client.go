@@ -36,6 +36,7 @@ import (
 	"github.com/parleyhq/parley/ent/template"
 	"github.com/parleyhq/parley/ent/webhookevent"
 	"github.com/parleyhq/parley/ent/webhookshard"
+	"github.com/parleyhq/parley/ent/whatsapptemplate"
 
 	stdsql "database/sql"
 )
@@ -87,6 +88,8 @@ type Client struct {
 	WebhookEvent *WebhookEventClient
 	// WebhookShard is the client for interacting with the WebhookShard builders.
 	WebhookShard *WebhookShardClient
+	// WhatsAppTemplate is the client for interacting with the WhatsAppTemplate builders.
+	WhatsAppTemplate *WhatsAppTemplateClient
 }
 
 // NewClient creates a new client configured with the given options.
@@ -119,6 +122,7 @@ func (c *Client) init() {
 	c.Template = NewTemplateClient(c.config)
 	c.WebhookEvent = NewWebhookEventClient(c.config)
 	c.WebhookShard = NewWebhookShardClient(c.config)
+	c.WhatsAppTemplate = NewWhatsAppTemplateClient(c.config)
 }
 
 type (
@@ -209,29 +213,30 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:             ctx,
-		config:          cfg,
-		Agent:           NewAgentClient(cfg),
-		Attachment:      NewAttachmentClient(cfg),
-		AuditEntry:      NewAuditEntryClient(cfg),
-		AuthToken:       NewAuthTokenClient(cfg),
-		Block:           NewBlockClient(cfg),
-		ChannelAccount:  NewChannelAccountClient(cfg),
-		Contact:         NewContactClient(cfg),
-		ContactIdentity: NewContactIdentityClient(cfg),
-		Conversation:    NewConversationClient(cfg),
-		EventCounter:    NewEventCounterClient(cfg),
-		EventLog:        NewEventLogClient(cfg),
-		Interaction:     NewInteractionClient(cfg),
-		Message:         NewMessageClient(cfg),
-		Offer:           NewOfferClient(cfg),
-		PendingStatus:   NewPendingStatusClient(cfg),
-		Queue:           NewQueueClient(cfg),
-		QueueMember:     NewQueueMemberClient(cfg),
-		ReadState:       NewReadStateClient(cfg),
-		Template:        NewTemplateClient(cfg),
-		WebhookEvent:    NewWebhookEventClient(cfg),
-		WebhookShard:    NewWebhookShardClient(cfg),
+		ctx:              ctx,
+		config:           cfg,
+		Agent:            NewAgentClient(cfg),
+		Attachment:       NewAttachmentClient(cfg),
+		AuditEntry:       NewAuditEntryClient(cfg),
+		AuthToken:        NewAuthTokenClient(cfg),
+		Block:            NewBlockClient(cfg),
+		ChannelAccount:   NewChannelAccountClient(cfg),
+		Contact:          NewContactClient(cfg),
+		ContactIdentity:  NewContactIdentityClient(cfg),
+		Conversation:     NewConversationClient(cfg),
+		EventCounter:     NewEventCounterClient(cfg),
+		EventLog:         NewEventLogClient(cfg),
+		Interaction:      NewInteractionClient(cfg),
+		Message:          NewMessageClient(cfg),
+		Offer:            NewOfferClient(cfg),
+		PendingStatus:    NewPendingStatusClient(cfg),
+		Queue:            NewQueueClient(cfg),
+		QueueMember:      NewQueueMemberClient(cfg),
+		ReadState:        NewReadStateClient(cfg),
+		Template:         NewTemplateClient(cfg),
+		WebhookEvent:     NewWebhookEventClient(cfg),
+		WebhookShard:     NewWebhookShardClient(cfg),
+		WhatsAppTemplate: NewWhatsAppTemplateClient(cfg),
 	}, nil
 }
 
@@ -249,29 +254,30 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:             ctx,
-		config:          cfg,
-		Agent:           NewAgentClient(cfg),
-		Attachment:      NewAttachmentClient(cfg),
-		AuditEntry:      NewAuditEntryClient(cfg),
-		AuthToken:       NewAuthTokenClient(cfg),
-		Block:           NewBlockClient(cfg),
-		ChannelAccount:  NewChannelAccountClient(cfg),
-		Contact:         NewContactClient(cfg),
-		ContactIdentity: NewContactIdentityClient(cfg),
-		Conversation:    NewConversationClient(cfg),
-		EventCounter:    NewEventCounterClient(cfg),
-		EventLog:        NewEventLogClient(cfg),
-		Interaction:     NewInteractionClient(cfg),
-		Message:         NewMessageClient(cfg),
-		Offer:           NewOfferClient(cfg),
-		PendingStatus:   NewPendingStatusClient(cfg),
-		Queue:           NewQueueClient(cfg),
-		QueueMember:     NewQueueMemberClient(cfg),
-		ReadState:       NewReadStateClient(cfg),
-		Template:        NewTemplateClient(cfg),
-		WebhookEvent:    NewWebhookEventClient(cfg),
-		WebhookShard:    NewWebhookShardClient(cfg),
+		ctx:              ctx,
+		config:           cfg,
+		Agent:            NewAgentClient(cfg),
+		Attachment:       NewAttachmentClient(cfg),
+		AuditEntry:       NewAuditEntryClient(cfg),
+		AuthToken:        NewAuthTokenClient(cfg),
+		Block:            NewBlockClient(cfg),
+		ChannelAccount:   NewChannelAccountClient(cfg),
+		Contact:          NewContactClient(cfg),
+		ContactIdentity:  NewContactIdentityClient(cfg),
+		Conversation:     NewConversationClient(cfg),
+		EventCounter:     NewEventCounterClient(cfg),
+		EventLog:         NewEventLogClient(cfg),
+		Interaction:      NewInteractionClient(cfg),
+		Message:          NewMessageClient(cfg),
+		Offer:            NewOfferClient(cfg),
+		PendingStatus:    NewPendingStatusClient(cfg),
+		Queue:            NewQueueClient(cfg),
+		QueueMember:      NewQueueMemberClient(cfg),
+		ReadState:        NewReadStateClient(cfg),
+		Template:         NewTemplateClient(cfg),
+		WebhookEvent:     NewWebhookEventClient(cfg),
+		WebhookShard:     NewWebhookShardClient(cfg),
+		WhatsAppTemplate: NewWhatsAppTemplateClient(cfg),
 	}, nil
 }
 
@@ -304,7 +310,7 @@ func (c *Client) Use(hooks ...Hook) {
 		c.Agent, c.Attachment, c.AuditEntry, c.AuthToken, c.Block, c.ChannelAccount,
 		c.Contact, c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog,
 		c.Interaction, c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember,
-		c.ReadState, c.Template, c.WebhookEvent, c.WebhookShard,
+		c.ReadState, c.Template, c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
 	} {
 		n.Use(hooks...)
 	}
@@ -317,7 +323,7 @@ func (c *Client) Intercept(interceptors ...Interceptor) {
 		c.Agent, c.Attachment, c.AuditEntry, c.AuthToken, c.Block, c.ChannelAccount,
 		c.Contact, c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog,
 		c.Interaction, c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember,
-		c.ReadState, c.Template, c.WebhookEvent, c.WebhookShard,
+		c.ReadState, c.Template, c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -368,6 +374,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.WebhookEvent.mutate(ctx, m)
 	case *WebhookShardMutation:
 		return c.WebhookShard.mutate(ctx, m)
+	case *WhatsAppTemplateMutation:
+		return c.WhatsAppTemplate.mutate(ctx, m)
 	default:
 		return nil, fmt.Errorf("ent: unknown mutation type %T", m)
 	}
@@ -3870,19 +3878,168 @@ func (c *WebhookShardClient) mutate(ctx context.Context, m *WebhookShardMutation
 	}
 }
 
+// WhatsAppTemplateClient is a client for the WhatsAppTemplate schema.
+type WhatsAppTemplateClient struct {
+	config
+}
+
+// NewWhatsAppTemplateClient returns a client for the WhatsAppTemplate from the given config.
+func NewWhatsAppTemplateClient(c config) *WhatsAppTemplateClient {
+	return &WhatsAppTemplateClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `whatsapptemplate.Hooks(f(g(h())))`.
+func (c *WhatsAppTemplateClient) Use(hooks ...Hook) {
+	c.hooks.WhatsAppTemplate = append(c.hooks.WhatsAppTemplate, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `whatsapptemplate.Intercept(f(g(h())))`.
+func (c *WhatsAppTemplateClient) Intercept(interceptors ...Interceptor) {
+	c.inters.WhatsAppTemplate = append(c.inters.WhatsAppTemplate, interceptors...)
+}
+
+// Create returns a builder for creating a WhatsAppTemplate entity.
+func (c *WhatsAppTemplateClient) Create() *WhatsAppTemplateCreate {
+	mutation := newWhatsAppTemplateMutation(c.config, OpCreate)
+	return &WhatsAppTemplateCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of WhatsAppTemplate entities.
+func (c *WhatsAppTemplateClient) CreateBulk(builders ...*WhatsAppTemplateCreate) *WhatsAppTemplateCreateBulk {
+	return &WhatsAppTemplateCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *WhatsAppTemplateClient) MapCreateBulk(slice any, setFunc func(*WhatsAppTemplateCreate, int)) *WhatsAppTemplateCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &WhatsAppTemplateCreateBulk{err: fmt.Errorf("calling to WhatsAppTemplateClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*WhatsAppTemplateCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &WhatsAppTemplateCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for WhatsAppTemplate.
+func (c *WhatsAppTemplateClient) Update() *WhatsAppTemplateUpdate {
+	mutation := newWhatsAppTemplateMutation(c.config, OpUpdate)
+	return &WhatsAppTemplateUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *WhatsAppTemplateClient) UpdateOne(_m *WhatsAppTemplate) *WhatsAppTemplateUpdateOne {
+	mutation := newWhatsAppTemplateMutation(c.config, OpUpdateOne, withWhatsAppTemplate(_m))
+	return &WhatsAppTemplateUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *WhatsAppTemplateClient) UpdateOneID(id int) *WhatsAppTemplateUpdateOne {
+	mutation := newWhatsAppTemplateMutation(c.config, OpUpdateOne, withWhatsAppTemplateID(id))
+	return &WhatsAppTemplateUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for WhatsAppTemplate.
+func (c *WhatsAppTemplateClient) Delete() *WhatsAppTemplateDelete {
+	mutation := newWhatsAppTemplateMutation(c.config, OpDelete)
+	return &WhatsAppTemplateDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *WhatsAppTemplateClient) DeleteOne(_m *WhatsAppTemplate) *WhatsAppTemplateDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *WhatsAppTemplateClient) DeleteOneID(id int) *WhatsAppTemplateDeleteOne {
+	builder := c.Delete().Where(whatsapptemplate.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &WhatsAppTemplateDeleteOne{builder}
+}
+
+// Query returns a query builder for WhatsAppTemplate.
+func (c *WhatsAppTemplateClient) Query() *WhatsAppTemplateQuery {
+	return &WhatsAppTemplateQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeWhatsAppTemplate},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a WhatsAppTemplate entity by its id.
+func (c *WhatsAppTemplateClient) Get(ctx context.Context, id int) (*WhatsAppTemplate, error) {
+	return c.Query().Where(whatsapptemplate.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *WhatsAppTemplateClient) GetX(ctx context.Context, id int) *WhatsAppTemplate {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryChannelAccount queries the channel_account edge of a WhatsAppTemplate.
+func (c *WhatsAppTemplateClient) QueryChannelAccount(_m *WhatsAppTemplate) *ChannelAccountQuery {
+	query := (&ChannelAccountClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(whatsapptemplate.Table, whatsapptemplate.FieldID, id),
+			sqlgraph.To(channelaccount.Table, channelaccount.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, whatsapptemplate.ChannelAccountTable, whatsapptemplate.ChannelAccountColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *WhatsAppTemplateClient) Hooks() []Hook {
+	return c.hooks.WhatsAppTemplate
+}
+
+// Interceptors returns the client interceptors.
+func (c *WhatsAppTemplateClient) Interceptors() []Interceptor {
+	return c.inters.WhatsAppTemplate
+}
+
+func (c *WhatsAppTemplateClient) mutate(ctx context.Context, m *WhatsAppTemplateMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&WhatsAppTemplateCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&WhatsAppTemplateUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&WhatsAppTemplateUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&WhatsAppTemplateDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown WhatsAppTemplate mutation op: %q", m.Op())
+	}
+}
+
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
 		Agent, Attachment, AuditEntry, AuthToken, Block, ChannelAccount, Contact,
 		ContactIdentity, Conversation, EventCounter, EventLog, Interaction, Message,
 		Offer, PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
-		WebhookShard []ent.Hook
+		WebhookShard, WhatsAppTemplate []ent.Hook
 	}
 	inters struct {
 		Agent, Attachment, AuditEntry, AuthToken, Block, ChannelAccount, Contact,
 		ContactIdentity, Conversation, EventCounter, EventLog, Interaction, Message,
 		Offer, PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
-		WebhookShard []ent.Interceptor
+		WebhookShard, WhatsAppTemplate []ent.Interceptor
 	}
 )
 

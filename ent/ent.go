@@ -33,6 +33,7 @@ import (
 	"github.com/parleyhq/parley/ent/template"
 	"github.com/parleyhq/parley/ent/webhookevent"
 	"github.com/parleyhq/parley/ent/webhookshard"
+	"github.com/parleyhq/parley/ent/whatsapptemplate"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -93,27 +94,28 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			agent.Table:           agent.ValidColumn,
-			attachment.Table:      attachment.ValidColumn,
-			auditentry.Table:      auditentry.ValidColumn,
-			authtoken.Table:       authtoken.ValidColumn,
-			block.Table:           block.ValidColumn,
-			channelaccount.Table:  channelaccount.ValidColumn,
-			contact.Table:         contact.ValidColumn,
-			contactidentity.Table: contactidentity.ValidColumn,
-			conversation.Table:    conversation.ValidColumn,
-			eventcounter.Table:    eventcounter.ValidColumn,
-			eventlog.Table:        eventlog.ValidColumn,
-			interaction.Table:     interaction.ValidColumn,
-			message.Table:         message.ValidColumn,
-			offer.Table:           offer.ValidColumn,
-			pendingstatus.Table:   pendingstatus.ValidColumn,
-			queue.Table:           queue.ValidColumn,
-			queuemember.Table:     queuemember.ValidColumn,
-			readstate.Table:       readstate.ValidColumn,
-			template.Table:        template.ValidColumn,
-			webhookevent.Table:    webhookevent.ValidColumn,
-			webhookshard.Table:    webhookshard.ValidColumn,
+			agent.Table:            agent.ValidColumn,
+			attachment.Table:       attachment.ValidColumn,
+			auditentry.Table:       auditentry.ValidColumn,
+			authtoken.Table:        authtoken.ValidColumn,
+			block.Table:            block.ValidColumn,
+			channelaccount.Table:   channelaccount.ValidColumn,
+			contact.Table:          contact.ValidColumn,
+			contactidentity.Table:  contactidentity.ValidColumn,
+			conversation.Table:     conversation.ValidColumn,
+			eventcounter.Table:     eventcounter.ValidColumn,
+			eventlog.Table:         eventlog.ValidColumn,
+			interaction.Table:      interaction.ValidColumn,
+			message.Table:          message.ValidColumn,
+			offer.Table:            offer.ValidColumn,
+			pendingstatus.Table:    pendingstatus.ValidColumn,
+			queue.Table:            queue.ValidColumn,
+			queuemember.Table:      queuemember.ValidColumn,
+			readstate.Table:        readstate.ValidColumn,
+			template.Table:         template.ValidColumn,
+			webhookevent.Table:     webhookevent.ValidColumn,
+			webhookshard.Table:     webhookshard.ValidColumn,
+			whatsapptemplate.Table: whatsapptemplate.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -19,6 +19,7 @@ import (
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/template"
+	"github.com/parleyhq/parley/ent/whatsapptemplate"
 )
 
 // CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
@@ -1410,6 +1411,117 @@ func newTemplatePaginateArgs(rv map[string]any) *templatePaginateArgs {
 		case *TemplateOrder:
 			if v != nil {
 				args.opts = append(args.opts, WithTemplateOrder(v))
+			}
+		}
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *WhatsAppTemplateQuery) CollectFields(ctx context.Context, satisfies ...string) (*WhatsAppTemplateQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *WhatsAppTemplateQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(whatsapptemplate.Columns))
+		selectedFields = []string{whatsapptemplate.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "createdAt":
+			if _, ok := fieldSeen[whatsapptemplate.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, whatsapptemplate.FieldCreatedAt)
+				fieldSeen[whatsapptemplate.FieldCreatedAt] = struct{}{}
+			}
+		case "name":
+			if _, ok := fieldSeen[whatsapptemplate.FieldName]; !ok {
+				selectedFields = append(selectedFields, whatsapptemplate.FieldName)
+				fieldSeen[whatsapptemplate.FieldName] = struct{}{}
+			}
+		case "language":
+			if _, ok := fieldSeen[whatsapptemplate.FieldLanguage]; !ok {
+				selectedFields = append(selectedFields, whatsapptemplate.FieldLanguage)
+				fieldSeen[whatsapptemplate.FieldLanguage] = struct{}{}
+			}
+		case "category":
+			if _, ok := fieldSeen[whatsapptemplate.FieldCategory]; !ok {
+				selectedFields = append(selectedFields, whatsapptemplate.FieldCategory)
+				fieldSeen[whatsapptemplate.FieldCategory] = struct{}{}
+			}
+		case "body":
+			if _, ok := fieldSeen[whatsapptemplate.FieldBody]; !ok {
+				selectedFields = append(selectedFields, whatsapptemplate.FieldBody)
+				fieldSeen[whatsapptemplate.FieldBody] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[whatsapptemplate.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, whatsapptemplate.FieldStatus)
+				fieldSeen[whatsapptemplate.FieldStatus] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type whatsapptemplatePaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []WhatsAppTemplatePaginateOption
+}
+
+func newWhatsAppTemplatePaginateArgs(rv map[string]any) *whatsapptemplatePaginateArgs {
+	args := &whatsapptemplatePaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &WhatsAppTemplateOrder{Field: &WhatsAppTemplateOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithWhatsAppTemplateOrder(order))
+			}
+		case *WhatsAppTemplateOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithWhatsAppTemplateOrder(v))
 			}
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/template"
+	"github.com/parleyhq/parley/ent/whatsapptemplate"
 )
 
 // Noder wraps the basic Node method.
@@ -89,6 +90,11 @@ var templateImplementors = []string{"Template", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*Template) IsNode() {}
+
+var whatsapptemplateImplementors = []string{"WhatsAppTemplate", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*WhatsAppTemplate) IsNode() {}
 
 var errNodeInvalidID = &NotFoundError{"node"}
 
@@ -271,6 +277,15 @@ func (c *Client) noder(ctx context.Context, table string, id int) (Noder, error)
 			Where(template.ID(id))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, templateImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case whatsapptemplate.Table:
+		query := c.WhatsAppTemplate.Query().
+			Where(whatsapptemplate.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, whatsapptemplateImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -528,6 +543,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []int) ([]Noder, 
 		query := c.Template.Query().
 			Where(template.IDIn(ids...))
 		query, err := query.CollectFields(ctx, templateImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case whatsapptemplate.Table:
+		query := c.WhatsAppTemplate.Query().
+			Where(whatsapptemplate.IDIn(ids...))
+		query, err := query.CollectFields(ctx, whatsapptemplateImplementors...)
 		if err != nil {
 			return nil, err
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/template"
+	"github.com/parleyhq/parley/ent/whatsapptemplate"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
@@ -3551,6 +3552,302 @@ func (_m *Template) ToEdge(order *TemplateOrder) *TemplateEdge {
 		order = DefaultTemplateOrder
 	}
 	return &TemplateEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
+}
+
+// WhatsAppTemplateEdge is the edge representation of WhatsAppTemplate.
+type WhatsAppTemplateEdge struct {
+	Node   *WhatsAppTemplate `json:"node"`
+	Cursor Cursor            `json:"cursor"`
+}
+
+// WhatsAppTemplateConnection is the connection containing edges to WhatsAppTemplate.
+type WhatsAppTemplateConnection struct {
+	Edges      []*WhatsAppTemplateEdge `json:"edges"`
+	PageInfo   PageInfo                `json:"pageInfo"`
+	TotalCount int                     `json:"totalCount"`
+}
+
+func (c *WhatsAppTemplateConnection) build(nodes []*WhatsAppTemplate, pager *whatsapptemplatePager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *WhatsAppTemplate
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *WhatsAppTemplate {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *WhatsAppTemplate {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*WhatsAppTemplateEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &WhatsAppTemplateEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// WhatsAppTemplatePaginateOption enables pagination customization.
+type WhatsAppTemplatePaginateOption func(*whatsapptemplatePager) error
+
+// WithWhatsAppTemplateOrder configures pagination ordering.
+func WithWhatsAppTemplateOrder(order *WhatsAppTemplateOrder) WhatsAppTemplatePaginateOption {
+	if order == nil {
+		order = DefaultWhatsAppTemplateOrder
+	}
+	o := *order
+	return func(pager *whatsapptemplatePager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultWhatsAppTemplateOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithWhatsAppTemplateFilter configures pagination filter.
+func WithWhatsAppTemplateFilter(filter func(*WhatsAppTemplateQuery) (*WhatsAppTemplateQuery, error)) WhatsAppTemplatePaginateOption {
+	return func(pager *whatsapptemplatePager) error {
+		if filter == nil {
+			return errors.New("WhatsAppTemplateQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type whatsapptemplatePager struct {
+	reverse bool
+	order   *WhatsAppTemplateOrder
+	filter  func(*WhatsAppTemplateQuery) (*WhatsAppTemplateQuery, error)
+}
+
+func newWhatsAppTemplatePager(opts []WhatsAppTemplatePaginateOption, reverse bool) (*whatsapptemplatePager, error) {
+	pager := &whatsapptemplatePager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultWhatsAppTemplateOrder
+	}
+	return pager, nil
+}
+
+func (p *whatsapptemplatePager) applyFilter(query *WhatsAppTemplateQuery) (*WhatsAppTemplateQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *whatsapptemplatePager) toCursor(_m *WhatsAppTemplate) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *whatsapptemplatePager) applyCursors(query *WhatsAppTemplateQuery, after, before *Cursor) (*WhatsAppTemplateQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultWhatsAppTemplateOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *whatsapptemplatePager) applyOrder(query *WhatsAppTemplateQuery) *WhatsAppTemplateQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultWhatsAppTemplateOrder.Field {
+		query = query.Order(DefaultWhatsAppTemplateOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *whatsapptemplatePager) orderExpr(query *WhatsAppTemplateQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultWhatsAppTemplateOrder.Field {
+			b.Comma().Ident(DefaultWhatsAppTemplateOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to WhatsAppTemplate.
+func (_m *WhatsAppTemplateQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...WhatsAppTemplatePaginateOption,
+) (*WhatsAppTemplateConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newWhatsAppTemplatePager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &WhatsAppTemplateConnection{Edges: []*WhatsAppTemplateEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+var (
+	// WhatsAppTemplateOrderFieldCreatedAt orders WhatsAppTemplate by created_at.
+	WhatsAppTemplateOrderFieldCreatedAt = &WhatsAppTemplateOrderField{
+		Value: func(_m *WhatsAppTemplate) (ent.Value, error) {
+			return _m.CreatedAt, nil
+		},
+		column: whatsapptemplate.FieldCreatedAt,
+		toTerm: whatsapptemplate.ByCreatedAt,
+		toCursor: func(_m *WhatsAppTemplate) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.CreatedAt,
+			}
+		},
+	}
+)
+
+// String implement fmt.Stringer interface.
+func (f WhatsAppTemplateOrderField) String() string {
+	var str string
+	switch f.column {
+	case WhatsAppTemplateOrderFieldCreatedAt.column:
+		str = "CREATED_AT"
+	}
+	return str
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (f WhatsAppTemplateOrderField) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(f.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (f *WhatsAppTemplateOrderField) UnmarshalGQL(v interface{}) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("WhatsAppTemplateOrderField %T must be a string", v)
+	}
+	switch str {
+	case "CREATED_AT":
+		*f = *WhatsAppTemplateOrderFieldCreatedAt
+	default:
+		return fmt.Errorf("%s is not a valid WhatsAppTemplateOrderField", str)
+	}
+	return nil
+}
+
+// WhatsAppTemplateOrderField defines the ordering field of WhatsAppTemplate.
+type WhatsAppTemplateOrderField struct {
+	// Value extracts the ordering value from the given WhatsAppTemplate.
+	Value    func(*WhatsAppTemplate) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) whatsapptemplate.OrderOption
+	toCursor func(*WhatsAppTemplate) Cursor
+}
+
+// WhatsAppTemplateOrder defines the ordering of WhatsAppTemplate.
+type WhatsAppTemplateOrder struct {
+	Direction OrderDirection              `json:"direction"`
+	Field     *WhatsAppTemplateOrderField `json:"field"`
+}
+
+// DefaultWhatsAppTemplateOrder is the default ordering of WhatsAppTemplate.
+var DefaultWhatsAppTemplateOrder = &WhatsAppTemplateOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &WhatsAppTemplateOrderField{
+		Value: func(_m *WhatsAppTemplate) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: whatsapptemplate.FieldID,
+		toTerm: whatsapptemplate.ByID,
+		toCursor: func(_m *WhatsAppTemplate) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts WhatsAppTemplate into WhatsAppTemplateEdge.
+func (_m *WhatsAppTemplate) ToEdge(order *WhatsAppTemplateOrder) *WhatsAppTemplateEdge {
+	if order == nil {
+		order = DefaultWhatsAppTemplateOrder
+	}
+	return &WhatsAppTemplateEdge{
 		Node:   _m,
 		Cursor: order.Field.toCursor(_m),
 	}

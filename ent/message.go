@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -51,6 +52,10 @@ type Message struct {
 	LeaseUntil *time.Time `json:"lease_until,omitempty"`
 	// Attempts holds the value of the "attempts" field.
 	Attempts int `json:"attempts,omitempty"`
+	// WhatsappTemplate holds the value of the "whatsapp_template" field.
+	WhatsappTemplate *schematype.TemplateMessage `json:"whatsapp_template,omitempty"`
+	// MessagingTag holds the value of the "messaging_tag" field.
+	MessagingTag string `json:"messaging_tag,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the MessageQuery when eager-loading is set.
 	Edges        MessageEdges `json:"edges"`
@@ -123,9 +128,11 @@ func (*Message) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case message.FieldWhatsappTemplate:
+			values[i] = new([]byte)
 		case message.FieldID, message.FieldConversationID, message.FieldChannelAccountID, message.FieldSenderAgentID, message.FieldSenderContactID, message.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case message.FieldDirection, message.FieldBody, message.FieldSearchBody, message.FieldDeliveryStatus, message.FieldFailureReason, message.FieldProviderMessageID, message.FieldClientMutationID:
+		case message.FieldDirection, message.FieldBody, message.FieldSearchBody, message.FieldDeliveryStatus, message.FieldFailureReason, message.FieldProviderMessageID, message.FieldClientMutationID, message.FieldMessagingTag:
 			values[i] = new(sql.NullString)
 		case message.FieldCreatedAt, message.FieldNextAttemptAt, message.FieldLeaseUntil:
 			values[i] = new(sql.NullTime)
@@ -249,6 +256,20 @@ func (_m *Message) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Attempts = int(value.Int64)
 			}
+		case message.FieldWhatsappTemplate:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field whatsapp_template", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.WhatsappTemplate); err != nil {
+					return fmt.Errorf("unmarshal field whatsapp_template: %w", err)
+				}
+			}
+		case message.FieldMessagingTag:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field messaging_tag", values[i])
+			} else if value.Valid {
+				_m.MessagingTag = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -367,6 +388,12 @@ func (_m *Message) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("attempts=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Attempts))
+	builder.WriteString(", ")
+	builder.WriteString("whatsapp_template=")
+	builder.WriteString(fmt.Sprintf("%v", _m.WhatsappTemplate))
+	builder.WriteString(", ")
+	builder.WriteString("messaging_tag=")
+	builder.WriteString(_m.MessagingTag)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -221,6 +221,26 @@ func (_c *MessageCreate) SetNillableAttempts(v *int) *MessageCreate {
 	return _c
 }
 
+// SetWhatsappTemplate sets the "whatsapp_template" field.
+func (_c *MessageCreate) SetWhatsappTemplate(v *schematype.TemplateMessage) *MessageCreate {
+	_c.mutation.SetWhatsappTemplate(v)
+	return _c
+}
+
+// SetMessagingTag sets the "messaging_tag" field.
+func (_c *MessageCreate) SetMessagingTag(v string) *MessageCreate {
+	_c.mutation.SetMessagingTag(v)
+	return _c
+}
+
+// SetNillableMessagingTag sets the "messaging_tag" field if the given value is not nil.
+func (_c *MessageCreate) SetNillableMessagingTag(v *string) *MessageCreate {
+	if v != nil {
+		_c.SetMessagingTag(*v)
+	}
+	return _c
+}
+
 // SetConversation sets the "conversation" edge to the Conversation entity.
 func (_c *MessageCreate) SetConversation(v *Conversation) *MessageCreate {
 	return _c.SetConversationID(v.ID)
@@ -411,6 +431,14 @@ func (_c *MessageCreate) createSpec() (*Message, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Attempts(); ok {
 		_spec.SetField(message.FieldAttempts, field.TypeInt, value)
 		_node.Attempts = value
+	}
+	if value, ok := _c.mutation.WhatsappTemplate(); ok {
+		_spec.SetField(message.FieldWhatsappTemplate, field.TypeJSON, value)
+		_node.WhatsappTemplate = value
+	}
+	if value, ok := _c.mutation.MessagingTag(); ok {
+		_spec.SetField(message.FieldMessagingTag, field.TypeString, value)
+		_node.MessagingTag = value
 	}
 	if nodes := _c.mutation.ConversationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -741,6 +769,42 @@ func (u *MessageUpsert) AddAttempts(v int) *MessageUpsert {
 	return u
 }
 
+// SetWhatsappTemplate sets the "whatsapp_template" field.
+func (u *MessageUpsert) SetWhatsappTemplate(v *schematype.TemplateMessage) *MessageUpsert {
+	u.Set(message.FieldWhatsappTemplate, v)
+	return u
+}
+
+// UpdateWhatsappTemplate sets the "whatsapp_template" field to the value that was provided on create.
+func (u *MessageUpsert) UpdateWhatsappTemplate() *MessageUpsert {
+	u.SetExcluded(message.FieldWhatsappTemplate)
+	return u
+}
+
+// ClearWhatsappTemplate clears the value of the "whatsapp_template" field.
+func (u *MessageUpsert) ClearWhatsappTemplate() *MessageUpsert {
+	u.SetNull(message.FieldWhatsappTemplate)
+	return u
+}
+
+// SetMessagingTag sets the "messaging_tag" field.
+func (u *MessageUpsert) SetMessagingTag(v string) *MessageUpsert {
+	u.Set(message.FieldMessagingTag, v)
+	return u
+}
+
+// UpdateMessagingTag sets the "messaging_tag" field to the value that was provided on create.
+func (u *MessageUpsert) UpdateMessagingTag() *MessageUpsert {
+	u.SetExcluded(message.FieldMessagingTag)
+	return u
+}
+
+// ClearMessagingTag clears the value of the "messaging_tag" field.
+func (u *MessageUpsert) ClearMessagingTag() *MessageUpsert {
+	u.SetNull(message.FieldMessagingTag)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -1034,6 +1098,48 @@ func (u *MessageUpsertOne) AddAttempts(v int) *MessageUpsertOne {
 func (u *MessageUpsertOne) UpdateAttempts() *MessageUpsertOne {
 	return u.Update(func(s *MessageUpsert) {
 		s.UpdateAttempts()
+	})
+}
+
+// SetWhatsappTemplate sets the "whatsapp_template" field.
+func (u *MessageUpsertOne) SetWhatsappTemplate(v *schematype.TemplateMessage) *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetWhatsappTemplate(v)
+	})
+}
+
+// UpdateWhatsappTemplate sets the "whatsapp_template" field to the value that was provided on create.
+func (u *MessageUpsertOne) UpdateWhatsappTemplate() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateWhatsappTemplate()
+	})
+}
+
+// ClearWhatsappTemplate clears the value of the "whatsapp_template" field.
+func (u *MessageUpsertOne) ClearWhatsappTemplate() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearWhatsappTemplate()
+	})
+}
+
+// SetMessagingTag sets the "messaging_tag" field.
+func (u *MessageUpsertOne) SetMessagingTag(v string) *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetMessagingTag(v)
+	})
+}
+
+// UpdateMessagingTag sets the "messaging_tag" field to the value that was provided on create.
+func (u *MessageUpsertOne) UpdateMessagingTag() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateMessagingTag()
+	})
+}
+
+// ClearMessagingTag clears the value of the "messaging_tag" field.
+func (u *MessageUpsertOne) ClearMessagingTag() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearMessagingTag()
 	})
 }
 
@@ -1496,6 +1602,48 @@ func (u *MessageUpsertBulk) AddAttempts(v int) *MessageUpsertBulk {
 func (u *MessageUpsertBulk) UpdateAttempts() *MessageUpsertBulk {
 	return u.Update(func(s *MessageUpsert) {
 		s.UpdateAttempts()
+	})
+}
+
+// SetWhatsappTemplate sets the "whatsapp_template" field.
+func (u *MessageUpsertBulk) SetWhatsappTemplate(v *schematype.TemplateMessage) *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetWhatsappTemplate(v)
+	})
+}
+
+// UpdateWhatsappTemplate sets the "whatsapp_template" field to the value that was provided on create.
+func (u *MessageUpsertBulk) UpdateWhatsappTemplate() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateWhatsappTemplate()
+	})
+}
+
+// ClearWhatsappTemplate clears the value of the "whatsapp_template" field.
+func (u *MessageUpsertBulk) ClearWhatsappTemplate() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearWhatsappTemplate()
+	})
+}
+
+// SetMessagingTag sets the "messaging_tag" field.
+func (u *MessageUpsertBulk) SetMessagingTag(v string) *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.SetMessagingTag(v)
+	})
+}
+
+// UpdateMessagingTag sets the "messaging_tag" field to the value that was provided on create.
+func (u *MessageUpsertBulk) UpdateMessagingTag() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.UpdateMessagingTag()
+	})
+}
+
+// ClearMessagingTag clears the value of the "messaging_tag" field.
+func (u *MessageUpsertBulk) ClearMessagingTag() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearMessagingTag()
 	})
 }
 

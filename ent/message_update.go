@@ -269,6 +269,38 @@ func (_u *MessageUpdate) AddAttempts(v int) *MessageUpdate {
 	return _u
 }
 
+// SetWhatsappTemplate sets the "whatsapp_template" field.
+func (_u *MessageUpdate) SetWhatsappTemplate(v *schematype.TemplateMessage) *MessageUpdate {
+	_u.mutation.SetWhatsappTemplate(v)
+	return _u
+}
+
+// ClearWhatsappTemplate clears the value of the "whatsapp_template" field.
+func (_u *MessageUpdate) ClearWhatsappTemplate() *MessageUpdate {
+	_u.mutation.ClearWhatsappTemplate()
+	return _u
+}
+
+// SetMessagingTag sets the "messaging_tag" field.
+func (_u *MessageUpdate) SetMessagingTag(v string) *MessageUpdate {
+	_u.mutation.SetMessagingTag(v)
+	return _u
+}
+
+// SetNillableMessagingTag sets the "messaging_tag" field if the given value is not nil.
+func (_u *MessageUpdate) SetNillableMessagingTag(v *string) *MessageUpdate {
+	if v != nil {
+		_u.SetMessagingTag(*v)
+	}
+	return _u
+}
+
+// ClearMessagingTag clears the value of the "messaging_tag" field.
+func (_u *MessageUpdate) ClearMessagingTag() *MessageUpdate {
+	_u.mutation.ClearMessagingTag()
+	return _u
+}
+
 // SetSenderAgent sets the "sender_agent" edge to the Agent entity.
 func (_u *MessageUpdate) SetSenderAgent(v *Agent) *MessageUpdate {
 	return _u.SetSenderAgentID(v.ID)
@@ -446,6 +478,18 @@ func (_u *MessageUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedAttempts(); ok {
 		_spec.AddField(message.FieldAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.WhatsappTemplate(); ok {
+		_spec.SetField(message.FieldWhatsappTemplate, field.TypeJSON, value)
+	}
+	if _u.mutation.WhatsappTemplateCleared() {
+		_spec.ClearField(message.FieldWhatsappTemplate, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.MessagingTag(); ok {
+		_spec.SetField(message.FieldMessagingTag, field.TypeString, value)
+	}
+	if _u.mutation.MessagingTagCleared() {
+		_spec.ClearField(message.FieldMessagingTag, field.TypeString)
 	}
 	if _u.mutation.SenderAgentCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -808,6 +852,38 @@ func (_u *MessageUpdateOne) AddAttempts(v int) *MessageUpdateOne {
 	return _u
 }
 
+// SetWhatsappTemplate sets the "whatsapp_template" field.
+func (_u *MessageUpdateOne) SetWhatsappTemplate(v *schematype.TemplateMessage) *MessageUpdateOne {
+	_u.mutation.SetWhatsappTemplate(v)
+	return _u
+}
+
+// ClearWhatsappTemplate clears the value of the "whatsapp_template" field.
+func (_u *MessageUpdateOne) ClearWhatsappTemplate() *MessageUpdateOne {
+	_u.mutation.ClearWhatsappTemplate()
+	return _u
+}
+
+// SetMessagingTag sets the "messaging_tag" field.
+func (_u *MessageUpdateOne) SetMessagingTag(v string) *MessageUpdateOne {
+	_u.mutation.SetMessagingTag(v)
+	return _u
+}
+
+// SetNillableMessagingTag sets the "messaging_tag" field if the given value is not nil.
+func (_u *MessageUpdateOne) SetNillableMessagingTag(v *string) *MessageUpdateOne {
+	if v != nil {
+		_u.SetMessagingTag(*v)
+	}
+	return _u
+}
+
+// ClearMessagingTag clears the value of the "messaging_tag" field.
+func (_u *MessageUpdateOne) ClearMessagingTag() *MessageUpdateOne {
+	_u.mutation.ClearMessagingTag()
+	return _u
+}
+
 // SetSenderAgent sets the "sender_agent" edge to the Agent entity.
 func (_u *MessageUpdateOne) SetSenderAgent(v *Agent) *MessageUpdateOne {
 	return _u.SetSenderAgentID(v.ID)
@@ -1015,6 +1091,18 @@ func (_u *MessageUpdateOne) sqlSave(ctx context.Context) (_node *Message, err er
 	}
 	if value, ok := _u.mutation.AddedAttempts(); ok {
 		_spec.AddField(message.FieldAttempts, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.WhatsappTemplate(); ok {
+		_spec.SetField(message.FieldWhatsappTemplate, field.TypeJSON, value)
+	}
+	if _u.mutation.WhatsappTemplateCleared() {
+		_spec.ClearField(message.FieldWhatsappTemplate, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.MessagingTag(); ok {
+		_spec.SetField(message.FieldMessagingTag, field.TypeString, value)
+	}
+	if _u.mutation.MessagingTagCleared() {
+		_spec.ClearField(message.FieldMessagingTag, field.TypeString)
 	}
 	if _u.mutation.SenderAgentCleared() {
 		edge := &sqlgraph.EdgeSpec{

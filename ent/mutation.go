@@ -34,6 +34,7 @@ import (
 	"github.com/parleyhq/parley/ent/template"
 	"github.com/parleyhq/parley/ent/webhookevent"
 	"github.com/parleyhq/parley/ent/webhookshard"
+	"github.com/parleyhq/parley/ent/whatsapptemplate"
 )
 
 const (
@@ -45,27 +46,28 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAgent           = "Agent"
-	TypeAttachment      = "Attachment"
-	TypeAuditEntry      = "AuditEntry"
-	TypeAuthToken       = "AuthToken"
-	TypeBlock           = "Block"
-	TypeChannelAccount  = "ChannelAccount"
-	TypeContact         = "Contact"
-	TypeContactIdentity = "ContactIdentity"
-	TypeConversation    = "Conversation"
-	TypeEventCounter    = "EventCounter"
-	TypeEventLog        = "EventLog"
-	TypeInteraction     = "Interaction"
-	TypeMessage         = "Message"
-	TypeOffer           = "Offer"
-	TypePendingStatus   = "PendingStatus"
-	TypeQueue           = "Queue"
-	TypeQueueMember     = "QueueMember"
-	TypeReadState       = "ReadState"
-	TypeTemplate        = "Template"
-	TypeWebhookEvent    = "WebhookEvent"
-	TypeWebhookShard    = "WebhookShard"
+	TypeAgent            = "Agent"
+	TypeAttachment       = "Attachment"
+	TypeAuditEntry       = "AuditEntry"
+	TypeAuthToken        = "AuthToken"
+	TypeBlock            = "Block"
+	TypeChannelAccount   = "ChannelAccount"
+	TypeContact          = "Contact"
+	TypeContactIdentity  = "ContactIdentity"
+	TypeConversation     = "Conversation"
+	TypeEventCounter     = "EventCounter"
+	TypeEventLog         = "EventLog"
+	TypeInteraction      = "Interaction"
+	TypeMessage          = "Message"
+	TypeOffer            = "Offer"
+	TypePendingStatus    = "PendingStatus"
+	TypeQueue            = "Queue"
+	TypeQueueMember      = "QueueMember"
+	TypeReadState        = "ReadState"
+	TypeTemplate         = "Template"
+	TypeWebhookEvent     = "WebhookEvent"
+	TypeWebhookShard     = "WebhookShard"
+	TypeWhatsAppTemplate = "WhatsAppTemplate"
 )
 
 // AgentMutation represents an operation that mutates the Agent nodes in the graph.
@@ -12139,6 +12141,8 @@ type MessageMutation struct {
 	lease_until           *time.Time
 	attempts              *int
 	addattempts           *int
+	whatsapp_template     **schematype.TemplateMessage
+	messaging_tag         *string
 	clearedFields         map[string]struct{}
 	conversation          *int
 	clearedconversation   bool
@@ -12950,6 +12954,104 @@ func (m *MessageMutation) ResetAttempts() {
 	m.addattempts = nil
 }
 
+// SetWhatsappTemplate sets the "whatsapp_template" field.
+func (m *MessageMutation) SetWhatsappTemplate(sm *schematype.TemplateMessage) {
+	m.whatsapp_template = &sm
+}
+
+// WhatsappTemplate returns the value of the "whatsapp_template" field in the mutation.
+func (m *MessageMutation) WhatsappTemplate() (r *schematype.TemplateMessage, exists bool) {
+	v := m.whatsapp_template
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWhatsappTemplate returns the old "whatsapp_template" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldWhatsappTemplate(ctx context.Context) (v *schematype.TemplateMessage, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWhatsappTemplate is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWhatsappTemplate requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWhatsappTemplate: %w", err)
+	}
+	return oldValue.WhatsappTemplate, nil
+}
+
+// ClearWhatsappTemplate clears the value of the "whatsapp_template" field.
+func (m *MessageMutation) ClearWhatsappTemplate() {
+	m.whatsapp_template = nil
+	m.clearedFields[message.FieldWhatsappTemplate] = struct{}{}
+}
+
+// WhatsappTemplateCleared returns if the "whatsapp_template" field was cleared in this mutation.
+func (m *MessageMutation) WhatsappTemplateCleared() bool {
+	_, ok := m.clearedFields[message.FieldWhatsappTemplate]
+	return ok
+}
+
+// ResetWhatsappTemplate resets all changes to the "whatsapp_template" field.
+func (m *MessageMutation) ResetWhatsappTemplate() {
+	m.whatsapp_template = nil
+	delete(m.clearedFields, message.FieldWhatsappTemplate)
+}
+
+// SetMessagingTag sets the "messaging_tag" field.
+func (m *MessageMutation) SetMessagingTag(s string) {
+	m.messaging_tag = &s
+}
+
+// MessagingTag returns the value of the "messaging_tag" field in the mutation.
+func (m *MessageMutation) MessagingTag() (r string, exists bool) {
+	v := m.messaging_tag
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMessagingTag returns the old "messaging_tag" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldMessagingTag(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMessagingTag is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMessagingTag requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMessagingTag: %w", err)
+	}
+	return oldValue.MessagingTag, nil
+}
+
+// ClearMessagingTag clears the value of the "messaging_tag" field.
+func (m *MessageMutation) ClearMessagingTag() {
+	m.messaging_tag = nil
+	m.clearedFields[message.FieldMessagingTag] = struct{}{}
+}
+
+// MessagingTagCleared returns if the "messaging_tag" field was cleared in this mutation.
+func (m *MessageMutation) MessagingTagCleared() bool {
+	_, ok := m.clearedFields[message.FieldMessagingTag]
+	return ok
+}
+
+// ResetMessagingTag resets all changes to the "messaging_tag" field.
+func (m *MessageMutation) ResetMessagingTag() {
+	m.messaging_tag = nil
+	delete(m.clearedFields, message.FieldMessagingTag)
+}
+
 // ClearConversation clears the "conversation" edge to the Conversation entity.
 func (m *MessageMutation) ClearConversation() {
 	m.clearedconversation = true
@@ -13119,7 +13221,7 @@ func (m *MessageMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *MessageMutation) Fields() []string {
-	fields := make([]string, 0, 15)
+	fields := make([]string, 0, 17)
 	if m.direction != nil {
 		fields = append(fields, message.FieldDirection)
 	}
@@ -13165,6 +13267,12 @@ func (m *MessageMutation) Fields() []string {
 	if m.attempts != nil {
 		fields = append(fields, message.FieldAttempts)
 	}
+	if m.whatsapp_template != nil {
+		fields = append(fields, message.FieldWhatsappTemplate)
+	}
+	if m.messaging_tag != nil {
+		fields = append(fields, message.FieldMessagingTag)
+	}
 	return fields
 }
 
@@ -13203,6 +13311,10 @@ func (m *MessageMutation) Field(name string) (ent.Value, bool) {
 		return m.LeaseUntil()
 	case message.FieldAttempts:
 		return m.Attempts()
+	case message.FieldWhatsappTemplate:
+		return m.WhatsappTemplate()
+	case message.FieldMessagingTag:
+		return m.MessagingTag()
 	}
 	return nil, false
 }
@@ -13242,6 +13354,10 @@ func (m *MessageMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldLeaseUntil(ctx)
 	case message.FieldAttempts:
 		return m.OldAttempts(ctx)
+	case message.FieldWhatsappTemplate:
+		return m.OldWhatsappTemplate(ctx)
+	case message.FieldMessagingTag:
+		return m.OldMessagingTag(ctx)
 	}
 	return nil, fmt.Errorf("unknown Message field %s", name)
 }
@@ -13356,6 +13472,20 @@ func (m *MessageMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAttempts(v)
 		return nil
+	case message.FieldWhatsappTemplate:
+		v, ok := value.(*schematype.TemplateMessage)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWhatsappTemplate(v)
+		return nil
+	case message.FieldMessagingTag:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMessagingTag(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Message field %s", name)
 }
@@ -13440,6 +13570,12 @@ func (m *MessageMutation) ClearedFields() []string {
 	if m.FieldCleared(message.FieldLeaseUntil) {
 		fields = append(fields, message.FieldLeaseUntil)
 	}
+	if m.FieldCleared(message.FieldWhatsappTemplate) {
+		fields = append(fields, message.FieldWhatsappTemplate)
+	}
+	if m.FieldCleared(message.FieldMessagingTag) {
+		fields = append(fields, message.FieldMessagingTag)
+	}
 	return fields
 }
 
@@ -13480,6 +13616,12 @@ func (m *MessageMutation) ClearField(name string) error {
 		return nil
 	case message.FieldLeaseUntil:
 		m.ClearLeaseUntil()
+		return nil
+	case message.FieldWhatsappTemplate:
+		m.ClearWhatsappTemplate()
+		return nil
+	case message.FieldMessagingTag:
+		m.ClearMessagingTag()
 		return nil
 	}
 	return fmt.Errorf("unknown Message nullable field %s", name)
@@ -13533,6 +13675,12 @@ func (m *MessageMutation) ResetField(name string) error {
 		return nil
 	case message.FieldAttempts:
 		m.ResetAttempts()
+		return nil
+	case message.FieldWhatsappTemplate:
+		m.ResetWhatsappTemplate()
+		return nil
+	case message.FieldMessagingTag:
+		m.ResetMessagingTag()
 		return nil
 	}
 	return fmt.Errorf("unknown Message field %s", name)
@@ -19557,4 +19705,1074 @@ func (m *WebhookShardMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *WebhookShardMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown WebhookShard edge %s", name)
+}
+
+// WhatsAppTemplateMutation represents an operation that mutates the WhatsAppTemplate nodes in the graph.
+type WhatsAppTemplateMutation struct {
+	config
+	op                     Op
+	typ                    string
+	id                     *int
+	created_at             *time.Time
+	updated_at             *time.Time
+	name                   *string
+	language               *string
+	category               *string
+	body                   *string
+	placeholders           *int
+	addplaceholders        *int
+	header                 *string
+	buttons                *string
+	status                 *string
+	provider_id            *string
+	clearedFields          map[string]struct{}
+	channel_account        *int
+	clearedchannel_account bool
+	done                   bool
+	oldValue               func(context.Context) (*WhatsAppTemplate, error)
+	predicates             []predicate.WhatsAppTemplate
+}
+
+var _ ent.Mutation = (*WhatsAppTemplateMutation)(nil)
+
+// whatsapptemplateOption allows management of the mutation configuration using functional options.
+type whatsapptemplateOption func(*WhatsAppTemplateMutation)
+
+// newWhatsAppTemplateMutation creates new mutation for the WhatsAppTemplate entity.
+func newWhatsAppTemplateMutation(c config, op Op, opts ...whatsapptemplateOption) *WhatsAppTemplateMutation {
+	m := &WhatsAppTemplateMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeWhatsAppTemplate,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withWhatsAppTemplateID sets the ID field of the mutation.
+func withWhatsAppTemplateID(id int) whatsapptemplateOption {
+	return func(m *WhatsAppTemplateMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *WhatsAppTemplate
+		)
+		m.oldValue = func(ctx context.Context) (*WhatsAppTemplate, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().WhatsAppTemplate.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withWhatsAppTemplate sets the old WhatsAppTemplate of the mutation.
+func withWhatsAppTemplate(node *WhatsAppTemplate) whatsapptemplateOption {
+	return func(m *WhatsAppTemplateMutation) {
+		m.oldValue = func(context.Context) (*WhatsAppTemplate, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m WhatsAppTemplateMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m WhatsAppTemplateMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *WhatsAppTemplateMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *WhatsAppTemplateMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().WhatsAppTemplate.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *WhatsAppTemplateMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *WhatsAppTemplateMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *WhatsAppTemplateMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *WhatsAppTemplateMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *WhatsAppTemplateMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *WhatsAppTemplateMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetChannelAccountID sets the "channel_account_id" field.
+func (m *WhatsAppTemplateMutation) SetChannelAccountID(i int) {
+	m.channel_account = &i
+}
+
+// ChannelAccountID returns the value of the "channel_account_id" field in the mutation.
+func (m *WhatsAppTemplateMutation) ChannelAccountID() (r int, exists bool) {
+	v := m.channel_account
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChannelAccountID returns the old "channel_account_id" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldChannelAccountID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChannelAccountID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChannelAccountID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChannelAccountID: %w", err)
+	}
+	return oldValue.ChannelAccountID, nil
+}
+
+// ResetChannelAccountID resets all changes to the "channel_account_id" field.
+func (m *WhatsAppTemplateMutation) ResetChannelAccountID() {
+	m.channel_account = nil
+}
+
+// SetName sets the "name" field.
+func (m *WhatsAppTemplateMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *WhatsAppTemplateMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *WhatsAppTemplateMutation) ResetName() {
+	m.name = nil
+}
+
+// SetLanguage sets the "language" field.
+func (m *WhatsAppTemplateMutation) SetLanguage(s string) {
+	m.language = &s
+}
+
+// Language returns the value of the "language" field in the mutation.
+func (m *WhatsAppTemplateMutation) Language() (r string, exists bool) {
+	v := m.language
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLanguage returns the old "language" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldLanguage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLanguage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLanguage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLanguage: %w", err)
+	}
+	return oldValue.Language, nil
+}
+
+// ResetLanguage resets all changes to the "language" field.
+func (m *WhatsAppTemplateMutation) ResetLanguage() {
+	m.language = nil
+}
+
+// SetCategory sets the "category" field.
+func (m *WhatsAppTemplateMutation) SetCategory(s string) {
+	m.category = &s
+}
+
+// Category returns the value of the "category" field in the mutation.
+func (m *WhatsAppTemplateMutation) Category() (r string, exists bool) {
+	v := m.category
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCategory returns the old "category" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldCategory(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCategory is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCategory requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCategory: %w", err)
+	}
+	return oldValue.Category, nil
+}
+
+// ResetCategory resets all changes to the "category" field.
+func (m *WhatsAppTemplateMutation) ResetCategory() {
+	m.category = nil
+}
+
+// SetBody sets the "body" field.
+func (m *WhatsAppTemplateMutation) SetBody(s string) {
+	m.body = &s
+}
+
+// Body returns the value of the "body" field in the mutation.
+func (m *WhatsAppTemplateMutation) Body() (r string, exists bool) {
+	v := m.body
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBody returns the old "body" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldBody(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBody is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBody requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBody: %w", err)
+	}
+	return oldValue.Body, nil
+}
+
+// ResetBody resets all changes to the "body" field.
+func (m *WhatsAppTemplateMutation) ResetBody() {
+	m.body = nil
+}
+
+// SetPlaceholders sets the "placeholders" field.
+func (m *WhatsAppTemplateMutation) SetPlaceholders(i int) {
+	m.placeholders = &i
+	m.addplaceholders = nil
+}
+
+// Placeholders returns the value of the "placeholders" field in the mutation.
+func (m *WhatsAppTemplateMutation) Placeholders() (r int, exists bool) {
+	v := m.placeholders
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPlaceholders returns the old "placeholders" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldPlaceholders(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPlaceholders is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPlaceholders requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPlaceholders: %w", err)
+	}
+	return oldValue.Placeholders, nil
+}
+
+// AddPlaceholders adds i to the "placeholders" field.
+func (m *WhatsAppTemplateMutation) AddPlaceholders(i int) {
+	if m.addplaceholders != nil {
+		*m.addplaceholders += i
+	} else {
+		m.addplaceholders = &i
+	}
+}
+
+// AddedPlaceholders returns the value that was added to the "placeholders" field in this mutation.
+func (m *WhatsAppTemplateMutation) AddedPlaceholders() (r int, exists bool) {
+	v := m.addplaceholders
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPlaceholders resets all changes to the "placeholders" field.
+func (m *WhatsAppTemplateMutation) ResetPlaceholders() {
+	m.placeholders = nil
+	m.addplaceholders = nil
+}
+
+// SetHeader sets the "header" field.
+func (m *WhatsAppTemplateMutation) SetHeader(s string) {
+	m.header = &s
+}
+
+// Header returns the value of the "header" field in the mutation.
+func (m *WhatsAppTemplateMutation) Header() (r string, exists bool) {
+	v := m.header
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHeader returns the old "header" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldHeader(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHeader is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHeader requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHeader: %w", err)
+	}
+	return oldValue.Header, nil
+}
+
+// ClearHeader clears the value of the "header" field.
+func (m *WhatsAppTemplateMutation) ClearHeader() {
+	m.header = nil
+	m.clearedFields[whatsapptemplate.FieldHeader] = struct{}{}
+}
+
+// HeaderCleared returns if the "header" field was cleared in this mutation.
+func (m *WhatsAppTemplateMutation) HeaderCleared() bool {
+	_, ok := m.clearedFields[whatsapptemplate.FieldHeader]
+	return ok
+}
+
+// ResetHeader resets all changes to the "header" field.
+func (m *WhatsAppTemplateMutation) ResetHeader() {
+	m.header = nil
+	delete(m.clearedFields, whatsapptemplate.FieldHeader)
+}
+
+// SetButtons sets the "buttons" field.
+func (m *WhatsAppTemplateMutation) SetButtons(s string) {
+	m.buttons = &s
+}
+
+// Buttons returns the value of the "buttons" field in the mutation.
+func (m *WhatsAppTemplateMutation) Buttons() (r string, exists bool) {
+	v := m.buttons
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldButtons returns the old "buttons" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldButtons(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldButtons is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldButtons requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldButtons: %w", err)
+	}
+	return oldValue.Buttons, nil
+}
+
+// ClearButtons clears the value of the "buttons" field.
+func (m *WhatsAppTemplateMutation) ClearButtons() {
+	m.buttons = nil
+	m.clearedFields[whatsapptemplate.FieldButtons] = struct{}{}
+}
+
+// ButtonsCleared returns if the "buttons" field was cleared in this mutation.
+func (m *WhatsAppTemplateMutation) ButtonsCleared() bool {
+	_, ok := m.clearedFields[whatsapptemplate.FieldButtons]
+	return ok
+}
+
+// ResetButtons resets all changes to the "buttons" field.
+func (m *WhatsAppTemplateMutation) ResetButtons() {
+	m.buttons = nil
+	delete(m.clearedFields, whatsapptemplate.FieldButtons)
+}
+
+// SetStatus sets the "status" field.
+func (m *WhatsAppTemplateMutation) SetStatus(s string) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *WhatsAppTemplateMutation) Status() (r string, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *WhatsAppTemplateMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetProviderID sets the "provider_id" field.
+func (m *WhatsAppTemplateMutation) SetProviderID(s string) {
+	m.provider_id = &s
+}
+
+// ProviderID returns the value of the "provider_id" field in the mutation.
+func (m *WhatsAppTemplateMutation) ProviderID() (r string, exists bool) {
+	v := m.provider_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldProviderID returns the old "provider_id" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldProviderID(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldProviderID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldProviderID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldProviderID: %w", err)
+	}
+	return oldValue.ProviderID, nil
+}
+
+// ClearProviderID clears the value of the "provider_id" field.
+func (m *WhatsAppTemplateMutation) ClearProviderID() {
+	m.provider_id = nil
+	m.clearedFields[whatsapptemplate.FieldProviderID] = struct{}{}
+}
+
+// ProviderIDCleared returns if the "provider_id" field was cleared in this mutation.
+func (m *WhatsAppTemplateMutation) ProviderIDCleared() bool {
+	_, ok := m.clearedFields[whatsapptemplate.FieldProviderID]
+	return ok
+}
+
+// ResetProviderID resets all changes to the "provider_id" field.
+func (m *WhatsAppTemplateMutation) ResetProviderID() {
+	m.provider_id = nil
+	delete(m.clearedFields, whatsapptemplate.FieldProviderID)
+}
+
+// ClearChannelAccount clears the "channel_account" edge to the ChannelAccount entity.
+func (m *WhatsAppTemplateMutation) ClearChannelAccount() {
+	m.clearedchannel_account = true
+	m.clearedFields[whatsapptemplate.FieldChannelAccountID] = struct{}{}
+}
+
+// ChannelAccountCleared reports if the "channel_account" edge to the ChannelAccount entity was cleared.
+func (m *WhatsAppTemplateMutation) ChannelAccountCleared() bool {
+	return m.clearedchannel_account
+}
+
+// ChannelAccountIDs returns the "channel_account" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// ChannelAccountID instead. It exists only for internal usage by the builders.
+func (m *WhatsAppTemplateMutation) ChannelAccountIDs() (ids []int) {
+	if id := m.channel_account; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetChannelAccount resets all changes to the "channel_account" edge.
+func (m *WhatsAppTemplateMutation) ResetChannelAccount() {
+	m.channel_account = nil
+	m.clearedchannel_account = false
+}
+
+// Where appends a list predicates to the WhatsAppTemplateMutation builder.
+func (m *WhatsAppTemplateMutation) Where(ps ...predicate.WhatsAppTemplate) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the WhatsAppTemplateMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *WhatsAppTemplateMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.WhatsAppTemplate, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *WhatsAppTemplateMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *WhatsAppTemplateMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (WhatsAppTemplate).
+func (m *WhatsAppTemplateMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *WhatsAppTemplateMutation) Fields() []string {
+	fields := make([]string, 0, 12)
+	if m.created_at != nil {
+		fields = append(fields, whatsapptemplate.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, whatsapptemplate.FieldUpdatedAt)
+	}
+	if m.channel_account != nil {
+		fields = append(fields, whatsapptemplate.FieldChannelAccountID)
+	}
+	if m.name != nil {
+		fields = append(fields, whatsapptemplate.FieldName)
+	}
+	if m.language != nil {
+		fields = append(fields, whatsapptemplate.FieldLanguage)
+	}
+	if m.category != nil {
+		fields = append(fields, whatsapptemplate.FieldCategory)
+	}
+	if m.body != nil {
+		fields = append(fields, whatsapptemplate.FieldBody)
+	}
+	if m.placeholders != nil {
+		fields = append(fields, whatsapptemplate.FieldPlaceholders)
+	}
+	if m.header != nil {
+		fields = append(fields, whatsapptemplate.FieldHeader)
+	}
+	if m.buttons != nil {
+		fields = append(fields, whatsapptemplate.FieldButtons)
+	}
+	if m.status != nil {
+		fields = append(fields, whatsapptemplate.FieldStatus)
+	}
+	if m.provider_id != nil {
+		fields = append(fields, whatsapptemplate.FieldProviderID)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *WhatsAppTemplateMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case whatsapptemplate.FieldCreatedAt:
+		return m.CreatedAt()
+	case whatsapptemplate.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case whatsapptemplate.FieldChannelAccountID:
+		return m.ChannelAccountID()
+	case whatsapptemplate.FieldName:
+		return m.Name()
+	case whatsapptemplate.FieldLanguage:
+		return m.Language()
+	case whatsapptemplate.FieldCategory:
+		return m.Category()
+	case whatsapptemplate.FieldBody:
+		return m.Body()
+	case whatsapptemplate.FieldPlaceholders:
+		return m.Placeholders()
+	case whatsapptemplate.FieldHeader:
+		return m.Header()
+	case whatsapptemplate.FieldButtons:
+		return m.Buttons()
+	case whatsapptemplate.FieldStatus:
+		return m.Status()
+	case whatsapptemplate.FieldProviderID:
+		return m.ProviderID()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *WhatsAppTemplateMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case whatsapptemplate.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case whatsapptemplate.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case whatsapptemplate.FieldChannelAccountID:
+		return m.OldChannelAccountID(ctx)
+	case whatsapptemplate.FieldName:
+		return m.OldName(ctx)
+	case whatsapptemplate.FieldLanguage:
+		return m.OldLanguage(ctx)
+	case whatsapptemplate.FieldCategory:
+		return m.OldCategory(ctx)
+	case whatsapptemplate.FieldBody:
+		return m.OldBody(ctx)
+	case whatsapptemplate.FieldPlaceholders:
+		return m.OldPlaceholders(ctx)
+	case whatsapptemplate.FieldHeader:
+		return m.OldHeader(ctx)
+	case whatsapptemplate.FieldButtons:
+		return m.OldButtons(ctx)
+	case whatsapptemplate.FieldStatus:
+		return m.OldStatus(ctx)
+	case whatsapptemplate.FieldProviderID:
+		return m.OldProviderID(ctx)
+	}
+	return nil, fmt.Errorf("unknown WhatsAppTemplate field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *WhatsAppTemplateMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case whatsapptemplate.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case whatsapptemplate.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case whatsapptemplate.FieldChannelAccountID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChannelAccountID(v)
+		return nil
+	case whatsapptemplate.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case whatsapptemplate.FieldLanguage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLanguage(v)
+		return nil
+	case whatsapptemplate.FieldCategory:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCategory(v)
+		return nil
+	case whatsapptemplate.FieldBody:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBody(v)
+		return nil
+	case whatsapptemplate.FieldPlaceholders:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPlaceholders(v)
+		return nil
+	case whatsapptemplate.FieldHeader:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHeader(v)
+		return nil
+	case whatsapptemplate.FieldButtons:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetButtons(v)
+		return nil
+	case whatsapptemplate.FieldStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case whatsapptemplate.FieldProviderID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetProviderID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown WhatsAppTemplate field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *WhatsAppTemplateMutation) AddedFields() []string {
+	var fields []string
+	if m.addplaceholders != nil {
+		fields = append(fields, whatsapptemplate.FieldPlaceholders)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *WhatsAppTemplateMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case whatsapptemplate.FieldPlaceholders:
+		return m.AddedPlaceholders()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *WhatsAppTemplateMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case whatsapptemplate.FieldPlaceholders:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPlaceholders(v)
+		return nil
+	}
+	return fmt.Errorf("unknown WhatsAppTemplate numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *WhatsAppTemplateMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(whatsapptemplate.FieldHeader) {
+		fields = append(fields, whatsapptemplate.FieldHeader)
+	}
+	if m.FieldCleared(whatsapptemplate.FieldButtons) {
+		fields = append(fields, whatsapptemplate.FieldButtons)
+	}
+	if m.FieldCleared(whatsapptemplate.FieldProviderID) {
+		fields = append(fields, whatsapptemplate.FieldProviderID)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *WhatsAppTemplateMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *WhatsAppTemplateMutation) ClearField(name string) error {
+	switch name {
+	case whatsapptemplate.FieldHeader:
+		m.ClearHeader()
+		return nil
+	case whatsapptemplate.FieldButtons:
+		m.ClearButtons()
+		return nil
+	case whatsapptemplate.FieldProviderID:
+		m.ClearProviderID()
+		return nil
+	}
+	return fmt.Errorf("unknown WhatsAppTemplate nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *WhatsAppTemplateMutation) ResetField(name string) error {
+	switch name {
+	case whatsapptemplate.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case whatsapptemplate.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case whatsapptemplate.FieldChannelAccountID:
+		m.ResetChannelAccountID()
+		return nil
+	case whatsapptemplate.FieldName:
+		m.ResetName()
+		return nil
+	case whatsapptemplate.FieldLanguage:
+		m.ResetLanguage()
+		return nil
+	case whatsapptemplate.FieldCategory:
+		m.ResetCategory()
+		return nil
+	case whatsapptemplate.FieldBody:
+		m.ResetBody()
+		return nil
+	case whatsapptemplate.FieldPlaceholders:
+		m.ResetPlaceholders()
+		return nil
+	case whatsapptemplate.FieldHeader:
+		m.ResetHeader()
+		return nil
+	case whatsapptemplate.FieldButtons:
+		m.ResetButtons()
+		return nil
+	case whatsapptemplate.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case whatsapptemplate.FieldProviderID:
+		m.ResetProviderID()
+		return nil
+	}
+	return fmt.Errorf("unknown WhatsAppTemplate field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *WhatsAppTemplateMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.channel_account != nil {
+		edges = append(edges, whatsapptemplate.EdgeChannelAccount)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *WhatsAppTemplateMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case whatsapptemplate.EdgeChannelAccount:
+		if id := m.channel_account; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *WhatsAppTemplateMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *WhatsAppTemplateMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *WhatsAppTemplateMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedchannel_account {
+		edges = append(edges, whatsapptemplate.EdgeChannelAccount)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *WhatsAppTemplateMutation) EdgeCleared(name string) bool {
+	switch name {
+	case whatsapptemplate.EdgeChannelAccount:
+		return m.clearedchannel_account
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *WhatsAppTemplateMutation) ClearEdge(name string) error {
+	switch name {
+	case whatsapptemplate.EdgeChannelAccount:
+		m.ClearChannelAccount()
+		return nil
+	}
+	return fmt.Errorf("unknown WhatsAppTemplate unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *WhatsAppTemplateMutation) ResetEdge(name string) error {
+	switch name {
+	case whatsapptemplate.EdgeChannelAccount:
+		m.ResetChannelAccount()
+		return nil
+	}
+	return fmt.Errorf("unknown WhatsAppTemplate edge %s", name)
 }

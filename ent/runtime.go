@@ -27,6 +27,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/ent/template"
 	"github.com/parleyhq/parley/ent/webhookevent"
+	"github.com/parleyhq/parley/ent/whatsapptemplate"
 )
 
 // The init function reads all schema descriptors with runtime code
@@ -581,4 +582,95 @@ func init() {
 	webhookeventDescShard := webhookeventFields[10].Descriptor()
 	// webhookevent.DefaultShard holds the default value on creation for the shard field.
 	webhookevent.DefaultShard = webhookeventDescShard.Default.(int)
+	whatsapptemplateMixin := schema.WhatsAppTemplate{}.Mixin()
+	whatsapptemplateMixinFields0 := whatsapptemplateMixin[0].Fields()
+	_ = whatsapptemplateMixinFields0
+	whatsapptemplateFields := schema.WhatsAppTemplate{}.Fields()
+	_ = whatsapptemplateFields
+	// whatsapptemplateDescCreatedAt is the schema descriptor for created_at field.
+	whatsapptemplateDescCreatedAt := whatsapptemplateMixinFields0[0].Descriptor()
+	// whatsapptemplate.DefaultCreatedAt holds the default value on creation for the created_at field.
+	whatsapptemplate.DefaultCreatedAt = whatsapptemplateDescCreatedAt.Default.(func() time.Time)
+	// whatsapptemplateDescUpdatedAt is the schema descriptor for updated_at field.
+	whatsapptemplateDescUpdatedAt := whatsapptemplateMixinFields0[1].Descriptor()
+	// whatsapptemplate.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	whatsapptemplate.DefaultUpdatedAt = whatsapptemplateDescUpdatedAt.Default.(func() time.Time)
+	// whatsapptemplate.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	whatsapptemplate.UpdateDefaultUpdatedAt = whatsapptemplateDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// whatsapptemplateDescName is the schema descriptor for name field.
+	whatsapptemplateDescName := whatsapptemplateFields[1].Descriptor()
+	// whatsapptemplate.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	whatsapptemplate.NameValidator = func() func(string) error {
+		validators := whatsapptemplateDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// whatsapptemplateDescLanguage is the schema descriptor for language field.
+	whatsapptemplateDescLanguage := whatsapptemplateFields[2].Descriptor()
+	// whatsapptemplate.LanguageValidator is a validator for the "language" field. It is called by the builders before save.
+	whatsapptemplate.LanguageValidator = func() func(string) error {
+		validators := whatsapptemplateDescLanguage.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(language string) error {
+			for _, fn := range fns {
+				if err := fn(language); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// whatsapptemplateDescCategory is the schema descriptor for category field.
+	whatsapptemplateDescCategory := whatsapptemplateFields[3].Descriptor()
+	// whatsapptemplate.CategoryValidator is a validator for the "category" field. It is called by the builders before save.
+	whatsapptemplate.CategoryValidator = func() func(string) error {
+		validators := whatsapptemplateDescCategory.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(category string) error {
+			for _, fn := range fns {
+				if err := fn(category); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// whatsapptemplateDescPlaceholders is the schema descriptor for placeholders field.
+	whatsapptemplateDescPlaceholders := whatsapptemplateFields[5].Descriptor()
+	// whatsapptemplate.DefaultPlaceholders holds the default value on creation for the placeholders field.
+	whatsapptemplate.DefaultPlaceholders = whatsapptemplateDescPlaceholders.Default.(int)
+	// whatsapptemplateDescStatus is the schema descriptor for status field.
+	whatsapptemplateDescStatus := whatsapptemplateFields[8].Descriptor()
+	// whatsapptemplate.StatusValidator is a validator for the "status" field. It is called by the builders before save.
+	whatsapptemplate.StatusValidator = func() func(string) error {
+		validators := whatsapptemplateDescStatus.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(status string) error {
+			for _, fn := range fns {
+				if err := fn(status); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 }

@@ -56,6 +56,8 @@ type Tx struct {
 	WebhookEvent *WebhookEventClient
 	// WebhookShard is the client for interacting with the WebhookShard builders.
 	WebhookShard *WebhookShardClient
+	// WhatsAppTemplate is the client for interacting with the WhatsAppTemplate builders.
+	WhatsAppTemplate *WhatsAppTemplateClient
 
 	// lazily loaded.
 	client     *Client
@@ -208,6 +210,7 @@ func (tx *Tx) init() {
 	tx.Template = NewTemplateClient(tx.config)
 	tx.WebhookEvent = NewWebhookEventClient(tx.config)
 	tx.WebhookShard = NewWebhookShardClient(tx.config)
+	tx.WhatsAppTemplate = NewWhatsAppTemplateClient(tx.config)
 }
 
 // txDriver wraps the given dialect.Tx with a nop dialect.Driver implementation.

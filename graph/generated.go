@@ -108,21 +108,23 @@ type ComplexityRoot struct {
 	}
 
 	ChannelAccount struct {
-		APIBaseURL     func(childComplexity int) int
-		Agent          func(childComplexity int) int
-		AllowedOrigins func(childComplexity int) int
-		Channel        func(childComplexity int) int
-		CreatedAt      func(childComplexity int) int
-		Enabled        func(childComplexity int) int
-		FallbackQueue  func(childComplexity int) int
-		FromNumber     func(childComplexity int) int
-		ID             func(childComplexity int) int
-		Name           func(childComplexity int) int
-		PageID         func(childComplexity int) int
-		PhoneNumberID  func(childComplexity int) int
-		Queue          func(childComplexity int) int
-		Snippet        func(childComplexity int) int
-		WebhookURL     func(childComplexity int) int
+		APIBaseURL        func(childComplexity int) int
+		Agent             func(childComplexity int) int
+		AllowedOrigins    func(childComplexity int) int
+		BusinessAccountID func(childComplexity int) int
+		Channel           func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Enabled           func(childComplexity int) int
+		FallbackQueue     func(childComplexity int) int
+		FromNumber        func(childComplexity int) int
+		HumanAgentTag     func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Name              func(childComplexity int) int
+		PageID            func(childComplexity int) int
+		PhoneNumberID     func(childComplexity int) int
+		Queue             func(childComplexity int) int
+		Snippet           func(childComplexity int) int
+		WebhookURL        func(childComplexity int) int
 	}
 
 	ChatOptions struct {
@@ -258,6 +260,7 @@ type ComplexityRoot struct {
 		CreateChannelAccount       func(childComplexity int, input model.CreateChannelAccountInput) int
 		CreateQueue                func(childComplexity int, input model.CreateQueueInput) int
 		CreateTemplate             func(childComplexity int, input model.CreateTemplateInput) int
+		CreateWhatsAppTemplate     func(childComplexity int, channelAccountID int, input model.CreateWhatsAppTemplateInput) int
 		DeleteChannelAccount       func(childComplexity int, id int) int
 		DeleteConversation         func(childComplexity int, id int) int
 		DeleteQueue                func(childComplexity int, id int, moveTo *int) int
@@ -272,8 +275,10 @@ type ComplexityRoot struct {
 		SetChannelAccountEnabled   func(childComplexity int, id int, enabled bool) int
 		SetStatus                  func(childComplexity int, status schematype.AgentStatus) int
 		SetTyping                  func(childComplexity int, conversationID int, typing bool) int
+		StartConversation          func(childComplexity int, input model.StartConversationInput) int
 		StartInternalChat          func(childComplexity int, agentIDs []int, body string) int
 		StartLiveChat              func(childComplexity int, input model.StartLiveChatInput) int
+		SyncWhatsAppTemplates      func(childComplexity int, channelAccountID int) int
 		TakeConversation           func(childComplexity int, id int) int
 		TransferConversation       func(childComplexity int, id int, agentID int) int
 		UnarchiveConversation      func(childComplexity int, id int) int
@@ -309,10 +314,12 @@ type ComplexityRoot struct {
 		Node                func(childComplexity int, id int) int
 		Nodes               func(childComplexity int, ids []int) int
 		Queues              func(childComplexity int) int
+		RenderTemplate      func(childComplexity int, id int, conversationID int) int
 		TemplateCategories  func(childComplexity int) int
 		TemplateLanguages   func(childComplexity int) int
 		Templates           func(childComplexity int, search *string, category *string, language *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) int
 		VisitorConversation func(childComplexity int) int
+		WhatsappTemplates   func(childComplexity int, channelAccountID int) int
 	}
 
 	Queue struct {
@@ -395,6 +402,16 @@ type ComplexityRoot struct {
 		TypingAgentName func(childComplexity int) int
 		VisitorTyping   func(childComplexity int) int
 	}
+
+	WhatsAppTemplate struct {
+		Body      func(childComplexity int) int
+		Category  func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Language  func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Status    func(childComplexity int) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
@@ -416,6 +433,8 @@ type ChannelAccountResolver interface {
 	FromNumber(ctx context.Context, obj *ent.ChannelAccount) (*string, error)
 	APIBaseURL(ctx context.Context, obj *ent.ChannelAccount) (*string, error)
 	AllowedOrigins(ctx context.Context, obj *ent.ChannelAccount) ([]string, error)
+	BusinessAccountID(ctx context.Context, obj *ent.ChannelAccount) (*string, error)
+	HumanAgentTag(ctx context.Context, obj *ent.ChannelAccount) (*bool, error)
 }
 type ContactResolver interface {
 	History(ctx context.Context, obj *ent.Contact, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.InteractionConnection, error)
@@ -463,6 +482,9 @@ type MutationResolver interface {
 	UpdateChannelAccount(ctx context.Context, id int, input model.UpdateChannelAccountInput) (*ent.ChannelAccount, error)
 	SetChannelAccountEnabled(ctx context.Context, id int, enabled bool) (*ent.ChannelAccount, error)
 	DeleteChannelAccount(ctx context.Context, id int) (*model.DeletePayload, error)
+	StartConversation(ctx context.Context, input model.StartConversationInput) (*model.SendMessagePayload, error)
+	CreateWhatsAppTemplate(ctx context.Context, channelAccountID int, input model.CreateWhatsAppTemplateInput) (*ent.WhatsAppTemplate, error)
+	SyncWhatsAppTemplates(ctx context.Context, channelAccountID int) ([]*ent.WhatsAppTemplate, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -479,6 +501,8 @@ type QueryResolver interface {
 	TemplateLanguages(ctx context.Context) ([]string, error)
 	VisitorConversation(ctx context.Context) (*model.VisitorConversation, error)
 	AuditLog(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.AuditEntryConnection, error)
+	WhatsappTemplates(ctx context.Context, channelAccountID int) ([]*ent.WhatsAppTemplate, error)
+	RenderTemplate(ctx context.Context, id int, conversationID int) (string, error)
 }
 type QueueResolver interface {
 	Members(ctx context.Context, obj *ent.Queue) ([]*ent.QueueMember, error)
@@ -740,6 +764,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChannelAccount.AllowedOrigins(childComplexity), true
+	case "ChannelAccount.businessAccountID":
+		if e.ComplexityRoot.ChannelAccount.BusinessAccountID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelAccount.BusinessAccountID(childComplexity), true
 	case "ChannelAccount.channel":
 		if e.ComplexityRoot.ChannelAccount.Channel == nil {
 			break
@@ -770,6 +800,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChannelAccount.FromNumber(childComplexity), true
+	case "ChannelAccount.humanAgentTag":
+		if e.ComplexityRoot.ChannelAccount.HumanAgentTag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelAccount.HumanAgentTag(childComplexity), true
 	case "ChannelAccount.id":
 		if e.ComplexityRoot.ChannelAccount.ID == nil {
 			break
@@ -1378,6 +1414,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateTemplate(childComplexity, args["input"].(model.CreateTemplateInput)), true
+	case "Mutation.createWhatsAppTemplate":
+		if e.ComplexityRoot.Mutation.CreateWhatsAppTemplate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createWhatsAppTemplate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateWhatsAppTemplate(childComplexity, args["channelAccountID"].(int), args["input"].(model.CreateWhatsAppTemplateInput)), true
 	case "Mutation.deleteChannelAccount":
 		if e.ComplexityRoot.Mutation.DeleteChannelAccount == nil {
 			break
@@ -1527,6 +1574,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetTyping(childComplexity, args["conversationID"].(int), args["typing"].(bool)), true
+	case "Mutation.startConversation":
+		if e.ComplexityRoot.Mutation.StartConversation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_startConversation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.StartConversation(childComplexity, args["input"].(model.StartConversationInput)), true
 	case "Mutation.startInternalChat":
 		if e.ComplexityRoot.Mutation.StartInternalChat == nil {
 			break
@@ -1549,6 +1607,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.StartLiveChat(childComplexity, args["input"].(model.StartLiveChatInput)), true
+	case "Mutation.syncWhatsAppTemplates":
+		if e.ComplexityRoot.Mutation.SyncWhatsAppTemplates == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_syncWhatsAppTemplates_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SyncWhatsAppTemplates(childComplexity, args["channelAccountID"].(int)), true
 	case "Mutation.takeConversation":
 		if e.ComplexityRoot.Mutation.TakeConversation == nil {
 			break
@@ -1794,6 +1863,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Queues(childComplexity), true
+	case "Query.renderTemplate":
+		if e.ComplexityRoot.Query.RenderTemplate == nil {
+			break
+		}
+
+		args, err := ec.field_Query_renderTemplate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RenderTemplate(childComplexity, args["id"].(int), args["conversationID"].(int)), true
 	case "Query.templateCategories":
 		if e.ComplexityRoot.Query.TemplateCategories == nil {
 			break
@@ -1823,6 +1903,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.VisitorConversation(childComplexity), true
+	case "Query.whatsappTemplates":
+		if e.ComplexityRoot.Query.WhatsappTemplates == nil {
+			break
+		}
+
+		args, err := ec.field_Query_whatsappTemplates_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.WhatsappTemplates(childComplexity, args["channelAccountID"].(int)), true
 
 	case "Queue.createdAt":
 		if e.ComplexityRoot.Queue.CreatedAt == nil {
@@ -2126,6 +2217,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.VisitorEvent.VisitorTyping(childComplexity), true
 
+	case "WhatsAppTemplate.body":
+		if e.ComplexityRoot.WhatsAppTemplate.Body == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplate.Body(childComplexity), true
+	case "WhatsAppTemplate.category":
+		if e.ComplexityRoot.WhatsAppTemplate.Category == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplate.Category(childComplexity), true
+	case "WhatsAppTemplate.createdAt":
+		if e.ComplexityRoot.WhatsAppTemplate.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplate.CreatedAt(childComplexity), true
+	case "WhatsAppTemplate.id":
+		if e.ComplexityRoot.WhatsAppTemplate.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplate.ID(childComplexity), true
+	case "WhatsAppTemplate.language":
+		if e.ComplexityRoot.WhatsAppTemplate.Language == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplate.Language(childComplexity), true
+	case "WhatsAppTemplate.name":
+		if e.ComplexityRoot.WhatsAppTemplate.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplate.Name(childComplexity), true
+	case "WhatsAppTemplate.status":
+		if e.ComplexityRoot.WhatsAppTemplate.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplate.Status(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -2146,6 +2280,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateChannelAccountInput", ec.unmarshalInputCreateChannelAccountInput),
 			graphql.NewInputUnmarshaler("CreateQueueInput", ec.unmarshalInputCreateQueueInput),
 			graphql.NewInputUnmarshaler("CreateTemplateInput", ec.unmarshalInputCreateTemplateInput),
+			graphql.NewInputUnmarshaler("CreateWhatsAppTemplateInput", ec.unmarshalInputCreateWhatsAppTemplateInput),
 			graphql.NewInputUnmarshaler("InteractionOrder", ec.unmarshalInputInteractionOrder),
 			graphql.NewInputUnmarshaler("LiveChatConfigInput", ec.unmarshalInputLiveChatConfigInput),
 			graphql.NewInputUnmarshaler("LoginInput", ec.unmarshalInputLoginInput),
@@ -2155,12 +2290,15 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("QueueOrder", ec.unmarshalInputQueueOrder),
 			graphql.NewInputUnmarshaler("SMSConfigInput", ec.unmarshalInputSMSConfigInput),
 			graphql.NewInputUnmarshaler("SendMessageInput", ec.unmarshalInputSendMessageInput),
+			graphql.NewInputUnmarshaler("StartConversationInput", ec.unmarshalInputStartConversationInput),
 			graphql.NewInputUnmarshaler("StartLiveChatInput", ec.unmarshalInputStartLiveChatInput),
 			graphql.NewInputUnmarshaler("TemplateOrder", ec.unmarshalInputTemplateOrder),
 			graphql.NewInputUnmarshaler("UpdateChannelAccountInput", ec.unmarshalInputUpdateChannelAccountInput),
 			graphql.NewInputUnmarshaler("UpdateQueueInput", ec.unmarshalInputUpdateQueueInput),
 			graphql.NewInputUnmarshaler("UpdateTemplateInput", ec.unmarshalInputUpdateTemplateInput),
 			graphql.NewInputUnmarshaler("WhatsAppConfigInput", ec.unmarshalInputWhatsAppConfigInput),
+			graphql.NewInputUnmarshaler("WhatsAppTemplateInput", ec.unmarshalInputWhatsAppTemplateInput),
+			graphql.NewInputUnmarshaler("WhatsAppTemplateOrder", ec.unmarshalInputWhatsAppTemplateOrder),
 		)
 	}
 	first := true
@@ -2749,6 +2887,85 @@ extend type Mutation {
   """
   deleteChannelAccount(id: ID!): DeletePayload!
 }
+
+# ---- outbound (issue 12) ----
+
+"A WhatsApp message template and the values of its body placeholders ({{1}} first)."
+input WhatsAppTemplateInput {
+  name: String!
+  language: String!
+  parameters: [String!]
+}
+
+"""
+Starts (or continues) a conversation with a customer. Exactly one of
+contactID / to (an E.164 phone number, SMS and WhatsApp only) and exactly one
+of body / whatsappTemplate. WhatsApp takes free text only within 24 hours of
+the customer's last message, a template always; Messenger only within 24
+hours, or up to 7 days with the HUMAN_AGENT tag where the account enables
+it; SMS always; live chat never.
+"""
+input StartConversationInput {
+  channelAccountID: ID!
+  contactID: ID
+  to: String
+  body: String
+  whatsappTemplate: WhatsAppTemplateInput
+  attachmentIDs: [ID!]
+  "As for sendMessage: the same value from the same agent returns the first message."
+  clientMutationID: String
+}
+
+extend input SendMessageInput {
+  "Instead of a body: a WhatsApp template, the one kind of message WhatsApp delivers outside the 24-hour window."
+  whatsappTemplate: WhatsAppTemplateInput
+}
+
+extend input WhatsAppConfigInput {
+  "The WhatsApp Business Account id, whose message templates syncWhatsAppTemplates reads."
+  businessAccountID: String
+}
+
+extend input MessengerConfigInput {
+  "Answer up to 7 days after the customer's last message with the HUMAN_AGENT tag (the app must be approved for it)."
+  humanAgentTag: Boolean
+}
+
+extend type ChannelAccount {
+  "WhatsApp only: the WhatsApp Business Account id."
+  businessAccountID: String
+  "Messenger only: whether agents may answer with the HUMAN_AGENT tag."
+  humanAgentTag: Boolean
+}
+
+"A WhatsApp template: name, language and category as at Meta; body with {{1}}-style placeholders."
+input CreateWhatsAppTemplateInput {
+  name: String!
+  language: String!
+  category: String!
+  body: String!
+}
+
+extend type Query {
+  "The WhatsApp account's templates, by name and language (any agent)."
+  whatsappTemplates(channelAccountID: ID!): [WhatsAppTemplate!]!
+  """
+  A quick-reply template's text with its variables ({{contact.name}},
+  {{contact.email}}, {{contact.phone}}, {{agent.name}}, {{agent.extension}},
+  {{queue.name}}) filled in for a conversation I may see; a variable without
+  a value is empty.
+  """
+  renderTemplate(id: ID!, conversationID: ID!): String!
+}
+
+extend type Mutation {
+  "Any agent: a message to a customer, in their open conversation on the account or a new one I own."
+  startConversation(input: StartConversationInput!): SendMessagePayload!
+  "Admins: registers an approved template of a WhatsApp account by hand."
+  createWhatsAppTemplate(channelAccountID: ID!, input: CreateWhatsAppTemplateInput!): WhatsAppTemplate!
+  "Admins: reads the account's templates from the Graph API and stores them, all or nothing; needs businessAccountID."
+  syncWhatsAppTemplates(channelAccountID: ID!): [WhatsAppTemplate!]!
+}
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
 }
@@ -2900,6 +3117,10 @@ func (ec *executionContext) childFields_ChannelAccount(ctx context.Context, fiel
 		return ec.fieldContext_ChannelAccount_apiBaseURL(ctx, field)
 	case "allowedOrigins":
 		return ec.fieldContext_ChannelAccount_allowedOrigins(ctx, field)
+	case "businessAccountID":
+		return ec.fieldContext_ChannelAccount_businessAccountID(ctx, field)
+	case "humanAgentTag":
+		return ec.fieldContext_ChannelAccount_humanAgentTag(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChannelAccount", field.Name)
 }
@@ -3326,6 +3547,26 @@ func (ec *executionContext) childFields_VisitorEvent(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type VisitorEvent", field.Name)
 }
 
+func (ec *executionContext) childFields_WhatsAppTemplate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_WhatsAppTemplate_id(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_WhatsAppTemplate_createdAt(ctx, field)
+	case "name":
+		return ec.fieldContext_WhatsAppTemplate_name(ctx, field)
+	case "language":
+		return ec.fieldContext_WhatsAppTemplate_language(ctx, field)
+	case "category":
+		return ec.fieldContext_WhatsAppTemplate_category(ctx, field)
+	case "body":
+		return ec.fieldContext_WhatsAppTemplate_body(ctx, field)
+	case "status":
+		return ec.fieldContext_WhatsAppTemplate_status(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WhatsAppTemplate", field.Name)
+}
+
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "name":
@@ -3624,6 +3865,28 @@ func (ec *executionContext) field_Mutation_createTemplate_args(ctx context.Conte
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_createWhatsAppTemplate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelAccountID",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelAccountID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.CreateWhatsAppTemplateInput, error) {
+			return ec.unmarshalNCreateWhatsAppTemplateInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐCreateWhatsAppTemplateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_deleteChannelAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3830,6 +4093,20 @@ func (ec *executionContext) field_Mutation_setTyping_args(ctx context.Context, r
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_startConversation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.StartConversationInput, error) {
+			return ec.unmarshalNStartConversationInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐStartConversationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_startInternalChat_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3863,6 +4140,20 @@ func (ec *executionContext) field_Mutation_startLiveChat_args(ctx context.Contex
 		return nil, err
 	}
 	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_syncWhatsAppTemplates_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelAccountID",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelAccountID"] = arg0
 	return args, nil
 }
 
@@ -4270,6 +4561,28 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_renderTemplate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "conversationID",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["conversationID"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_templates_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4329,6 +4642,20 @@ func (ec *executionContext) field_Query_templates_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["last"] = arg6
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_whatsappTemplates_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "channelAccountID",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["channelAccountID"] = arg0
 	return args, nil
 }
 
@@ -5713,6 +6040,52 @@ func (ec *executionContext) _ChannelAccount_allowedOrigins(ctx context.Context, 
 }
 func (ec *executionContext) fieldContext_ChannelAccount_allowedOrigins(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ChannelAccount", field, true, true, "String")
+}
+
+func (ec *executionContext) _ChannelAccount_businessAccountID(ctx context.Context, field graphql.CollectedField, obj *ent.ChannelAccount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChannelAccount_businessAccountID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ChannelAccount().BusinessAccountID(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChannelAccount_businessAccountID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChannelAccount", field, true, true, "String")
+}
+
+func (ec *executionContext) _ChannelAccount_humanAgentTag(ctx context.Context, field graphql.CollectedField, obj *ent.ChannelAccount) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChannelAccount_humanAgentTag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ChannelAccount().HumanAgentTag(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ChannelAccount_humanAgentTag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChannelAccount", field, true, true, "Boolean")
 }
 
 func (ec *executionContext) _ChatOptions_showChatIndicator(ctx context.Context, field graphql.CollectedField, obj *schematype.ChatOptions) (ret graphql.Marshaler) {
@@ -9193,6 +9566,138 @@ func (ec *executionContext) fieldContext_Mutation_deleteChannelAccount(ctx conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_startConversation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_startConversation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().StartConversation(ctx, fc.Args["input"].(model.StartConversationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SendMessagePayload) graphql.Marshaler {
+			return ec.marshalNSendMessagePayload2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐSendMessagePayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_startConversation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SendMessagePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_startConversation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createWhatsAppTemplate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createWhatsAppTemplate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateWhatsAppTemplate(ctx, fc.Args["channelAccountID"].(int), fc.Args["input"].(model.CreateWhatsAppTemplateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.WhatsAppTemplate) graphql.Marshaler {
+			return ec.marshalNWhatsAppTemplate2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplate(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createWhatsAppTemplate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WhatsAppTemplate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createWhatsAppTemplate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_syncWhatsAppTemplates(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_syncWhatsAppTemplates(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SyncWhatsAppTemplates(ctx, fc.Args["channelAccountID"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.WhatsAppTemplate) graphql.Marshaler {
+			return ec.marshalNWhatsAppTemplate2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplateᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_syncWhatsAppTemplates(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WhatsAppTemplate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_syncWhatsAppTemplates_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[int]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9860,6 +10365,94 @@ func (ec *executionContext) fieldContext_Query_auditLog(ctx context.Context, fie
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_auditLog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_whatsappTemplates(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_whatsappTemplates(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().WhatsappTemplates(ctx, fc.Args["channelAccountID"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.WhatsAppTemplate) graphql.Marshaler {
+			return ec.marshalNWhatsAppTemplate2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplateᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_whatsappTemplates(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WhatsAppTemplate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_whatsappTemplates_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_renderTemplate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_renderTemplate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RenderTemplate(ctx, fc.Args["id"].(int), fc.Args["conversationID"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_renderTemplate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type String does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_renderTemplate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -11167,6 +11760,167 @@ func (ec *executionContext) _VisitorEvent_cursor(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_VisitorEvent_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("VisitorEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplate_id(ctx context.Context, field graphql.CollectedField, obj *ent.WhatsAppTemplate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplate_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNID2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplate_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplate", field, false, false, "ID")
+}
+
+func (ec *executionContext) _WhatsAppTemplate_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.WhatsAppTemplate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplate_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplate_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplate", field, false, false, "Time")
+}
+
+func (ec *executionContext) _WhatsAppTemplate_name(ctx context.Context, field graphql.CollectedField, obj *ent.WhatsAppTemplate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplate_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplate_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplate", field, false, false, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplate_language(ctx context.Context, field graphql.CollectedField, obj *ent.WhatsAppTemplate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplate_language(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Language, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplate_language(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplate", field, false, false, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplate_category(ctx context.Context, field graphql.CollectedField, obj *ent.WhatsAppTemplate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplate_category(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Category, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplate_category(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplate", field, false, false, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplate_body(ctx context.Context, field graphql.CollectedField, obj *ent.WhatsAppTemplate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplate_body(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Body, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplate_body(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplate", field, false, false, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplate_status(ctx context.Context, field graphql.CollectedField, obj *ent.WhatsAppTemplate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplate_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplate_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplate", field, false, false, "String")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -12913,6 +13667,69 @@ func UnmarshalCreateTemplateInput(ctx context.Context, raw any) (model.CreateTem
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCreateWhatsAppTemplateInput(ctx context.Context, obj any) (model.CreateWhatsAppTemplateInput, error) {
+	var it model.CreateWhatsAppTemplateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "language", "category", "body"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "language":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("language"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Language = data
+		case "category":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("category"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Category = data
+		case "body":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("body"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Body = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCreateWhatsAppTemplateInput unmarshals raw into the CreateWhatsAppTemplateInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCreateWhatsAppTemplateInput(ctx context.Context, raw any) (model.CreateWhatsAppTemplateInput, error) {
+	var out model.CreateWhatsAppTemplateInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CreateWhatsAppTemplateInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputInteractionOrder(ctx context.Context, obj any) (ent.InteractionOrder, error) {
 	var it ent.InteractionOrder
 	if obj == nil {
@@ -13121,7 +13938,7 @@ func (ec *executionContext) unmarshalInputMessengerConfigInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"pageID", "pageAccessToken", "appSecret", "verifyToken", "apiBaseURL"}
+	fieldsInOrder := [...]string{"pageID", "pageAccessToken", "appSecret", "verifyToken", "apiBaseURL", "humanAgentTag"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13163,6 +13980,13 @@ func (ec *executionContext) unmarshalInputMessengerConfigInput(ctx context.Conte
 				return it, err
 			}
 			it.APIBaseURL = data
+		case "humanAgentTag":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("humanAgentTag"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HumanAgentTag = data
 		}
 	}
 	return it, nil
@@ -13356,7 +14180,7 @@ func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"conversationID", "body", "attachmentIDs", "clientMutationID"}
+	fieldsInOrder := [...]string{"conversationID", "body", "attachmentIDs", "clientMutationID", "whatsappTemplate"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13391,6 +14215,13 @@ func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, 
 				return it, err
 			}
 			it.ClientMutationID = data
+		case "whatsappTemplate":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("whatsappTemplate"))
+			data, err := ec.unmarshalOWhatsAppTemplateInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐWhatsAppTemplateInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WhatsappTemplate = data
 		}
 	}
 	return it, nil
@@ -13405,6 +14236,90 @@ func (ec *executionContext) unmarshalInputSendMessageInput(ctx context.Context, 
 func UnmarshalSendMessageInput(ctx context.Context, raw any) (model.SendMessageInput, error) {
 	var out model.SendMessageInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "SendMessageInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputStartConversationInput(ctx context.Context, obj any) (model.StartConversationInput, error) {
+	var it model.StartConversationInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"channelAccountID", "contactID", "to", "body", "whatsappTemplate", "attachmentIDs", "clientMutationID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "channelAccountID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("channelAccountID"))
+			data, err := ec.unmarshalNID2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ChannelAccountID = data
+		case "contactID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("contactID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ContactID = data
+		case "to":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("to"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.To = data
+		case "body":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("body"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Body = data
+		case "whatsappTemplate":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("whatsappTemplate"))
+			data, err := ec.unmarshalOWhatsAppTemplateInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐWhatsAppTemplateInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WhatsappTemplate = data
+		case "attachmentIDs":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attachmentIDs"))
+			data, err := ec.unmarshalOID2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.AttachmentIDs = data
+		case "clientMutationID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationID"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalStartConversationInput unmarshals raw into the StartConversationInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalStartConversationInput(ctx context.Context, raw any) (model.StartConversationInput, error) {
+	var out model.StartConversationInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "StartConversationInput", raw, &out)
 	return out, err
 }
 
@@ -13759,7 +14674,7 @@ func (ec *executionContext) unmarshalInputWhatsAppConfigInput(ctx context.Contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"phoneNumberID", "accessToken", "appSecret", "verifyToken", "apiBaseURL"}
+	fieldsInOrder := [...]string{"phoneNumberID", "accessToken", "appSecret", "verifyToken", "apiBaseURL", "businessAccountID"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13801,6 +14716,13 @@ func (ec *executionContext) unmarshalInputWhatsAppConfigInput(ctx context.Contex
 				return it, err
 			}
 			it.APIBaseURL = data
+		case "businessAccountID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("businessAccountID"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.BusinessAccountID = data
 		}
 	}
 	return it, nil
@@ -13815,6 +14737,115 @@ func (ec *executionContext) unmarshalInputWhatsAppConfigInput(ctx context.Contex
 func UnmarshalWhatsAppConfigInput(ctx context.Context, raw any) (model.WhatsAppConfigInput, error) {
 	var out model.WhatsAppConfigInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "WhatsAppConfigInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputWhatsAppTemplateInput(ctx context.Context, obj any) (model.WhatsAppTemplateInput, error) {
+	var it model.WhatsAppTemplateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "language", "parameters"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "language":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("language"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Language = data
+		case "parameters":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("parameters"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Parameters = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWhatsAppTemplateInput unmarshals raw into the WhatsAppTemplateInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWhatsAppTemplateInput(ctx context.Context, raw any) (model.WhatsAppTemplateInput, error) {
+	var out model.WhatsAppTemplateInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WhatsAppTemplateInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputWhatsAppTemplateOrder(ctx context.Context, obj any) (ent.WhatsAppTemplateOrder, error) {
+	var it ent.WhatsAppTemplateOrder
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"direction", "field"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalNOrderDirection2entgoᚗioᚋcontribᚋentgqlᚐOrderDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNWhatsAppTemplateOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplateOrderField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWhatsAppTemplateOrder unmarshals raw into the WhatsAppTemplateOrder input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWhatsAppTemplateOrder(ctx context.Context, raw any) (ent.WhatsAppTemplateOrder, error) {
+	var out ent.WhatsAppTemplateOrder
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WhatsAppTemplateOrder", raw, &out)
 	return out, err
 }
 
@@ -13849,6 +14880,11 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 	switch obj := (obj).(type) {
 	case nil:
 		return graphql.Null
+	case *ent.WhatsAppTemplate:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._WhatsAppTemplate(ctx, sel, obj)
 	case *ent.Template:
 		if obj == nil {
 			return graphql.Null
@@ -14387,6 +15423,18 @@ func (ec *executionContext) _ChannelAccount(ctx context.Context, sel ast.Selecti
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ChannelAccount_allowedOrigins(ctx, field, obj)
+				})
+		case "businessAccountID":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ChannelAccount_businessAccountID(ctx, field, obj)
+				})
+		case "humanAgentTag":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ChannelAccount_humanAgentTag(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -15503,6 +16551,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "startConversation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_startConversation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createWhatsAppTemplate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createWhatsAppTemplate(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "syncWhatsAppTemplates":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_syncWhatsAppTemplates(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -15708,6 +16777,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_auditLog(ctx, field)
+				})
+		case "whatsappTemplates":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_whatsappTemplates(ctx, field)
+				})
+		case "renderTemplate":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_renderTemplate(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -16262,6 +17343,69 @@ func (ec *executionContext) _VisitorEvent(ctx context.Context, sel ast.Selection
 			}
 		case "cursor":
 			out.Values[i] = ec._VisitorEvent_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var whatsAppTemplateImplementors = []string{"WhatsAppTemplate", "Node"}
+
+func (ec *executionContext) _WhatsAppTemplate(ctx context.Context, sel ast.SelectionSet, obj *ent.WhatsAppTemplate) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, whatsAppTemplateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WhatsAppTemplate")
+		case "id":
+			out.Values[i] = ec._WhatsAppTemplate_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._WhatsAppTemplate_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._WhatsAppTemplate_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "language":
+			out.Values[i] = ec._WhatsAppTemplate_language(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "category":
+			out.Values[i] = ec._WhatsAppTemplate_category(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "body":
+			out.Values[i] = ec._WhatsAppTemplate_body(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._WhatsAppTemplate_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -16898,6 +18042,11 @@ func (ec *executionContext) unmarshalNCreateTemplateInput2githubᚗcomᚋparleyh
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNCreateWhatsAppTemplateInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐCreateWhatsAppTemplateInput(ctx context.Context, v any) (model.CreateWhatsAppTemplateInput, error) {
+	res, err := ec.unmarshalInputCreateWhatsAppTemplateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx context.Context, v any) (entgql.Cursor[int], error) {
 	var res entgql.Cursor[int]
 	err := res.UnmarshalGQL(v)
@@ -17232,6 +18381,11 @@ func (ec *executionContext) marshalNSendMessagePayload2ᚖgithubᚗcomᚋparleyh
 	return ec._SendMessagePayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNStartConversationInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐStartConversationInput(ctx context.Context, v any) (model.StartConversationInput, error) {
+	res, err := ec.unmarshalInputStartConversationInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNStartLiveChatInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐStartLiveChatInput(ctx context.Context, v any) (model.StartLiveChatInput, error) {
 	res, err := ec.unmarshalInputStartLiveChatInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -17384,6 +18538,44 @@ func (ec *executionContext) unmarshalNVisitorEventKind2githubᚗcomᚋparleyhq�
 }
 
 func (ec *executionContext) marshalNVisitorEventKind2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐEventKind(ctx context.Context, sel ast.SelectionSet, v conversations.EventKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNWhatsAppTemplate2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplateᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.WhatsAppTemplate) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWhatsAppTemplate2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplate(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNWhatsAppTemplate2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplate(ctx context.Context, sel ast.SelectionSet, v *ent.WhatsAppTemplate) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WhatsAppTemplate!")
+		return graphql.Null
+	}
+	return ec._WhatsAppTemplate(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNWhatsAppTemplateOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplateOrderField(ctx context.Context, v any) (*ent.WhatsAppTemplateOrderField, error) {
+	var res = new(ent.WhatsAppTemplateOrderField)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNWhatsAppTemplateOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplateOrderField(ctx context.Context, sel ast.SelectionSet, v *ent.WhatsAppTemplateOrderField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WhatsAppTemplateOrderField!")
+		return graphql.Null
+	}
 	return v
 }
 
@@ -18073,6 +19265,14 @@ func (ec *executionContext) unmarshalOWhatsAppConfigInput2ᚖgithubᚗcomᚋparl
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputWhatsAppConfigInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOWhatsAppTemplateInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐWhatsAppTemplateInput(ctx context.Context, v any) (*model.WhatsAppTemplateInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputWhatsAppTemplateInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/parleyhq/parley/internal/attachments"
 	"github.com/parleyhq/parley/internal/audit"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/channels"
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/livechat"
@@ -33,6 +34,8 @@ type Resolver struct {
 	Attachments *attachments.Service
 	// Audit lists administrative changes.
 	Audit *audit.Service
+	// Channels holds the WhatsApp accounts' message templates.
+	Channels *channels.Service
 }
 
 func nonEmpty(s string) *string {
@@ -73,11 +76,13 @@ func providerConfig(w *model.WhatsAppConfigInput, m *model.MessengerConfigInput,
 		out.GivenWhatsApp = true
 		c.PhoneNumberID, c.AccessToken, c.AppSecret, c.VerifyToken = w.PhoneNumberID, w.AccessToken, w.AppSecret, w.VerifyToken
 		c.APIBaseURL = deref(w.APIBaseURL)
+		c.BusinessAccountID = deref(w.BusinessAccountID)
 	}
 	if m != nil {
 		out.GivenMessenger = true
 		c.PageID, c.PageAccessToken, c.AppSecret, c.VerifyToken = m.PageID, m.PageAccessToken, m.AppSecret, m.VerifyToken
 		c.APIBaseURL = deref(m.APIBaseURL)
+		c.HumanAgentTag = m.HumanAgentTag != nil && *m.HumanAgentTag
 	}
 	if s != nil {
 		out.GivenSMS = true

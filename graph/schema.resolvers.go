@@ -69,6 +69,19 @@ func (r *channelAccountResolver) AllowedOrigins(ctx context.Context, obj *ent.Ch
 	return obj.Config.AllowedOrigins, nil
 }
 
+// BusinessAccountID is the resolver for the businessAccountID field.
+func (r *channelAccountResolver) BusinessAccountID(ctx context.Context, obj *ent.ChannelAccount) (*string, error) {
+	return nonEmpty(obj.Config.BusinessAccountID), nil
+}
+
+// HumanAgentTag is the resolver for the humanAgentTag field.
+func (r *channelAccountResolver) HumanAgentTag(ctx context.Context, obj *ent.ChannelAccount) (*bool, error) {
+	if obj.Channel != schematype.ChannelFacebook {
+		return nil, nil
+	}
+	return &obj.Config.HumanAgentTag, nil
+}
+
 // History is the resolver for the history field.
 func (r *contactResolver) History(ctx context.Context, obj *ent.Contact, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.InteractionConnection, error) {
 	return r.Contacts.History(ctx, obj, after, first, before, last)
@@ -136,14 +149,11 @@ func (r *mutationResolver) MarkConversationRead(ctx context.Context, id int) (*e
 
 // SendMessage is the resolver for the sendMessage field.
 func (r *mutationResolver) SendMessage(ctx context.Context, input model.SendMessageInput) (*model.SendMessagePayload, error) {
-	res, err := r.Conversations.Send(ctx, conversations.SendInput{
+	return sentPayload(r.Conversations.Send(ctx, conversations.SendInput{
 		ConversationID: input.ConversationID, Body: deref(input.Body),
 		AttachmentIDs: input.AttachmentIDs, ClientMutationID: deref(input.ClientMutationID),
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &model.SendMessagePayload{Message: res.Message, Conversation: res.Conversation}, nil
+		Template: templateRequest(input.WhatsappTemplate),
+	}))
 }
 
 // UploadAttachment is the resolver for the uploadAttachment field.
@@ -292,6 +302,21 @@ func (r *mutationResolver) DeleteChannelAccount(ctx context.Context, id int) (*m
 	return deletePayload(r.Workspace.DeleteChannelAccount(ctx, id))
 }
 
+// StartConversation is the resolver for the startConversation field.
+func (r *mutationResolver) StartConversation(ctx context.Context, input model.StartConversationInput) (*model.SendMessagePayload, error) {
+	return sentPayload(r.Conversations.Start(ctx, startInput(input)))
+}
+
+// CreateWhatsAppTemplate is the resolver for the createWhatsAppTemplate field.
+func (r *mutationResolver) CreateWhatsAppTemplate(ctx context.Context, channelAccountID int, input model.CreateWhatsAppTemplateInput) (*ent.WhatsAppTemplate, error) {
+	return r.Channels.CreateWhatsAppTemplate(ctx, channelAccountID, whatsAppTemplateInput(input))
+}
+
+// SyncWhatsAppTemplates is the resolver for the syncWhatsAppTemplates field.
+func (r *mutationResolver) SyncWhatsAppTemplates(ctx context.Context, channelAccountID int) ([]*ent.WhatsAppTemplate, error) {
+	return r.Channels.SyncWhatsAppTemplates(ctx, channelAccountID)
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*ent.Agent, error) {
 	return r.Workspace.Me(ctx)
@@ -354,6 +379,16 @@ func (r *queryResolver) VisitorConversation(ctx context.Context) (*model.Visitor
 // AuditLog is the resolver for the auditLog field.
 func (r *queryResolver) AuditLog(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.AuditEntryConnection, error) {
 	return r.Audit.List(ctx, after, first, before, last)
+}
+
+// WhatsappTemplates is the resolver for the whatsappTemplates field.
+func (r *queryResolver) WhatsappTemplates(ctx context.Context, channelAccountID int) ([]*ent.WhatsAppTemplate, error) {
+	return r.Channels.WhatsAppTemplates(ctx, channelAccountID)
+}
+
+// RenderTemplate is the resolver for the renderTemplate field.
+func (r *queryResolver) RenderTemplate(ctx context.Context, id int, conversationID int) (string, error) {
+	return r.Resolver.Templates.Render(ctx, id, conversationID)
 }
 
 // Members is the resolver for the members field.

@@ -261,6 +261,18 @@ func (f WebhookShardFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WebhookShardMutation", m)
 }
 
+// The WhatsAppTemplateFunc type is an adapter to allow the use of ordinary
+// function as WhatsAppTemplate mutator.
+type WhatsAppTemplateFunc func(context.Context, *ent.WhatsAppTemplateMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f WhatsAppTemplateFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.WhatsAppTemplateMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.WhatsAppTemplateMutation", m)
+}
+
 // Condition is a hook condition function.
 type Condition func(context.Context, ent.Mutation) bool
 

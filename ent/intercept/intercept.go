@@ -30,6 +30,7 @@ import (
 	"github.com/parleyhq/parley/ent/template"
 	"github.com/parleyhq/parley/ent/webhookevent"
 	"github.com/parleyhq/parley/ent/webhookshard"
+	"github.com/parleyhq/parley/ent/whatsapptemplate"
 )
 
 // The Query interface represents an operation that queries a graph.
@@ -655,6 +656,33 @@ func (f TraverseWebhookShard) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.WebhookShardQuery", q)
 }
 
+// The WhatsAppTemplateFunc type is an adapter to allow the use of ordinary function as a Querier.
+type WhatsAppTemplateFunc func(context.Context, *ent.WhatsAppTemplateQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f WhatsAppTemplateFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.WhatsAppTemplateQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.WhatsAppTemplateQuery", q)
+}
+
+// The TraverseWhatsAppTemplate type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseWhatsAppTemplate func(context.Context, *ent.WhatsAppTemplateQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseWhatsAppTemplate) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseWhatsAppTemplate) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.WhatsAppTemplateQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.WhatsAppTemplateQuery", q)
+}
+
 // NewQuery returns the generic Query interface for the given typed query.
 func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
@@ -700,6 +728,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.WebhookEventQuery, predicate.WebhookEvent, webhookevent.OrderOption]{typ: ent.TypeWebhookEvent, tq: q}, nil
 	case *ent.WebhookShardQuery:
 		return &query[*ent.WebhookShardQuery, predicate.WebhookShard, webhookshard.OrderOption]{typ: ent.TypeWebhookShard, tq: q}, nil
+	case *ent.WhatsAppTemplateQuery:
+		return &query[*ent.WhatsAppTemplateQuery, predicate.WhatsAppTemplate, whatsapptemplate.OrderOption]{typ: ent.TypeWhatsAppTemplate, tq: q}, nil
 	default:
 		return nil, fmt.Errorf("unknown query type %T", q)
 	}

@@ -47,6 +47,10 @@ const (
 	FieldLeaseUntil = "lease_until"
 	// FieldAttempts holds the string denoting the attempts field in the database.
 	FieldAttempts = "attempts"
+	// FieldWhatsappTemplate holds the string denoting the whatsapp_template field in the database.
+	FieldWhatsappTemplate = "whatsapp_template"
+	// FieldMessagingTag holds the string denoting the messaging_tag field in the database.
+	FieldMessagingTag = "messaging_tag"
 	// EdgeConversation holds the string denoting the conversation edge name in mutations.
 	EdgeConversation = "conversation"
 	// EdgeSenderAgent holds the string denoting the sender_agent edge name in mutations.
@@ -105,6 +109,8 @@ var Columns = []string{
 	FieldNextAttemptAt,
 	FieldLeaseUntil,
 	FieldAttempts,
+	FieldWhatsappTemplate,
+	FieldMessagingTag,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -229,6 +235,11 @@ func ByLeaseUntil(opts ...sql.OrderTermOption) OrderOption {
 // ByAttempts orders the results by the attempts field.
 func ByAttempts(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldAttempts, opts...).ToFunc()
+}
+
+// ByMessagingTag orders the results by the messaging_tag field.
+func ByMessagingTag(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMessagingTag, opts...).ToFunc()
 }
 
 // ByConversationField orders the results by conversation field.

@@ -121,6 +121,11 @@ func Attempts(v int) predicate.Message {
 	return predicate.Message(sql.FieldEQ(FieldAttempts, v))
 }
 
+// MessagingTag applies equality check predicate on the "messaging_tag" field. It's identical to MessagingTagEQ.
+func MessagingTag(v string) predicate.Message {
+	return predicate.Message(sql.FieldEQ(FieldMessagingTag, v))
+}
+
 // DirectionEQ applies the EQ predicate on the "direction" field.
 func DirectionEQ(v schematype.MessageDirection) predicate.Message {
 	vc := v
@@ -854,6 +859,91 @@ func AttemptsLT(v int) predicate.Message {
 // AttemptsLTE applies the LTE predicate on the "attempts" field.
 func AttemptsLTE(v int) predicate.Message {
 	return predicate.Message(sql.FieldLTE(FieldAttempts, v))
+}
+
+// WhatsappTemplateIsNil applies the IsNil predicate on the "whatsapp_template" field.
+func WhatsappTemplateIsNil() predicate.Message {
+	return predicate.Message(sql.FieldIsNull(FieldWhatsappTemplate))
+}
+
+// WhatsappTemplateNotNil applies the NotNil predicate on the "whatsapp_template" field.
+func WhatsappTemplateNotNil() predicate.Message {
+	return predicate.Message(sql.FieldNotNull(FieldWhatsappTemplate))
+}
+
+// MessagingTagEQ applies the EQ predicate on the "messaging_tag" field.
+func MessagingTagEQ(v string) predicate.Message {
+	return predicate.Message(sql.FieldEQ(FieldMessagingTag, v))
+}
+
+// MessagingTagNEQ applies the NEQ predicate on the "messaging_tag" field.
+func MessagingTagNEQ(v string) predicate.Message {
+	return predicate.Message(sql.FieldNEQ(FieldMessagingTag, v))
+}
+
+// MessagingTagIn applies the In predicate on the "messaging_tag" field.
+func MessagingTagIn(vs ...string) predicate.Message {
+	return predicate.Message(sql.FieldIn(FieldMessagingTag, vs...))
+}
+
+// MessagingTagNotIn applies the NotIn predicate on the "messaging_tag" field.
+func MessagingTagNotIn(vs ...string) predicate.Message {
+	return predicate.Message(sql.FieldNotIn(FieldMessagingTag, vs...))
+}
+
+// MessagingTagGT applies the GT predicate on the "messaging_tag" field.
+func MessagingTagGT(v string) predicate.Message {
+	return predicate.Message(sql.FieldGT(FieldMessagingTag, v))
+}
+
+// MessagingTagGTE applies the GTE predicate on the "messaging_tag" field.
+func MessagingTagGTE(v string) predicate.Message {
+	return predicate.Message(sql.FieldGTE(FieldMessagingTag, v))
+}
+
+// MessagingTagLT applies the LT predicate on the "messaging_tag" field.
+func MessagingTagLT(v string) predicate.Message {
+	return predicate.Message(sql.FieldLT(FieldMessagingTag, v))
+}
+
+// MessagingTagLTE applies the LTE predicate on the "messaging_tag" field.
+func MessagingTagLTE(v string) predicate.Message {
+	return predicate.Message(sql.FieldLTE(FieldMessagingTag, v))
+}
+
+// MessagingTagContains applies the Contains predicate on the "messaging_tag" field.
+func MessagingTagContains(v string) predicate.Message {
+	return predicate.Message(sql.FieldContains(FieldMessagingTag, v))
+}
+
+// MessagingTagHasPrefix applies the HasPrefix predicate on the "messaging_tag" field.
+func MessagingTagHasPrefix(v string) predicate.Message {
+	return predicate.Message(sql.FieldHasPrefix(FieldMessagingTag, v))
+}
+
+// MessagingTagHasSuffix applies the HasSuffix predicate on the "messaging_tag" field.
+func MessagingTagHasSuffix(v string) predicate.Message {
+	return predicate.Message(sql.FieldHasSuffix(FieldMessagingTag, v))
+}
+
+// MessagingTagIsNil applies the IsNil predicate on the "messaging_tag" field.
+func MessagingTagIsNil() predicate.Message {
+	return predicate.Message(sql.FieldIsNull(FieldMessagingTag))
+}
+
+// MessagingTagNotNil applies the NotNil predicate on the "messaging_tag" field.
+func MessagingTagNotNil() predicate.Message {
+	return predicate.Message(sql.FieldNotNull(FieldMessagingTag))
+}
+
+// MessagingTagEqualFold applies the EqualFold predicate on the "messaging_tag" field.
+func MessagingTagEqualFold(v string) predicate.Message {
+	return predicate.Message(sql.FieldEqualFold(FieldMessagingTag, v))
+}
+
+// MessagingTagContainsFold applies the ContainsFold predicate on the "messaging_tag" field.
+func MessagingTagContainsFold(v string) predicate.Message {
+	return predicate.Message(sql.FieldContainsFold(FieldMessagingTag, v))
 }
 
 // HasConversation applies the HasEdge predicate on the "conversation" edge.

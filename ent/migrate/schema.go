@@ -500,6 +500,8 @@ var (
 		{Name: "next_attempt_at", Type: field.TypeTime, Nullable: true},
 		{Name: "lease_until", Type: field.TypeTime, Nullable: true},
 		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "whatsapp_template", Type: field.TypeJSON, Nullable: true},
+		{Name: "messaging_tag", Type: field.TypeString, Nullable: true},
 		{Name: "conversation_id", Type: field.TypeInt},
 		{Name: "sender_agent_id", Type: field.TypeInt, Nullable: true},
 		{Name: "sender_contact_id", Type: field.TypeInt, Nullable: true},
@@ -512,19 +514,19 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "messages_conversations_messages",
-				Columns:    []*schema.Column{MessagesColumns[13]},
+				Columns:    []*schema.Column{MessagesColumns[15]},
 				RefColumns: []*schema.Column{ConversationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "messages_agents_sender_agent",
-				Columns:    []*schema.Column{MessagesColumns[14]},
+				Columns:    []*schema.Column{MessagesColumns[16]},
 				RefColumns: []*schema.Column{AgentsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "messages_contacts_sender_contact",
-				Columns:    []*schema.Column{MessagesColumns[15]},
+				Columns:    []*schema.Column{MessagesColumns[17]},
 				RefColumns: []*schema.Column{ContactsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -533,12 +535,12 @@ var (
 			{
 				Name:    "message_conversation_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[13], MessagesColumns[4]},
+				Columns: []*schema.Column{MessagesColumns[15], MessagesColumns[4]},
 			},
 			{
 				Name:    "message_conversation_id_id",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[13], MessagesColumns[0]},
+				Columns: []*schema.Column{MessagesColumns[15], MessagesColumns[0]},
 			},
 			{
 				Name:    "message_channel_account_id_provider_message_id",
@@ -548,7 +550,7 @@ var (
 			{
 				Name:    "message_sender_agent_id_client_mutation_id",
 				Unique:  true,
-				Columns: []*schema.Column{MessagesColumns[14], MessagesColumns[9]},
+				Columns: []*schema.Column{MessagesColumns[16], MessagesColumns[9]},
 			},
 			{
 				Name:    "message_next_attempt_at",
@@ -818,6 +820,43 @@ var (
 		Columns:    WebhookShardsColumns,
 		PrimaryKey: []*schema.Column{WebhookShardsColumns[0]},
 	}
+	// WhatsAppTemplatesColumns holds the columns for the "whats_app_templates" table.
+	WhatsAppTemplatesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "name", Type: field.TypeString, Size: 512},
+		{Name: "language", Type: field.TypeString, Size: 15},
+		{Name: "category", Type: field.TypeString, Size: 40},
+		{Name: "body", Type: field.TypeString, Size: 2147483647},
+		{Name: "placeholders", Type: field.TypeInt, Default: 0},
+		{Name: "header", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "buttons", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "status", Type: field.TypeString, Size: 40},
+		{Name: "provider_id", Type: field.TypeString, Nullable: true},
+		{Name: "channel_account_id", Type: field.TypeInt},
+	}
+	// WhatsAppTemplatesTable holds the schema information for the "whats_app_templates" table.
+	WhatsAppTemplatesTable = &schema.Table{
+		Name:       "whats_app_templates",
+		Columns:    WhatsAppTemplatesColumns,
+		PrimaryKey: []*schema.Column{WhatsAppTemplatesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "whats_app_templates_channel_accounts_channel_account",
+				Columns:    []*schema.Column{WhatsAppTemplatesColumns[12]},
+				RefColumns: []*schema.Column{ChannelAccountsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "whatsapptemplate_channel_account_id_name_language",
+				Unique:  true,
+				Columns: []*schema.Column{WhatsAppTemplatesColumns[12], WhatsAppTemplatesColumns[3], WhatsAppTemplatesColumns[4]},
+			},
+		},
+	}
 	// ConversationParticipantsColumns holds the columns for the "conversation_participants" table.
 	ConversationParticipantsColumns = []*schema.Column{
 		{Name: "conversation_id", Type: field.TypeInt},
@@ -866,6 +905,7 @@ var (
 		TemplatesTable,
 		WebhookEventsTable,
 		WebhookShardsTable,
+		WhatsAppTemplatesTable,
 		ConversationParticipantsTable,
 	}
 )
@@ -960,6 +1000,10 @@ func init() {
 	}
 	WebhookShardsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(81604378624),
+	}
+	WhatsAppTemplatesTable.ForeignKeys[0].RefTable = ChannelAccountsTable
+	WhatsAppTemplatesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(90194313216),
 	}
 	ConversationParticipantsTable.ForeignKeys[0].RefTable = ConversationsTable
 	ConversationParticipantsTable.ForeignKeys[1].RefTable = AgentsTable

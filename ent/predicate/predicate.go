@@ -68,3 +68,6 @@ type WebhookEvent func(*sql.Selector)
 
 // WebhookShard is the predicate function for webhookshard builders.
 type WebhookShard func(*sql.Selector)
+
+// WhatsAppTemplate is the predicate function for whatsapptemplate builders.
+type WhatsAppTemplate func(*sql.Selector)

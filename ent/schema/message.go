@@ -48,6 +48,12 @@ func (Message) Fields() []ent.Field {
 		field.Time("next_attempt_at").Optional().Nillable().Annotations(skip()),
 		field.Time("lease_until").Optional().Nillable().Annotations(skip()),
 		field.Int("attempts").Default(0).Annotations(skip()),
+		// WhatsAppTemplate is set on a message sent as a WhatsApp template
+		// (body holds the rendered text): the outbox sends the template.
+		field.JSON("whatsapp_template", &schematype.TemplateMessage{}).Optional().Annotations(skip()),
+		// MessagingTag is the Messenger message tag a message outside the
+		// standard window is sent with ("HUMAN_AGENT"); empty for none.
+		field.String("messaging_tag").Optional().Annotations(skip()),
 	}
 }
 

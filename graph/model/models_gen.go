@@ -63,6 +63,14 @@ type CreateTemplateInput struct {
 	Body     string `json:"body"`
 }
 
+// A WhatsApp template: name, language and category as at Meta; body with {{1}}-style placeholders.
+type CreateWhatsAppTemplateInput struct {
+	Name     string `json:"name"`
+	Language string `json:"language"`
+	Category string `json:"category"`
+	Body     string `json:"body"`
+}
+
 type DeletePayload struct {
 	DeletedID int `json:"deletedID"`
 }
@@ -88,6 +96,8 @@ type MessengerConfigInput struct {
 	AppSecret       string  `json:"appSecret"`
 	VerifyToken     string  `json:"verifyToken"`
 	APIBaseURL      *string `json:"apiBaseURL,omitempty"`
+	// Answer up to 7 days after the customer's last message with the HUMAN_AGENT tag (the app must be approved for it).
+	HumanAgentTag *bool `json:"humanAgentTag,omitempty"`
 }
 
 type QueueMemberInput struct {
@@ -109,11 +119,30 @@ type SendMessageInput struct {
 	AttachmentIDs  []int   `json:"attachmentIDs,omitempty"`
 	// The same value from the same agent returns the first message instead of storing another.
 	ClientMutationID *string `json:"clientMutationID,omitempty"`
+	// Instead of a body: a WhatsApp template, the one kind of message WhatsApp delivers outside the 24-hour window.
+	WhatsappTemplate *WhatsAppTemplateInput `json:"whatsappTemplate,omitempty"`
 }
 
 type SendMessagePayload struct {
 	Message      *ent.Message      `json:"message"`
 	Conversation *ent.Conversation `json:"conversation"`
+}
+
+// Starts (or continues) a conversation with a customer. Exactly one of
+// contactID / to (an E.164 phone number, SMS and WhatsApp only) and exactly one
+// of body / whatsappTemplate. WhatsApp takes free text only within 24 hours of
+// the customer's last message, a template always; Messenger only within 24
+// hours, or up to 7 days with the HUMAN_AGENT tag where the account enables
+// it; SMS always; live chat never.
+type StartConversationInput struct {
+	ChannelAccountID int                    `json:"channelAccountID"`
+	ContactID        *int                   `json:"contactID,omitempty"`
+	To               *string                `json:"to,omitempty"`
+	Body             *string                `json:"body,omitempty"`
+	WhatsappTemplate *WhatsAppTemplateInput `json:"whatsappTemplate,omitempty"`
+	AttachmentIDs    []int                  `json:"attachmentIDs,omitempty"`
+	// As for sendMessage: the same value from the same agent returns the first message.
+	ClientMutationID *string `json:"clientMutationID,omitempty"`
 }
 
 type StartLiveChatInput struct {
@@ -177,6 +206,15 @@ type WhatsAppConfigInput struct {
 	AppSecret     string  `json:"appSecret"`
 	VerifyToken   string  `json:"verifyToken"`
 	APIBaseURL    *string `json:"apiBaseURL,omitempty"`
+	// The WhatsApp Business Account id, whose message templates syncWhatsAppTemplates reads.
+	BusinessAccountID *string `json:"businessAccountID,omitempty"`
+}
+
+// A WhatsApp message template and the values of its body placeholders ({{1}} first).
+type WhatsAppTemplateInput struct {
+	Name       string   `json:"name"`
+	Language   string   `json:"language"`
+	Parameters []string `json:"parameters,omitempty"`
 }
 
 // Which conversations the inbox lists.

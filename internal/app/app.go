@@ -189,9 +189,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Workspace.MoveConversations = a.Convs.MoveOpenToQueue
 	a.Workspace.AccountChanged = func(context.Context, int) { live.Origins.Invalidate() }
 	a.Attachments.VisitorGate = live.CheckUpload
+	tpls := templates.NewService(client)
+	tpls.Conversations = a.Convs
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
-		Templates: templates.NewService(client), Contacts: contacts.NewService(client),
+		Templates: tpls, Contacts: contacts.NewService(client),
+		Channels:      a.Channels,
 		Conversations: a.Convs,
 		Presence:      a.Presence,
 		LiveChat:      live,

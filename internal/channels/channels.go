@@ -195,6 +195,12 @@ type Download struct {
 type Outgoing struct {
 	Body  string
 	Media []OutMedia
+	// Template, when set, is sent instead of Body (a WhatsApp template:
+	// Body is its rendered text, kept for the timeline).
+	Template *schematype.TemplateMessage
+	// Tag is the message tag of a reply outside the standard window
+	// (Messenger's HUMAN_AGENT); empty for none.
+	Tag string
 }
 
 // OutMedia is an attachment of a reply, as a signed, expiring public URL.
@@ -209,6 +215,9 @@ type OutMedia struct {
 type Part struct {
 	Text  string
 	Media []OutMedia
+	// Template and Tag: see Outgoing.
+	Template *schematype.TemplateMessage
+	Tag      string
 }
 
 // Provider is one messaging provider's adapter.

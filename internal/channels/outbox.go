@@ -231,7 +231,7 @@ func (s *Service) deliver(ctx context.Context, id int, acct *Account, lease time
 		s.retryOrFail(ctx, m, acct, internalError{err})
 		return
 	}
-	out := Outgoing{Body: m.Body}
+	out := Outgoing{Body: m.Body, Template: m.WhatsappTemplate, Tag: m.MessagingTag}
 	for _, a := range atts {
 		if s.links == nil {
 			s.fail(ctx, id, "attachments cannot be sent: no download links")

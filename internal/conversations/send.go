@@ -6,7 +6,6 @@ package conversations
 import (
 	"context"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/ent"
@@ -17,18 +16,21 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
-	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
 )
 
-// SendInput is an agent's message.
+// SendInput is an agent's message: a body (with attachments), or a
+// WhatsApp template instead.
 type SendInput struct {
 	ConversationID   int
 	Body             string
 	AttachmentIDs    []int
 	ClientMutationID string
+	// Template, instead of Body, sends an approved WhatsApp template: the
+	// one kind of message WhatsApp delivers outside the 24-hour window.
+	Template *TemplateInput
 }
 
 // Sent is the outcome of Send.
@@ -40,21 +42,17 @@ type Sent struct {
 // Send stores an agent's reply. The first reply to an unowned conversation
 // claims it in the same transaction: of concurrent first replies exactly one
 // wins; the others get CONFLICT and nothing of theirs is stored. A retried
-// send with the same clientMutationID returns the first message.
+// send with the same clientMutationID returns the first message. The
+// provider's window rules (outboundRule) decide whether free text may go
+// out, or only a template, or a tagged message.
 func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 	p, err := auth.Agent(ctx)
 	if err != nil {
 		return nil, err
 	}
-	body := strings.TrimRight(in.Body, " \t\r\n")
-	if strings.TrimSpace(body) == "" && len(in.AttachmentIDs) == 0 {
-		return nil, apperr.Invalid("body", "a message needs a body or attachments")
-	}
-	if utf8.RuneCountInString(body) > MaxBodyLen {
-		return nil, apperr.Invalid("body", "the message is longer than %d characters", MaxBodyLen)
-	}
-	if len(in.ClientMutationID) > MaxClientMutation {
-		return nil, apperr.Invalid("clientMutationID", "clientMutationID is longer than %d characters", MaxClientMutation)
+	body, err := checkContent(in.Body, in.Template, in.AttachmentIDs, in.ClientMutationID)
+	if err != nil {
+		return nil, err
 	}
 	if in.ClientMutationID != "" {
 		if out, err := s.previousSend(ctx, p, in); out != nil || err != nil {
@@ -67,8 +65,20 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 		if c.Status != schematype.ConversationOpen {
 			return apperr.Invalid("conversationID", "the conversation is %s", strings.ToLower(strings.ReplaceAll(string(c.Status), "_", " ")))
 		}
-		if err := s.checkReplyWindow(c); err != nil {
-			return err
+		d := draft{body: body, attachmentIDs: in.AttachmentIDs, clientMutationID: in.ClientMutationID}
+		if c.Channel != schematype.ChannelInternal && c.Channel != schematype.ChannelLiveChat {
+			var acct *ent.ChannelAccount
+			if c.ChannelAccountID != nil {
+				var err error
+				if acct, err = tx.ChannelAccount.Get(ctx, *c.ChannelAccountID); err != nil && !ent.IsNotFound(err) {
+					return err
+				}
+			}
+			if err := s.shape(ctx, tx, acct, c.Channel, c.CustomerLastMessageAt, in.Template, "conversationID", &d); err != nil {
+				return err
+			}
+		} else if in.Template != nil {
+			return apperr.Invalid("whatsappTemplate", "only WhatsApp conversations take WhatsApp templates")
 		}
 		if err := checkAccountOn(ctx, tx, c); err != nil {
 			return err
@@ -82,49 +92,9 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 			}
 			claimed = true
 		}
-		now := s.now()
-		mc := tx.Message.Create().SetConversationID(c.ID).SetDirection(schematype.DirectionOutbound).
-			SetBody(body).SetSearchBody(textsearch.Fold(body)).SetCreatedAt(now).
-			SetSenderAgentID(p.AgentID).SetNillableClientMutationID(nonEmpty(in.ClientMutationID))
-		switch c.Channel {
-		case schematype.ChannelInternal:
-		case schematype.ChannelLiveChat:
-			mc.SetDeliveryStatus(schematype.DeliverySent)
-		default:
-			// Provider channels hand the message to the delivery outbox:
-			// stored PENDING and due now, in the same transaction, so a
-			// crash between "stored" and "sent" loses nothing.
-			mc.SetDeliveryStatus(schematype.DeliveryPending).SetNillableChannelAccountID(c.ChannelAccountID).
-				SetNextAttemptAt(now)
-		}
-		m, err := mc.Save(ctx)
+		m, err := s.storeOutbound(ctx, tx, p, c, d)
 		if err != nil {
 			return err
-		}
-		if err := attach(ctx, tx, m.ID, in.AttachmentIDs, attachment.UploaderAgentID(p.AgentID)); err != nil {
-			return err
-		}
-		upd := tx.Conversation.UpdateOneID(c.ID).SetLastMessageAt(now).SetLastMessageID(m.ID)
-		if c.Archived {
-			upd.SetArchived(false)
-		}
-		if err := upd.Exec(ctx); err != nil {
-			return err
-		}
-		if err := s.markReadTx(ctx, tx, c.ID, p.AgentID); err != nil {
-			return err
-		}
-		if c.Channel != schematype.ChannelInternal {
-			replied, err := tx.Interaction.Query().Where(interaction.ConversationID(c.ID),
-				interaction.AgentID(p.AgentID), interaction.KindEQ(schematype.InteractionReplied)).Exist(ctx)
-			if err != nil {
-				return err
-			}
-			if !replied {
-				if err := logInteraction(ctx, tx, c, schematype.InteractionReplied, &p.AgentID, "", now); err != nil {
-					return err
-				}
-			}
 		}
 		if claimed {
 			s.emitOwnerChange(after, c.ID, p.AgentID, lost)
@@ -153,6 +123,99 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 	return out, nil
 }
 
+// draft is an agent's message as it is stored: the body the timeline shows
+// (a template's rendered text), and for the outbox the template or tag to
+// send it with.
+type draft struct {
+	body             string
+	template         *schematype.TemplateMessage
+	tag              string
+	attachmentIDs    []int
+	clientMutationID string
+}
+
+// checkContent validates what an agent sends and returns the body trimmed:
+// a body or attachments, or a template alone.
+func checkContent(body string, tpl *TemplateInput, attachmentIDs []int, clientMutationID string) (string, error) {
+	body = strings.TrimRight(body, " \t\r\n")
+	blank := strings.TrimSpace(body) == ""
+	switch {
+	case tpl != nil && !blank:
+		return "", apperr.Invalid("body", "give a body or a whatsappTemplate, not both")
+	case tpl != nil && len(attachmentIDs) > 0:
+		return "", apperr.Invalid("attachmentIDs", "a template message takes no attachments")
+	case tpl == nil && blank && len(attachmentIDs) == 0:
+		return "", apperr.Invalid("body", "a message needs a body or attachments")
+	}
+	if utf8.RuneCountInString(body) > MaxBodyLen {
+		return "", apperr.Invalid("body", "the message is longer than %d characters", MaxBodyLen)
+	}
+	if len(clientMutationID) > MaxClientMutation {
+		return "", apperr.Invalid("clientMutationID", "clientMutationID is longer than %d characters", MaxClientMutation)
+	}
+	if tpl == nil {
+		return body, nil
+	}
+	return "", nil
+}
+
+// storeOutbound appends an agent's message to the open conversation c,
+// which p owns or takes part in: for a provider channel PENDING in the
+// delivery outbox, due now, in the same transaction (a crash between
+// "stored" and "sent" loses nothing). It moves the conversation's last
+// message, brings it back from the archive, marks it read for p and logs
+// p's first reply. Events are the caller's.
+func (s *Service) storeOutbound(ctx context.Context, tx *ent.Tx, p auth.Principal, c *ent.Conversation, d draft) (*ent.Message, error) {
+	now := s.now()
+	mc := tx.Message.Create().SetConversationID(c.ID).SetDirection(schematype.DirectionOutbound).
+		SetBody(d.body).SetSearchBody(textsearch.Fold(d.body)).SetCreatedAt(now).
+		SetSenderAgentID(p.AgentID).SetNillableClientMutationID(nonEmpty(d.clientMutationID))
+	switch c.Channel {
+	case schematype.ChannelInternal:
+	case schematype.ChannelLiveChat:
+		mc.SetDeliveryStatus(schematype.DeliverySent)
+	default:
+		mc.SetDeliveryStatus(schematype.DeliveryPending).SetNillableChannelAccountID(c.ChannelAccountID).
+			SetNextAttemptAt(now)
+		if d.template != nil {
+			mc.SetWhatsappTemplate(d.template)
+		}
+		if d.tag != "" {
+			mc.SetMessagingTag(d.tag)
+		}
+	}
+	m, err := mc.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := attach(ctx, tx, m.ID, d.attachmentIDs, attachment.UploaderAgentID(p.AgentID)); err != nil {
+		return nil, err
+	}
+	upd := tx.Conversation.UpdateOneID(c.ID).SetLastMessageAt(now).SetLastMessageID(m.ID)
+	if c.Archived {
+		upd.SetArchived(false)
+	}
+	if err := upd.Exec(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.markReadTx(ctx, tx, c.ID, p.AgentID); err != nil {
+		return nil, err
+	}
+	if c.Channel != schematype.ChannelInternal {
+		replied, err := tx.Interaction.Query().Where(interaction.ConversationID(c.ID),
+			interaction.AgentID(p.AgentID), interaction.KindEQ(schematype.InteractionReplied)).Exist(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !replied {
+			if err := logInteraction(ctx, tx, c, schematype.InteractionReplied, &p.AgentID, "", now); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
 // previousSend returns the message an earlier send with the same
 // clientMutationID stored, if it is still visible to the caller.
 func (s *Service) previousSend(ctx context.Context, p auth.Principal, in SendInput) (*Sent, error) {
@@ -173,22 +236,6 @@ func (s *Service) previousSend(ctx context.Context, p auth.Principal, in SendInp
 		return nil, err
 	}
 	return &Sent{Message: m, Conversation: c}, nil
-}
-
-// checkReplyWindow refuses a free-form reply that the provider would
-// reject: later after the customer's last message than its reply window
-// (provider.Facts.ReplyWindow: 24 hours for WhatsApp and Messenger).
-func (s *Service) checkReplyWindow(c *ent.Conversation) error {
-	f, ok := provider.For(c.Channel)
-	if !ok || f.ReplyWindow == 0 {
-		return nil
-	}
-	if c.CustomerLastMessageAt != nil && s.now().Sub(*c.CustomerLastMessageAt) <= f.ReplyWindow {
-		return nil
-	}
-	return apperr.Invalid("conversationID",
-		"more than %d hours have passed since the customer's last message: %s only accepts template messages outside the customer service window",
-		int(f.ReplyWindow/time.Hour), f.Label)
 }
 
 // checkAccountOn refuses a reply in a customer conversation whose channel

@@ -37,6 +37,9 @@ const (
 // Service manages templates.
 type Service struct {
 	client *ent.Client
+	// Conversations, when set, lets Render fill in variables for a
+	// conversation the caller may see.
+	Conversations Conversations
 }
 
 // NewService returns the templates service.
@@ -220,6 +223,11 @@ func validate(in Input) (Input, error) {
 	}
 	if out.Body, err = text(in.Body, "body", MaxBody); err != nil {
 		return out, err
+	}
+	if out.Body != nil {
+		if err := checkVariables(*out.Body); err != nil {
+			return out, err
+		}
 	}
 	if in.Language != nil {
 		l, ok := NormalizeLanguage(*in.Language)

@@ -39,6 +39,13 @@ type ChannelConfig struct {
 	APIBaseURL string `json:"apiBaseURL,omitempty"`
 	// Live chat.
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	// BusinessAccountID is the WhatsApp Business Account (WABA) id, whose
+	// message templates syncWhatsAppTemplates lists; optional.
+	BusinessAccountID string `json:"businessAccountID,omitempty"`
+	// HumanAgentTag lets a Messenger page answer for 7 days after the
+	// customer's last message with the HUMAN_AGENT tag (the app must be
+	// approved for it at Meta).
+	HumanAgentTag bool `json:"humanAgentTag,omitempty"`
 }
 
 // Secrets points at the credentials among the fields: what is sealed at

@@ -100,16 +100,17 @@ func attachmentType(contentType string) string {
 func (*Provider) Split(out channels.Outgoing) []channels.Part {
 	var parts []channels.Part
 	for _, t := range channels.SplitText(out.Body, MaxText) {
-		parts = append(parts, channels.Part{Text: t})
+		parts = append(parts, channels.Part{Text: t, Tag: out.Tag})
 	}
 	for _, m := range out.Media {
-		parts = append(parts, channels.Part{Media: []channels.OutMedia{m}})
+		parts = append(parts, channels.Part{Media: []channels.OutMedia{m}, Tag: out.Tag})
 	}
 	return parts
 }
 
 // Send implements channels.Provider: POST /{version}/me/messages with the
-// page token, messaging_type RESPONSE.
+// page token, messaging_type RESPONSE, or MESSAGE_TAG with the part's tag
+// (HUMAN_AGENT) outside the standard window.
 func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, part channels.Part) (string, error) {
 	var msg map[string]any
 	if len(part.Media) == 0 {
@@ -121,13 +122,16 @@ func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, 
 			"payload": map[string]any{"url": m.URL, "is_reusable": false},
 		}}
 	}
+	body := map[string]any{
+		"recipient":      map[string]any{"id": to},
+		"messaging_type": "RESPONSE",
+		"message":        msg,
+	}
+	if part.Tag != "" {
+		body["messaging_type"], body["tag"] = "MESSAGE_TAG", part.Tag
+	}
 	a, err := channels.Do(ctx, p.HTTP, channels.Call{
-		Method: http.MethodPost, URL: p.endpoint(acct, "/me/messages", url.Values{}),
-		JSON: map[string]any{
-			"recipient":      map[string]any{"id": to},
-			"messaging_type": "RESPONSE",
-			"message":        msg,
-		},
+		Method: http.MethodPost, URL: p.endpoint(acct, "/me/messages", url.Values{}), JSON: body,
 	})
 	if err != nil {
 		return "", err

@@ -24,9 +24,12 @@ var Messenger = Facts{
 		}
 		return cfg.PageID, nil
 	},
-	// Outside the window a page may only send tagged messages, which
-	// Parley does not.
+	// Outside the window a page may only send tagged messages: a human
+	// agent's answer with HUMAN_AGENT, for 7 days, when the account's
+	// humanAgentTag says the app is approved for it.
 	ReplyWindow: 24 * time.Hour,
+	TagWindow:   7 * 24 * time.Hour,
+	Tag:         "HUMAN_AGENT",
 	// A page's limits are of the same order as WhatsApp's.
 	Rate:          Rate{PerSecond: 20, Burst: 20},
 	ThrottleCodes: graphThrottle,

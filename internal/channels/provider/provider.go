@@ -35,6 +35,11 @@ type Facts struct {
 	// number (with or without the +), which a new contact keeps as its
 	// phone.
 	PhoneSenders bool
+	// SenderIDOf, for PhoneSenders, is the customer's id on the channel
+	// for an E.164 number: what inbound messages from that number carry,
+	// so that a conversation an agent starts and the customer's answer
+	// meet in one identity.
+	SenderIDOf func(e164 string) string
 	// ConfigField is the field of CreateChannelAccountInput that carries
 	// the provider's config.
 	ConfigField string
@@ -46,6 +51,15 @@ type Facts struct {
 	// provider accepts a free-form reply (the customer service window);
 	// zero means always.
 	ReplyWindow time.Duration
+	// Templates says that outside ReplyWindow the provider still takes
+	// approved template messages (WhatsApp).
+	Templates bool
+	// TagWindow is how long after the customer's last message a human
+	// agent may still answer with Tag, where the account enables it
+	// (Messenger's HUMAN_AGENT tag: 7 days); zero means never.
+	TagWindow time.Duration
+	// Tag is the message tag of TagWindow.
+	Tag string
 	// Rate is an account's default send rate; zero means unlimited (no
 	// provider API to protect).
 	Rate Rate

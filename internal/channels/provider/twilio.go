@@ -17,6 +17,7 @@ var Twilio = Facts{
 	Label:   "Twilio",
 	// A customer is their E.164 number.
 	PhoneSenders: true,
+	SenderIDOf:   func(e164 string) string { return e164 },
 	ConfigField:  "sms",
 	Check: func(cfg schematype.ChannelConfig, given bool) (string, error) {
 		if !given {

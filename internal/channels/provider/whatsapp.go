@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"strings"
 	"time"
 
 	"github.com/parleyhq/parley/ent/schema/schematype"
@@ -14,6 +15,7 @@ var WhatsApp = Facts{
 	Label:   "WhatsApp",
 	// A customer's wa_id is their number without the +.
 	PhoneSenders: true,
+	SenderIDOf:   func(e164 string) string { return strings.TrimPrefix(e164, "+") },
 	ConfigField:  "whatsapp",
 	Check: func(cfg schematype.ChannelConfig, given bool) (string, error) {
 		if !given {
@@ -27,6 +29,7 @@ var WhatsApp = Facts{
 	},
 	// Outside the window only template messages are accepted.
 	ReplyWindow: 24 * time.Hour,
+	Templates:   true,
 	// The default throughput is 80 messages a second per number.
 	Rate: Rate{PerSecond: 20, Burst: 20},
 	// 130429: the number's throughput limit.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/channels"
 	"github.com/parleyhq/parley/internal/channels/provider"
 )
@@ -103,6 +104,10 @@ func captioned(k string) bool { return k == "image" || k == "video" || k == "doc
 // Split implements channels.Provider: one message per text piece or file;
 // a single file takes a short text as its caption.
 func (*Provider) Split(out channels.Outgoing) []channels.Part {
+	if out.Template != nil {
+		// A template is one message of its own (it takes no files).
+		return []channels.Part{{Text: out.Body, Template: out.Template}}
+	}
 	texts := channels.SplitText(out.Body, MaxText)
 	if len(out.Media) == 1 && len(texts) <= 1 && captioned(kind(out.Media[0].ContentType)) &&
 		utf8.RuneCountInString(out.Body) <= MaxCaption {
@@ -125,13 +130,17 @@ func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, 
 		"recipient_type":    "individual",
 		"to":                to,
 	}
-	if len(part.Media) == 0 {
+	switch {
+	case part.Template != nil:
+		msg["type"] = "template"
+		msg["template"] = templateObject(part.Template)
+	case len(part.Media) == 0:
 		msg["type"] = "text"
 		msg["text"] = map[string]any{
 			"body":        part.Text,
 			"preview_url": strings.Contains(part.Text, "https://") || strings.Contains(part.Text, "http://"),
 		}
-	} else {
+	default:
 		m := part.Media[0]
 		k := kind(m.ContentType)
 		obj := map[string]any{"link": m.URL}
@@ -164,6 +173,20 @@ func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, 
 		return "", nil
 	}
 	return ok.Messages[0].ID, nil
+}
+
+// templateObject is the Cloud API's template object: name, language code,
+// and the body parameters as text, in placeholder order.
+func templateObject(t *schematype.TemplateMessage) map[string]any {
+	obj := map[string]any{"name": t.Name, "language": map[string]any{"code": t.Language}}
+	if len(t.Parameters) > 0 {
+		params := make([]any, len(t.Parameters))
+		for i, p := range t.Parameters {
+			params[i] = map[string]any{"type": "text", "text": p}
+		}
+		obj["components"] = []any{map[string]any{"type": "body", "parameters": params}}
+	}
+	return obj
 }
 
 // Signal implements channels.Signaler. The Cloud API marks a customer's
