@@ -206,7 +206,9 @@ func TestUpdateAgent(t *testing.T) {
 		// accents folded; the old ones are not.
 		search := func(q string) []string {
 			var r struct {
-				Agents struct{ Edges []struct{ Node struct{ ID string } } }
+				Agents struct {
+					Edges []struct{ Node struct{ ID string } }
+				}
 			}
 			w.Ana.C.MustOp(t, "SearchAgents", map[string]any{"search": q}, &r)
 			var ids []string
@@ -319,7 +321,12 @@ func TestDeactivateAgent(t *testing.T) {
 		benWS.SubscribeOp(t, "inbox", "InboxEvents", nil)
 		waitSubscribed(t, s, 1)
 
-		var out struct{ DeactivateAgent struct{ ID, Name string; Active bool } }
+		var out struct {
+			DeactivateAgent struct {
+				ID, Name string
+				Active   bool
+			}
+		}
 		w.Carl.C.MustOp(t, "DeactivateAgent", map[string]any{"id": w.Ben.ID}, &out)
 		if out.DeactivateAgent.Active || out.DeactivateAgent.ID != w.Ben.ID {
 			t.Fatalf("deactivated %+v", out.DeactivateAgent)
@@ -376,7 +383,9 @@ func TestDeactivateAgent(t *testing.T) {
 			t.Fatalf("after a refused transfer: %+v", c.Owner)
 		}
 		var found struct {
-			Agents struct{ Edges []struct{ Node struct{ ID string } } }
+			Agents struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 		}
 		w.Ana.C.MustOp(t, "SearchAgents", map[string]any{"search": "Ben"}, &found)
 		if len(found.Agents.Edges) != 0 {
@@ -568,7 +577,9 @@ func TestResetAgentPassword(t *testing.T) {
 		if out.ResetAgentPassword.Agent.ID != w.Ben.ID || len(temp) != 24 {
 			t.Fatalf("reset %+v", out.ResetAgentPassword)
 		}
-		var again struct{ ResetAgentPassword struct{ TemporaryPassword string } }
+		var again struct {
+			ResetAgentPassword struct{ TemporaryPassword string }
+		}
 		w.Carl.C.MustOp(t, "ResetAgentPassword", map[string]any{"id": w.Ben.ID}, &again)
 		if again.ResetAgentPassword.TemporaryPassword == temp {
 			t.Fatal("two resets gave the same password")

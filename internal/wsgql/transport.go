@@ -396,10 +396,16 @@ func (t *Transport) recheck(now time.Time) {
 		}
 		return
 	}
+	checked := time.Now()
 	for tok, cs := range byToken {
 		if !valid[tok] {
 			for _, c := range cs {
-				c.closeWith(CloseForbidden, "token revoked")
+				// A token that expired while Valid ran is not revoked.
+				reason := "token revoked"
+				if sess, _ := c.session(); !sess.Expires.IsZero() && !checked.Before(sess.Expires) {
+					reason = "token expired"
+				}
+				c.closeWith(CloseForbidden, reason)
 			}
 		}
 	}
