@@ -203,7 +203,7 @@ func TestUpdateAgent(t *testing.T) {
 			t.Fatalf("audit detail %v", d)
 		}
 		// The search key follows: the new name and extension are found,
-		// accents folded; the old ones are not.
+		// accents folded.
 		search := func(q string) []string {
 			var r struct {
 				Agents struct {
