@@ -225,9 +225,10 @@ type ComplexityRoot struct {
 	}
 
 	LoginPayload struct {
-		Agent     func(childComplexity int) int
-		ExpiresAt func(childComplexity int) int
-		Token     func(childComplexity int) int
+		Agent              func(childComplexity int) int
+		ExpiresAt          func(childComplexity int) int
+		MustChangePassword func(childComplexity int) int
+		Token              func(childComplexity int) int
 	}
 
 	Message struct {
@@ -256,11 +257,13 @@ type ComplexityRoot struct {
 		AddContactFromConversation func(childComplexity int, conversationID int, input model.ContactInput) int
 		ArchiveConversation        func(childComplexity int, id int) int
 		BlockAnonymousUser         func(childComplexity int, conversationID int) int
+		ChangePassword             func(childComplexity int, current string, new string) int
 		CreateAgent                func(childComplexity int, input model.CreateAgentInput) int
 		CreateChannelAccount       func(childComplexity int, input model.CreateChannelAccountInput) int
 		CreateQueue                func(childComplexity int, input model.CreateQueueInput) int
 		CreateTemplate             func(childComplexity int, input model.CreateTemplateInput) int
 		CreateWhatsAppTemplate     func(childComplexity int, channelAccountID int, input model.CreateWhatsAppTemplateInput) int
+		DeactivateAgent            func(childComplexity int, id int) int
 		DeleteChannelAccount       func(childComplexity int, id int) int
 		DeleteConversation         func(childComplexity int, id int) int
 		DeleteQueue                func(childComplexity int, id int, moveTo *int) int
@@ -271,6 +274,8 @@ type ComplexityRoot struct {
 		Logout                     func(childComplexity int) int
 		MarkConversationRead       func(childComplexity int, id int) int
 		MarkDealtWith              func(childComplexity int, id int) int
+		ReactivateAgent            func(childComplexity int, id int) int
+		ResetAgentPassword         func(childComplexity int, id int) int
 		SendMessage                func(childComplexity int, input model.SendMessageInput) int
 		SetChannelAccountEnabled   func(childComplexity int, id int, enabled bool) int
 		SetStatus                  func(childComplexity int, status schematype.AgentStatus) int
@@ -282,6 +287,7 @@ type ComplexityRoot struct {
 		TakeConversation           func(childComplexity int, id int) int
 		TransferConversation       func(childComplexity int, id int, agentID int) int
 		UnarchiveConversation      func(childComplexity int, id int) int
+		UpdateAgent                func(childComplexity int, id int, input model.UpdateAgentInput) int
 		UpdateChannelAccount       func(childComplexity int, id int, input model.UpdateChannelAccountInput) int
 		UpdateChatOptions          func(childComplexity int, input model.ChatOptionsInput) int
 		UpdateQueue                func(childComplexity int, id int, input model.UpdateQueueInput) int
@@ -337,6 +343,11 @@ type ComplexityRoot struct {
 		Agent    func(childComplexity int) int
 		ID       func(childComplexity int) int
 		Priority func(childComplexity int) int
+	}
+
+	ResetPasswordPayload struct {
+		Agent             func(childComplexity int) int
+		TemporaryPassword func(childComplexity int) int
 	}
 
 	SendMessagePayload struct {
@@ -485,6 +496,11 @@ type MutationResolver interface {
 	StartConversation(ctx context.Context, input model.StartConversationInput) (*model.SendMessagePayload, error)
 	CreateWhatsAppTemplate(ctx context.Context, channelAccountID int, input model.CreateWhatsAppTemplateInput) (*ent.WhatsAppTemplate, error)
 	SyncWhatsAppTemplates(ctx context.Context, channelAccountID int) ([]*ent.WhatsAppTemplate, error)
+	UpdateAgent(ctx context.Context, id int, input model.UpdateAgentInput) (*ent.Agent, error)
+	DeactivateAgent(ctx context.Context, id int) (*ent.Agent, error)
+	ReactivateAgent(ctx context.Context, id int) (*ent.Agent, error)
+	ChangePassword(ctx context.Context, current string, new string) (bool, error)
+	ResetAgentPassword(ctx context.Context, id int) (*model.ResetPasswordPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -1249,6 +1265,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.LoginPayload.ExpiresAt(childComplexity), true
+	case "LoginPayload.mustChangePassword":
+		if e.ComplexityRoot.LoginPayload.MustChangePassword == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LoginPayload.MustChangePassword(childComplexity), true
 	case "LoginPayload.token":
 		if e.ComplexityRoot.LoginPayload.Token == nil {
 			break
@@ -1370,6 +1392,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BlockAnonymousUser(childComplexity, args["conversationID"].(int)), true
+	case "Mutation.changePassword":
+		if e.ComplexityRoot.Mutation.ChangePassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_changePassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ChangePassword(childComplexity, args["current"].(string), args["new"].(string)), true
 	case "Mutation.createAgent":
 		if e.ComplexityRoot.Mutation.CreateAgent == nil {
 			break
@@ -1425,6 +1458,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateWhatsAppTemplate(childComplexity, args["channelAccountID"].(int), args["input"].(model.CreateWhatsAppTemplateInput)), true
+	case "Mutation.deactivateAgent":
+		if e.ComplexityRoot.Mutation.DeactivateAgent == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deactivateAgent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeactivateAgent(childComplexity, args["id"].(int)), true
 	case "Mutation.deleteChannelAccount":
 		if e.ComplexityRoot.Mutation.DeleteChannelAccount == nil {
 			break
@@ -1530,6 +1574,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkDealtWith(childComplexity, args["id"].(int)), true
+	case "Mutation.reactivateAgent":
+		if e.ComplexityRoot.Mutation.ReactivateAgent == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_reactivateAgent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReactivateAgent(childComplexity, args["id"].(int)), true
+	case "Mutation.resetAgentPassword":
+		if e.ComplexityRoot.Mutation.ResetAgentPassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resetAgentPassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResetAgentPassword(childComplexity, args["id"].(int)), true
 	case "Mutation.sendMessage":
 		if e.ComplexityRoot.Mutation.SendMessage == nil {
 			break
@@ -1651,6 +1717,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UnarchiveConversation(childComplexity, args["id"].(int)), true
+	case "Mutation.updateAgent":
+		if e.ComplexityRoot.Mutation.UpdateAgent == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateAgent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateAgent(childComplexity, args["id"].(int), args["input"].(model.UpdateAgentInput)), true
 	case "Mutation.updateChannelAccount":
 		if e.ComplexityRoot.Mutation.UpdateChannelAccount == nil {
 			break
@@ -1983,6 +2060,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.QueueMember.Priority(childComplexity), true
 
+	case "ResetPasswordPayload.agent":
+		if e.ComplexityRoot.ResetPasswordPayload.Agent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResetPasswordPayload.Agent(childComplexity), true
+	case "ResetPasswordPayload.temporaryPassword":
+		if e.ComplexityRoot.ResetPasswordPayload.TemporaryPassword == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResetPasswordPayload.TemporaryPassword(childComplexity), true
+
 	case "SendMessagePayload.conversation":
 		if e.ComplexityRoot.SendMessagePayload.Conversation == nil {
 			break
@@ -2293,6 +2383,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("StartConversationInput", ec.unmarshalInputStartConversationInput),
 			graphql.NewInputUnmarshaler("StartLiveChatInput", ec.unmarshalInputStartLiveChatInput),
 			graphql.NewInputUnmarshaler("TemplateOrder", ec.unmarshalInputTemplateOrder),
+			graphql.NewInputUnmarshaler("UpdateAgentInput", ec.unmarshalInputUpdateAgentInput),
 			graphql.NewInputUnmarshaler("UpdateChannelAccountInput", ec.unmarshalInputUpdateChannelAccountInput),
 			graphql.NewInputUnmarshaler("UpdateQueueInput", ec.unmarshalInputUpdateQueueInput),
 			graphql.NewInputUnmarshaler("UpdateTemplateInput", ec.unmarshalInputUpdateTemplateInput),
@@ -2966,6 +3057,60 @@ extend type Mutation {
   "Admins: reads the account's templates from the Graph API and stores them, all or nothing; needs businessAccountID."
   syncWhatsAppTemplates(channelAccountID: ID!): [WhatsAppTemplate!]!
 }
+
+# ---- administration: agents (issue 11) ----
+
+"Changes to an agent; a field left out stays as it is."
+input UpdateAgentInput {
+  name: String
+  email: String
+  extension: String
+  "Only a SYSTEM_OWNER grants or removes SYSTEM_OWNER; the last active SYSTEM_OWNER keeps it."
+  role: Role
+  maxConcurrentChats: Int
+}
+
+type ResetPasswordPayload {
+  agent: Agent!
+  "The one-time password, shown this once: the agent logs in with it and must choose a new one (changePassword)."
+  temporaryPassword: String!
+}
+
+extend type LoginPayload {
+  """
+  The password was a one-time password from an admin's reset: until
+  changePassword succeeds, this token serves only changePassword, me and
+  logout (anything else answers PASSWORD_CHANGE_REQUIRED).
+  """
+  mustChangePassword: Boolean!
+}
+
+extend type Mutation {
+  "Changes an agent (ADMIN and SYSTEM_OWNER). Email and extension stay unique (CONFLICT naming the field)."
+  updateAgent(id: ID!, input: UpdateAgentInput!): Agent!
+  """
+  Retires an agent (ADMIN and SYSTEM_OWNER; not oneself, not the last active
+  SYSTEM_OWNER, and only a SYSTEM_OWNER retires a SYSTEM_OWNER): every token
+  of theirs is revoked and their websockets close (4403) on every instance,
+  they leave every queue, their live offers move on, and they can no longer
+  log in. Their history stays.
+  """
+  deactivateAgent(id: ID!): Agent!
+  "Lets a deactivated agent log in again (queue memberships are not restored)."
+  reactivateAgent(id: ID!): Agent!
+  """
+  Changes the caller's own password: current must be right (BAD_USER_INPUT
+  otherwise; attempts are limited like logins). Every other token of the
+  caller is revoked; the one of this request stays.
+  """
+  changePassword(current: String!, new: String!): Boolean!
+  """
+  Gives an agent a one-time password (ADMIN and SYSTEM_OWNER; a SYSTEM_OWNER's
+  only by a SYSTEM_OWNER) and revokes every token of theirs; they must change
+  it at their next login.
+  """
+  resetAgentPassword(id: ID!): ResetPasswordPayload!
+}
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
 }
@@ -3327,6 +3472,8 @@ func (ec *executionContext) childFields_LoginPayload(ctx context.Context, field 
 		return ec.fieldContext_LoginPayload_expiresAt(ctx, field)
 	case "agent":
 		return ec.fieldContext_LoginPayload_agent(ctx, field)
+	case "mustChangePassword":
+		return ec.fieldContext_LoginPayload_mustChangePassword(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type LoginPayload", field.Name)
 }
@@ -3431,6 +3578,16 @@ func (ec *executionContext) childFields_QueueMember(ctx context.Context, field g
 		return ec.fieldContext_QueueMember_agent(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type QueueMember", field.Name)
+}
+
+func (ec *executionContext) childFields_ResetPasswordPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "agent":
+		return ec.fieldContext_ResetPasswordPayload_agent(ctx, field)
+	case "temporaryPassword":
+		return ec.fieldContext_ResetPasswordPayload_temporaryPassword(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResetPasswordPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SendMessagePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3809,6 +3966,28 @@ func (ec *executionContext) field_Mutation_blockAnonymousUser_args(ctx context.C
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_changePassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "current",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["current"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "new",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["new"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_createAgent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3884,6 +4063,20 @@ func (ec *executionContext) field_Mutation_createWhatsAppTemplate_args(ctx conte
 		return nil, err
 	}
 	args["input"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_deactivateAgent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -4008,6 +4201,34 @@ func (ec *executionContext) field_Mutation_markConversationRead_args(ctx context
 }
 
 func (ec *executionContext) field_Mutation_markDealtWith_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_reactivateAgent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resetAgentPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
@@ -4204,6 +4425,28 @@ func (ec *executionContext) field_Mutation_unarchiveConversation_args(ctx contex
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_updateAgent_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateAgentInput, error) {
+			return ec.unmarshalNUpdateAgentInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐUpdateAgentInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -7800,6 +8043,29 @@ func (ec *executionContext) fieldContext_LoginPayload_agent(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _LoginPayload_mustChangePassword(ctx context.Context, field graphql.CollectedField, obj *model.LoginPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LoginPayload_mustChangePassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MustChangePassword, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LoginPayload_mustChangePassword(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LoginPayload", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Message_id(ctx context.Context, field graphql.CollectedField, obj *ent.Message) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9698,6 +9964,226 @@ func (ec *executionContext) fieldContext_Mutation_syncWhatsAppTemplates(ctx cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_updateAgent(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_updateAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UpdateAgent(ctx, fc.Args["id"].(int), fc.Args["input"].(model.UpdateAgentInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Agent) graphql.Marshaler {
+			return ec.marshalNAgent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐAgent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_updateAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Agent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_updateAgent_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_deactivateAgent(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_deactivateAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().DeactivateAgent(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Agent) graphql.Marshaler {
+			return ec.marshalNAgent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐAgent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_deactivateAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Agent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_deactivateAgent_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_reactivateAgent(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_reactivateAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReactivateAgent(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Agent) graphql.Marshaler {
+			return ec.marshalNAgent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐAgent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_reactivateAgent(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Agent(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_reactivateAgent_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_changePassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_changePassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ChangePassword(ctx, fc.Args["current"].(string), fc.Args["new"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_changePassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type Boolean does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_changePassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resetAgentPassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resetAgentPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResetAgentPassword(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ResetPasswordPayload) graphql.Marshaler {
+			return ec.marshalNResetPasswordPayload2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐResetPasswordPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resetAgentPassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ResetPasswordPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resetAgentPassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[int]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10804,6 +11290,61 @@ func (ec *executionContext) fieldContext_QueueMember_agent(_ context.Context, fi
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ResetPasswordPayload_agent(ctx context.Context, field graphql.CollectedField, obj *model.ResetPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResetPasswordPayload_agent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Agent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Agent) graphql.Marshaler {
+			return ec.marshalNAgent2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐAgent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResetPasswordPayload_agent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ResetPasswordPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Agent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ResetPasswordPayload_temporaryPassword(ctx context.Context, field graphql.CollectedField, obj *model.ResetPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResetPasswordPayload_temporaryPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TemporaryPassword, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResetPasswordPayload_temporaryPassword(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ResetPasswordPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _SendMessagePayload_message(ctx context.Context, field graphql.CollectedField, obj *model.SendMessagePayload) (ret graphql.Marshaler) {
@@ -14439,6 +14980,76 @@ func UnmarshalTemplateOrder(ctx context.Context, raw any) (ent.TemplateOrder, er
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputUpdateAgentInput(ctx context.Context, obj any) (model.UpdateAgentInput, error) {
+	var it model.UpdateAgentInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"name", "email", "extension", "role", "maxConcurrentChats"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "name":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("name"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Name = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "extension":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("extension"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Extension = data
+		case "role":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("role"))
+			data, err := ec.unmarshalORole2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐRole(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Role = data
+		case "maxConcurrentChats":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("maxConcurrentChats"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.MaxConcurrentChats = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalUpdateAgentInput unmarshals raw into the UpdateAgentInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalUpdateAgentInput(ctx context.Context, raw any) (model.UpdateAgentInput, error) {
+	var out model.UpdateAgentInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "UpdateAgentInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUpdateChannelAccountInput(ctx context.Context, obj any) (model.UpdateChannelAccountInput, error) {
 	var it model.UpdateChannelAccountInput
 	if obj == nil {
@@ -16133,6 +16744,11 @@ func (ec *executionContext) _LoginPayload(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "mustChangePassword":
+			out.Values[i] = ec._LoginPayload_mustChangePassword(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -16572,6 +17188,41 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "updateAgent":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_updateAgent(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deactivateAgent":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_deactivateAgent(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reactivateAgent":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_reactivateAgent(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changePassword":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_changePassword(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resetAgentPassword":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resetAgentPassword(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -16917,6 +17568,44 @@ func (ec *executionContext) _QueueMember(ctx context.Context, sel ast.SelectionS
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._QueueMember_agent(ctx, field, obj)
 				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var resetPasswordPayloadImplementors = []string{"ResetPasswordPayload"}
+
+func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResetPasswordPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, resetPasswordPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ResetPasswordPayload")
+		case "agent":
+			out.Values[i] = ec._ResetPasswordPayload_agent(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "temporaryPassword":
+			out.Values[i] = ec._ResetPasswordPayload_temporaryPassword(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -18358,6 +19047,14 @@ func (ec *executionContext) marshalNQueueOrderField2ᚖgithubᚗcomᚋparleyhq�
 	return v
 }
 
+func (ec *executionContext) marshalNResetPasswordPayload2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐResetPasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.ResetPasswordPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ResetPasswordPayload!")
+		return graphql.Null
+	}
+	return ec._ResetPasswordPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNRole2githubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐRole(ctx context.Context, v any) (schematype.Role, error) {
 	var res schematype.Role
 	err := res.UnmarshalGQL(v)
@@ -18484,6 +19181,11 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNUpdateAgentInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐUpdateAgentInput(ctx context.Context, v any) (model.UpdateAgentInput, error) {
+	res, err := ec.unmarshalInputUpdateAgentInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalNUpdateChannelAccountInput2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐUpdateChannelAccountInput(ctx context.Context, v any) (model.UpdateChannelAccountInput, error) {
@@ -19137,6 +19839,22 @@ func (ec *executionContext) unmarshalOQueueMemberInput2ᚕᚖgithubᚗcomᚋparl
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐRole(ctx context.Context, v any) (*schematype.Role, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(schematype.Role)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORole2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐRole(ctx context.Context, sel ast.SelectionSet, v *schematype.Role) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalOSMSConfigInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐSMSConfigInput(ctx context.Context, v any) (*model.SMSConfigInput, error) {

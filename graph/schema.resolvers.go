@@ -118,7 +118,7 @@ func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*
 	if err != nil {
 		return nil, err
 	}
-	return &model.LoginPayload{Token: res.Token, ExpiresAt: res.ExpiresAt, Agent: res.Agent}, nil
+	return &model.LoginPayload{Token: res.Token, ExpiresAt: res.ExpiresAt, Agent: res.Agent, MustChangePassword: res.MustChangePassword}, nil
 }
 
 // Logout is the resolver for the logout field.
@@ -315,6 +315,41 @@ func (r *mutationResolver) CreateWhatsAppTemplate(ctx context.Context, channelAc
 // SyncWhatsAppTemplates is the resolver for the syncWhatsAppTemplates field.
 func (r *mutationResolver) SyncWhatsAppTemplates(ctx context.Context, channelAccountID int) ([]*ent.WhatsAppTemplate, error) {
 	return r.Channels.SyncWhatsAppTemplates(ctx, channelAccountID)
+}
+
+// UpdateAgent is the resolver for the updateAgent field.
+func (r *mutationResolver) UpdateAgent(ctx context.Context, id int, input model.UpdateAgentInput) (*ent.Agent, error) {
+	return r.Workspace.UpdateAgent(ctx, id, workspace.AgentUpdate{
+		Name: input.Name, Email: input.Email, Extension: input.Extension, Role: input.Role,
+		MaxConcurrentChats: input.MaxConcurrentChats,
+	})
+}
+
+// DeactivateAgent is the resolver for the deactivateAgent field.
+func (r *mutationResolver) DeactivateAgent(ctx context.Context, id int) (*ent.Agent, error) {
+	return r.Workspace.DeactivateAgent(ctx, id)
+}
+
+// ReactivateAgent is the resolver for the reactivateAgent field.
+func (r *mutationResolver) ReactivateAgent(ctx context.Context, id int) (*ent.Agent, error) {
+	return r.Workspace.ReactivateAgent(ctx, id)
+}
+
+// ChangePassword is the resolver for the changePassword field.
+func (r *mutationResolver) ChangePassword(ctx context.Context, current string, new string) (bool, error) {
+	if err := r.Workspace.ChangePassword(ctx, current, new); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// ResetAgentPassword is the resolver for the resetAgentPassword field.
+func (r *mutationResolver) ResetAgentPassword(ctx context.Context, id int) (*model.ResetPasswordPayload, error) {
+	a, temp, err := r.Workspace.ResetAgentPassword(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.ResetPasswordPayload{Agent: a, TemporaryPassword: temp}, nil
 }
 
 // Me is the resolver for the me field.

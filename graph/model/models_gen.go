@@ -88,6 +88,10 @@ type LoginPayload struct {
 	Token     string     `json:"token"`
 	ExpiresAt time.Time  `json:"expiresAt"`
 	Agent     *ent.Agent `json:"agent"`
+	// The password was a one-time password from an admin's reset: until
+	// changePassword succeeds, this token serves only changePassword, me and
+	// logout (anything else answers PASSWORD_CHANGE_REQUIRED).
+	MustChangePassword bool `json:"mustChangePassword"`
 }
 
 type MessengerConfigInput struct {
@@ -104,6 +108,12 @@ type QueueMemberInput struct {
 	AgentID int `json:"agentID"`
 	// 1 = first.
 	Priority int `json:"priority"`
+}
+
+type ResetPasswordPayload struct {
+	Agent *ent.Agent `json:"agent"`
+	// The one-time password, shown this once: the agent logs in with it and must choose a new one (changePassword).
+	TemporaryPassword string `json:"temporaryPassword"`
 }
 
 type SMSConfigInput struct {
@@ -158,6 +168,16 @@ type StartLiveChatPayload struct {
 }
 
 type Subscription struct {
+}
+
+// Changes to an agent; a field left out stays as it is.
+type UpdateAgentInput struct {
+	Name      *string `json:"name,omitempty"`
+	Email     *string `json:"email,omitempty"`
+	Extension *string `json:"extension,omitempty"`
+	// Only a SYSTEM_OWNER grants or removes SYSTEM_OWNER; the last active SYSTEM_OWNER keeps it.
+	Role               *schematype.Role `json:"role,omitempty"`
+	MaxConcurrentChats *int             `json:"maxConcurrentChats,omitempty"`
 }
 
 // Changes a channel account; fields left out stay as they are. queueID and

@@ -27,15 +27,8 @@ import (
 // stored), deleteChannelAccount (history kept), their audit entries, and
 // the refusal of every one to AGENT and GROUP_OWNER.
 
-type auditOut struct {
-	ID, At, Action string
-	TargetID       *string
-	Detail         *string
-	Actor          *struct{ ID, Name string }
-}
-
-// auditLog lists the newest audit entries, newest first.
-func auditLog(t *testing.T, admin *apitest.Agent) []auditOut {
+// auditEntries lists the newest audit entries, newest first.
+func auditEntries(t *testing.T, admin *apitest.Agent) []auditOut {
 	t.Helper()
 	var out struct {
 		AuditLog struct {
@@ -50,10 +43,10 @@ func auditLog(t *testing.T, admin *apitest.Agent) []auditOut {
 	return es
 }
 
-// lastAudit is the newest entry, which must be action on target.
-func lastAudit(t *testing.T, admin *apitest.Agent, action, target string) auditOut {
+// lastAuditOf is the newest entry, which must be action on target.
+func lastAuditOf(t *testing.T, admin *apitest.Agent, action, target string) auditOut {
 	t.Helper()
-	es := auditLog(t, admin)
+	es := auditEntries(t, admin)
 	if len(es) == 0 {
 		t.Fatalf("no audit entry, want %s", action)
 	}
@@ -208,13 +201,13 @@ func TestAdminQueueDescriptionAndDelete(t *testing.T) {
 		if q := queueList(t, w.Ana)[sales]; q.Description != "Pre-sales questions" || q.Name != "Sales" {
 			t.Fatalf("created queue %+v", q)
 		}
-		lastAudit(t, admin, "queue.create", sales)
+		lastAuditOf(t, admin, "queue.create", sales)
 		var upd struct{ UpdateQueue queueDetails }
 		admin.C.MustOp(t, "UpdateQueueDetails", map[string]any{"id": sales, "input": map[string]any{"description": "Quotes and orders"}}, &upd)
 		if upd.UpdateQueue.Description != "Quotes and orders" || upd.UpdateQueue.Name != "Sales" {
 			t.Fatalf("updated queue %+v", upd.UpdateQueue)
 		}
-		e := lastAudit(t, admin, "queue.update", sales)
+		e := lastAuditOf(t, admin, "queue.update", sales)
 		if !strings.Contains(*e.Detail, `"description":"Pre-sales questions"`) || !strings.Contains(*e.Detail, `"description":"Quotes and orders"`) {
 			t.Fatalf("queue.update detail %s", *e.Detail)
 		}
@@ -240,7 +233,7 @@ func TestAdminQueueDescriptionAndDelete(t *testing.T) {
 		w.Dan.C.MustOp(t, "TakeConversation", map[string]any{"id": owned}, nil)
 		w.Dan.C.MustOp(t, "TakeConversation", map[string]any{"id": closed}, nil)
 		w.Dan.C.MustOp(t, "MarkDealtWith", map[string]any{"id": closed}, nil)
-		entries := len(auditLog(t, admin))
+		entries := len(auditEntries(t, admin))
 
 		r := admin.C.Op(t, "DeleteQueue", map[string]any{"id": sales})
 		wantCode(t, r, "CONFLICT", "deleting a queue in use without moveTo")
@@ -256,7 +249,7 @@ func TestAdminQueueDescriptionAndDelete(t *testing.T) {
 		if c := mustConv(t, admin, open); idOf(c.Queue) != sales {
 			t.Fatalf("a refused delete moved a conversation: %+v", c.Queue)
 		}
-		if n := len(auditLog(t, admin)); n != entries {
+		if n := len(auditEntries(t, admin)); n != entries {
 			t.Fatalf("refused deletes were audited: %d entries, want %d", n, entries)
 		}
 
@@ -321,7 +314,7 @@ func TestAdminQueueDescriptionAndDelete(t *testing.T) {
 		if kinds["TRANSFERRED"] != 1 || kinds["CREATED"] != 1 || kinds["OFFERED"] != 4 {
 			t.Fatalf("history %v", kinds)
 		}
-		e = lastAudit(t, admin, "queue.delete", sales)
+		e = lastAuditOf(t, admin, "queue.delete", sales)
 		if !strings.Contains(*e.Detail, `"movedTo":`+w.QueueID) || !strings.Contains(*e.Detail, `"openConversations":2`) ||
 			!strings.Contains(*e.Detail, `"name":"Sales"`) {
 			t.Fatalf("queue.delete detail %s", *e.Detail)
@@ -330,7 +323,7 @@ func TestAdminQueueDescriptionAndDelete(t *testing.T) {
 		// A queue nothing uses goes without moveTo.
 		admin.C.MustOp(t, "CreateQueue", map[string]any{"input": map[string]any{"name": "Empty", "strategy": "RING_ALL"}}, &created)
 		admin.C.MustOp(t, "DeleteQueue", map[string]any{"id": created.CreateQueue.ID}, nil)
-		lastAudit(t, admin, "queue.delete", created.CreateQueue.ID)
+		lastAuditOf(t, admin, "queue.delete", created.CreateQueue.ID)
 	})
 }
 
@@ -386,7 +379,7 @@ func TestAdminRotateChannelCredentials(t *testing.T) {
 		if a := out.UpdateChannelAccount; idOf(a.Queue) != w.QueueID || a.Agent != nil || idOf(a.FallbackQueue) != w.QueueID {
 			t.Fatalf("re-routed to the queue: %+v", a)
 		}
-		e := lastAudit(t, admin, "channelAccount.update", acct)
+		e := lastAuditOf(t, admin, "channelAccount.update", acct)
 		if strings.Contains(*e.Detail, "credentialsRotated") {
 			t.Fatalf("a re-route is no rotation: %s", *e.Detail)
 		}
@@ -397,7 +390,7 @@ func TestAdminRotateChannelCredentials(t *testing.T) {
 			t.Fatalf("rotate: %s", r.Raw)
 		}
 		_, listed := accounts(t, admin)
-		e = lastAudit(t, admin, "channelAccount.update", acct)
+		e = lastAuditOf(t, admin, "channelAccount.update", acct)
 		for _, secret := range []string{"EAAG-old-token", "old-app-secret", "old-verify", "EAAG-new-token", "new-app-secret", "new-verify"} {
 			for what, text := range map[string]string{"the answer": string(r.Raw), "the account list": listed, "the audit entry": *e.Detail} {
 				if strings.Contains(text, secret) {
@@ -552,14 +545,14 @@ func TestAdminDisabledChannelAccount(t *testing.T) {
 			if out.SetChannelAccountEnabled.Enabled {
 				t.Fatalf("account %s still enabled", id)
 			}
-			e := lastAudit(t, admin, "channelAccount.disable", id)
+			e := lastAuditOf(t, admin, "channelAccount.disable", id)
 			if *e.Detail != `{"before":{"enabled":true},"after":{"enabled":false}}` {
 				t.Fatalf("disable detail %s", *e.Detail)
 			}
 		}
-		entries := len(auditLog(t, admin))
+		entries := len(auditEntries(t, admin))
 		admin.C.MustOp(t, "SetChannelAccountEnabled", map[string]any{"id": acct, "enabled": false}, nil)
-		if n := len(auditLog(t, admin)); n != entries {
+		if n := len(auditEntries(t, admin)); n != entries {
 			t.Fatal("disabling a disabled account was audited")
 		}
 		if accts, _ := accounts(t, admin); accts[acct].Enabled || accts[smsAcct].Enabled || accts[w.LiveChat].Enabled || !accts[w.WhatsApp].Enabled {
@@ -623,7 +616,7 @@ func TestAdminDisabledChannelAccount(t *testing.T) {
 		// On again.
 		for _, id := range []string{acct, smsAcct, w.LiveChat} {
 			admin.C.MustOp(t, "SetChannelAccountEnabled", map[string]any{"id": id, "enabled": true}, nil)
-			lastAudit(t, admin, "channelAccount.enable", id)
+			lastAuditOf(t, admin, "channelAccount.enable", id)
 		}
 		deliverMeta(t, hook, "app-secret", waInbound("106540352242922", "wamid.ON", "back on"))
 		waitMessages(t, w.Ana, conv, 2)
@@ -694,7 +687,7 @@ func TestAdminDeleteChannelAccount(t *testing.T) {
 		if accts, _ := accounts(t, admin); accts[acct].ID != "" {
 			t.Fatal("the account is still listed")
 		}
-		e := lastAudit(t, admin, "channelAccount.delete", acct)
+		e := lastAuditOf(t, admin, "channelAccount.delete", acct)
 		if !strings.Contains(*e.Detail, `"phoneNumberID":"106540352242922"`) || strings.Contains(*e.Detail, "app-secret") || strings.Contains(*e.Detail, "EAAG-token") {
 			t.Fatalf("delete detail %s", *e.Detail)
 		}
@@ -753,7 +746,7 @@ func TestAdminAccountsForbidden(t *testing.T) {
 
 		beforeAccts, _ := accounts(t, admin)
 		beforeQueues := queueList(t, admin)
-		entries := len(auditLog(t, admin))
+		entries := len(auditEntries(t, admin))
 		ops := []struct {
 			name string
 			vars map[string]any
@@ -785,7 +778,7 @@ func TestAdminAccountsForbidden(t *testing.T) {
 		if got := queueList(t, admin); fmt.Sprint(got) != fmt.Sprint(beforeQueues) {
 			t.Fatalf("refused operations changed queues: %+v, was %+v", got, beforeQueues)
 		}
-		if n := len(auditLog(t, admin)); n != entries {
+		if n := len(auditEntries(t, admin)); n != entries {
 			t.Fatalf("refused operations were audited: %d entries, want %d", n, entries)
 		}
 		if afterAccts[off].Enabled {

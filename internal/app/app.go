@@ -164,6 +164,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		}
 	}
 	a.Convs = conversations.NewService(client, a.Events, a.Router, log)
+	a.Workspace.Events = a.Events
+	// returnOwned gives a deactivated agent's open conversations back to
+	// the queues they came from (routed again, with an interaction entry).
+	var returnOwned func(ctx context.Context, agentID int, reason string) (int, error)
+	// TODO(lead): enable once the routing branch's ReturnOwned is merged:
+	// returnOwned = a.Convs.ReturnOwned
+	a.Workspace.Deactivated = func(ctx context.Context, agentID int) {
+		if err := a.Router.Withdraw(ctx, []int{agentID}); err != nil {
+			log.Warn("withdraw offers of a deactivated agent", "agent", agentID, "err", err)
+		}
+		if returnOwned != nil {
+			if n, err := returnOwned(ctx, agentID, "owner deactivated"); err != nil {
+				log.Warn("return conversations of a deactivated agent", "agent", agentID, "err", err)
+			} else if n > 0 {
+				log.Info("returned conversations of a deactivated agent", "agent", agentID, "count", n)
+			}
+		}
+	}
 	a.Workspace.StatusChanged = func(ctx context.Context, agentID int, st schematype.AgentStatus) {
 		if err := a.Presence.Changed(ctx, agentID); err != nil {
 			log.Warn("announce status", "err", err)
@@ -227,12 +245,35 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
-	for _, run := range []func(context.Context){a.Router.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens} {
+	for _, run := range []func(context.Context){a.Router.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens, a.closeRevokedSockets} {
 		a.bg.Add(1)
 		go func() {
 			defer a.bg.Done()
 			run(ctx)
 		}()
+	}
+}
+
+// closeRevokedSockets listens to the sessions topic and, whenever some
+// instance revoked tokens or changed a role, rechecks this instance's open
+// websockets at once (sockets of those tokens close with 4403) instead of
+// waiting for PARLEY_WS_RECHECK_INTERVAL, which stays the backstop. The
+// event log makes a publish lost between commit and broker show up at its
+// next poll.
+func (a *App) closeRevokedSockets(ctx context.Context) {
+	for ctx.Err() == nil {
+		events, err := a.Events.Subscribe(ctx, pubsub.SessionsTopic, "")
+		if err != nil {
+			a.Log.Warn("subscribe to token revocations", "err", err)
+		} else {
+			for range events {
+				a.Server.RecheckWebsockets()
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
 }
 

@@ -21,6 +21,10 @@ const (
 	BadUserInput    Code = "BAD_USER_INPUT"
 	RateLimited     Code = "RATE_LIMITED"
 	Internal        Code = "INTERNAL"
+	// PasswordChangeRequired: the caller logged in with a one-time password
+	// (an admin's reset) and must call changePassword first; me and logout
+	// still work.
+	PasswordChangeRequired Code = "PASSWORD_CHANGE_REQUIRED"
 )
 
 // Error is a domain error with a code and a message safe to show a client.

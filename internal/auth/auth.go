@@ -99,6 +99,10 @@ type LoginResult struct {
 	Token     string
 	ExpiresAt time.Time
 	Agent     *ent.Agent
+	// MustChangePassword: the password was a one-time password from an
+	// admin's reset; the token serves changePassword, me and logout only
+	// until the agent chooses a new one.
+	MustChangePassword bool
 }
 
 // Login checks an email and password and issues a token. Attempts are
@@ -132,7 +136,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (*LoginResu
 	if s.LoggedIn != nil {
 		s.LoggedIn(ctx, a.ID)
 	}
-	return &LoginResult{Token: token, ExpiresAt: exp, Agent: a}, nil
+	return &LoginResult{Token: token, ExpiresAt: exp, Agent: a, MustChangePassword: a.MustChangePassword}, nil
 }
 
 // IssueAgentToken issues a token for an agent without a password check:
@@ -196,33 +200,38 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if !s.now().Before(t.ExpiresAt) {
 		return Principal{}, apperr.New(apperr.Unauthenticated, "token expired")
 	}
-	if t.AgentID != nil {
-		a := t.Edges.Agent
-		if a == nil || !a.Active {
-			return Principal{}, apperr.New(apperr.Unauthenticated, "invalid token")
-		}
-		return Principal{AgentID: a.ID, Role: a.Role, TokenHash: h, ExpiresAt: t.ExpiresAt}, nil
+	p, ok := principalOf(t)
+	if !ok {
+		return Principal{}, apperr.New(apperr.Unauthenticated, "invalid token")
 	}
-	if t.ConversationID != nil {
-		return Principal{ConversationID: *t.ConversationID, TokenHash: h, ExpiresAt: t.ExpiresAt}, nil
-	}
-	return Principal{}, apperr.New(apperr.Unauthenticated, "invalid token")
+	return p, nil
 }
 
-// stillValidChunk bounds the token hashes of one StillValid query.
+// stillValidChunk bounds the tokens of one StillValid query.
 const stillValidChunk = 500
 
-// StillValid reports which of the given token hashes (as strings of their
-// bytes) would still authenticate: known, not expired, and not of a
-// deactivated agent. Open websockets are rechecked with it.
-func (s *Service) StillValid(ctx context.Context, hashes []string) (map[string]bool, error) {
-	valid := make(map[string]bool, len(hashes))
+// SessionToken identifies what a websocket was opened with, for
+// [Service.StillValid]: the token's digest and the viewer it authenticated
+// as (agent, role, pending password change; or the visitor's
+// conversation).
+func (p Principal) SessionToken() string { return string(p.TokenHash) + p.ViewerKey() }
+
+// StillValid reports which of the given session tokens
+// ([Principal.SessionToken]) would still authenticate as the same viewer:
+// the token known and not expired, its agent active, with the same role
+// and password state as when the socket opened. Open websockets are
+// rechecked with it, so a socket of a revoked token, a deactivated agent or
+// a changed role closes (the client reconnects with a fresh principal).
+func (s *Service) StillValid(ctx context.Context, sessions []string) (map[string]bool, error) {
+	valid := make(map[string]bool, len(sessions))
 	now := s.now()
-	for start := 0; start < len(hashes); start += stillValidChunk {
-		chunk := hashes[start:min(start+stillValidChunk, len(hashes))]
-		bs := make([][]byte, len(chunk))
-		for i, h := range chunk {
-			bs[i] = []byte(h)
+	for start := 0; start < len(sessions); start += stillValidChunk {
+		chunk := sessions[start:min(start+stillValidChunk, len(sessions))]
+		bs := make([][]byte, 0, len(chunk))
+		for _, st := range chunk {
+			if len(st) >= sha256.Size {
+				bs = append(bs, []byte(st[:sha256.Size]))
+			}
 		}
 		rows, err := s.client.AuthToken.Query().
 			Where(authtoken.TokenHashIn(bs...), authtoken.ExpiresAtGT(now)).
@@ -230,14 +239,37 @@ func (s *Service) StillValid(ctx context.Context, hashes []string) (map[string]b
 		if err != nil {
 			return nil, err
 		}
+		current := make(map[string]string, len(rows))
 		for _, t := range rows {
-			if t.AgentID != nil && (t.Edges.Agent == nil || !t.Edges.Agent.Active) {
+			if p, ok := principalOf(t); ok {
+				current[string(t.TokenHash)] = p.ViewerKey()
+			}
+		}
+		for _, st := range chunk {
+			if len(st) < sha256.Size {
 				continue
 			}
-			valid[string(t.TokenHash)] = true
+			key, ok := current[st[:sha256.Size]]
+			valid[st] = ok && key == st[sha256.Size:]
 		}
 	}
 	return valid, nil
+}
+
+// principalOf is who a stored token (loaded with its agent) authenticates:
+// false for a token of a deactivated agent or of nothing.
+func principalOf(t *ent.AuthToken) (Principal, bool) {
+	if t.AgentID != nil {
+		a := t.Edges.Agent
+		if a == nil || !a.Active {
+			return Principal{}, false
+		}
+		return Principal{AgentID: a.ID, Role: a.Role, TokenHash: t.TokenHash, ExpiresAt: t.ExpiresAt, MustChangePassword: a.MustChangePassword}, true
+	}
+	if t.ConversationID != nil {
+		return Principal{ConversationID: *t.ConversationID, TokenHash: t.TokenHash, ExpiresAt: t.ExpiresAt}, true
+	}
+	return Principal{}, false
 }
 
 // Logout revokes the token of the current request.

@@ -26,6 +26,10 @@ type Principal struct {
 	TokenHash []byte
 	// ExpiresAt is when that token expires (zero when unknown).
 	ExpiresAt time.Time
+	// MustChangePassword is set while the agent logs in with a one-time
+	// password an admin reset: until changePassword, only the operations
+	// [GatePasswordChange] allows run.
+	MustChangePassword bool
 }
 
 // ViewerKey identifies what the caller may see: callers with the same key
@@ -34,7 +38,11 @@ type Principal struct {
 // rules read: the agent and role, or the visitor's conversation.
 func (p Principal) ViewerKey() string {
 	if p.IsAgent() {
-		return "agent:" + strconv.Itoa(p.AgentID) + ":" + string(p.Role)
+		k := "agent:" + strconv.Itoa(p.AgentID) + ":" + string(p.Role)
+		if p.MustChangePassword {
+			k += ":must-change-password"
+		}
+		return k
 	}
 	return "visitor:" + strconv.Itoa(p.ConversationID)
 }

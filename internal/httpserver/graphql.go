@@ -66,6 +66,7 @@ func newGraphQL(d Deps, ws *wsgql.Transport) *handler.Server {
 			return next(d.Resolver.Conversations.WithRequestScope(ctx))
 		})
 	}
+	srv.AroundFields(passwordChangeGate)
 	srv.SetErrorPresenter(presentError(d.Log, d.Metrics))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		d.Log.Error("resolver panic", "request_id", RequestID(ctx), "panic", v)
@@ -102,7 +103,7 @@ func newWebsocket(d Deps, closing context.Context) *wsgql.Transport {
 				}
 				return ctx, wsgql.Session{}, err
 			}
-			sess := wsgql.Session{Key: pr.ViewerKey(), Token: string(pr.TokenHash), Expires: pr.ExpiresAt}
+			sess := wsgql.Session{Key: pr.ViewerKey(), Token: pr.SessionToken(), Expires: pr.ExpiresAt}
 			if pr.IsAgent() && d.Presence != nil {
 				sess.Closed = d.Presence.Connected(ctx, pr.AgentID)
 			}
@@ -130,6 +131,21 @@ func newWebsocket(d Deps, closing context.Context) *wsgql.Transport {
 		Connections:     func(n int) { d.Metrics.WebsocketConnections.Add(float64(n)) },
 		Subscriptions:   func(n int) { d.Metrics.ActiveSubscriptions.Add(float64(n)) },
 	})
+}
+
+// passwordChangeGate refuses the root fields (queries, mutations and
+// subscriptions alike) that an agent logged in with a one-time password may
+// not use yet: auth.GatePasswordChange says which.
+func passwordChangeGate(ctx context.Context, next graphql.Resolver) (any, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc != nil && (fc.Object == "Query" || fc.Object == "Mutation" || fc.Object == "Subscription") {
+		if p, ok := auth.FromContext(ctx); ok {
+			if err := auth.GatePasswordChange(p, fc.Field.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return next(ctx)
 }
 
 // countOperations counts operations by type and outcome.

@@ -192,5 +192,10 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// RecheckWebsockets checks the tokens of every open websocket now, instead
+// of at the next PARLEY_WS_RECHECK_INTERVAL: sockets of revoked tokens close
+// with 4403 at once. It does not wait.
+func (s *Server) RecheckWebsockets() { s.ws.RecheckNow() }
+
 // Websockets reports how many websockets are open on this server.
 func (s *Server) Websockets() int { return s.ws.Connections() }

@@ -35,6 +35,11 @@ const (
 	// KindSessionEnded: the session of the agents in AgentIDs (or of the
 	// visitor of ConversationID) ended; their subscriptions should close.
 	KindSessionEnded = "session.ended"
+	// KindSessionsChanged: login tokens of the agents in AgentIDs were
+	// revoked, or now authenticate differently (deactivation, password
+	// change or reset, role change), published on [SessionsTopic]: every
+	// instance rechecks its open websockets at once.
+	KindSessionsChanged = "sessions.changed"
 	// KindTyping: AgentIDs[0] (or ContactID, the customer) started or
 	// stopped typing in ConversationID (Typing says which). Ephemeral:
 	// never logged, never replayed.
@@ -99,6 +104,11 @@ func ConversationTopic(id int) string { return "conv:" + strconv.Itoa(id) }
 // AgentTopic is the per-agent topic: inbox-level changes an agent must see
 // (conversations created, assigned, removed from their view, session end).
 func AgentTopic(id int) string { return "agent:" + strconv.Itoa(id) }
+
+// SessionsTopic is the workspace-wide topic of token revocations and role
+// changes ([KindSessionsChanged]); every instance listens to it to close the
+// sockets of revoked tokens without waiting for the periodic recheck.
+const SessionsTopic = "sessions"
 
 // VisitorTopic is the topic the website visitor of a conversation listens
 // on. It is separate from [ConversationTopic] so that agent-only events

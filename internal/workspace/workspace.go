@@ -21,6 +21,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/paging"
 	"github.com/parleyhq/parley/internal/secrets"
 	"github.com/parleyhq/parley/internal/store"
@@ -44,6 +45,14 @@ type Service struct {
 	// AccountChanged, when set, is called after a change of a channel
 	// account has committed (the live-chat origin policy reloads).
 	AccountChanged func(ctx context.Context, accountID int)
+	// Deactivated, when set, is called after an agent's deactivation has
+	// committed: their live offers move on and their open conversations go
+	// back to their queues.
+	Deactivated func(ctx context.Context, agentID int)
+	// Events, when set, is where token revocations are announced
+	// (pubsub.SessionsTopic), so that every instance closes the revoked
+	// tokens' websockets at once instead of at its next recheck.
+	Events *eventlog.Log
 }
 
 // NewService returns the workspace service. publicURL is the externally
@@ -175,26 +184,25 @@ func (s *Service) CreateAgent(ctx context.Context, in NewAgent) (*ent.Agent, err
 // CreateAgentUnchecked adds an agent without looking at the caller: for
 // bootstrapping (the first system owner, the create-agent command, the demo).
 func (s *Service) CreateAgentUnchecked(ctx context.Context, in NewAgent) (*ent.Agent, error) {
-	name := strings.TrimSpace(in.Name)
-	if name == "" || utf8.RuneCountInString(name) > 200 {
-		return nil, apperr.Invalid("name", "name must have 1 to 200 characters")
+	name, err := checkName(in.Name)
+	if err != nil {
+		return nil, err
 	}
-	email := auth.NormalizeEmail(in.Email)
-	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email {
-		return nil, apperr.Invalid("email", "%q is not an email address", in.Email)
+	email, err := checkEmail(in.Email)
+	if err != nil {
+		return nil, err
 	}
-	ext := strings.TrimSpace(in.Extension)
-	if !extensionRe.MatchString(ext) {
-		return nil, apperr.Invalid("extension", "extension must be 1 to 20 digits")
+	ext, err := checkExtension(in.Extension)
+	if err != nil {
+		return nil, err
 	}
 	if err := validateRole(in.Role); err != nil {
 		return nil, err
 	}
 	maxChats := 5
 	if in.MaxConcurrentChats != nil {
-		maxChats = *in.MaxConcurrentChats
-		if maxChats < 1 || maxChats > 1000 {
-			return nil, apperr.Invalid("maxConcurrentChats", "maxConcurrentChats must be between 1 and 1000")
+		if maxChats, err = checkMaxChats(*in.MaxConcurrentChats); err != nil {
+			return nil, err
 		}
 	}
 	hash, err := s.auth.HashPassword(in.Password)
@@ -217,6 +225,39 @@ func (s *Service) CreateAgentUnchecked(ctx context.Context, in NewAgent) (*ent.A
 		return nil, store.Coded(err, "agent")
 	}
 	return a, nil
+}
+
+// checkName, checkEmail, checkExtension and checkMaxChats validate (and
+// normalise) an agent's fields, for createAgent and updateAgent alike.
+func checkName(in string) (string, error) {
+	name := strings.TrimSpace(in)
+	if name == "" || utf8.RuneCountInString(name) > 200 {
+		return "", apperr.Invalid("name", "name must have 1 to 200 characters")
+	}
+	return name, nil
+}
+
+func checkEmail(in string) (string, error) {
+	email := auth.NormalizeEmail(in)
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email {
+		return "", apperr.Invalid("email", "%q is not an email address", in)
+	}
+	return email, nil
+}
+
+func checkExtension(in string) (string, error) {
+	ext := strings.TrimSpace(in)
+	if !extensionRe.MatchString(ext) {
+		return "", apperr.Invalid("extension", "extension must be 1 to 20 digits")
+	}
+	return ext, nil
+}
+
+func checkMaxChats(n int) (int, error) {
+	if n < 1 || n > 1000 {
+		return 0, apperr.Invalid("maxConcurrentChats", "maxConcurrentChats must be between 1 and 1000")
+	}
+	return n, nil
 }
 
 func validateRole(r schematype.Role) error {

@@ -158,6 +158,9 @@ type Transport struct {
 	// ready hands connections with frames to write to the writers.
 	ready chan *conn
 
+	// recheckNow asks the housekeeping loop for a recheck out of turn.
+	recheckNow chan struct{}
+
 	stop chan struct{}
 	once sync.Once
 }
@@ -182,6 +185,8 @@ func New(cfg Config) *Transport {
 		groups: map[[sha256.Size]byte]*group{},
 		stop:   make(chan struct{}),
 		ready:  make(chan *conn, readyQueue),
+
+		recheckNow: make(chan struct{}, 1),
 	}
 	if cfg.Closing != nil {
 		context.AfterFunc(cfg.Closing, t.Shutdown)
@@ -339,7 +344,22 @@ func (t *Transport) housekeeping() {
 			t.each(func(c *conn) { c.ping() })
 		case now := <-recheck.C:
 			t.recheck(now)
+		case <-t.recheckNow:
+			t.recheck(time.Now())
+			recheck.Reset(t.cfg.RecheckInterval)
 		}
+	}
+}
+
+// RecheckNow rechecks every socket's token as soon as the housekeeping
+// loop is free, instead of at the next RecheckInterval: a token revoked a
+// moment ago (a deactivated agent, a password change) closes its sockets
+// with 4403 at once. It never blocks; requests made while one is pending
+// are served by that one (it reads the tokens after they were revoked).
+func (t *Transport) RecheckNow() {
+	select {
+	case t.recheckNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -376,10 +396,16 @@ func (t *Transport) recheck(now time.Time) {
 		}
 		return
 	}
+	checked := time.Now()
 	for tok, cs := range byToken {
 		if !valid[tok] {
 			for _, c := range cs {
-				c.closeWith(CloseForbidden, "token revoked")
+				// A token that expired while Valid ran is not revoked.
+				reason := "token revoked"
+				if sess, _ := c.session(); !sess.Expires.IsZero() && !checked.Before(sess.Expires) {
+					reason = "token expired"
+				}
+				c.closeWith(CloseForbidden, reason)
 			}
 		}
 	}
