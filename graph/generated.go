@@ -266,13 +266,14 @@ type ComplexityRoot struct {
 		Logout                     func(childComplexity int) int
 		MarkConversationRead       func(childComplexity int, id int) int
 		MarkDealtWith              func(childComplexity int, id int) int
+		ReleaseConversation        func(childComplexity int, id int) int
 		SendMessage                func(childComplexity int, input model.SendMessageInput) int
 		SetStatus                  func(childComplexity int, status schematype.AgentStatus) int
 		SetTyping                  func(childComplexity int, conversationID int, typing bool) int
 		StartInternalChat          func(childComplexity int, agentIDs []int, body string) int
 		StartLiveChat              func(childComplexity int, input model.StartLiveChatInput) int
 		TakeConversation           func(childComplexity int, id int) int
-		TransferConversation       func(childComplexity int, id int, agentID int) int
+		TransferConversation       func(childComplexity int, id int, agentID *int, queueID *int) int
 		UnarchiveConversation      func(childComplexity int, id int) int
 		UpdateChatOptions          func(childComplexity int, input model.ChatOptionsInput) int
 		UpdateQueue                func(childComplexity int, id int, input model.UpdateQueueInput) int
@@ -434,7 +435,7 @@ type MutationResolver interface {
 	SendMessage(ctx context.Context, input model.SendMessageInput) (*model.SendMessagePayload, error)
 	UploadAttachment(ctx context.Context, file graphql.Upload) (*ent.Attachment, error)
 	TakeConversation(ctx context.Context, id int) (*ent.Conversation, error)
-	TransferConversation(ctx context.Context, id int, agentID int) (*ent.Conversation, error)
+	TransferConversation(ctx context.Context, id int, agentID *int, queueID *int) (*ent.Conversation, error)
 	MarkDealtWith(ctx context.Context, id int) (*ent.Conversation, error)
 	ArchiveConversation(ctx context.Context, id int) (*ent.Conversation, error)
 	UnarchiveConversation(ctx context.Context, id int) (*ent.Conversation, error)
@@ -455,6 +456,7 @@ type MutationResolver interface {
 	VisitorSendMessage(ctx context.Context, body *string, attachmentIDs []int) (*ent.Message, error)
 	VisitorSetTyping(ctx context.Context, typing bool) (bool, error)
 	SetTyping(ctx context.Context, conversationID int, typing bool) (bool, error)
+	ReleaseConversation(ctx context.Context, id int) (*ent.Conversation, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -1453,6 +1455,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkDealtWith(childComplexity, args["id"].(int)), true
+	case "Mutation.releaseConversation":
+		if e.ComplexityRoot.Mutation.ReleaseConversation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_releaseConversation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReleaseConversation(childComplexity, args["id"].(int)), true
 	case "Mutation.sendMessage":
 		if e.ComplexityRoot.Mutation.SendMessage == nil {
 			break
@@ -1529,7 +1542,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.TransferConversation(childComplexity, args["id"].(int), args["agentID"].(int)), true
+		return e.ComplexityRoot.Mutation.TransferConversation(childComplexity, args["id"].(int), args["agentID"].(*int), args["queueID"].(*int)), true
 	case "Mutation.unarchiveConversation":
 		if e.ComplexityRoot.Mutation.UnarchiveConversation == nil {
 			break
@@ -2526,7 +2539,8 @@ type Mutation {
   sendMessage(input: SendMessageInput!): SendMessagePayload!
   uploadAttachment(file: Upload!): Attachment!
   takeConversation(id: ID!): Conversation!
-  transferConversation(id: ID!, agentID: ID!): Conversation!
+  "To an agent (agentID) or to a queue (queueID, unowned and routed there): exactly one of the two."
+  transferConversation(id: ID!, agentID: ID, queueID: ID): Conversation!
   markDealtWith(id: ID!): Conversation!
   archiveConversation(id: ID!): Conversation!
   unarchiveConversation(id: ID!): Conversation!
@@ -2637,6 +2651,41 @@ type Subscription {
 extend type Query {
   "Administrative changes, newest first (ADMIN and SYSTEM_OWNER only)."
   auditLog(after: Cursor, first: Int, before: Cursor, last: Int): AuditEntryConnection!
+}
+
+# ---- routing (issue 11) ----
+
+extend input CreateChannelAccountInput {
+  """
+  Only with agentID: where the account's conversations go when that agent
+  cannot take them (not AVAILABLE, offline, at maxConcurrentChats, or not
+  answering) within this queue's offerTimeoutSeconds, and at once when the
+  agent is deactivated. Without one, they wait for the agent.
+  """
+  fallbackQueueID: ID
+}
+
+extend input CreateQueueInput {
+  """
+  Owner away: when an owner has been OFFLINE, or offline (no connection),
+  this long, their open conversations of this queue go back to it unowned
+  and are routed again. 60 to 604800 seconds; null or 0 = off (the default).
+  """
+  ownerAwayTimeoutSeconds: Int
+}
+
+extend input UpdateQueueInput {
+  "As in CreateQueueInput; 0 turns it off, null leaves it unchanged."
+  ownerAwayTimeoutSeconds: Int
+}
+
+extend type Mutation {
+  """
+  The owner (or an admin) gives an owned, open conversation back to its
+  queue, unowned and routed there; one that came straight to an agent goes
+  to its account's fallback queue (BAD_USER_INPUT without one).
+  """
+  releaseConversation(id: ID!): Conversation!
 }
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
@@ -3611,6 +3660,20 @@ func (ec *executionContext) field_Mutation_markDealtWith_args(ctx context.Contex
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_releaseConversation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_sendMessage_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -3723,13 +3786,21 @@ func (ec *executionContext) field_Mutation_transferConversation_args(ctx context
 	}
 	args["id"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "agentID",
-		func(ctx context.Context, v any) (int, error) {
-			return ec.unmarshalNID2int(ctx, v)
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOID2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
 	args["agentID"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "queueID",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOID2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["queueID"] = arg2
 	return args, nil
 }
 
@@ -7912,7 +7983,7 @@ func (ec *executionContext) _Mutation_transferConversation(ctx context.Context, 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().TransferConversation(ctx, fc.Args["id"].(int), fc.Args["agentID"].(int))
+			return ec.Resolvers.Mutation().TransferConversation(ctx, fc.Args["id"].(int), fc.Args["agentID"].(*int), fc.Args["queueID"].(*int))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ent.Conversation) graphql.Marshaler {
@@ -8820,6 +8891,50 @@ func (ec *executionContext) fieldContext_Mutation_setTyping(ctx context.Context,
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_setTyping_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_releaseConversation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_releaseConversation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReleaseConversation(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Conversation) graphql.Marshaler {
+			return ec.marshalNConversation2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐConversation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_releaseConversation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Conversation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_releaseConversation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -12333,7 +12448,7 @@ func (ec *executionContext) unmarshalInputCreateChannelAccountInput(ctx context.
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"channel", "name", "queueID", "agentID", "whatsapp", "messenger", "sms", "liveChat"}
+	fieldsInOrder := [...]string{"channel", "name", "queueID", "agentID", "whatsapp", "messenger", "sms", "liveChat", "fallbackQueueID"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -12396,6 +12511,13 @@ func (ec *executionContext) unmarshalInputCreateChannelAccountInput(ctx context.
 				return it, err
 			}
 			it.LiveChat = data
+		case "fallbackQueueID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fallbackQueueID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FallbackQueueID = data
 		}
 	}
 	return it, nil
@@ -12424,7 +12546,7 @@ func (ec *executionContext) unmarshalInputCreateQueueInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members"}
+	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members", "ownerAwayTimeoutSeconds"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -12459,6 +12581,13 @@ func (ec *executionContext) unmarshalInputCreateQueueInput(ctx context.Context, 
 				return it, err
 			}
 			it.Members = data
+		case "ownerAwayTimeoutSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerAwayTimeoutSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerAwayTimeoutSeconds = data
 		}
 	}
 	return it, nil
@@ -13161,7 +13290,7 @@ func (ec *executionContext) unmarshalInputUpdateQueueInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members"}
+	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members", "ownerAwayTimeoutSeconds"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -13196,6 +13325,13 @@ func (ec *executionContext) unmarshalInputUpdateQueueInput(ctx context.Context, 
 				return it, err
 			}
 			it.Members = data
+		case "ownerAwayTimeoutSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerAwayTimeoutSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerAwayTimeoutSeconds = data
 		}
 	}
 	return it, nil
@@ -14999,6 +15135,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "setTyping":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_setTyping(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "releaseConversation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_releaseConversation(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

@@ -42,8 +42,8 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-func queueInput(name *string, strategy *schematype.PollingStrategy, timeout *int, members []*model.QueueMemberInput) workspace.QueueInput {
-	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, MembersSet: members != nil}
+func queueInput(name *string, strategy *schematype.PollingStrategy, timeout, ownerAway *int, members []*model.QueueMemberInput) workspace.QueueInput {
+	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, OwnerAwayTimeoutSeconds: ownerAway, MembersSet: members != nil}
 	for _, m := range members {
 		in.Members = append(in.Members, workspace.Member{AgentID: m.AgentID, Priority: m.Priority})
 	}
@@ -51,7 +51,7 @@ func queueInput(name *string, strategy *schematype.PollingStrategy, timeout *int
 }
 
 func channelAccountInput(in model.CreateChannelAccountInput) workspace.NewChannelAccount {
-	out := workspace.NewChannelAccount{Channel: in.Channel, Name: in.Name, QueueID: in.QueueID, AgentID: in.AgentID}
+	out := workspace.NewChannelAccount{Channel: in.Channel, Name: in.Name, QueueID: in.QueueID, AgentID: in.AgentID, FallbackQueueID: in.FallbackQueueID}
 	c := &out.Config
 	if w := in.Whatsapp; w != nil {
 		out.GivenWhatsApp = true

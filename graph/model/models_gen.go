@@ -45,6 +45,11 @@ type CreateChannelAccountInput struct {
 	Messenger *MessengerConfigInput `json:"messenger,omitempty"`
 	Sms       *SMSConfigInput       `json:"sms,omitempty"`
 	LiveChat  *LiveChatConfigInput  `json:"liveChat,omitempty"`
+	// Only with agentID: where the account's conversations go when that agent
+	// cannot take them (not AVAILABLE, offline, at maxConcurrentChats, or not
+	// answering) within this queue's offerTimeoutSeconds, and at once when the
+	// agent is deactivated. Without one, they wait for the agent.
+	FallbackQueueID *int `json:"fallbackQueueID,omitempty"`
 }
 
 type CreateQueueInput struct {
@@ -52,6 +57,10 @@ type CreateQueueInput struct {
 	Strategy            schematype.PollingStrategy `json:"strategy"`
 	OfferTimeoutSeconds *int                       `json:"offerTimeoutSeconds,omitempty"`
 	Members             []*QueueMemberInput        `json:"members,omitempty"`
+	// Owner away: when an owner has been OFFLINE, or offline (no connection),
+	// this long, their open conversations of this queue go back to it unowned
+	// and are routed again. 60 to 604800 seconds; null or 0 = off (the default).
+	OwnerAwayTimeoutSeconds *int `json:"ownerAwayTimeoutSeconds,omitempty"`
 }
 
 type CreateTemplateInput struct {
@@ -134,6 +143,8 @@ type UpdateQueueInput struct {
 	Strategy            *schematype.PollingStrategy `json:"strategy,omitempty"`
 	OfferTimeoutSeconds *int                        `json:"offerTimeoutSeconds,omitempty"`
 	Members             []*QueueMemberInput         `json:"members,omitempty"`
+	// As in CreateQueueInput; 0 turns it off, null leaves it unchanged.
+	OwnerAwayTimeoutSeconds *int `json:"ownerAwayTimeoutSeconds,omitempty"`
 }
 
 type UpdateTemplateInput struct {

@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		}
 	}
 	a.Convs = conversations.NewService(client, a.Events, a.Router, log)
+	a.Convs.PresenceGrace = cfg.PresenceGrace
 	a.Workspace.StatusChanged = func(ctx context.Context, agentID int, st schematype.AgentStatus) {
 		if err := a.Presence.Changed(ctx, agentID); err != nil {
 			log.Warn("announce status", "err", err)
@@ -218,11 +219,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	return a, nil
 }
 
-// Start runs the background workers (offer timers) until Close.
+// Start runs the background workers (offer timers, owner away) until Close.
 func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
-	for _, run := range []func(context.Context){a.Router.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens} {
+	for _, run := range []func(context.Context){a.Router.Run, a.Convs.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens} {
 		a.bg.Add(1)
 		go func() {
 			defer a.bg.Done()

@@ -22,6 +22,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/paging"
+	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/secrets"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
@@ -240,7 +241,10 @@ type QueueInput struct {
 	Name                *string
 	Strategy            *schematype.PollingStrategy
 	OfferTimeoutSeconds *int
-	Members             []Member
+	// OwnerAwayTimeoutSeconds: MinOwnerAway to MaxOwnerAway seconds, 0 =
+	// off (routing, issue 11).
+	OwnerAwayTimeoutSeconds *int
+	Members                 []Member
 	MembersSet          bool
 }
 
@@ -317,6 +321,21 @@ func (s *Service) applyQueue(in QueueInput, m *ent.QueueMutation) error {
 			return apperr.Invalid("offerTimeoutSeconds", "offerTimeoutSeconds must be between 5 and 3600")
 		}
 		m.SetOfferTimeoutSeconds(*in.OfferTimeoutSeconds)
+	}
+	return applyOwnerAway(in.OwnerAwayTimeoutSeconds, m)
+}
+
+// applyOwnerAway sets a queue's owner-away timeout: 0 turns it off.
+func applyOwnerAway(secs *int, m *ent.QueueMutation) error {
+	lo, hi := int(routing.MinOwnerAway.Seconds()), int(routing.MaxOwnerAway.Seconds())
+	switch {
+	case secs == nil:
+	case *secs == 0:
+		m.ClearOwnerAwayTimeoutSeconds()
+	case *secs < lo || *secs > hi:
+		return apperr.Invalid("ownerAwayTimeoutSeconds", "ownerAwayTimeoutSeconds must be 0 (off) or between %d and %d", lo, hi)
+	default:
+		m.SetOwnerAwayTimeoutSeconds(*secs)
 	}
 	return nil
 }
