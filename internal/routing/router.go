@@ -420,12 +420,15 @@ func (r *Router) RouteDue(ctx context.Context) (int, error) {
 }
 
 // WakeWaiting makes every waiting conversation (unowned, open, in a queue
-// or waiting for the one agent of its account, with nothing due) due now, and nudges the worker. Called when an agent
+// or waiting for the one agent of its account, offered to nobody) due now, and nudges the worker. Called when an agent
 // becomes AVAILABLE or frees a slot, and by the periodic sweep.
 func (r *Router) WakeWaiting(ctx context.Context) error {
 	_, err := r.client.Conversation.Update().
 		Where(
-			conversation.RouteAtIsNil(), conversation.OwnerIDIsNil(),
+			// Nothing due, or a deadline pending with nobody offered (a
+			// direct conversation waiting for its agent until it falls back).
+			conversation.Or(conversation.RouteAtIsNil(), conversation.Not(conversation.HasOffersWith(offer.Active(true)))),
+			conversation.OwnerIDIsNil(),
 			conversation.Or(conversation.QueueIDNotNil(), conversation.HasChannelAccountWith(channelaccount.AgentIDNotNil())),
 			conversation.StatusEQ(schematype.ConversationOpen), conversation.Archived(false),
 			conversation.ChannelNEQ(schematype.ChannelInternal),
