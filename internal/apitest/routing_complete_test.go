@@ -189,11 +189,11 @@ func TestRoutingDirectFallback(t *testing.T) {
 		})
 
 		t.Run("unavailable, across a restart", func(t *testing.T) {
-			w.Dan.C.MustOp(t, "SetStatus", map[string]any{"status": "BUSY"}, nil)
+			w.Dan.C.MustOp(t, "SetStatus", map[string]any{"status": "AWAY"}, nil)
 			defer w.Dan.C.MustOp(t, "SetStatus", map[string]any{"status": "AVAILABLE"}, nil)
 			id := w.Inbound(t, acct, "+14155550102", "Dan is busy")
 			if got := offered(t, id, support...); len(got) != 0 {
-				t.Fatalf("offered to %v while Dan is BUSY", got)
+				t.Fatalf("offered to %v while Dan is AWAY", got)
 			}
 			// A second instance on the same database runs the timer.
 			other := apitest.Start(t, apitest.Options{Backend: b, DB: db, NoWorkers: true})
