@@ -1,7 +1,9 @@
 // Package conversations holds the rules that make Parley more than a chat
 // server: the inbound entry point every channel uses, exclusive ownership
 // (the first reply or Take claims an unowned conversation in one atomic
-// step), transfer, dealt-with, archive, delete, the unknown-sender prompt,
+// step), transfer (to an agent or a queue), release back to a queue (by
+// the owner, when the owner is away, when the agent is deactivated: see
+// release.go), dealt-with, archive, delete, the unknown-sender prompt,
 // live-chat end and block, internal chats, read state, the inbox views, the
 // interaction log behind a contact's history, and the realtime events.
 //
