@@ -245,7 +245,7 @@ type QueueInput struct {
 	// off (routing, issue 11).
 	OwnerAwayTimeoutSeconds *int
 	Members                 []Member
-	MembersSet          bool
+	MembersSet              bool
 }
 
 // CreateQueue adds a queue (admins only).
