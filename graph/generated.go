@@ -275,6 +275,7 @@ type ComplexityRoot struct {
 		MarkConversationRead       func(childComplexity int, id int) int
 		MarkDealtWith              func(childComplexity int, id int) int
 		ReactivateAgent            func(childComplexity int, id int) int
+		ReleaseConversation        func(childComplexity int, id int) int
 		ResetAgentPassword         func(childComplexity int, id int) int
 		SendMessage                func(childComplexity int, input model.SendMessageInput) int
 		SetChannelAccountEnabled   func(childComplexity int, id int, enabled bool) int
@@ -285,7 +286,7 @@ type ComplexityRoot struct {
 		StartLiveChat              func(childComplexity int, input model.StartLiveChatInput) int
 		SyncWhatsAppTemplates      func(childComplexity int, channelAccountID int) int
 		TakeConversation           func(childComplexity int, id int) int
-		TransferConversation       func(childComplexity int, id int, agentID int) int
+		TransferConversation       func(childComplexity int, id int, agentID *int, queueID *int) int
 		UnarchiveConversation      func(childComplexity int, id int) int
 		UpdateAgent                func(childComplexity int, id int, input model.UpdateAgentInput) int
 		UpdateChannelAccount       func(childComplexity int, id int, input model.UpdateChannelAccountInput) int
@@ -468,7 +469,7 @@ type MutationResolver interface {
 	SendMessage(ctx context.Context, input model.SendMessageInput) (*model.SendMessagePayload, error)
 	UploadAttachment(ctx context.Context, file graphql.Upload) (*ent.Attachment, error)
 	TakeConversation(ctx context.Context, id int) (*ent.Conversation, error)
-	TransferConversation(ctx context.Context, id int, agentID int) (*ent.Conversation, error)
+	TransferConversation(ctx context.Context, id int, agentID *int, queueID *int) (*ent.Conversation, error)
 	MarkDealtWith(ctx context.Context, id int) (*ent.Conversation, error)
 	ArchiveConversation(ctx context.Context, id int) (*ent.Conversation, error)
 	UnarchiveConversation(ctx context.Context, id int) (*ent.Conversation, error)
@@ -501,6 +502,7 @@ type MutationResolver interface {
 	ReactivateAgent(ctx context.Context, id int) (*ent.Agent, error)
 	ChangePassword(ctx context.Context, current string, new string) (bool, error)
 	ResetAgentPassword(ctx context.Context, id int) (*model.ResetPasswordPayload, error)
+	ReleaseConversation(ctx context.Context, id int) (*ent.Conversation, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -1585,6 +1587,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ReactivateAgent(childComplexity, args["id"].(int)), true
+	case "Mutation.releaseConversation":
+		if e.ComplexityRoot.Mutation.ReleaseConversation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_releaseConversation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ReleaseConversation(childComplexity, args["id"].(int)), true
 	case "Mutation.resetAgentPassword":
 		if e.ComplexityRoot.Mutation.ResetAgentPassword == nil {
 			break
@@ -1705,7 +1718,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.TransferConversation(childComplexity, args["id"].(int), args["agentID"].(int)), true
+		return e.ComplexityRoot.Mutation.TransferConversation(childComplexity, args["id"].(int), args["agentID"].(*int), args["queueID"].(*int)), true
 	case "Mutation.unarchiveConversation":
 		if e.ComplexityRoot.Mutation.UnarchiveConversation == nil {
 			break
@@ -2808,7 +2821,8 @@ type Mutation {
   sendMessage(input: SendMessageInput!): SendMessagePayload!
   uploadAttachment(file: Upload!): Attachment!
   takeConversation(id: ID!): Conversation!
-  transferConversation(id: ID!, agentID: ID!): Conversation!
+  "To an agent (agentID) or to a queue (queueID, unowned and routed there): exactly one of the two."
+  transferConversation(id: ID!, agentID: ID, queueID: ID): Conversation!
   markDealtWith(id: ID!): Conversation!
   archiveConversation(id: ID!): Conversation!
   unarchiveConversation(id: ID!): Conversation!
@@ -2950,6 +2964,32 @@ input UpdateChannelAccountInput {
   messenger: MessengerConfigInput
   sms: SMSConfigInput
   liveChat: LiveChatConfigInput
+}
+
+# ---- routing (issue 11) ----
+
+extend input CreateChannelAccountInput {
+  """
+  Only with agentID: where the account's conversations go when that agent
+  cannot take them (not AVAILABLE, offline, at maxConcurrentChats, or not
+  answering) within this queue's offerTimeoutSeconds, and at once when the
+  agent is deactivated. Without one, they wait for the agent.
+  """
+  fallbackQueueID: ID
+}
+
+extend input CreateQueueInput {
+  """
+  Owner away: when an owner has been OFFLINE, or offline (no connection),
+  this long, their open conversations of this queue go back to it unowned
+  and are routed again. 60 to 604800 seconds; null or 0 = off (the default).
+  """
+  ownerAwayTimeoutSeconds: Int
+}
+
+extend input UpdateQueueInput {
+  "As in CreateQueueInput; 0 turns it off, null leaves it unchanged."
+  ownerAwayTimeoutSeconds: Int
 }
 
 extend type Mutation {
@@ -3110,6 +3150,15 @@ extend type Mutation {
   it at their next login.
   """
   resetAgentPassword(id: ID!): ResetPasswordPayload!
+}
+
+extend type Mutation {
+  """
+  The owner (or an admin) gives an owned, open conversation back to its
+  queue, unowned and routed there; one that came straight to an agent goes
+  to its account's fallback queue (BAD_USER_INPUT without one).
+  """
+  releaseConversation(id: ID!): Conversation!
 }
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
@@ -4228,6 +4277,20 @@ func (ec *executionContext) field_Mutation_reactivateAgent_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_releaseConversation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNID2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_resetAgentPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -4404,13 +4467,21 @@ func (ec *executionContext) field_Mutation_transferConversation_args(ctx context
 	}
 	args["id"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "agentID",
-		func(ctx context.Context, v any) (int, error) {
-			return ec.unmarshalNID2int(ctx, v)
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOID2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
 	args["agentID"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "queueID",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOID2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["queueID"] = arg2
 	return args, nil
 }
 
@@ -8742,7 +8813,7 @@ func (ec *executionContext) _Mutation_transferConversation(ctx context.Context, 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().TransferConversation(ctx, fc.Args["id"].(int), fc.Args["agentID"].(int))
+			return ec.Resolvers.Mutation().TransferConversation(ctx, fc.Args["id"].(int), fc.Args["agentID"].(*int), fc.Args["queueID"].(*int))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *ent.Conversation) graphql.Marshaler {
@@ -10178,6 +10249,50 @@ func (ec *executionContext) fieldContext_Mutation_resetAgentPassword(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_resetAgentPassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_releaseConversation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_releaseConversation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ReleaseConversation(ctx, fc.Args["id"].(int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Conversation) graphql.Marshaler {
+			return ec.marshalNConversation2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐConversation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_releaseConversation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Conversation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_releaseConversation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -13995,7 +14110,7 @@ func (ec *executionContext) unmarshalInputCreateChannelAccountInput(ctx context.
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"channel", "name", "queueID", "agentID", "whatsapp", "messenger", "sms", "liveChat"}
+	fieldsInOrder := [...]string{"channel", "name", "queueID", "agentID", "whatsapp", "messenger", "sms", "liveChat", "fallbackQueueID"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -14058,6 +14173,13 @@ func (ec *executionContext) unmarshalInputCreateChannelAccountInput(ctx context.
 				return it, err
 			}
 			it.LiveChat = data
+		case "fallbackQueueID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("fallbackQueueID"))
+			data, err := ec.unmarshalOID2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.FallbackQueueID = data
 		}
 	}
 	return it, nil
@@ -14086,7 +14208,7 @@ func (ec *executionContext) unmarshalInputCreateQueueInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members", "description"}
+	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members", "description", "ownerAwayTimeoutSeconds"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -14128,6 +14250,13 @@ func (ec *executionContext) unmarshalInputCreateQueueInput(ctx context.Context, 
 				return it, err
 			}
 			it.Description = data
+		case "ownerAwayTimeoutSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerAwayTimeoutSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerAwayTimeoutSeconds = data
 		}
 	}
 	return it, nil
@@ -15152,7 +15281,7 @@ func (ec *executionContext) unmarshalInputUpdateQueueInput(ctx context.Context, 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members", "description"}
+	fieldsInOrder := [...]string{"name", "strategy", "offerTimeoutSeconds", "members", "description", "ownerAwayTimeoutSeconds"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -15194,6 +15323,13 @@ func (ec *executionContext) unmarshalInputUpdateQueueInput(ctx context.Context, 
 				return it, err
 			}
 			it.Description = data
+		case "ownerAwayTimeoutSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerAwayTimeoutSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerAwayTimeoutSeconds = data
 		}
 	}
 	return it, nil
@@ -17219,6 +17355,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "resetAgentPassword":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_resetAgentPassword(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "releaseConversation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_releaseConversation(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++

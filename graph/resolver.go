@@ -45,8 +45,8 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-func queueInput(name *string, strategy *schematype.PollingStrategy, timeout *int, description *string, members []*model.QueueMemberInput) workspace.QueueInput {
-	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, Description: description, MembersSet: members != nil}
+func queueInput(name *string, strategy *schematype.PollingStrategy, timeout, ownerAway *int, description *string, members []*model.QueueMemberInput) workspace.QueueInput {
+	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, OwnerAwayTimeoutSeconds: ownerAway, Description: description, MembersSet: members != nil}
 	for _, m := range members {
 		in.Members = append(in.Members, workspace.Member{AgentID: m.AgentID, Priority: m.Priority})
 	}
@@ -54,7 +54,7 @@ func queueInput(name *string, strategy *schematype.PollingStrategy, timeout *int
 }
 
 func channelAccountInput(in model.CreateChannelAccountInput) workspace.NewChannelAccount {
-	out := workspace.NewChannelAccount{Channel: in.Channel, Name: in.Name, QueueID: in.QueueID, AgentID: in.AgentID}
+	out := workspace.NewChannelAccount{Channel: in.Channel, Name: in.Name, QueueID: in.QueueID, AgentID: in.AgentID, FallbackQueueID: in.FallbackQueueID}
 	p := providerConfig(in.Whatsapp, in.Messenger, in.Sms, in.LiveChat)
 	out.Config, out.GivenWhatsApp, out.GivenMessenger, out.GivenSMS, out.GivenLiveChat =
 		p.Config, p.GivenWhatsApp, p.GivenMessenger, p.GivenSMS, p.GivenLiveChat

@@ -167,8 +167,8 @@ func (r *mutationResolver) TakeConversation(ctx context.Context, id int) (*ent.C
 }
 
 // TransferConversation is the resolver for the transferConversation field.
-func (r *mutationResolver) TransferConversation(ctx context.Context, id int, agentID int) (*ent.Conversation, error) {
-	return r.Conversations.Transfer(ctx, id, agentID)
+func (r *mutationResolver) TransferConversation(ctx context.Context, id int, agentID *int, queueID *int) (*ent.Conversation, error) {
+	return r.Conversations.TransferTo(ctx, id, agentID, queueID)
 }
 
 // MarkDealtWith is the resolver for the markDealtWith field.
@@ -245,12 +245,12 @@ func (r *mutationResolver) CreateAgent(ctx context.Context, input model.CreateAg
 
 // CreateQueue is the resolver for the createQueue field.
 func (r *mutationResolver) CreateQueue(ctx context.Context, input model.CreateQueueInput) (*ent.Queue, error) {
-	return r.Workspace.CreateQueue(ctx, queueInput(&input.Name, &input.Strategy, input.OfferTimeoutSeconds, input.Description, input.Members))
+	return r.Workspace.CreateQueue(ctx, queueInput(&input.Name, &input.Strategy, input.OfferTimeoutSeconds, input.OwnerAwayTimeoutSeconds, input.Description, input.Members))
 }
 
 // UpdateQueue is the resolver for the updateQueue field.
 func (r *mutationResolver) UpdateQueue(ctx context.Context, id int, input model.UpdateQueueInput) (*ent.Queue, error) {
-	return r.Workspace.UpdateQueue(ctx, id, queueInput(input.Name, input.Strategy, input.OfferTimeoutSeconds, input.Description, input.Members))
+	return r.Workspace.UpdateQueue(ctx, id, queueInput(input.Name, input.Strategy, input.OfferTimeoutSeconds, input.OwnerAwayTimeoutSeconds, input.Description, input.Members))
 }
 
 // CreateChannelAccount is the resolver for the createChannelAccount field.
@@ -350,6 +350,11 @@ func (r *mutationResolver) ResetAgentPassword(ctx context.Context, id int) (*mod
 		return nil, err
 	}
 	return &model.ResetPasswordPayload{Agent: a, TemporaryPassword: temp}, nil
+}
+
+// ReleaseConversation is the resolver for the releaseConversation field.
+func (r *mutationResolver) ReleaseConversation(ctx context.Context, id int) (*ent.Conversation, error) {
+	return r.Conversations.Release(ctx, id)
 }
 
 // Me is the resolver for the me field.

@@ -45,6 +45,11 @@ type CreateChannelAccountInput struct {
 	Messenger *MessengerConfigInput `json:"messenger,omitempty"`
 	Sms       *SMSConfigInput       `json:"sms,omitempty"`
 	LiveChat  *LiveChatConfigInput  `json:"liveChat,omitempty"`
+	// Only with agentID: where the account's conversations go when that agent
+	// cannot take them (not AVAILABLE, offline, at maxConcurrentChats, or not
+	// answering) within this queue's offerTimeoutSeconds, and at once when the
+	// agent is deactivated. Without one, they wait for the agent.
+	FallbackQueueID *int `json:"fallbackQueueID,omitempty"`
 }
 
 type CreateQueueInput struct {
@@ -54,6 +59,10 @@ type CreateQueueInput struct {
 	Members             []*QueueMemberInput        `json:"members,omitempty"`
 	// What the queue is for, shown to admins (at most 1,000 characters).
 	Description *string `json:"description,omitempty"`
+	// Owner away: when an owner has been OFFLINE, or offline (no connection),
+	// this long, their open conversations of this queue go back to it unowned
+	// and are routed again. 60 to 604800 seconds; null or 0 = off (the default).
+	OwnerAwayTimeoutSeconds *int `json:"ownerAwayTimeoutSeconds,omitempty"`
 }
 
 type CreateTemplateInput struct {
@@ -204,6 +213,8 @@ type UpdateQueueInput struct {
 	OfferTimeoutSeconds *int                        `json:"offerTimeoutSeconds,omitempty"`
 	Members             []*QueueMemberInput         `json:"members,omitempty"`
 	Description         *string                     `json:"description,omitempty"`
+	// As in CreateQueueInput; 0 turns it off, null leaves it unchanged.
+	OwnerAwayTimeoutSeconds *int `json:"ownerAwayTimeoutSeconds,omitempty"`
 }
 
 type UpdateTemplateInput struct {

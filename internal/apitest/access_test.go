@@ -70,8 +70,10 @@ func TestAccessRules(t *testing.T) {
 			state, who string
 			want       map[string]string // op -> code
 		}{
-			{"unowned", "Ana", map[string]string{"view": ok, "node": ok, "take": ok, "reply": ok, "archive": ok, "delete": ok}},
-			{"unowned live chat", "Ben", map[string]string{"view": ok, "node": ok, "take": ok, "reply": ok, "archive": ok, "delete": ok}},
+			// Queue members may not delete an unowned conversation: only
+			// its owner or an admin deletes.
+			{"unowned", "Ana", map[string]string{"view": ok, "node": ok, "take": ok, "reply": ok, "archive": ok, "delete": forbidden}},
+			{"unowned live chat", "Ben", map[string]string{"view": ok, "node": ok, "take": ok, "reply": ok, "archive": ok, "delete": forbidden}},
 			{"unowned", "Dan", map[string]string{"view": nf, "node": nf, "take": nf, "reply": nf, "archive": nf, "delete": nf}},
 			{"unowned live chat", "admin", map[string]string{"view": ok, "node": ok, "take": ok, "reply": ok, "archive": ok, "delete": ok}},
 			{"Ana's", "Ana", map[string]string{"view": ok, "node": ok, "take": ok, "reply": ok, "archive": ok, "delete": ok}},

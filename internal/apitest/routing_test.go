@@ -144,7 +144,15 @@ func TestRoutingDirectToAgent(t *testing.T) {
 	w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{Unavailable: true})
 	acct := w.Account(t, "SMS", map[string]any{"agentID": w.Dan.ID})
 	id := w.Inbound(t, acct, "+14155550199", "text me")
-	// Dan is OFFLINE, but the account is his: it waits in his RECENT.
+	// Dan is OFFLINE: like a queue member, he is not offered it, and
+	// without a fallback queue it waits for him.
+	if got := offered(t, id, w.Ana, w.Ben, w.Dan); len(got) != 0 {
+		t.Fatalf("direct routing offered to %v while Dan is OFFLINE", got)
+	}
+	wantCode(t, w.Dan.C.Op(t, "TakeConversation", map[string]any{"id": id}), "NOT_FOUND", "Dan takes before it is offered")
+	// Dan becomes AVAILABLE: it is offered to him, and to nobody else.
+	w.Dan.C.MustOp(t, "SetStatus", map[string]any{"status": "AVAILABLE"}, nil)
+	routeDue(t, s.App.Router)
 	if got := offered(t, id, w.Ana, w.Ben, w.Dan); !slices.Equal(got, []string{"Dan"}) {
 		t.Fatalf("direct routing offered to %v", got)
 	}

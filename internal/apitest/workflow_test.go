@@ -405,8 +405,12 @@ func TestUnknownSenderPromptAndDelete(t *testing.T) {
 			t.Fatal("ignored conversation still in RECENT")
 		}
 
+		// Only its owner or an admin deletes a conversation: Ben, a member
+		// of its queue, may not.
+		wantCode(t, w.Ben.C.Op(t, "DeleteConversation", map[string]any{"id": other}), "FORBIDDEN", "a queue member deletes an unowned conversation")
+		mustConv(t, w.Ben, other)
 		var del struct{ DeleteConversation struct{ DeletedID string } }
-		w.Ben.C.MustOp(t, "DeleteConversation", map[string]any{"id": other}, &del)
+		w.Admin.C.MustOp(t, "DeleteConversation", map[string]any{"id": other}, &del)
 		if del.DeleteConversation.DeletedID != other {
 			t.Fatalf("deleted %+v", del)
 		}

@@ -164,12 +164,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		}
 	}
 	a.Convs = conversations.NewService(client, a.Events, a.Router, log)
+	a.Convs.PresenceGrace = cfg.PresenceGrace
 	a.Workspace.Events = a.Events
 	// returnOwned gives a deactivated agent's open conversations back to
 	// the queues they came from (routed again, with an interaction entry).
 	var returnOwned func(ctx context.Context, agentID int, reason string) (int, error)
-	// TODO(lead): enable once the routing branch's ReturnOwned is merged:
-	// returnOwned = a.Convs.ReturnOwned
+	returnOwned = a.Convs.ReturnOwned
 	a.Workspace.Deactivated = func(ctx context.Context, agentID int) {
 		if err := a.Router.Withdraw(ctx, []int{agentID}); err != nil {
 			log.Warn("withdraw offers of a deactivated agent", "agent", agentID, "err", err)
@@ -241,11 +241,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	return a, nil
 }
 
-// Start runs the background workers (offer timers) until Close.
+// Start runs the background workers (offer timers, owner away) until Close.
 func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
-	for _, run := range []func(context.Context){a.Router.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens, a.closeRevokedSockets} {
+	for _, run := range []func(context.Context){a.Router.Run, a.Convs.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens, a.closeRevokedSockets} {
 		a.bg.Add(1)
 		go func() {
 			defer a.bg.Done()

@@ -26,15 +26,18 @@ import (
 // The rule, by how a caller relates to a conversation (relation):
 //
 //   - An INTERNAL chat: its participants see it, write in it and manage it.
-//   - An owned conversation: its owner sees it, replies and manages it.
+//   - An owned conversation: its owner sees it, replies, manages it,
+//     releases it back to its queue and deletes it.
 //   - An unowned conversation: the agents it is offered to, and the members
 //     of its queue, see it, manage it, and may claim it by replying or taking
-//     it; the first to do so becomes the owner.
-//   - ADMIN and SYSTEM_OWNER see and manage every conversation, and reply
-//     only to one they own or claim (they may take an unowned one).
+//     it; the first to do so becomes the owner. They may not delete it.
+//   - ADMIN and SYSTEM_OWNER see, manage and delete every conversation,
+//     release any owned one, and reply only to one they own or claim (they
+//     may take an unowned one).
 //   - Someone who could see a conversation until another agent took it (it
 //     was offered to them, or they are a member of its queue) may learn that
-//     it was taken: Take and Send answer CONFLICT, nothing more.
+//     it was taken: Take and Send answer CONFLICT, Release FORBIDDEN,
+//     nothing more.
 //
 // Anyone else gets NOT_FOUND, exactly as for a conversation that does not
 // exist, in queries, mutations and subscriptions alike.
@@ -57,8 +60,12 @@ type Access struct {
 	Claim bool
 	// Manage: transfer, close, archive, end, block, edit its contact.
 	Manage bool
-	// Delete: remove it with its messages.
+	// Delete: remove it with its messages (its owner, the participants of
+	// an internal chat, admins).
 	Delete bool
+	// Release: give an owned conversation back to its queue, unowned (its
+	// owner and admins).
+	Release bool
 	// Taken: the caller may not see it but could until another agent took
 	// it; Take and Send say CONFLICT instead of NOT_FOUND.
 	Taken bool
@@ -77,6 +84,7 @@ const (
 	OpClaim
 	OpManage
 	OpDelete
+	OpRelease
 )
 
 // Check returns the refusal of op, or nil when a allows it. Who may not see
@@ -84,10 +92,12 @@ const (
 // taken from under them), who sees it but may not do op gets FORBIDDEN, or
 // CONFLICT for claiming one someone owns.
 func (a Access) Check(op Op) error {
-	allowed := map[Op]bool{OpView: a.View, OpReply: a.Reply, OpClaim: a.Claim, OpManage: a.Manage, OpDelete: a.Delete}[op]
+	allowed := map[Op]bool{OpView: a.View, OpReply: a.Reply, OpClaim: a.Claim, OpManage: a.Manage, OpDelete: a.Delete, OpRelease: a.Release}[op]
 	switch {
 	case allowed:
 		return nil
+	case op == OpRelease && (a.Taken || (a.View && a.owned)):
+		return apperr.New(apperr.Forbidden, "only the owner or an admin releases a conversation")
 	case (op == OpReply || op == OpClaim) && (a.Taken || (a.View && a.owned)):
 		if op == OpReply && a.View {
 			return apperr.New(apperr.Forbidden, "only the owner replies; take or transfer the conversation first")
@@ -95,12 +105,14 @@ func (a Access) Check(op Op) error {
 		return apperr.New(apperr.Conflict, "another agent took this conversation")
 	case !a.View:
 		return apperr.NotFoundf("conversation")
-	case op == OpClaim && a.internal:
+	case (op == OpClaim || op == OpRelease) && a.internal:
 		return apperr.Invalid("id", "internal chats have no owner")
+	case op == OpRelease:
+		return apperr.Invalid("id", "the conversation has no owner to release it")
 	case op == OpReply:
 		return apperr.New(apperr.Forbidden, "only the participants write in an internal chat")
 	case op == OpDelete:
-		return apperr.New(apperr.Forbidden, "you may not delete this conversation")
+		return apperr.New(apperr.Forbidden, "only the owner or an admin deletes a conversation")
 	}
 	return apperr.New(apperr.Forbidden, "you may not change this conversation")
 }
@@ -176,11 +188,16 @@ func Decide(p auth.Principal, f Facts) Access {
 	r := relationsOf(p, f)
 	a := Access{owned: f.OwnerID != nil, internal: f.Channel == schematype.ChannelInternal}
 	if r&(relOwner|relParticipant|relOffered|relMember) != 0 {
-		a.View, a.Reply, a.Manage, a.Delete = true, true, true, true
+		a.View, a.Reply, a.Manage = true, true, true
 		a.Claim = !a.internal
 	}
+	if r&(relOwner|relParticipant) != 0 {
+		a.Delete = true
+	}
+	a.Release = r&relOwner != 0
 	if r&relAdmin != 0 {
 		a.View, a.Manage, a.Delete = true, true, true
+		a.Release = a.owned && !a.internal
 		if !a.internal && !a.owned {
 			a.Reply, a.Claim = true, true
 		}

@@ -25,17 +25,19 @@ func TestDecide(t *testing.T) {
 	*mine, *theirs = me, other
 	wa, lc, in := schematype.ChannelWhatsApp, schematype.ChannelLiveChat, schematype.ChannelInternal
 
-	// V R C M D T: view, reply, claim, manage, delete, taken.
-	all := "VRCMD"
+	// V R C M D L T: view, reply, claim, manage, delete, release, taken.
+	all := "VRCMDL"
+	// candidate: what the agents offered it, and its queue's members, may do.
+	const candidate = "VRCM"
 	cases := []struct {
 		name string
 		p    auth.Principal
 		f    Facts
 		want string
 	}{
-		{"agent, unowned, offered", agentP, Facts{Channel: wa, Offered: true}, all},
-		{"agent, unowned, queue member", agentP, Facts{Channel: wa, Member: true}, all},
-		{"agent, unowned live chat, member", agentP, Facts{Channel: lc, Member: true}, all},
+		{"agent, unowned, offered", agentP, Facts{Channel: wa, Offered: true}, candidate},
+		{"agent, unowned, queue member", agentP, Facts{Channel: wa, Member: true}, candidate},
+		{"agent, unowned live chat, member", agentP, Facts{Channel: lc, Member: true}, candidate},
 		{"agent, unowned, expired offer only", agentP, Facts{Channel: wa, WasOffered: true}, ""},
 		{"agent, unowned, stranger", agentP, Facts{Channel: wa}, ""},
 		{"agent, owns it", agentP, Facts{Channel: wa, OwnerID: mine}, all},
@@ -48,15 +50,15 @@ func TestDecide(t *testing.T) {
 		{"agent, internal, outsider", agentP, Facts{Channel: in}, ""},
 		{"agent, internal, member facts ignored", agentP, Facts{Channel: in, Member: true, Offered: true}, ""},
 		{"group owner is an agent here", groupOwner, Facts{Channel: wa, OwnerID: theirs}, ""},
-		{"group owner, unowned, member", groupOwner, Facts{Channel: wa, Member: true}, all},
-		{"admin, unowned, stranger", admin, Facts{Channel: wa}, all},
-		{"admin, another's", admin, Facts{Channel: wa, OwnerID: theirs}, "VMD"},
-		{"admin, another's, member", admin, Facts{Channel: wa, OwnerID: theirs, Member: true}, "VMD"},
+		{"group owner, unowned, member", groupOwner, Facts{Channel: wa, Member: true}, candidate},
+		{"admin, unowned, stranger", admin, Facts{Channel: wa}, "VRCMD"},
+		{"admin, another's", admin, Facts{Channel: wa, OwnerID: theirs}, "VMDL"},
+		{"admin, another's, member", admin, Facts{Channel: wa, OwnerID: theirs, Member: true}, "VMDL"},
 		{"admin, owns it", admin, Facts{Channel: wa, OwnerID: mine}, all},
 		{"admin, internal, outsider", admin, Facts{Channel: in}, "VMD"},
 		{"admin, internal, participant", admin, Facts{Channel: in, Participant: true}, "VRMD"},
-		{"system owner, unowned live chat", owner, Facts{Channel: lc}, all},
-		{"system owner, another's", owner, Facts{Channel: lc, OwnerID: theirs}, "VMD"},
+		{"system owner, unowned live chat", owner, Facts{Channel: lc}, "VRCMD"},
+		{"system owner, another's", owner, Facts{Channel: lc, OwnerID: theirs}, "VMDL"},
 		{"visitor", visitor, Facts{Channel: lc}, ""},
 		{"nobody", auth.Principal{}, Facts{Channel: wa, Member: true}, ""},
 	}
@@ -67,7 +69,7 @@ func TestDecide(t *testing.T) {
 			for _, x := range []struct {
 				ok bool
 				c  string
-			}{{a.View, "V"}, {a.Reply, "R"}, {a.Claim, "C"}, {a.Manage, "M"}, {a.Delete, "D"}, {a.Taken, "T"}} {
+			}{{a.View, "V"}, {a.Reply, "R"}, {a.Claim, "C"}, {a.Manage, "M"}, {a.Delete, "D"}, {a.Release, "L"}, {a.Taken, "T"}} {
 				if x.ok {
 					got += x.c
 				}
@@ -82,8 +84,8 @@ func TestDecide(t *testing.T) {
 // TestCheck: the refusal each operation gets.
 func TestCheck(t *testing.T) {
 	const me, other = 1, 2
-	theirs := new(int)
-	*theirs = other
+	mine, theirs := new(int), new(int)
+	*mine, *theirs = me, other
 	agentP := auth.Principal{AgentID: me, Role: schematype.RoleAgent}
 	admin := auth.Principal{AgentID: me, Role: schematype.RoleAdmin}
 	wa, in := schematype.ChannelWhatsApp, schematype.ChannelInternal
@@ -109,7 +111,17 @@ func TestCheck(t *testing.T) {
 		{"participant takes an internal chat", agentP, Facts{Channel: in, Participant: true}, OpClaim, apperr.BadUserInput},
 		{"admin manages another's", admin, Facts{Channel: wa, OwnerID: theirs}, OpManage, ""},
 		{"member takes", agentP, Facts{Channel: wa, Member: true}, OpClaim, ""},
-		{"member deletes", agentP, Facts{Channel: wa, Member: true}, OpDelete, ""},
+		{"member deletes", agentP, Facts{Channel: wa, Member: true}, OpDelete, apperr.Forbidden},
+		{"offered agent deletes", agentP, Facts{Channel: wa, Offered: true}, OpDelete, apperr.Forbidden},
+		{"owner deletes", agentP, Facts{Channel: wa, OwnerID: mine}, OpDelete, ""},
+		{"participant deletes an internal chat", agentP, Facts{Channel: in, Participant: true}, OpDelete, ""},
+		{"owner releases", agentP, Facts{Channel: wa, OwnerID: mine}, OpRelease, ""},
+		{"admin releases another's", admin, Facts{Channel: wa, OwnerID: theirs}, OpRelease, ""},
+		{"member releases an unowned one", agentP, Facts{Channel: wa, Member: true}, OpRelease, apperr.BadUserInput},
+		{"admin releases an unowned one", admin, Facts{Channel: wa}, OpRelease, apperr.BadUserInput},
+		{"participant releases an internal chat", agentP, Facts{Channel: in, Participant: true}, OpRelease, apperr.BadUserInput},
+		{"former candidate releases", agentP, Facts{Channel: wa, OwnerID: theirs, Member: true}, OpRelease, apperr.Forbidden},
+		{"stranger releases", agentP, Facts{Channel: wa, OwnerID: theirs}, OpRelease, apperr.NotFound},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

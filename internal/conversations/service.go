@@ -1,7 +1,9 @@
 // Package conversations holds the rules that make Parley more than a chat
 // server: the inbound entry point every channel uses, exclusive ownership
 // (the first reply or Take claims an unowned conversation in one atomic
-// step), transfer, dealt-with, archive, delete, the unknown-sender prompt,
+// step), transfer (to an agent or a queue), release back to a queue (by
+// the owner, when the owner is away, when the agent is deactivated: see
+// release.go), dealt-with, archive, delete, the unknown-sender prompt,
 // live-chat end and block, internal chats, read state, the inbox views, the
 // interaction log behind a contact's history, and the realtime events.
 //
@@ -19,6 +21,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/eventlog"
+	"github.com/parleyhq/parley/internal/presence"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/store"
@@ -41,6 +44,12 @@ type Service struct {
 	now    func() time.Time
 	events *eventCache
 	typing typingGate
+	// PresenceGrace is how long an agent counts as online after their last
+	// sign of life (internal/presence): the owner-away rule counts an
+	// owner offline from then.
+	PresenceGrace time.Duration
+	// AwayEvery is how often Run looks for owners away. Set before Run.
+	AwayEvery time.Duration
 	// Signals, when set, forwards an agent's typing ("typing",
 	// "typing_off") or reading ("read") of a conversation to the customer
 	// where the provider can show it (internal/channels).
@@ -49,7 +58,10 @@ type Service struct {
 
 // NewService returns the workflow service.
 func NewService(client *ent.Client, elog *eventlog.Log, router *routing.Router, log *slog.Logger) *Service {
-	s := &Service{client: client, elog: elog, router: router, log: log, now: time.Now}
+	s := &Service{
+		client: client, elog: elog, router: router, log: log, now: time.Now,
+		PresenceGrace: presence.DefaultGrace, AwayEvery: DefaultAwayEvery,
+	}
 	s.events = newEventCache()
 	return s
 }

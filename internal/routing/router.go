@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/ent/channelaccount"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/offer"
@@ -21,10 +23,12 @@ import (
 	"github.com/parleyhq/parley/internal/worker"
 )
 
-// DirectOfferTTL is how long an offer to the one agent of an agent-routed
-// account lasts: it is that agent's conversation until claimed, so in
-// practice forever.
-const DirectOfferTTL = 100 * 365 * 24 * time.Hour
+// DirectTimeout is how long a conversation of an account routed to one
+// agent waits for that agent when the account has no fallback queue (with
+// one, the fallback queue's offer timeout applies). Without a fallback it
+// keeps waiting after that; the timeout only paces how often its offer is
+// looked at again.
+const DirectTimeout = 30 * time.Second
 
 // Router offers conversations to agents and runs the offer timers.
 type Router struct {
@@ -65,6 +69,10 @@ func (r *Router) SetClock(now func() time.Time) { r.clock.Store(&now) }
 
 func (r *Router) now() time.Time { return (*r.clock.Load())() }
 
+// Now is the router's clock: the time its timers, and the owner-away
+// releases of the conversations service, are judged by.
+func (r *Router) Now() time.Time { return r.now() }
+
 // Decision is the outcome of one routing turn, published after commit.
 type Decision struct {
 	ConversationID int
@@ -72,6 +80,9 @@ type Decision struct {
 	Offered []int
 	// Withdrawn are agents whose offer ended.
 	Withdrawn []int
+	// Lost are the withdrawn agents who no longer see the conversation at
+	// all (not members of its queue): they are told it is gone.
+	Lost []int
 }
 
 // Route decides the offers of conversation c inside tx. It withdraws the
@@ -87,15 +98,7 @@ func (r *Router) Route(ctx context.Context, tx *ent.Tx, c *ent.Conversation) (De
 		return d, r.apply(ctx, tx, c, nil, active, nil, now, &d, false)
 	}
 	if c.QueueID == nil {
-		// Routed to one agent: that agent is offered it until claimed.
-		if c.ChannelAccountID == nil {
-			return d, nil
-		}
-		acct, err := tx.ChannelAccount.Get(ctx, *c.ChannelAccountID)
-		if err != nil || acct.AgentID == nil {
-			return d, err
-		}
-		return d, r.apply(ctx, tx, c, []int{*acct.AgentID}, active, nil, now.Add(DirectOfferTTL), &d, false)
+		return r.routeDirect(ctx, tx, c, active, now, &d)
 	}
 	q, err := tx.Queue.Get(ctx, *c.QueueID)
 	if err != nil {
@@ -132,6 +135,11 @@ func (r *Router) Route(ctx context.Context, tx *ent.Tx, c *ent.Conversation) (De
 	}
 	if err := r.apply(ctx, tx, c, chosen, active, routeAt, timeOr(routeAt, now), &d, true); err != nil {
 		return d, err
+	}
+	for _, id := range d.Withdrawn {
+		if !slices.Contains(members, id) {
+			d.Lost = append(d.Lost, id)
+		}
 	}
 	return d, tx.Conversation.UpdateOneID(c.ID).SetRoundStartedAt(roundStart).Exec(ctx)
 }
@@ -350,13 +358,21 @@ func (r *Router) turn(ctx context.Context, tx *ent.Tx, c *ent.Conversation, q *e
 // Record announces a routing decision in the transaction that made it
 // (published once it commits): newly offered agents see the conversation
 // appear; agents whose offer ended are told it changed (queue members still
-// see it in their QUEUE view).
+// see it in their QUEUE view), and those of them who no longer see it at all
+// that it is gone.
 func (r *Router) Record(after *store.After, d Decision) {
 	for _, id := range d.Offered {
 		r.elog.Emit(after, pubsub.Event{Kind: pubsub.KindConversationCreated, ConversationID: d.ConversationID, AgentIDs: []int{id}}, pubsub.AgentTopic(id))
 	}
 	for _, id := range d.Withdrawn {
 		r.elog.Emit(after, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: d.ConversationID, AgentIDs: []int{id}}, pubsub.AgentTopic(id))
+	}
+	if len(d.Lost) > 0 {
+		topics := []string{pubsub.ConversationTopic(d.ConversationID)}
+		for _, id := range d.Lost {
+			topics = append(topics, pubsub.AgentTopic(id))
+		}
+		r.elog.Emit(after, pubsub.Event{Kind: pubsub.KindConversationRemoved, ConversationID: d.ConversationID, AgentIDs: d.Lost}, topics...)
 	}
 }
 
@@ -403,13 +419,17 @@ func (r *Router) RouteDue(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// WakeWaiting makes every waiting conversation (unowned, open, in a queue,
-// with nothing due) due now, and nudges the worker. Called when an agent
+// WakeWaiting makes every waiting conversation (unowned, open, in a queue
+// or waiting for the one agent of its account, offered to nobody) due now, and nudges the worker. Called when an agent
 // becomes AVAILABLE or frees a slot, and by the periodic sweep.
 func (r *Router) WakeWaiting(ctx context.Context) error {
 	_, err := r.client.Conversation.Update().
 		Where(
-			conversation.RouteAtIsNil(), conversation.OwnerIDIsNil(), conversation.QueueIDNotNil(),
+			// Nothing due, or a deadline pending with nobody offered (a
+			// direct conversation waiting for its agent until it falls back).
+			conversation.Or(conversation.RouteAtIsNil(), conversation.Not(conversation.HasOffersWith(offer.Active(true)))),
+			conversation.OwnerIDIsNil(),
+			conversation.Or(conversation.QueueIDNotNil(), conversation.HasChannelAccountWith(channelaccount.AgentIDNotNil())),
 			conversation.StatusEQ(schematype.ConversationOpen), conversation.Archived(false),
 			conversation.ChannelNEQ(schematype.ChannelInternal),
 		).

@@ -1,6 +1,7 @@
 // Package routing decides which agents are offered an unowned conversation.
-// A channel account routes to one agent (who is offered it until someone
-// claims it) or to a queue, whose polling strategy picks among its AVAILABLE
+// A channel account routes to one agent (offered it like a queue member
+// would be, with a fallback queue when that agent is not available in time:
+// see direct.go) or to a queue, whose polling strategy picks among its AVAILABLE
 // members below their maximum of concurrent chats. An offer not taken within
 // the queue's offer timeout moves on; a conversation nobody can be offered
 // waits and is offered, oldest first, as soon as a member can take it.

@@ -24,7 +24,10 @@ type NewChannelAccount struct {
 	Name    string
 	QueueID *int
 	AgentID *int
-	Config  schematype.ChannelConfig
+	// FallbackQueueID, only with AgentID, is where the agent's
+	// conversations go when they cannot take them in time (routing).
+	FallbackQueueID *int
+	Config          schematype.ChannelConfig
 	// Given records which config blocks the caller filled in, so that a
 	// config for another channel is refused rather than ignored.
 	GivenWhatsApp, GivenMessenger, GivenSMS, GivenLiveChat bool
@@ -64,6 +67,15 @@ func (s *Service) CreateChannelAccount(ctx context.Context, in NewChannelAccount
 			return nil, apperr.Invalid("agentID", "no such active agent")
 		}
 		c.SetAgentID(*in.AgentID)
+	}
+	if in.FallbackQueueID != nil {
+		if in.AgentID == nil {
+			return nil, apperr.Invalid("fallbackQueueID", "a fallback queue is only for an account routed to an agent")
+		}
+		if _, err := s.client.Queue.Get(ctx, *in.FallbackQueueID); err != nil {
+			return nil, apperr.Invalid("fallbackQueueID", "no such queue")
+		}
+		c.SetFallbackQueueID(*in.FallbackQueueID)
 	}
 	a, err := c.Save(ctx)
 	return a, store.Coded(err, "channel account")

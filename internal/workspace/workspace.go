@@ -23,6 +23,7 @@ import (
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/paging"
+	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/secrets"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
@@ -288,8 +289,11 @@ type QueueInput struct {
 	Strategy            *schematype.PollingStrategy
 	OfferTimeoutSeconds *int
 	Description         *string
-	Members             []Member
-	MembersSet          bool
+	// OwnerAwayTimeoutSeconds: MinOwnerAway to MaxOwnerAway seconds, 0 =
+	// off (routing, issue 11).
+	OwnerAwayTimeoutSeconds *int
+	Members                 []Member
+	MembersSet              bool
 }
 
 // CreateQueue adds a queue (admins only).
@@ -382,6 +386,21 @@ func (s *Service) applyQueue(in QueueInput, m *ent.QueueMutation) error {
 			return apperr.Invalid("description", "description must have at most 1000 characters")
 		}
 		m.SetDescription(d)
+	}
+	return applyOwnerAway(in.OwnerAwayTimeoutSeconds, m)
+}
+
+// applyOwnerAway sets a queue's owner-away timeout: 0 turns it off.
+func applyOwnerAway(secs *int, m *ent.QueueMutation) error {
+	lo, hi := int(routing.MinOwnerAway.Seconds()), int(routing.MaxOwnerAway.Seconds())
+	switch {
+	case secs == nil:
+	case *secs == 0:
+		m.ClearOwnerAwayTimeoutSeconds()
+	case *secs < lo || *secs > hi:
+		return apperr.Invalid("ownerAwayTimeoutSeconds", "ownerAwayTimeoutSeconds must be 0 (off) or between %d and %d", lo, hi)
+	default:
+		m.SetOwnerAwayTimeoutSeconds(*secs)
 	}
 	return nil
 }
