@@ -1469,6 +1469,20 @@ var (
 			}
 		},
 	}
+	// ContactOrderFieldDisplayName orders Contact by display_name.
+	ContactOrderFieldDisplayName = &ContactOrderField{
+		Value: func(_m *Contact) (ent.Value, error) {
+			return _m.DisplayName, nil
+		},
+		column: contact.FieldDisplayName,
+		toTerm: contact.ByDisplayName,
+		toCursor: func(_m *Contact) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.DisplayName,
+			}
+		},
+	}
 )
 
 // String implement fmt.Stringer interface.
@@ -1477,6 +1491,8 @@ func (f ContactOrderField) String() string {
 	switch f.column {
 	case ContactOrderFieldCreatedAt.column:
 		str = "CREATED_AT"
+	case ContactOrderFieldDisplayName.column:
+		str = "DISPLAY_NAME"
 	}
 	return str
 }
@@ -1495,6 +1511,8 @@ func (f *ContactOrderField) UnmarshalGQL(v interface{}) error {
 	switch str {
 	case "CREATED_AT":
 		*f = *ContactOrderFieldCreatedAt
+	case "DISPLAY_NAME":
+		*f = *ContactOrderFieldDisplayName
 	default:
 		return fmt.Errorf("%s is not a valid ContactOrderField", str)
 	}

@@ -272,6 +272,36 @@ func (r *mutationResolver) SetTyping(ctx context.Context, conversationID int, ty
 	return r.Conversations.SetTyping(ctx, conversationID, typing)
 }
 
+// CreateContact is the resolver for the createContact field.
+func (r *mutationResolver) CreateContact(ctx context.Context, input model.ContactDetailsInput) (*ent.Contact, error) {
+	return r.Contacts.Create(ctx, contactDetails(input))
+}
+
+// UpdateContact is the resolver for the updateContact field.
+func (r *mutationResolver) UpdateContact(ctx context.Context, id int, input model.ContactDetailsInput) (*ent.Contact, error) {
+	return r.Contacts.Update(ctx, id, contactDetails(input))
+}
+
+// DeleteContact is the resolver for the deleteContact field.
+func (r *mutationResolver) DeleteContact(ctx context.Context, id int) (*model.DeletePayload, error) {
+	return deletePayload(r.Contacts.Delete(ctx, id))
+}
+
+// MergeContacts is the resolver for the mergeContacts field.
+func (r *mutationResolver) MergeContacts(ctx context.Context, into int, from int) (*ent.Contact, error) {
+	return r.Contacts.Merge(ctx, into, from)
+}
+
+// BlockContact is the resolver for the blockContact field.
+func (r *mutationResolver) BlockContact(ctx context.Context, id int) (*ent.Contact, error) {
+	return r.Contacts.Block(ctx, id)
+}
+
+// UnblockContact is the resolver for the unblockContact field.
+func (r *mutationResolver) UnblockContact(ctx context.Context, id int) (*ent.Contact, error) {
+	return r.Contacts.Unblock(ctx, id)
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*ent.Agent, error) {
 	return r.Workspace.Me(ctx)
@@ -304,7 +334,7 @@ func (r *queryResolver) Conversation(ctx context.Context, id int) (*ent.Conversa
 
 // Contact is the resolver for the contact field.
 func (r *queryResolver) Contact(ctx context.Context, id int) (*ent.Contact, error) {
-	return r.Contacts.Get(ctx, id)
+	return r.Resolver.Contacts.Get(ctx, id)
 }
 
 // Templates is the resolver for the templates field.
@@ -334,6 +364,11 @@ func (r *queryResolver) VisitorConversation(ctx context.Context) (*model.Visitor
 // AuditLog is the resolver for the auditLog field.
 func (r *queryResolver) AuditLog(ctx context.Context, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.AuditEntryConnection, error) {
 	return r.Audit.List(ctx, after, first, before, last)
+}
+
+// Contacts is the resolver for the contacts field.
+func (r *queryResolver) Contacts(ctx context.Context, search *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.ContactConnection, error) {
+	return r.Resolver.Contacts.List(ctx, search, after, first, before, last)
 }
 
 // Members is the resolver for the members field.

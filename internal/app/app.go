@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Attachments.VisitorGate = live.CheckUpload
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
-		Templates: templates.NewService(client), Contacts: contacts.NewService(client),
+		Templates: templates.NewService(client), Contacts: contacts.NewService(client, a.Convs),
 		Conversations: a.Convs,
 		Presence:      a.Presence,
 		LiveChat:      live,
