@@ -273,7 +273,9 @@ func waitConv(t *testing.T, w *apitest.Workspace, channel string, ok func(c *con
 	apitest.Eventually(t, 20*time.Second, func() bool {
 		// Not InboxIDs: messages arrive between its count and its page.
 		var out struct {
-			Inbox struct{ Edges []struct{ Node struct{ ID string } } }
+			Inbox struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 		}
 		w.Admin.C.MustOp(t, "Inbox", map[string]any{"view": "ALL", "channel": channel, "first": 100}, &out)
 		for _, e := range out.Inbox.Edges {

@@ -7,6 +7,7 @@ package contacts
 
 import (
 	"context"
+	"errors"
 	"net/mail"
 	"strings"
 	"unicode/utf8"
@@ -18,7 +19,9 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/predicate"
+	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/phone"
 	"github.com/parleyhq/parley/internal/textsearch"
 )
@@ -216,15 +219,46 @@ func PhoneOf(senderID string) string {
 	return p
 }
 
-// ByPhone returns the contact whose phone key is p, locked for the rest of
-// tx (see Lock), or nil when there is none.
+// ByPhone returns the contact with phone number p (E.164), locked for the
+// rest of tx (see Lock), or nil when there is none: the contact whose
+// phone key is p, else the one holding an identity with that number on a
+// phone-number channel (a contact merged into another leaves its number
+// there, not in the survivor's phone).
 func ByPhone(ctx context.Context, tx *ent.Tx, p string) (*ent.Contact, error) {
 	c, err := tx.Contact.Query().Where(contact.PhoneKey(p), forUpdate).Only(ctx)
+	if err == nil || !ent.IsNotFound(err) {
+		return c, err
+	}
+	var channels []schematype.Channel
+	for _, f := range provider.All() {
+		if f.PhoneSenders {
+			channels = append(channels, f.Channel)
+		}
+	}
+	// Senders' ids as the providers give them: with and without "+".
+	id, err := tx.ContactIdentity.Query().
+		Where(contactidentity.ChannelIn(channels...), contactidentity.ExternalIDIn(p, strings.TrimPrefix(p, "+"))).
+		Order(ent.Asc(contactidentity.FieldID)).First(ctx)
 	if ent.IsNotFound(err) {
 		return nil, nil
 	}
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	locked, err := Lock(ctx, tx, id.ContactID)
+	if err != nil {
+		return nil, err
+	}
+	if len(locked) == 0 {
+		return nil, ErrMoved
+	}
+	return locked[0], nil
 }
+
+// ErrMoved says that a contact was merged into another or deleted between
+// reading one of its identities and locking it: the caller runs its
+// transaction again, and finds where the identity is now.
+var ErrMoved = errors.New("contacts: the contact moved")
 
 // Lock loads the contacts ids locked for the rest of tx, in id order (so
 // that two transactions locking the same contacts cannot deadlock): FOR

@@ -219,7 +219,7 @@ func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error
 // errContactMoved: the sender's contact was merged into another or
 // deleted between finding its identity and locking it; Receive tries again
 // and finds where the identity is now.
-var errContactMoved = errors.New("conversations: the sender's contact moved")
+var errContactMoved = contacts.ErrMoved
 
 // identity finds the sender's identity on the account and its contact,
 // locked for the rest of the transaction (contacts.Lock: merges, deletes
