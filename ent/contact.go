@@ -33,6 +33,8 @@ type Contact struct {
 	Known bool `json:"known,omitempty"`
 	// Blocked holds the value of the "blocked" field.
 	Blocked bool `json:"blocked,omitempty"`
+	// PhoneKey holds the value of the "phone_key" field.
+	PhoneKey *string `json:"phone_key,omitempty"`
 	// SearchKey holds the value of the "search_key" field.
 	SearchKey string `json:"search_key,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
@@ -96,7 +98,7 @@ func (*Contact) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case contact.FieldID:
 			values[i] = new(sql.NullInt64)
-		case contact.FieldDisplayName, contact.FieldEmail, contact.FieldPhone, contact.FieldNotes, contact.FieldSearchKey:
+		case contact.FieldDisplayName, contact.FieldEmail, contact.FieldPhone, contact.FieldNotes, contact.FieldPhoneKey, contact.FieldSearchKey:
 			values[i] = new(sql.NullString)
 		case contact.FieldCreatedAt, contact.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -171,6 +173,13 @@ func (_m *Contact) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field blocked", values[i])
 			} else if value.Valid {
 				_m.Blocked = value.Bool
+			}
+		case contact.FieldPhoneKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field phone_key", values[i])
+			} else if value.Valid {
+				_m.PhoneKey = new(string)
+				*_m.PhoneKey = value.String
 			}
 		case contact.FieldSearchKey:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -258,6 +267,11 @@ func (_m *Contact) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("blocked=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Blocked))
+	builder.WriteString(", ")
+	if v := _m.PhoneKey; v != nil {
+		builder.WriteString("phone_key=")
+		builder.WriteString(*v)
+	}
 	builder.WriteString(", ")
 	builder.WriteString("search_key=")
 	builder.WriteString(_m.SearchKey)

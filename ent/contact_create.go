@@ -129,6 +129,20 @@ func (_c *ContactCreate) SetNillableBlocked(v *bool) *ContactCreate {
 	return _c
 }
 
+// SetPhoneKey sets the "phone_key" field.
+func (_c *ContactCreate) SetPhoneKey(v string) *ContactCreate {
+	_c.mutation.SetPhoneKey(v)
+	return _c
+}
+
+// SetNillablePhoneKey sets the "phone_key" field if the given value is not nil.
+func (_c *ContactCreate) SetNillablePhoneKey(v *string) *ContactCreate {
+	if v != nil {
+		_c.SetPhoneKey(*v)
+	}
+	return _c
+}
+
 // SetSearchKey sets the "search_key" field.
 func (_c *ContactCreate) SetSearchKey(v string) *ContactCreate {
 	_c.mutation.SetSearchKey(v)
@@ -339,6 +353,10 @@ func (_c *ContactCreate) createSpec() (*Contact, *sqlgraph.CreateSpec) {
 		_spec.SetField(contact.FieldBlocked, field.TypeBool, value)
 		_node.Blocked = value
 	}
+	if value, ok := _c.mutation.PhoneKey(); ok {
+		_spec.SetField(contact.FieldPhoneKey, field.TypeString, value)
+		_node.PhoneKey = &value
+	}
 	if value, ok := _c.mutation.SearchKey(); ok {
 		_spec.SetField(contact.FieldSearchKey, field.TypeString, value)
 		_node.SearchKey = value
@@ -545,6 +563,24 @@ func (u *ContactUpsert) UpdateBlocked() *ContactUpsert {
 	return u
 }
 
+// SetPhoneKey sets the "phone_key" field.
+func (u *ContactUpsert) SetPhoneKey(v string) *ContactUpsert {
+	u.Set(contact.FieldPhoneKey, v)
+	return u
+}
+
+// UpdatePhoneKey sets the "phone_key" field to the value that was provided on create.
+func (u *ContactUpsert) UpdatePhoneKey() *ContactUpsert {
+	u.SetExcluded(contact.FieldPhoneKey)
+	return u
+}
+
+// ClearPhoneKey clears the value of the "phone_key" field.
+func (u *ContactUpsert) ClearPhoneKey() *ContactUpsert {
+	u.SetNull(contact.FieldPhoneKey)
+	return u
+}
+
 // SetSearchKey sets the "search_key" field.
 func (u *ContactUpsert) SetSearchKey(v string) *ContactUpsert {
 	u.Set(contact.FieldSearchKey, v)
@@ -718,6 +754,27 @@ func (u *ContactUpsertOne) SetBlocked(v bool) *ContactUpsertOne {
 func (u *ContactUpsertOne) UpdateBlocked() *ContactUpsertOne {
 	return u.Update(func(s *ContactUpsert) {
 		s.UpdateBlocked()
+	})
+}
+
+// SetPhoneKey sets the "phone_key" field.
+func (u *ContactUpsertOne) SetPhoneKey(v string) *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.SetPhoneKey(v)
+	})
+}
+
+// UpdatePhoneKey sets the "phone_key" field to the value that was provided on create.
+func (u *ContactUpsertOne) UpdatePhoneKey() *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.UpdatePhoneKey()
+	})
+}
+
+// ClearPhoneKey clears the value of the "phone_key" field.
+func (u *ContactUpsertOne) ClearPhoneKey() *ContactUpsertOne {
+	return u.Update(func(s *ContactUpsert) {
+		s.ClearPhoneKey()
 	})
 }
 
@@ -1062,6 +1119,27 @@ func (u *ContactUpsertBulk) SetBlocked(v bool) *ContactUpsertBulk {
 func (u *ContactUpsertBulk) UpdateBlocked() *ContactUpsertBulk {
 	return u.Update(func(s *ContactUpsert) {
 		s.UpdateBlocked()
+	})
+}
+
+// SetPhoneKey sets the "phone_key" field.
+func (u *ContactUpsertBulk) SetPhoneKey(v string) *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.SetPhoneKey(v)
+	})
+}
+
+// UpdatePhoneKey sets the "phone_key" field to the value that was provided on create.
+func (u *ContactUpsertBulk) UpdatePhoneKey() *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.UpdatePhoneKey()
+	})
+}
+
+// ClearPhoneKey clears the value of the "phone_key" field.
+func (u *ContactUpsertBulk) ClearPhoneKey() *ContactUpsertBulk {
+	return u.Update(func(s *ContactUpsert) {
+		s.ClearPhoneKey()
 	})
 }
 

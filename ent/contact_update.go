@@ -140,6 +140,26 @@ func (_u *ContactUpdate) SetNillableBlocked(v *bool) *ContactUpdate {
 	return _u
 }
 
+// SetPhoneKey sets the "phone_key" field.
+func (_u *ContactUpdate) SetPhoneKey(v string) *ContactUpdate {
+	_u.mutation.SetPhoneKey(v)
+	return _u
+}
+
+// SetNillablePhoneKey sets the "phone_key" field if the given value is not nil.
+func (_u *ContactUpdate) SetNillablePhoneKey(v *string) *ContactUpdate {
+	if v != nil {
+		_u.SetPhoneKey(*v)
+	}
+	return _u
+}
+
+// ClearPhoneKey clears the value of the "phone_key" field.
+func (_u *ContactUpdate) ClearPhoneKey() *ContactUpdate {
+	_u.mutation.ClearPhoneKey()
+	return _u
+}
+
 // SetSearchKey sets the "search_key" field.
 func (_u *ContactUpdate) SetSearchKey(v string) *ContactUpdate {
 	_u.mutation.SetSearchKey(v)
@@ -370,6 +390,12 @@ func (_u *ContactUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.Blocked(); ok {
 		_spec.SetField(contact.FieldBlocked, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PhoneKey(); ok {
+		_spec.SetField(contact.FieldPhoneKey, field.TypeString, value)
+	}
+	if _u.mutation.PhoneKeyCleared() {
+		_spec.ClearField(contact.FieldPhoneKey, field.TypeString)
 	}
 	if value, ok := _u.mutation.SearchKey(); ok {
 		_spec.SetField(contact.FieldSearchKey, field.TypeString, value)
@@ -639,6 +665,26 @@ func (_u *ContactUpdateOne) SetNillableBlocked(v *bool) *ContactUpdateOne {
 	return _u
 }
 
+// SetPhoneKey sets the "phone_key" field.
+func (_u *ContactUpdateOne) SetPhoneKey(v string) *ContactUpdateOne {
+	_u.mutation.SetPhoneKey(v)
+	return _u
+}
+
+// SetNillablePhoneKey sets the "phone_key" field if the given value is not nil.
+func (_u *ContactUpdateOne) SetNillablePhoneKey(v *string) *ContactUpdateOne {
+	if v != nil {
+		_u.SetPhoneKey(*v)
+	}
+	return _u
+}
+
+// ClearPhoneKey clears the value of the "phone_key" field.
+func (_u *ContactUpdateOne) ClearPhoneKey() *ContactUpdateOne {
+	_u.mutation.ClearPhoneKey()
+	return _u
+}
+
 // SetSearchKey sets the "search_key" field.
 func (_u *ContactUpdateOne) SetSearchKey(v string) *ContactUpdateOne {
 	_u.mutation.SetSearchKey(v)
@@ -899,6 +945,12 @@ func (_u *ContactUpdateOne) sqlSave(ctx context.Context) (_node *Contact, err er
 	}
 	if value, ok := _u.mutation.Blocked(); ok {
 		_spec.SetField(contact.FieldBlocked, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PhoneKey(); ok {
+		_spec.SetField(contact.FieldPhoneKey, field.TypeString, value)
+	}
+	if _u.mutation.PhoneKeyCleared() {
+		_spec.ClearField(contact.FieldPhoneKey, field.TypeString)
 	}
 	if value, ok := _u.mutation.SearchKey(); ok {
 		_spec.SetField(contact.FieldSearchKey, field.TypeString, value)

@@ -36,6 +36,10 @@ type Conversation struct {
 	Archived bool `json:"archived,omitempty"`
 	// UnknownContact holds the value of the "unknown_contact" field.
 	UnknownContact bool `json:"unknown_contact,omitempty"`
+	// ContactBlocked holds the value of the "contact_blocked" field.
+	ContactBlocked bool `json:"contact_blocked,omitempty"`
+	// ContactDeleted holds the value of the "contact_deleted" field.
+	ContactDeleted bool `json:"contact_deleted,omitempty"`
 	// OpenKey holds the value of the "open_key" field.
 	OpenKey *string `json:"open_key,omitempty"`
 	// LastMessageAt holds the value of the "last_message_at" field.
@@ -215,7 +219,7 @@ func (*Conversation) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case conversation.FieldArchived, conversation.FieldUnknownContact:
+		case conversation.FieldArchived, conversation.FieldUnknownContact, conversation.FieldContactBlocked, conversation.FieldContactDeleted:
 			values[i] = new(sql.NullBool)
 		case conversation.FieldID, conversation.FieldChannelAccountID, conversation.FieldContactID, conversation.FieldIdentityID, conversation.FieldQueueID, conversation.FieldOwnerID, conversation.FieldLastMessageID:
 			values[i] = new(sql.NullInt64)
@@ -279,6 +283,18 @@ func (_m *Conversation) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field unknown_contact", values[i])
 			} else if value.Valid {
 				_m.UnknownContact = value.Bool
+			}
+		case conversation.FieldContactBlocked:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field contact_blocked", values[i])
+			} else if value.Valid {
+				_m.ContactBlocked = value.Bool
+			}
+		case conversation.FieldContactDeleted:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field contact_deleted", values[i])
+			} else if value.Valid {
+				_m.ContactDeleted = value.Bool
 			}
 		case conversation.FieldOpenKey:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -491,6 +507,12 @@ func (_m *Conversation) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("unknown_contact=")
 	builder.WriteString(fmt.Sprintf("%v", _m.UnknownContact))
+	builder.WriteString(", ")
+	builder.WriteString("contact_blocked=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ContactBlocked))
+	builder.WriteString(", ")
+	builder.WriteString("contact_deleted=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ContactDeleted))
 	builder.WriteString(", ")
 	if v := _m.OpenKey; v != nil {
 		builder.WriteString("open_key=")

@@ -107,6 +107,34 @@ func (_c *ConversationCreate) SetNillableUnknownContact(v *bool) *ConversationCr
 	return _c
 }
 
+// SetContactBlocked sets the "contact_blocked" field.
+func (_c *ConversationCreate) SetContactBlocked(v bool) *ConversationCreate {
+	_c.mutation.SetContactBlocked(v)
+	return _c
+}
+
+// SetNillableContactBlocked sets the "contact_blocked" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableContactBlocked(v *bool) *ConversationCreate {
+	if v != nil {
+		_c.SetContactBlocked(*v)
+	}
+	return _c
+}
+
+// SetContactDeleted sets the "contact_deleted" field.
+func (_c *ConversationCreate) SetContactDeleted(v bool) *ConversationCreate {
+	_c.mutation.SetContactDeleted(v)
+	return _c
+}
+
+// SetNillableContactDeleted sets the "contact_deleted" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableContactDeleted(v *bool) *ConversationCreate {
+	if v != nil {
+		_c.SetContactDeleted(*v)
+	}
+	return _c
+}
+
 // SetOpenKey sets the "open_key" field.
 func (_c *ConversationCreate) SetOpenKey(v string) *ConversationCreate {
 	_c.mutation.SetOpenKey(v)
@@ -476,6 +504,14 @@ func (_c *ConversationCreate) defaults() {
 		v := conversation.DefaultUnknownContact
 		_c.mutation.SetUnknownContact(v)
 	}
+	if _, ok := _c.mutation.ContactBlocked(); !ok {
+		v := conversation.DefaultContactBlocked
+		_c.mutation.SetContactBlocked(v)
+	}
+	if _, ok := _c.mutation.ContactDeleted(); !ok {
+		v := conversation.DefaultContactDeleted
+		_c.mutation.SetContactDeleted(v)
+	}
 	if _, ok := _c.mutation.LastMessageAt(); !ok {
 		v := conversation.DefaultLastMessageAt()
 		_c.mutation.SetLastMessageAt(v)
@@ -511,6 +547,12 @@ func (_c *ConversationCreate) check() error {
 	}
 	if _, ok := _c.mutation.UnknownContact(); !ok {
 		return &ValidationError{Name: "unknown_contact", err: errors.New(`ent: missing required field "Conversation.unknown_contact"`)}
+	}
+	if _, ok := _c.mutation.ContactBlocked(); !ok {
+		return &ValidationError{Name: "contact_blocked", err: errors.New(`ent: missing required field "Conversation.contact_blocked"`)}
+	}
+	if _, ok := _c.mutation.ContactDeleted(); !ok {
+		return &ValidationError{Name: "contact_deleted", err: errors.New(`ent: missing required field "Conversation.contact_deleted"`)}
 	}
 	if _, ok := _c.mutation.LastMessageAt(); !ok {
 		return &ValidationError{Name: "last_message_at", err: errors.New(`ent: missing required field "Conversation.last_message_at"`)}
@@ -565,6 +607,14 @@ func (_c *ConversationCreate) createSpec() (*Conversation, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.UnknownContact(); ok {
 		_spec.SetField(conversation.FieldUnknownContact, field.TypeBool, value)
 		_node.UnknownContact = value
+	}
+	if value, ok := _c.mutation.ContactBlocked(); ok {
+		_spec.SetField(conversation.FieldContactBlocked, field.TypeBool, value)
+		_node.ContactBlocked = value
+	}
+	if value, ok := _c.mutation.ContactDeleted(); ok {
+		_spec.SetField(conversation.FieldContactDeleted, field.TypeBool, value)
+		_node.ContactDeleted = value
 	}
 	if value, ok := _c.mutation.OpenKey(); ok {
 		_spec.SetField(conversation.FieldOpenKey, field.TypeString, value)
@@ -869,6 +919,30 @@ func (u *ConversationUpsert) SetUnknownContact(v bool) *ConversationUpsert {
 // UpdateUnknownContact sets the "unknown_contact" field to the value that was provided on create.
 func (u *ConversationUpsert) UpdateUnknownContact() *ConversationUpsert {
 	u.SetExcluded(conversation.FieldUnknownContact)
+	return u
+}
+
+// SetContactBlocked sets the "contact_blocked" field.
+func (u *ConversationUpsert) SetContactBlocked(v bool) *ConversationUpsert {
+	u.Set(conversation.FieldContactBlocked, v)
+	return u
+}
+
+// UpdateContactBlocked sets the "contact_blocked" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateContactBlocked() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldContactBlocked)
+	return u
+}
+
+// SetContactDeleted sets the "contact_deleted" field.
+func (u *ConversationUpsert) SetContactDeleted(v bool) *ConversationUpsert {
+	u.Set(conversation.FieldContactDeleted, v)
+	return u
+}
+
+// UpdateContactDeleted sets the "contact_deleted" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateContactDeleted() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldContactDeleted)
 	return u
 }
 
@@ -1255,6 +1329,34 @@ func (u *ConversationUpsertOne) SetUnknownContact(v bool) *ConversationUpsertOne
 func (u *ConversationUpsertOne) UpdateUnknownContact() *ConversationUpsertOne {
 	return u.Update(func(s *ConversationUpsert) {
 		s.UpdateUnknownContact()
+	})
+}
+
+// SetContactBlocked sets the "contact_blocked" field.
+func (u *ConversationUpsertOne) SetContactBlocked(v bool) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetContactBlocked(v)
+	})
+}
+
+// UpdateContactBlocked sets the "contact_blocked" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateContactBlocked() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateContactBlocked()
+	})
+}
+
+// SetContactDeleted sets the "contact_deleted" field.
+func (u *ConversationUpsertOne) SetContactDeleted(v bool) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetContactDeleted(v)
+	})
+}
+
+// UpdateContactDeleted sets the "contact_deleted" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateContactDeleted() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateContactDeleted()
 	})
 }
 
@@ -1854,6 +1956,34 @@ func (u *ConversationUpsertBulk) SetUnknownContact(v bool) *ConversationUpsertBu
 func (u *ConversationUpsertBulk) UpdateUnknownContact() *ConversationUpsertBulk {
 	return u.Update(func(s *ConversationUpsert) {
 		s.UpdateUnknownContact()
+	})
+}
+
+// SetContactBlocked sets the "contact_blocked" field.
+func (u *ConversationUpsertBulk) SetContactBlocked(v bool) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetContactBlocked(v)
+	})
+}
+
+// UpdateContactBlocked sets the "contact_blocked" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateContactBlocked() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateContactBlocked()
+	})
+}
+
+// SetContactDeleted sets the "contact_deleted" field.
+func (u *ConversationUpsertBulk) SetContactDeleted(v bool) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetContactDeleted(v)
+	})
+}
+
+// UpdateContactDeleted sets the "contact_deleted" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateContactDeleted() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateContactDeleted()
 	})
 }
 

@@ -86,6 +86,34 @@ func (_u *ConversationUpdate) SetNillableUnknownContact(v *bool) *ConversationUp
 	return _u
 }
 
+// SetContactBlocked sets the "contact_blocked" field.
+func (_u *ConversationUpdate) SetContactBlocked(v bool) *ConversationUpdate {
+	_u.mutation.SetContactBlocked(v)
+	return _u
+}
+
+// SetNillableContactBlocked sets the "contact_blocked" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableContactBlocked(v *bool) *ConversationUpdate {
+	if v != nil {
+		_u.SetContactBlocked(*v)
+	}
+	return _u
+}
+
+// SetContactDeleted sets the "contact_deleted" field.
+func (_u *ConversationUpdate) SetContactDeleted(v bool) *ConversationUpdate {
+	_u.mutation.SetContactDeleted(v)
+	return _u
+}
+
+// SetNillableContactDeleted sets the "contact_deleted" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableContactDeleted(v *bool) *ConversationUpdate {
+	if v != nil {
+		_u.SetContactDeleted(*v)
+	}
+	return _u
+}
+
 // SetOpenKey sets the "open_key" field.
 func (_u *ConversationUpdate) SetOpenKey(v string) *ConversationUpdate {
 	_u.mutation.SetOpenKey(v)
@@ -691,6 +719,12 @@ func (_u *ConversationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if value, ok := _u.mutation.UnknownContact(); ok {
 		_spec.SetField(conversation.FieldUnknownContact, field.TypeBool, value)
 	}
+	if value, ok := _u.mutation.ContactBlocked(); ok {
+		_spec.SetField(conversation.FieldContactBlocked, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ContactDeleted(); ok {
+		_spec.SetField(conversation.FieldContactDeleted, field.TypeBool, value)
+	}
 	if value, ok := _u.mutation.OpenKey(); ok {
 		_spec.SetField(conversation.FieldOpenKey, field.TypeString, value)
 	}
@@ -1168,6 +1202,34 @@ func (_u *ConversationUpdateOne) SetUnknownContact(v bool) *ConversationUpdateOn
 func (_u *ConversationUpdateOne) SetNillableUnknownContact(v *bool) *ConversationUpdateOne {
 	if v != nil {
 		_u.SetUnknownContact(*v)
+	}
+	return _u
+}
+
+// SetContactBlocked sets the "contact_blocked" field.
+func (_u *ConversationUpdateOne) SetContactBlocked(v bool) *ConversationUpdateOne {
+	_u.mutation.SetContactBlocked(v)
+	return _u
+}
+
+// SetNillableContactBlocked sets the "contact_blocked" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableContactBlocked(v *bool) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetContactBlocked(*v)
+	}
+	return _u
+}
+
+// SetContactDeleted sets the "contact_deleted" field.
+func (_u *ConversationUpdateOne) SetContactDeleted(v bool) *ConversationUpdateOne {
+	_u.mutation.SetContactDeleted(v)
+	return _u
+}
+
+// SetNillableContactDeleted sets the "contact_deleted" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableContactDeleted(v *bool) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetContactDeleted(*v)
 	}
 	return _u
 }
@@ -1806,6 +1868,12 @@ func (_u *ConversationUpdateOne) sqlSave(ctx context.Context) (_node *Conversati
 	}
 	if value, ok := _u.mutation.UnknownContact(); ok {
 		_spec.SetField(conversation.FieldUnknownContact, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ContactBlocked(); ok {
+		_spec.SetField(conversation.FieldContactBlocked, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ContactDeleted(); ok {
+		_spec.SetField(conversation.FieldContactDeleted, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.OpenKey(); ok {
 		_spec.SetField(conversation.FieldOpenKey, field.TypeString, value)

@@ -791,6 +791,11 @@ func (_q *ConversationQuery) collectField(ctx context.Context, oneNode bool, opC
 				selectedFields = append(selectedFields, conversation.FieldUnknownContact)
 				fieldSeen[conversation.FieldUnknownContact] = struct{}{}
 			}
+		case "contactDeleted":
+			if _, ok := fieldSeen[conversation.FieldContactDeleted]; !ok {
+				selectedFields = append(selectedFields, conversation.FieldContactDeleted)
+				fieldSeen[conversation.FieldContactDeleted] = struct{}{}
+			}
 		case "lastMessageAt":
 			if _, ok := fieldSeen[conversation.FieldLastMessageAt]; !ok {
 				selectedFields = append(selectedFields, conversation.FieldLastMessageAt)

@@ -1470,6 +1470,20 @@ var (
 			}
 		},
 	}
+	// ContactOrderFieldDisplayName orders Contact by display_name.
+	ContactOrderFieldDisplayName = &ContactOrderField{
+		Value: func(_m *Contact) (ent.Value, error) {
+			return _m.DisplayName, nil
+		},
+		column: contact.FieldDisplayName,
+		toTerm: contact.ByDisplayName,
+		toCursor: func(_m *Contact) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.DisplayName,
+			}
+		},
+	}
 )
 
 // String implement fmt.Stringer interface.
@@ -1478,6 +1492,8 @@ func (f ContactOrderField) String() string {
 	switch f.column {
 	case ContactOrderFieldCreatedAt.column:
 		str = "CREATED_AT"
+	case ContactOrderFieldDisplayName.column:
+		str = "DISPLAY_NAME"
 	}
 	return str
 }
@@ -1496,6 +1512,8 @@ func (f *ContactOrderField) UnmarshalGQL(v interface{}) error {
 	switch str {
 	case "CREATED_AT":
 		*f = *ContactOrderFieldCreatedAt
+	case "DISPLAY_NAME":
+		*f = *ContactOrderFieldDisplayName
 	default:
 		return fmt.Errorf("%s is not a valid ContactOrderField", str)
 	}

@@ -5664,6 +5664,7 @@ type ContactMutation struct {
 	notes                *string
 	known                *bool
 	blocked              *bool
+	phone_key            *string
 	search_key           *string
 	clearedFields        map[string]struct{}
 	identities           map[int]struct{}
@@ -6105,6 +6106,55 @@ func (m *ContactMutation) ResetBlocked() {
 	m.blocked = nil
 }
 
+// SetPhoneKey sets the "phone_key" field.
+func (m *ContactMutation) SetPhoneKey(s string) {
+	m.phone_key = &s
+}
+
+// PhoneKey returns the value of the "phone_key" field in the mutation.
+func (m *ContactMutation) PhoneKey() (r string, exists bool) {
+	v := m.phone_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPhoneKey returns the old "phone_key" field's value of the Contact entity.
+// If the Contact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMutation) OldPhoneKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPhoneKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPhoneKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPhoneKey: %w", err)
+	}
+	return oldValue.PhoneKey, nil
+}
+
+// ClearPhoneKey clears the value of the "phone_key" field.
+func (m *ContactMutation) ClearPhoneKey() {
+	m.phone_key = nil
+	m.clearedFields[contact.FieldPhoneKey] = struct{}{}
+}
+
+// PhoneKeyCleared returns if the "phone_key" field was cleared in this mutation.
+func (m *ContactMutation) PhoneKeyCleared() bool {
+	_, ok := m.clearedFields[contact.FieldPhoneKey]
+	return ok
+}
+
+// ResetPhoneKey resets all changes to the "phone_key" field.
+func (m *ContactMutation) ResetPhoneKey() {
+	m.phone_key = nil
+	delete(m.clearedFields, contact.FieldPhoneKey)
+}
+
 // SetSearchKey sets the "search_key" field.
 func (m *ContactMutation) SetSearchKey(s string) {
 	m.search_key = &s
@@ -6337,7 +6387,7 @@ func (m *ContactMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ContactMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.created_at != nil {
 		fields = append(fields, contact.FieldCreatedAt)
 	}
@@ -6361,6 +6411,9 @@ func (m *ContactMutation) Fields() []string {
 	}
 	if m.blocked != nil {
 		fields = append(fields, contact.FieldBlocked)
+	}
+	if m.phone_key != nil {
+		fields = append(fields, contact.FieldPhoneKey)
 	}
 	if m.search_key != nil {
 		fields = append(fields, contact.FieldSearchKey)
@@ -6389,6 +6442,8 @@ func (m *ContactMutation) Field(name string) (ent.Value, bool) {
 		return m.Known()
 	case contact.FieldBlocked:
 		return m.Blocked()
+	case contact.FieldPhoneKey:
+		return m.PhoneKey()
 	case contact.FieldSearchKey:
 		return m.SearchKey()
 	}
@@ -6416,6 +6471,8 @@ func (m *ContactMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldKnown(ctx)
 	case contact.FieldBlocked:
 		return m.OldBlocked(ctx)
+	case contact.FieldPhoneKey:
+		return m.OldPhoneKey(ctx)
 	case contact.FieldSearchKey:
 		return m.OldSearchKey(ctx)
 	}
@@ -6483,6 +6540,13 @@ func (m *ContactMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetBlocked(v)
 		return nil
+	case contact.FieldPhoneKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPhoneKey(v)
+		return nil
 	case contact.FieldSearchKey:
 		v, ok := value.(string)
 		if !ok {
@@ -6529,6 +6593,9 @@ func (m *ContactMutation) ClearedFields() []string {
 	if m.FieldCleared(contact.FieldNotes) {
 		fields = append(fields, contact.FieldNotes)
 	}
+	if m.FieldCleared(contact.FieldPhoneKey) {
+		fields = append(fields, contact.FieldPhoneKey)
+	}
 	return fields
 }
 
@@ -6551,6 +6618,9 @@ func (m *ContactMutation) ClearField(name string) error {
 		return nil
 	case contact.FieldNotes:
 		m.ClearNotes()
+		return nil
+	case contact.FieldPhoneKey:
+		m.ClearPhoneKey()
 		return nil
 	}
 	return fmt.Errorf("unknown Contact nullable field %s", name)
@@ -6583,6 +6653,9 @@ func (m *ContactMutation) ResetField(name string) error {
 		return nil
 	case contact.FieldBlocked:
 		m.ResetBlocked()
+		return nil
+	case contact.FieldPhoneKey:
+		m.ResetPhoneKey()
 		return nil
 	case contact.FieldSearchKey:
 		m.ResetSearchKey()
@@ -7425,6 +7498,8 @@ type ConversationMutation struct {
 	status                   *schematype.ConversationStatus
 	archived                 *bool
 	unknown_contact          *bool
+	contact_blocked          *bool
+	contact_deleted          *bool
 	open_key                 *string
 	last_message_at          *time.Time
 	customer_last_message_at *time.Time
@@ -7777,6 +7852,78 @@ func (m *ConversationMutation) OldUnknownContact(ctx context.Context) (v bool, e
 // ResetUnknownContact resets all changes to the "unknown_contact" field.
 func (m *ConversationMutation) ResetUnknownContact() {
 	m.unknown_contact = nil
+}
+
+// SetContactBlocked sets the "contact_blocked" field.
+func (m *ConversationMutation) SetContactBlocked(b bool) {
+	m.contact_blocked = &b
+}
+
+// ContactBlocked returns the value of the "contact_blocked" field in the mutation.
+func (m *ConversationMutation) ContactBlocked() (r bool, exists bool) {
+	v := m.contact_blocked
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContactBlocked returns the old "contact_blocked" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldContactBlocked(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContactBlocked is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContactBlocked requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContactBlocked: %w", err)
+	}
+	return oldValue.ContactBlocked, nil
+}
+
+// ResetContactBlocked resets all changes to the "contact_blocked" field.
+func (m *ConversationMutation) ResetContactBlocked() {
+	m.contact_blocked = nil
+}
+
+// SetContactDeleted sets the "contact_deleted" field.
+func (m *ConversationMutation) SetContactDeleted(b bool) {
+	m.contact_deleted = &b
+}
+
+// ContactDeleted returns the value of the "contact_deleted" field in the mutation.
+func (m *ConversationMutation) ContactDeleted() (r bool, exists bool) {
+	v := m.contact_deleted
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContactDeleted returns the old "contact_deleted" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldContactDeleted(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContactDeleted is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContactDeleted requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContactDeleted: %w", err)
+	}
+	return oldValue.ContactDeleted, nil
+}
+
+// ResetContactDeleted resets all changes to the "contact_deleted" field.
+func (m *ConversationMutation) ResetContactDeleted() {
+	m.contact_deleted = nil
 }
 
 // SetOpenKey sets the "open_key" field.
@@ -8962,7 +9109,7 @@ func (m *ConversationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ConversationMutation) Fields() []string {
-	fields := make([]string, 0, 22)
+	fields := make([]string, 0, 24)
 	if m.created_at != nil {
 		fields = append(fields, conversation.FieldCreatedAt)
 	}
@@ -8980,6 +9127,12 @@ func (m *ConversationMutation) Fields() []string {
 	}
 	if m.unknown_contact != nil {
 		fields = append(fields, conversation.FieldUnknownContact)
+	}
+	if m.contact_blocked != nil {
+		fields = append(fields, conversation.FieldContactBlocked)
+	}
+	if m.contact_deleted != nil {
+		fields = append(fields, conversation.FieldContactDeleted)
 	}
 	if m.open_key != nil {
 		fields = append(fields, conversation.FieldOpenKey)
@@ -9049,6 +9202,10 @@ func (m *ConversationMutation) Field(name string) (ent.Value, bool) {
 		return m.Archived()
 	case conversation.FieldUnknownContact:
 		return m.UnknownContact()
+	case conversation.FieldContactBlocked:
+		return m.ContactBlocked()
+	case conversation.FieldContactDeleted:
+		return m.ContactDeleted()
 	case conversation.FieldOpenKey:
 		return m.OpenKey()
 	case conversation.FieldLastMessageAt:
@@ -9102,6 +9259,10 @@ func (m *ConversationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldArchived(ctx)
 	case conversation.FieldUnknownContact:
 		return m.OldUnknownContact(ctx)
+	case conversation.FieldContactBlocked:
+		return m.OldContactBlocked(ctx)
+	case conversation.FieldContactDeleted:
+		return m.OldContactDeleted(ctx)
 	case conversation.FieldOpenKey:
 		return m.OldOpenKey(ctx)
 	case conversation.FieldLastMessageAt:
@@ -9184,6 +9345,20 @@ func (m *ConversationMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUnknownContact(v)
+		return nil
+	case conversation.FieldContactBlocked:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContactBlocked(v)
+		return nil
+	case conversation.FieldContactDeleted:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContactDeleted(v)
 		return nil
 	case conversation.FieldOpenKey:
 		v, ok := value.(string)
@@ -9459,6 +9634,12 @@ func (m *ConversationMutation) ResetField(name string) error {
 		return nil
 	case conversation.FieldUnknownContact:
 		m.ResetUnknownContact()
+		return nil
+	case conversation.FieldContactBlocked:
+		m.ResetContactBlocked()
+		return nil
+	case conversation.FieldContactDeleted:
+		m.ResetContactDeleted()
 		return nil
 	case conversation.FieldOpenKey:
 		m.ResetOpenKey()

@@ -278,7 +278,7 @@ func init() {
 	// contact.DefaultBlocked holds the default value on creation for the blocked field.
 	contact.DefaultBlocked = contactDescBlocked.Default.(bool)
 	// contactDescSearchKey is the schema descriptor for search_key field.
-	contactDescSearchKey := contactFields[6].Descriptor()
+	contactDescSearchKey := contactFields[7].Descriptor()
 	// contact.DefaultSearchKey holds the default value on creation for the search_key field.
 	contact.DefaultSearchKey = contactDescSearchKey.Default.(string)
 	contactidentityFields := schema.ContactIdentity{}.Fields()
@@ -310,8 +310,16 @@ func init() {
 	conversationDescUnknownContact := conversationFields[3].Descriptor()
 	// conversation.DefaultUnknownContact holds the default value on creation for the unknown_contact field.
 	conversation.DefaultUnknownContact = conversationDescUnknownContact.Default.(bool)
+	// conversationDescContactBlocked is the schema descriptor for contact_blocked field.
+	conversationDescContactBlocked := conversationFields[4].Descriptor()
+	// conversation.DefaultContactBlocked holds the default value on creation for the contact_blocked field.
+	conversation.DefaultContactBlocked = conversationDescContactBlocked.Default.(bool)
+	// conversationDescContactDeleted is the schema descriptor for contact_deleted field.
+	conversationDescContactDeleted := conversationFields[5].Descriptor()
+	// conversation.DefaultContactDeleted holds the default value on creation for the contact_deleted field.
+	conversation.DefaultContactDeleted = conversationDescContactDeleted.Default.(bool)
 	// conversationDescLastMessageAt is the schema descriptor for last_message_at field.
-	conversationDescLastMessageAt := conversationFields[5].Descriptor()
+	conversationDescLastMessageAt := conversationFields[7].Descriptor()
 	// conversation.DefaultLastMessageAt holds the default value on creation for the last_message_at field.
 	conversation.DefaultLastMessageAt = conversationDescLastMessageAt.Default.(func() time.Time)
 	eventcounterFields := schema.EventCounter{}.Fields()

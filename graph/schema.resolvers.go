@@ -357,6 +357,36 @@ func (r *mutationResolver) ReleaseConversation(ctx context.Context, id int) (*en
 	return r.Conversations.Release(ctx, id)
 }
 
+// CreateContact is the resolver for the createContact field.
+func (r *mutationResolver) CreateContact(ctx context.Context, input model.ContactDetailsInput) (*ent.Contact, error) {
+	return r.Contacts.Create(ctx, contactDetails(input))
+}
+
+// UpdateContact is the resolver for the updateContact field.
+func (r *mutationResolver) UpdateContact(ctx context.Context, id int, input model.ContactDetailsInput) (*ent.Contact, error) {
+	return r.Contacts.Update(ctx, id, contactDetails(input))
+}
+
+// DeleteContact is the resolver for the deleteContact field.
+func (r *mutationResolver) DeleteContact(ctx context.Context, id int) (*model.DeletePayload, error) {
+	return deletePayload(r.Contacts.Delete(ctx, id))
+}
+
+// MergeContacts is the resolver for the mergeContacts field.
+func (r *mutationResolver) MergeContacts(ctx context.Context, into int, from int) (*ent.Contact, error) {
+	return r.Contacts.Merge(ctx, into, from)
+}
+
+// BlockContact is the resolver for the blockContact field.
+func (r *mutationResolver) BlockContact(ctx context.Context, id int) (*ent.Contact, error) {
+	return r.Contacts.Block(ctx, id)
+}
+
+// UnblockContact is the resolver for the unblockContact field.
+func (r *mutationResolver) UnblockContact(ctx context.Context, id int) (*ent.Contact, error) {
+	return r.Contacts.Unblock(ctx, id)
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*ent.Agent, error) {
 	return r.Workspace.Me(ctx)
@@ -389,7 +419,7 @@ func (r *queryResolver) Conversation(ctx context.Context, id int) (*ent.Conversa
 
 // Contact is the resolver for the contact field.
 func (r *queryResolver) Contact(ctx context.Context, id int) (*ent.Contact, error) {
-	return r.Contacts.Get(ctx, id)
+	return r.Resolver.Contacts.Get(ctx, id)
 }
 
 // Templates is the resolver for the templates field.
@@ -429,6 +459,11 @@ func (r *queryResolver) WhatsappTemplates(ctx context.Context, channelAccountID 
 // RenderTemplate is the resolver for the renderTemplate field.
 func (r *queryResolver) RenderTemplate(ctx context.Context, id int, conversationID int) (string, error) {
 	return r.Resolver.Templates.Render(ctx, id, conversationID)
+}
+
+// Contacts is the resolver for the contacts field.
+func (r *queryResolver) Contacts(ctx context.Context, search *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.ContactConnection, error) {
+	return r.Resolver.Contacts.List(ctx, search, after, first, before, last)
 }
 
 // Members is the resolver for the members field.

@@ -30,6 +30,8 @@ const (
 	FieldKnown = "known"
 	// FieldBlocked holds the string denoting the blocked field in the database.
 	FieldBlocked = "blocked"
+	// FieldPhoneKey holds the string denoting the phone_key field in the database.
+	FieldPhoneKey = "phone_key"
 	// FieldSearchKey holds the string denoting the search_key field in the database.
 	FieldSearchKey = "search_key"
 	// EdgeIdentities holds the string denoting the identities edge name in mutations.
@@ -74,6 +76,7 @@ var Columns = []string{
 	FieldNotes,
 	FieldKnown,
 	FieldBlocked,
+	FieldPhoneKey,
 	FieldSearchKey,
 }
 
@@ -154,6 +157,11 @@ func ByKnown(opts ...sql.OrderTermOption) OrderOption {
 // ByBlocked orders the results by the blocked field.
 func ByBlocked(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldBlocked, opts...).ToFunc()
+}
+
+// ByPhoneKey orders the results by the phone_key field.
+func ByPhoneKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPhoneKey, opts...).ToFunc()
 }
 
 // BySearchKey orders the results by the search_key field.

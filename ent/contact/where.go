@@ -95,6 +95,11 @@ func Blocked(v bool) predicate.Contact {
 	return predicate.Contact(sql.FieldEQ(FieldBlocked, v))
 }
 
+// PhoneKey applies equality check predicate on the "phone_key" field. It's identical to PhoneKeyEQ.
+func PhoneKey(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldEQ(FieldPhoneKey, v))
+}
+
 // SearchKey applies equality check predicate on the "search_key" field. It's identical to SearchKeyEQ.
 func SearchKey(v string) predicate.Contact {
 	return predicate.Contact(sql.FieldEQ(FieldSearchKey, v))
@@ -488,6 +493,81 @@ func BlockedEQ(v bool) predicate.Contact {
 // BlockedNEQ applies the NEQ predicate on the "blocked" field.
 func BlockedNEQ(v bool) predicate.Contact {
 	return predicate.Contact(sql.FieldNEQ(FieldBlocked, v))
+}
+
+// PhoneKeyEQ applies the EQ predicate on the "phone_key" field.
+func PhoneKeyEQ(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldEQ(FieldPhoneKey, v))
+}
+
+// PhoneKeyNEQ applies the NEQ predicate on the "phone_key" field.
+func PhoneKeyNEQ(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldNEQ(FieldPhoneKey, v))
+}
+
+// PhoneKeyIn applies the In predicate on the "phone_key" field.
+func PhoneKeyIn(vs ...string) predicate.Contact {
+	return predicate.Contact(sql.FieldIn(FieldPhoneKey, vs...))
+}
+
+// PhoneKeyNotIn applies the NotIn predicate on the "phone_key" field.
+func PhoneKeyNotIn(vs ...string) predicate.Contact {
+	return predicate.Contact(sql.FieldNotIn(FieldPhoneKey, vs...))
+}
+
+// PhoneKeyGT applies the GT predicate on the "phone_key" field.
+func PhoneKeyGT(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldGT(FieldPhoneKey, v))
+}
+
+// PhoneKeyGTE applies the GTE predicate on the "phone_key" field.
+func PhoneKeyGTE(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldGTE(FieldPhoneKey, v))
+}
+
+// PhoneKeyLT applies the LT predicate on the "phone_key" field.
+func PhoneKeyLT(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldLT(FieldPhoneKey, v))
+}
+
+// PhoneKeyLTE applies the LTE predicate on the "phone_key" field.
+func PhoneKeyLTE(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldLTE(FieldPhoneKey, v))
+}
+
+// PhoneKeyContains applies the Contains predicate on the "phone_key" field.
+func PhoneKeyContains(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldContains(FieldPhoneKey, v))
+}
+
+// PhoneKeyHasPrefix applies the HasPrefix predicate on the "phone_key" field.
+func PhoneKeyHasPrefix(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldHasPrefix(FieldPhoneKey, v))
+}
+
+// PhoneKeyHasSuffix applies the HasSuffix predicate on the "phone_key" field.
+func PhoneKeyHasSuffix(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldHasSuffix(FieldPhoneKey, v))
+}
+
+// PhoneKeyIsNil applies the IsNil predicate on the "phone_key" field.
+func PhoneKeyIsNil() predicate.Contact {
+	return predicate.Contact(sql.FieldIsNull(FieldPhoneKey))
+}
+
+// PhoneKeyNotNil applies the NotNil predicate on the "phone_key" field.
+func PhoneKeyNotNil() predicate.Contact {
+	return predicate.Contact(sql.FieldNotNull(FieldPhoneKey))
+}
+
+// PhoneKeyEqualFold applies the EqualFold predicate on the "phone_key" field.
+func PhoneKeyEqualFold(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldEqualFold(FieldPhoneKey, v))
+}
+
+// PhoneKeyContainsFold applies the ContainsFold predicate on the "phone_key" field.
+func PhoneKeyContainsFold(v string) predicate.Contact {
+	return predicate.Contact(sql.FieldContainsFold(FieldPhoneKey, v))
 }
 
 // SearchKeyEQ applies the EQ predicate on the "search_key" field.

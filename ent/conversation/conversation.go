@@ -29,6 +29,10 @@ const (
 	FieldArchived = "archived"
 	// FieldUnknownContact holds the string denoting the unknown_contact field in the database.
 	FieldUnknownContact = "unknown_contact"
+	// FieldContactBlocked holds the string denoting the contact_blocked field in the database.
+	FieldContactBlocked = "contact_blocked"
+	// FieldContactDeleted holds the string denoting the contact_deleted field in the database.
+	FieldContactDeleted = "contact_deleted"
 	// FieldOpenKey holds the string denoting the open_key field in the database.
 	FieldOpenKey = "open_key"
 	// FieldLastMessageAt holds the string denoting the last_message_at field in the database.
@@ -162,6 +166,8 @@ var Columns = []string{
 	FieldStatus,
 	FieldArchived,
 	FieldUnknownContact,
+	FieldContactBlocked,
+	FieldContactDeleted,
 	FieldOpenKey,
 	FieldLastMessageAt,
 	FieldCustomerLastMessageAt,
@@ -207,6 +213,10 @@ var (
 	DefaultArchived bool
 	// DefaultUnknownContact holds the default value on creation for the "unknown_contact" field.
 	DefaultUnknownContact bool
+	// DefaultContactBlocked holds the default value on creation for the "contact_blocked" field.
+	DefaultContactBlocked bool
+	// DefaultContactDeleted holds the default value on creation for the "contact_deleted" field.
+	DefaultContactDeleted bool
 	// DefaultLastMessageAt holds the default value on creation for the "last_message_at" field.
 	DefaultLastMessageAt func() time.Time
 )
@@ -269,6 +279,16 @@ func ByArchived(opts ...sql.OrderTermOption) OrderOption {
 // ByUnknownContact orders the results by the unknown_contact field.
 func ByUnknownContact(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUnknownContact, opts...).ToFunc()
+}
+
+// ByContactBlocked orders the results by the contact_blocked field.
+func ByContactBlocked(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldContactBlocked, opts...).ToFunc()
+}
+
+// ByContactDeleted orders the results by the contact_deleted field.
+func ByContactDeleted(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldContactDeleted, opts...).ToFunc()
 }
 
 // ByOpenKey orders the results by the open_key field.

@@ -76,6 +76,16 @@ func UnknownContact(v bool) predicate.Conversation {
 	return predicate.Conversation(sql.FieldEQ(FieldUnknownContact, v))
 }
 
+// ContactBlocked applies equality check predicate on the "contact_blocked" field. It's identical to ContactBlockedEQ.
+func ContactBlocked(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldContactBlocked, v))
+}
+
+// ContactDeleted applies equality check predicate on the "contact_deleted" field. It's identical to ContactDeletedEQ.
+func ContactDeleted(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldContactDeleted, v))
+}
+
 // OpenKey applies equality check predicate on the "open_key" field. It's identical to OpenKeyEQ.
 func OpenKey(v string) predicate.Conversation {
 	return predicate.Conversation(sql.FieldEQ(FieldOpenKey, v))
@@ -314,6 +324,26 @@ func UnknownContactEQ(v bool) predicate.Conversation {
 // UnknownContactNEQ applies the NEQ predicate on the "unknown_contact" field.
 func UnknownContactNEQ(v bool) predicate.Conversation {
 	return predicate.Conversation(sql.FieldNEQ(FieldUnknownContact, v))
+}
+
+// ContactBlockedEQ applies the EQ predicate on the "contact_blocked" field.
+func ContactBlockedEQ(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldContactBlocked, v))
+}
+
+// ContactBlockedNEQ applies the NEQ predicate on the "contact_blocked" field.
+func ContactBlockedNEQ(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldContactBlocked, v))
+}
+
+// ContactDeletedEQ applies the EQ predicate on the "contact_deleted" field.
+func ContactDeletedEQ(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldContactDeleted, v))
+}
+
+// ContactDeletedNEQ applies the NEQ predicate on the "contact_deleted" field.
+func ContactDeletedNEQ(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldContactDeleted, v))
 }
 
 // OpenKeyEQ applies the EQ predicate on the "open_key" field.

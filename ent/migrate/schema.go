@@ -213,6 +213,7 @@ var (
 		{Name: "notes", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "known", Type: field.TypeBool, Default: false},
 		{Name: "blocked", Type: field.TypeBool, Default: false},
+		{Name: "phone_key", Type: field.TypeString, Unique: true, Nullable: true},
 		{Name: "search_key", Type: field.TypeString, Default: ""},
 	}
 	// ContactsTable holds the schema information for the "contacts" table.
@@ -283,6 +284,8 @@ var (
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"OPEN", "DEALT_WITH", "ENDED"}, Default: "OPEN"},
 		{Name: "archived", Type: field.TypeBool, Default: false},
 		{Name: "unknown_contact", Type: field.TypeBool, Default: false},
+		{Name: "contact_blocked", Type: field.TypeBool, Default: false},
+		{Name: "contact_deleted", Type: field.TypeBool, Default: false},
 		{Name: "open_key", Type: field.TypeString, Nullable: true},
 		{Name: "last_message_at", Type: field.TypeTime},
 		{Name: "customer_last_message_at", Type: field.TypeTime, Nullable: true},
@@ -308,37 +311,37 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "conversations_channel_accounts_channel_account",
-				Columns:    []*schema.Column{ConversationsColumns[17]},
+				Columns:    []*schema.Column{ConversationsColumns[19]},
 				RefColumns: []*schema.Column{ChannelAccountsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_contacts_contact",
-				Columns:    []*schema.Column{ConversationsColumns[18]},
+				Columns:    []*schema.Column{ConversationsColumns[20]},
 				RefColumns: []*schema.Column{ContactsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_contact_identities_identity",
-				Columns:    []*schema.Column{ConversationsColumns[19]},
+				Columns:    []*schema.Column{ConversationsColumns[21]},
 				RefColumns: []*schema.Column{ContactIdentitiesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_queues_queue",
-				Columns:    []*schema.Column{ConversationsColumns[20]},
+				Columns:    []*schema.Column{ConversationsColumns[22]},
 				RefColumns: []*schema.Column{QueuesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_agents_owner",
-				Columns:    []*schema.Column{ConversationsColumns[21]},
+				Columns:    []*schema.Column{ConversationsColumns[23]},
 				RefColumns: []*schema.Column{AgentsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_messages_last_message",
-				Columns:    []*schema.Column{ConversationsColumns[22]},
+				Columns:    []*schema.Column{ConversationsColumns[24]},
 				RefColumns: []*schema.Column{MessagesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -347,37 +350,37 @@ var (
 			{
 				Name:    "conversation_open_key",
 				Unique:  true,
-				Columns: []*schema.Column{ConversationsColumns[7]},
+				Columns: []*schema.Column{ConversationsColumns[9]},
 			},
 			{
 				Name:    "conversation_owner_id_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[21], ConversationsColumns[5], ConversationsColumns[8]},
+				Columns: []*schema.Column{ConversationsColumns[23], ConversationsColumns[5], ConversationsColumns[10]},
 			},
 			{
 				Name:    "conversation_queue_id_owner_id_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[20], ConversationsColumns[21], ConversationsColumns[5], ConversationsColumns[8]},
+				Columns: []*schema.Column{ConversationsColumns[22], ConversationsColumns[23], ConversationsColumns[5], ConversationsColumns[10]},
 			},
 			{
 				Name:    "conversation_status_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[4], ConversationsColumns[5], ConversationsColumns[8]},
+				Columns: []*schema.Column{ConversationsColumns[4], ConversationsColumns[5], ConversationsColumns[10]},
 			},
 			{
 				Name:    "conversation_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[5], ConversationsColumns[8]},
+				Columns: []*schema.Column{ConversationsColumns[5], ConversationsColumns[10]},
 			},
 			{
 				Name:    "conversation_contact_id",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[18]},
+				Columns: []*schema.Column{ConversationsColumns[20]},
 			},
 			{
 				Name:    "conversation_route_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[11]},
+				Columns: []*schema.Column{ConversationsColumns[13]},
 			},
 		},
 	}
@@ -433,7 +436,7 @@ var (
 	InteractionsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "at", Type: field.TypeTime},
-		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "OFFERED", "TAKEN", "REPLIED", "TRANSFERRED", "DEALT_WITH", "ARCHIVED", "UNARCHIVED", "ENDED", "BLOCKED", "RELEASED", "LINKED", "MERGED"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "OFFERED", "TAKEN", "REPLIED", "TRANSFERRED", "DEALT_WITH", "ARCHIVED", "UNARCHIVED", "ENDED", "BLOCKED", "RELEASED", "LINKED", "MERGED", "UNBLOCKED"}},
 		{Name: "channel", Type: field.TypeEnum, Enums: []string{"LIVE_CHAT", "WHATSAPP", "FACEBOOK", "SMS", "INTERNAL"}},
 		{Name: "detail", Type: field.TypeString, Nullable: true},
 		{Name: "conversation_id", Type: field.TypeInt, Nullable: true},

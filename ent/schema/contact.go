@@ -4,6 +4,7 @@ import (
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
@@ -21,16 +22,25 @@ func (Contact) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
 // Fields of the Contact.
 func (Contact) Fields() []ent.Field {
 	return []ent.Field{
-		field.String("display_name").MaxRuneLen(200),
+		field.String("display_name").MaxRuneLen(200).
+			Annotations(entgql.OrderField("DISPLAY_NAME")),
 		field.String("email").Optional().Nillable().MaxLen(320),
 		field.String("phone").Optional().Nillable().MaxLen(40),
 		field.Text("notes").Optional().Nillable(),
 		// Known is false for a contact made up from an unknown sender until
 		// an agent adds it (the Add contact / Reply / Ignore prompt).
 		field.Bool("known").Default(false).Annotations(skip()),
+		// Blocked: the contact's messages, on every channel, are stored but
+		// not routed and not shown in inboxes (blockContact). Conversations
+		// mirror it in contact_blocked.
 		field.Bool("blocked").Default(false),
-		// SearchKey is the folded (lower-case, accent-free) name, email and
-		// phone: search behaves the same on SQLite and PostgreSQL.
+		// PhoneKey is the contact's phone in E.164 when it is a valid
+		// number, unique: one number is one contact, and a new sender on a
+		// phone-number channel (WhatsApp, SMS) with that number joins it.
+		field.String("phone_key").Optional().Nillable().Unique().Annotations(skip()),
+		// SearchKey is the folded (lower-case, accent-free) name, email,
+		// phone and identities (external ids, profile names): search
+		// behaves the same on SQLite and PostgreSQL (contacts.SearchKey).
 		field.String("search_key").Default("").Annotations(skip()),
 	}
 }
@@ -42,6 +52,11 @@ func (Contact) Edges() []ent.Edge {
 		edge.From("conversations", Conversation.Type).Ref("contact").Annotations(skip()),
 		edge.From("interactions", Interaction.Type).Ref("contact").Annotations(skip()),
 	}
+}
+
+// Annotations of the Contact.
+func (Contact) Annotations() []schema.Annotation {
+	return []schema.Annotation{entgql.RelayConnection()}
 }
 
 // Indexes of the Contact.

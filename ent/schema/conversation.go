@@ -32,6 +32,14 @@ func (Conversation) Fields() []ent.Field {
 			Annotations(entgql.Type("ConversationStatus")),
 		field.Bool("archived").Default(false),
 		field.Bool("unknown_contact").Default(false),
+		// ContactBlocked mirrors the contact's blocked flag (blockContact,
+		// unblockContact, merges, inbound), so that the access rules and
+		// the inbox read it from the conversation's own row.
+		field.Bool("contact_blocked").Default(false).Annotations(skip()),
+		// ContactDeleted: the customer was deleted (deleteContact); the
+		// conversation stays, anonymised, with no contact: clients show it
+		// as "deleted contact".
+		field.Bool("contact_deleted").Default(false),
 		// OpenKey is set while the conversation is open ("account:identity")
 		// and cleared when it is dealt with or ended; its unique index makes
 		// "at most one open conversation per identity per account" a

@@ -20,6 +20,19 @@ type ChatOptionsInput struct {
 	NotificationSound *string `json:"notificationSound,omitempty"`
 }
 
+// A contact's details. On update a field left out (or null) stays as it is;
+// "" clears email, phone and notes. email must be an address, phone an
+// international number (stored in E.164: "+1 (415) 555-0100" becomes
+// "+14155550100"); one number belongs to one contact (CONFLICT otherwise:
+// merge them). displayName: 1 to 200 characters, required on create; notes
+// up to 5000.
+type ContactDetailsInput struct {
+	DisplayName *string `json:"displayName,omitempty"`
+	Email       *string `json:"email,omitempty"`
+	Phone       *string `json:"phone,omitempty"`
+	Notes       *string `json:"notes,omitempty"`
+}
+
 type ContactInput struct {
 	DisplayName string  `json:"displayName"`
 	Email       *string `json:"email,omitempty"`

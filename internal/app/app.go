@@ -211,7 +211,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	tpls.Conversations = a.Convs
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
-		Templates: tpls, Contacts: contacts.NewService(client),
+		Templates: tpls, Contacts: contacts.NewService(client, a.Convs),
 		Channels:      a.Channels,
 		Conversations: a.Convs,
 		Presence:      a.Presence,

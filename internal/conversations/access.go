@@ -38,6 +38,11 @@ import (
 //     was offered to them, or they are a member of its queue) may learn that
 //     it was taken: Take and Send answer CONFLICT, Release FORBIDDEN,
 //     nothing more.
+//   - A conversation whose contact is blocked (blockContact) is nobody's
+//     but the admins': agents hold no relation with it, and admins see,
+//     manage and delete it but reply to it and claim it only once the
+//     contact is unblocked. No inbox view lists it, for admins neither
+//     (listed).
 //
 // Anyone else gets NOT_FOUND, exactly as for a conversation that does not
 // exist, in queries, mutations and subscriptions alike.
@@ -70,8 +75,8 @@ type Access struct {
 	// it; Take and Send say CONFLICT instead of NOT_FOUND.
 	Taken bool
 
-	// owned and internal shape the refusals of Check.
-	owned, internal bool
+	// owned, internal and blocked shape the refusals of Check.
+	owned, internal, blocked bool
 }
 
 // Op is one thing a caller does with a conversation.
@@ -105,6 +110,8 @@ func (a Access) Check(op Op) error {
 		return apperr.New(apperr.Conflict, "another agent took this conversation")
 	case !a.View:
 		return apperr.NotFoundf("conversation")
+	case (op == OpReply || op == OpClaim) && a.blocked:
+		return apperr.New(apperr.Forbidden, "the contact is blocked; unblock it first")
 	case (op == OpClaim || op == OpRelease) && a.internal:
 		return apperr.Invalid("id", "internal chats have no owner")
 	case op == OpRelease:
@@ -130,6 +137,8 @@ type Facts struct {
 	// WasOffered: the conversation was offered to the principal at some
 	// point (active or not).
 	WasOffered bool
+	// Blocked: the conversation's contact is blocked.
+	Blocked bool
 }
 
 // relation is one way a principal relates to a conversation; a principal
@@ -158,6 +167,8 @@ func relationsOf(p auth.Principal, f Facts) relation {
 	var r relation
 	internal := f.Channel == schematype.ChannelInternal
 	switch {
+	case f.Blocked && !internal:
+		// Nobody's but the admins'.
 	case internal:
 		if f.Participant {
 			r |= relParticipant
@@ -187,6 +198,7 @@ func relationsOf(p auth.Principal, f Facts) relation {
 func Decide(p auth.Principal, f Facts) Access {
 	r := relationsOf(p, f)
 	a := Access{owned: f.OwnerID != nil, internal: f.Channel == schematype.ChannelInternal}
+	a.blocked = f.Blocked && !a.internal
 	if r&(relOwner|relParticipant|relOffered|relMember) != 0 {
 		a.View, a.Reply, a.Manage = true, true, true
 		a.Claim = !a.internal
@@ -197,8 +209,8 @@ func Decide(p auth.Principal, f Facts) Access {
 	a.Release = r&relOwner != 0
 	if r&relAdmin != 0 {
 		a.View, a.Manage, a.Delete = true, true, true
-		a.Release = a.owned && !a.internal
-		if !a.internal && !a.owned {
+		a.Release = a.owned && !a.internal && !a.blocked
+		if !a.internal && !a.owned && !a.blocked {
 			a.Reply, a.Claim = true, true
 		}
 	}
@@ -214,7 +226,8 @@ func (r relation) where(p auth.Principal) predicate.Conversation {
 		return none
 	}
 	me := p.AgentID
-	notInternal := conversation.ChannelNEQ(schematype.ChannelInternal)
+	// A blocked contact's conversations are nobody's but the admins'.
+	notInternal := conversation.And(conversation.ChannelNEQ(schematype.ChannelInternal), conversation.ContactBlocked(false))
 	offeredTo := func(active bool) predicate.Conversation {
 		if active {
 			return conversation.HasOffersWith(offer.AgentID(me), offer.Active(true))
@@ -258,6 +271,12 @@ func visibleVia(p auth.Principal, rs relation) predicate.Conversation {
 	}
 	return conversation.Or(ors...)
 }
+
+// listed is what every inbox view requires of a conversation beside the
+// caller's relations: its contact is not blocked (internal chats have
+// none). A blocked contact's conversations stay reachable by id, for those
+// who may see them.
+var listed = conversation.ContactBlocked(false)
 
 var (
 	all  = predicate.Conversation(func(s *sql.Selector) { s.Where(sql.Not(sql.False())) })
@@ -323,6 +342,7 @@ func (v *Viewers) facts(p auth.Principal) Facts {
 	return Facts{
 		Channel: v.conv.Channel, OwnerID: v.conv.OwnerID,
 		Participant: v.participants[p.AgentID], Offered: v.offered[p.AgentID], Member: v.members[p.AgentID],
+		Blocked: v.conv.ContactBlocked,
 	}
 }
 
@@ -331,8 +351,12 @@ func (v *Viewers) facts(p auth.Principal) Facts {
 func (v *Viewers) For(p auth.Principal) Access { return Decide(p, v.facts(p)) }
 
 // Agents lists the agents who see the conversation through a relation of
-// their own (and so receive its inbox events).
+// their own (and so receive its inbox events): none for a blocked
+// contact's conversation.
 func (v *Viewers) Agents() []int {
+	if v.conv.ContactBlocked && v.conv.Channel != schematype.ChannelInternal {
+		return nil
+	}
 	var out []int
 	if v.conv.OwnerID != nil && v.conv.Channel != schematype.ChannelInternal {
 		out = append(out, *v.conv.OwnerID)

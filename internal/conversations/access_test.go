@@ -60,6 +60,11 @@ func TestDecide(t *testing.T) {
 		{"system owner, unowned live chat", owner, Facts{Channel: lc}, "VRCMD"},
 		{"system owner, another's", owner, Facts{Channel: lc, OwnerID: theirs}, "VMDL"},
 		{"visitor", visitor, Facts{Channel: lc}, ""},
+		{"agent, blocked contact, owns it", agentP, Facts{Channel: wa, OwnerID: mine, Blocked: true}, ""},
+		{"agent, blocked contact, offered member", agentP, Facts{Channel: wa, Offered: true, Member: true, Blocked: true}, ""},
+		{"agent, blocked contact, another's, member", agentP, Facts{Channel: wa, OwnerID: theirs, Member: true, Blocked: true}, ""},
+		{"admin, blocked contact, unowned", admin, Facts{Channel: wa, Blocked: true}, "VMD"},
+		{"admin, blocked contact, owns it", admin, Facts{Channel: lc, OwnerID: mine, Blocked: true}, "VMD"},
 		{"nobody", auth.Principal{}, Facts{Channel: wa, Member: true}, ""},
 	}
 	for _, tc := range cases {
@@ -122,6 +127,10 @@ func TestCheck(t *testing.T) {
 		{"participant releases an internal chat", agentP, Facts{Channel: in, Participant: true}, OpRelease, apperr.BadUserInput},
 		{"former candidate releases", agentP, Facts{Channel: wa, OwnerID: theirs, Member: true}, OpRelease, apperr.Forbidden},
 		{"stranger releases", agentP, Facts{Channel: wa, OwnerID: theirs}, OpRelease, apperr.NotFound},
+		{"member, blocked contact, views", agentP, Facts{Channel: wa, Member: true, Blocked: true}, OpView, apperr.NotFound},
+		{"admin replies to a blocked contact", admin, Facts{Channel: wa, Blocked: true}, OpReply, apperr.Forbidden},
+		{"admin takes a blocked contact's", admin, Facts{Channel: wa, Blocked: true}, OpClaim, apperr.Forbidden},
+		{"admin manages a blocked contact's", admin, Facts{Channel: wa, Blocked: true}, OpManage, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,12 +164,14 @@ func TestRuleAndSQLAgree(t *testing.T) {
 		for _, ch := range []schematype.Channel{schematype.ChannelWhatsApp, schematype.ChannelLiveChat, schematype.ChannelSMS} {
 			for _, queue := range []int{0, q} {
 				for _, owner := range []auth.Principal{{}, ana, dan, admin} {
-					specs = append(specs,
-						convSpec{channel: ch, queue: queue, owner: owner},
-						convSpec{channel: ch, queue: queue, owner: owner, offered: []auth.Principal{ben}, expired: []auth.Principal{cleo}},
-						convSpec{channel: ch, queue: queue, owner: owner, offered: []auth.Principal{dan, admin}},
-						convSpec{channel: ch, queue: queue, owner: owner, expired: []auth.Principal{ana, dan}},
-					)
+					for _, blocked := range []bool{false, true} {
+						specs = append(specs,
+							convSpec{channel: ch, queue: queue, owner: owner, blocked: blocked},
+							convSpec{channel: ch, queue: queue, owner: owner, offered: []auth.Principal{ben}, expired: []auth.Principal{cleo}, blocked: blocked},
+							convSpec{channel: ch, queue: queue, owner: owner, offered: []auth.Principal{dan, admin}, blocked: blocked},
+							convSpec{channel: ch, queue: queue, owner: owner, expired: []auth.Principal{ana, dan}, blocked: blocked},
+						)
+					}
 				}
 			}
 		}
@@ -197,8 +208,8 @@ func TestRuleAndSQLAgree(t *testing.T) {
 				}
 				rels := relationsOf(p, f)
 				sp := specs[i]
-				where := fmt.Sprintf("agent %d (%s), conversation %d (%s, queue %d, owner %d, offered %v, expired %v, participants %v)",
-					p.AgentID, p.Role, id, sp.channel, sp.queue, sp.owner.AgentID, agentIDs(sp.offered), agentIDs(sp.expired), agentIDs(sp.participants))
+				where := fmt.Sprintf("agent %d (%s), conversation %d (%s, queue %d, owner %d, offered %v, expired %v, participants %v, blocked %v)",
+					p.AgentID, p.Role, id, sp.channel, sp.queue, sp.owner.AgentID, agentIDs(sp.offered), agentIDs(sp.expired), agentIDs(sp.participants), sp.blocked)
 				for r := relation(1); r&relations != 0; r <<= 1 {
 					if in := slices.Contains(selected[r], id); in != (rels&r != 0) {
 						t.Errorf("%s: relation %b: SQL selects it %v, facts say %v", where, r, in, rels&r != 0)
@@ -221,6 +232,13 @@ func TestRuleAndSQLAgree(t *testing.T) {
 		}
 		if covered != relations {
 			t.Fatalf("the fixture covers relations %b of %b", covered, relations)
+		}
+		// The inbox lists no conversation of a blocked contact, for anyone.
+		listedIDs := w.client.Conversation.Query().Where(listed).IDsX(w.ctx)
+		for i, id := range ids {
+			if in := slices.Contains(listedIDs, id); in == specs[i].blocked {
+				t.Errorf("conversation %d (blocked %v): listed %v", id, specs[i].blocked, in)
+			}
 		}
 		if n := w.client.Conversation.Query().Where(conversation.OwnerIDIsNil()).CountX(w.ctx); n == 0 {
 			t.Fatal("no unowned conversations in the fixture")

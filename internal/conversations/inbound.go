@@ -3,6 +3,7 @@ package conversations
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -16,6 +17,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/channels/provider"
+	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/store"
@@ -92,7 +94,7 @@ func (s *Service) Receive(ctx context.Context, in Inbound) (*Received, error) {
 			r.Message, r.Conversation = r.Message.Unwrap(), r.Conversation.Unwrap()
 			return r, nil
 		}
-		if !ent.IsConstraintError(err) && !isSerialization(err) {
+		if !ent.IsConstraintError(err) && !isSerialization(err) && !errors.Is(err, errContactMoved) {
 			return nil, err
 		}
 		lastErr = err
@@ -124,11 +126,7 @@ func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error
 		if err != nil {
 			return err
 		}
-		ident, err := s.identity(ctx, tx, acct, in)
-		if err != nil {
-			return err
-		}
-		contact, err := tx.Contact.Get(ctx, ident.ContactID)
+		ident, contact, err := s.identity(ctx, tx, acct, in)
 		if err != nil {
 			return err
 		}
@@ -141,7 +139,7 @@ func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error
 		if conv == nil {
 			c := tx.Conversation.Create().
 				SetChannel(acct.Channel).SetStatus(schematype.ConversationOpen).
-				SetUnknownContact(!contact.Known).SetOpenKey(key).
+				SetUnknownContact(!contact.Known).SetContactBlocked(contact.Blocked).SetOpenKey(key).
 				SetChannelAccountID(acct.ID).SetContactID(contact.ID).SetIdentityID(ident.ID).
 				SetNillableQueueID(acct.QueueID).SetLastMessageAt(in.At).SetCustomerLastMessageAt(in.At).
 				SetCreatedAt(s.now())
@@ -192,9 +190,10 @@ func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error
 		}
 		// Routing starts with the first message (a live chat exists from
 		// the moment the visitor opens it, but nobody is offered an empty
-		// chat) and again when a message brings an archived one back.
+		// chat) and again when a message brings an archived one back. A
+		// blocked contact's messages are stored, never routed.
 		firstMessage := out.NewConversation || !hadMessages
-		if conv.OwnerID == nil && (firstMessage || unarchived) {
+		if conv.OwnerID == nil && !conv.ContactBlocked && (firstMessage || unarchived) {
 			if decision, err = s.router.Route(ctx, tx, conv); err != nil {
 				return err
 			}
@@ -217,41 +216,98 @@ func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error
 	return out, err
 }
 
-// identity finds the sender's identity on the account, or creates it with a
-// contact flagged unknown.
-func (s *Service) identity(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAccount, in Inbound) (*ent.ContactIdentity, error) {
+// errContactMoved: the sender's contact was merged into another or
+// deleted between finding its identity and locking it; Receive tries again
+// and finds where the identity is now.
+var errContactMoved = contacts.ErrMoved
+
+// identity finds the sender's identity on the account and its contact,
+// locked for the rest of the transaction (contacts.Lock: merges, deletes
+// and blocks of the contact wait for this message, or this message for
+// them). A new sender on a phone-number channel joins the contact that has
+// the number (one LINKED entry in its history says when); any other new
+// sender gets a new contact flagged unknown.
+func (s *Service) identity(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAccount, in Inbound) (*ent.ContactIdentity, *ent.Contact, error) {
 	id, err := tx.ContactIdentity.Query().Where(
 		contactidentity.ChannelAccountID(acct.ID), contactidentity.ExternalID(in.SenderID),
 	).Only(ctx)
 	if err == nil {
-		if in.SenderName != "" && id.ProfileName != in.SenderName {
-			return tx.ContactIdentity.UpdateOneID(id.ID).SetProfileName(in.SenderName).Save(ctx)
+		locked, err := contacts.Lock(ctx, tx, id.ContactID)
+		if err != nil {
+			return nil, nil, err
 		}
-		return id, nil
+		if len(locked) == 0 {
+			return nil, nil, errContactMoved
+		}
+		if in.SenderName != "" && id.ProfileName != in.SenderName {
+			if id, err = tx.ContactIdentity.UpdateOneID(id.ID).SetProfileName(in.SenderName).Save(ctx); err != nil {
+				return nil, nil, err
+			}
+			if err := contacts.Rekey(ctx, tx, id.ContactID); err != nil {
+				return nil, nil, err
+			}
+		}
+		return id, locked[0], nil
 	}
 	if !ent.IsNotFound(err) {
-		return nil, err
+		return nil, nil, err
+	}
+	var e164 string
+	f, _ := provider.For(acct.Channel)
+	if f.PhoneSenders {
+		e164 = contacts.PhoneOf(in.SenderID)
+	}
+	if e164 != "" {
+		c, err := contacts.ByPhone(ctx, tx, e164)
+		if err != nil {
+			return nil, nil, err
+		}
+		if c != nil {
+			id, err := tx.ContactIdentity.Create().SetChannel(acct.Channel).SetExternalID(in.SenderID).
+				SetProfileName(in.SenderName).SetChannelAccountID(acct.ID).SetContactID(c.ID).Save(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := contacts.Rekey(ctx, tx, c.ID); err != nil {
+				return nil, nil, err
+			}
+			detail := fmt.Sprintf("%s %s linked by the phone number %s", acct.Channel, in.SenderID, e164)
+			if err := contacts.Log(ctx, tx, c.ID, schematype.InteractionLinked, acct.Channel, nil, detail, s.now()); err != nil {
+				return nil, nil, err
+			}
+			return id, c, nil
+		}
 	}
 	name := in.SenderName
 	if name == "" {
 		name = in.SenderID
 	}
-	c := tx.Contact.Create().SetDisplayName(truncate(name, 200)).SetKnown(false)
-	var phone string
-	if f, _ := provider.For(acct.Channel); f.PhoneSenders {
-		phone = in.SenderID
-		if !strings.HasPrefix(phone, "+") {
-			phone = "+" + phone
+	name = truncate(name, 200)
+	cc := tx.Contact.Create().SetDisplayName(name).SetKnown(false)
+	var ph string
+	switch {
+	case e164 != "":
+		// The unique phone key decides between concurrent first messages
+		// from one number on two channels: the loser retries and links.
+		ph = e164
+		cc.SetPhone(ph).SetPhoneKey(ph)
+	case f.PhoneSenders:
+		// Not a number in international form: shown, never linked.
+		ph = in.SenderID
+		if !strings.HasPrefix(ph, "+") {
+			ph = "+" + ph
 		}
-		c.SetPhone(phone)
+		cc.SetPhone(ph)
 	}
-	c.SetSearchKey(textsearch.Key(name, phone))
-	contact, err := c.Save(ctx)
+	cc.SetSearchKey(contacts.SearchKey(&ent.Contact{DisplayName: name, Phone: nonEmpty(ph)},
+		[]*ent.ContactIdentity{{ExternalID: in.SenderID, ProfileName: in.SenderName}}))
+	contact, err := cc.Save(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return tx.ContactIdentity.Create().SetChannel(acct.Channel).SetExternalID(in.SenderID).
+	id, err = tx.ContactIdentity.Create().SetChannel(acct.Channel).SetExternalID(in.SenderID).
 		SetProfileName(in.SenderName).SetChannelAccountID(acct.ID).SetContactID(contact.ID).Save(ctx)
+	return id, contact, err
 }
 
 // attachInbound links a customer message's attachments: a visitor's own

@@ -59,7 +59,7 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 		return nil, err
 	}
 	// A live chat whose visitor has not written yet is nobody's business.
-	q := s.client.Conversation.Query().Where(conversation.LastMessageIDNotNil())
+	q := s.client.Conversation.Query().Where(conversation.LastMessageIDNotNil(), listed)
 	// Each view narrows what the caller may see (access.go).
 	switch f.View {
 	case ViewRecent:

@@ -159,11 +159,9 @@ func (s *Service) BlockAnonymousUser(ctx context.Context, id int) (*ent.Conversa
 		if err != nil {
 			return err
 		}
-		if c.ContactID != nil {
-			if err := tx.Contact.UpdateOneID(*c.ContactID).SetBlocked(true).Exec(ctx); err != nil {
-				return err
-			}
-		}
+		// The contact is not blocked (Contact.blocked is blockContact's, on
+		// every channel, and would hide this conversation): the address
+		// is, in Block.
 		return s.end(ctx, tx, after, p, c, schematype.InteractionBlocked)
 	})
 }

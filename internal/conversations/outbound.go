@@ -16,12 +16,12 @@ package conversations
 
 import (
 	"context"
+	"github.com/parleyhq/parley/internal/contacts"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/ent"
-	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/message"
@@ -247,13 +247,17 @@ func (s *Service) recipient(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAc
 		}
 		// A contact who has this number already (from another channel, or
 		// typed in by an agent) gets the new identity; else a new one.
-		ct, err := tx.Contact.Query().Where(contact.Phone(e164)).Order(ent.Asc(contact.FieldID)).First(ctx)
-		if ent.IsNotFound(err) {
-			ct, err = tx.Contact.Create().SetDisplayName(e164).SetPhone(e164).SetKnown(false).
-				SetSearchKey(textsearch.Key(e164, e164)).Save(ctx)
-		}
+		// (contacts.ByPhone locks it; one number is one contact.)
+		ct, err := contacts.ByPhone(ctx, tx, e164)
 		if err != nil {
 			return nil, nil, err
+		}
+		if ct == nil {
+			ct, err = tx.Contact.Create().SetDisplayName(e164).SetPhone(e164).SetPhoneKey(e164).SetKnown(false).
+				SetSearchKey(textsearch.Key(e164, e164)).Save(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
 		}
 		ident, err = newIdentity(ctx, tx, acct, ext, ct.ID)
 		return ident, ct, err

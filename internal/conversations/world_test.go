@@ -86,12 +86,14 @@ type convSpec struct {
 	offered      []auth.Principal
 	expired      []auth.Principal
 	participants []auth.Principal
+	// blocked: the conversation's contact is blocked.
+	blocked bool
 }
 
 func (w *world) conv(s convSpec) *ent.Conversation {
 	w.t.Helper()
 	now := time.Now()
-	cc := w.client.Conversation.Create().SetChannel(s.channel).SetLastMessageAt(now)
+	cc := w.client.Conversation.Create().SetChannel(s.channel).SetLastMessageAt(now).SetContactBlocked(s.blocked)
 	if s.queue != 0 {
 		cc.SetQueueID(s.queue)
 	}

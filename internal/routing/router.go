@@ -86,7 +86,8 @@ type Decision struct {
 }
 
 // Route decides the offers of conversation c inside tx. It withdraws the
-// offers of a conversation that is owned, closed or archived.
+// offers of a conversation that is owned, closed or archived, or whose
+// contact is blocked.
 func (r *Router) Route(ctx context.Context, tx *ent.Tx, c *ent.Conversation) (Decision, error) {
 	now := r.now()
 	d := Decision{ConversationID: c.ID}
@@ -94,7 +95,8 @@ func (r *Router) Route(ctx context.Context, tx *ent.Tx, c *ent.Conversation) (De
 	if err != nil {
 		return d, err
 	}
-	if c.OwnerID != nil || c.Status != schematype.ConversationOpen || c.Archived || c.Channel == schematype.ChannelInternal {
+	if c.OwnerID != nil || c.Status != schematype.ConversationOpen || c.Archived || c.Channel == schematype.ChannelInternal ||
+		c.ContactBlocked {
 		return d, r.apply(ctx, tx, c, nil, active, nil, now, &d, false)
 	}
 	if c.QueueID == nil {
@@ -431,7 +433,7 @@ func (r *Router) WakeWaiting(ctx context.Context) error {
 			conversation.OwnerIDIsNil(),
 			conversation.Or(conversation.QueueIDNotNil(), conversation.HasChannelAccountWith(channelaccount.AgentIDNotNil())),
 			conversation.StatusEQ(schematype.ConversationOpen), conversation.Archived(false),
-			conversation.ChannelNEQ(schematype.ChannelInternal),
+			conversation.ChannelNEQ(schematype.ChannelInternal), conversation.ContactBlocked(false),
 		).
 		SetRouteAt(r.now()).Save(ctx)
 	if err != nil {

@@ -175,6 +175,9 @@ const (
 	InteractionLinked InteractionKind = "LINKED"
 	// InteractionMerged: another contact was merged into this one.
 	InteractionMerged InteractionKind = "MERGED"
+	// InteractionUnblocked: the contact was unblocked (blockContact logs
+	// BLOCKED); its stored messages show and route again.
+	InteractionUnblocked InteractionKind = "UNBLOCKED"
 )
 
 // Values lists the interaction kinds for ent's enum column.
@@ -184,7 +187,7 @@ func (InteractionKind) Values() []string {
 		string(InteractionReplied), string(InteractionTransferred), string(InteractionDealtWith),
 		string(InteractionArchived), string(InteractionUnarchived), string(InteractionEnded),
 		string(InteractionBlocked), string(InteractionReleased), string(InteractionLinked),
-		string(InteractionMerged),
+		string(InteractionMerged), string(InteractionUnblocked),
 	}
 }
 
