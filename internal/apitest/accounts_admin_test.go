@@ -344,6 +344,11 @@ func TestAdminRotateChannelCredentials(t *testing.T) {
 				"verifyToken": verify, "apiBaseURL": api.URL()}
 		}
 		acct, hook := createAccount(t, w, "WHATSAPP", "whatsapp", wa("EAAG-old-token", "old-app-secret", "old-verify"))
+		// Creating an account is an administrative change too, recorded
+		// without its credentials.
+		if e := lastAuditOf(t, admin, "channelAccount.create", acct); strings.Contains(*e.Detail, "old-app-secret") || strings.Contains(*e.Detail, "EAAG-old-token") {
+			t.Fatalf("audit detail carries a credential: %s", *e.Detail)
+		}
 		deliverMeta(t, hook, "old-app-secret", waInbound("106540352242922", "wamid.IN1", "Hola"))
 		conv := waitConversation(t, w.Ana, "WHATSAPP")
 		before, _ := accounts(t, admin)

@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/ent/channelaccount"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/audit"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/channels/provider"
 	"github.com/parleyhq/parley/internal/store"
@@ -53,31 +54,48 @@ func (s *Service) CreateChannelAccount(ctx context.Context, in NewChannelAccount
 	if err := s.secrets.SealAll(cfg.Secrets()...); err != nil {
 		return nil, err
 	}
-	c := s.client.ChannelAccount.Create().SetChannel(in.Channel).SetName(name).
-		SetConfig(cfg).SetExternalID(external)
-	if in.QueueID != nil {
-		if _, err := s.client.Queue.Get(ctx, *in.QueueID); err != nil {
-			return nil, apperr.Invalid("queueID", "no such queue")
+	var out *ent.ChannelAccount
+	err = store.Tx(ctx, s.client, func(tx *ent.Tx, _ *store.After) error {
+		// The account and its audit entry commit together.
+		client := tx.Client()
+		c := client.ChannelAccount.Create().SetChannel(in.Channel).SetName(name).
+			SetConfig(cfg).SetExternalID(external)
+		if in.QueueID != nil {
+			if _, err := client.Queue.Get(ctx, *in.QueueID); err != nil {
+				return apperr.Invalid("queueID", "no such queue")
+			}
+			c.SetQueueID(*in.QueueID)
 		}
-		c.SetQueueID(*in.QueueID)
+		if in.AgentID != nil {
+			a, err := client.Agent.Get(ctx, *in.AgentID)
+			if err != nil || !a.Active {
+				return apperr.Invalid("agentID", "no such active agent")
+			}
+			c.SetAgentID(*in.AgentID)
+		}
+		if in.FallbackQueueID != nil {
+			if in.AgentID == nil {
+				return apperr.Invalid("fallbackQueueID", "a fallback queue is only for an account routed to an agent")
+			}
+			if _, err := client.Queue.Get(ctx, *in.FallbackQueueID); err != nil {
+				return apperr.Invalid("fallbackQueueID", "no such queue")
+			}
+			c.SetFallbackQueueID(*in.FallbackQueueID)
+		}
+		a, err := c.Save(ctx)
+		if err != nil {
+			return store.Coded(err, "channel account")
+		}
+		out = a
+		return audit.Record(ctx, tx, audit.Change{Action: "channelAccount.create", TargetID: a.ID,
+			After: map[string]any{"channel": a.Channel, "name": a.Name, "queueID": a.QueueID, "agentID": a.AgentID,
+				"fallbackQueueID": a.FallbackQueueID, "credentials": audit.Redacted}})
+	})
+	if err != nil {
+		return nil, err
 	}
-	if in.AgentID != nil {
-		a, err := s.client.Agent.Get(ctx, *in.AgentID)
-		if err != nil || !a.Active {
-			return nil, apperr.Invalid("agentID", "no such active agent")
-		}
-		c.SetAgentID(*in.AgentID)
-	}
-	if in.FallbackQueueID != nil {
-		if in.AgentID == nil {
-			return nil, apperr.Invalid("fallbackQueueID", "a fallback queue is only for an account routed to an agent")
-		}
-		if _, err := s.client.Queue.Get(ctx, *in.FallbackQueueID); err != nil {
-			return nil, apperr.Invalid("fallbackQueueID", "no such queue")
-		}
-		c.SetFallbackQueueID(*in.FallbackQueueID)
-	}
-	a, err := c.Save(ctx)
+	// Loaded again outside the transaction, whose client resolvers cannot use.
+	a, err := s.client.ChannelAccount.Get(ctx, out.ID)
 	return a, store.Coded(err, "channel account")
 }
 
