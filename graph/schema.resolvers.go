@@ -7,6 +7,8 @@ package graph
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"entgo.io/contrib/entgql"
 	"github.com/99designs/gqlgen/graphql"
@@ -107,9 +109,34 @@ func (r *conversationResolver) Messages(ctx context.Context, obj *ent.Conversati
 	return r.Conversations.Messages(ctx, obj, conversations.Page{After: after, First: first, Before: before, Last: last})
 }
 
+// SLADueAt is the resolver for the slaDueAt field.
+func (r *conversationResolver) SLADueAt(ctx context.Context, obj *ent.Conversation) (*time.Time, error) {
+	panic(fmt.Errorf("not implemented: SLADueAt - slaDueAt"))
+}
+
+// SLAAtRisk is the resolver for the slaAtRisk field.
+func (r *conversationResolver) SLAAtRisk(ctx context.Context, obj *ent.Conversation) (bool, error) {
+	panic(fmt.Errorf("not implemented: SLAAtRisk - slaAtRisk"))
+}
+
+// Labels is the resolver for the labels field.
+func (r *conversationResolver) Labels(ctx context.Context, obj *ent.Conversation) ([]*model.Label, error) {
+	panic(fmt.Errorf("not implemented: Labels - labels"))
+}
+
 // Sender is the resolver for the sender field.
 func (r *messageResolver) Sender(ctx context.Context, obj *ent.Message) (ent.Noder, error) {
 	return r.Conversations.Sender(ctx, obj)
+}
+
+// Kind is the resolver for the kind field.
+func (r *messageResolver) Kind(ctx context.Context, obj *ent.Message) (model.MessageKind, error) {
+	panic(fmt.Errorf("not implemented: Kind - kind"))
+}
+
+// Mentions is the resolver for the mentions field.
+func (r *messageResolver) Mentions(ctx context.Context, obj *ent.Message) ([]*ent.Agent, error) {
+	panic(fmt.Errorf("not implemented: Mentions - mentions"))
 }
 
 // Login is the resolver for the login field.
@@ -387,6 +414,36 @@ func (r *mutationResolver) UnblockContact(ctx context.Context, id int) (*ent.Con
 	return r.Contacts.Unblock(ctx, id)
 }
 
+// AddNote is the resolver for the addNote field.
+func (r *mutationResolver) AddNote(ctx context.Context, conversationID int, body string, mentions []int) (*ent.Message, error) {
+	panic(fmt.Errorf("not implemented: AddNote - addNote"))
+}
+
+// CreateLabel is the resolver for the createLabel field.
+func (r *mutationResolver) CreateLabel(ctx context.Context, name string, color string) (*model.Label, error) {
+	panic(fmt.Errorf("not implemented: CreateLabel - createLabel"))
+}
+
+// UpdateLabel is the resolver for the updateLabel field.
+func (r *mutationResolver) UpdateLabel(ctx context.Context, id int, name *string, color *string) (*model.Label, error) {
+	panic(fmt.Errorf("not implemented: UpdateLabel - updateLabel"))
+}
+
+// DeleteLabel is the resolver for the deleteLabel field.
+func (r *mutationResolver) DeleteLabel(ctx context.Context, id int) (*model.DeletePayload, error) {
+	panic(fmt.Errorf("not implemented: DeleteLabel - deleteLabel"))
+}
+
+// AddLabel is the resolver for the addLabel field.
+func (r *mutationResolver) AddLabel(ctx context.Context, conversationID int, labelID int) (*ent.Conversation, error) {
+	panic(fmt.Errorf("not implemented: AddLabel - addLabel"))
+}
+
+// RemoveLabel is the resolver for the removeLabel field.
+func (r *mutationResolver) RemoveLabel(ctx context.Context, conversationID int, labelID int) (*ent.Conversation, error) {
+	panic(fmt.Errorf("not implemented: RemoveLabel - removeLabel"))
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*ent.Agent, error) {
 	return r.Workspace.Me(ctx)
@@ -408,7 +465,7 @@ func (r *queryResolver) ChannelAccounts(ctx context.Context) ([]*ent.ChannelAcco
 }
 
 // Inbox is the resolver for the inbox field.
-func (r *queryResolver) Inbox(ctx context.Context, view model.InboxView, channel *schematype.Channel, queueID *int, search *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.ConversationConnection, error) {
+func (r *queryResolver) Inbox(ctx context.Context, view model.InboxView, channel *schematype.Channel, queueID *int, search *string, labelIDs []int, orderBy *model.InboxOrder, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.ConversationConnection, error) {
 	return r.Conversations.Inbox(ctx, conversations.InboxFilter{View: conversations.View(view), Channel: channel, QueueID: queueID, Search: search}, conversations.Page{After: after, First: first, Before: before, Last: last})
 }
 
@@ -466,6 +523,16 @@ func (r *queryResolver) Contacts(ctx context.Context, search *string, after *ent
 	return r.Resolver.Contacts.List(ctx, search, after, first, before, last)
 }
 
+// QueueStats is the resolver for the queueStats field.
+func (r *queryResolver) QueueStats(ctx context.Context, queueID int, from time.Time, to time.Time, labelIDs []int) (*model.QueueStats, error) {
+	panic(fmt.Errorf("not implemented: QueueStats - queueStats"))
+}
+
+// Labels is the resolver for the labels field.
+func (r *queryResolver) Labels(ctx context.Context) ([]*model.Label, error) {
+	panic(fmt.Errorf("not implemented: Labels - labels"))
+}
+
 // Members is the resolver for the members field.
 func (r *queueResolver) Members(ctx context.Context, obj *ent.Queue) ([]*ent.QueueMember, error) {
 	return r.Workspace.Members(ctx, obj)
@@ -489,6 +556,11 @@ func (r *subscriptionResolver) VisitorEvents(ctx context.Context, after *string)
 // PresenceEvents is the resolver for the presenceEvents field.
 func (r *subscriptionResolver) PresenceEvents(ctx context.Context) (<-chan *presence.Event, error) {
 	return r.Presence.Subscribe(ctx)
+}
+
+// QueueEvents is the resolver for the queueEvents field.
+func (r *subscriptionResolver) QueueEvents(ctx context.Context, queueID int) (<-chan *model.QueueStats, error) {
+	panic(fmt.Errorf("not implemented: QueueEvents - queueEvents"))
 }
 
 // Messages is the resolver for the messages field.

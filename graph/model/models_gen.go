@@ -13,6 +13,17 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 )
 
+// One agent's figures within a queue over a period.
+type AgentStats struct {
+	Agent *ent.Agent `json:"agent"`
+	// Conversations of the queue this agent claimed in the period.
+	Answered int `json:"answered"`
+	// Open conversations of the queue this agent owns now.
+	Owned             int            `json:"owned"`
+	FirstReplySeconds *DurationStats `json:"firstReplySeconds"`
+	HandleSeconds     *DurationStats `json:"handleSeconds"`
+}
+
 type ChatOptionsInput struct {
 	ShowChatIndicator *bool   `json:"showChatIndicator,omitempty"`
 	WebNotifications  *bool   `json:"webNotifications,omitempty"`
@@ -76,6 +87,8 @@ type CreateQueueInput struct {
 	// this long, their open conversations of this queue go back to it unowned
 	// and are routed again. 60 to 604800 seconds; null or 0 = off (the default).
 	OwnerAwayTimeoutSeconds *int `json:"ownerAwayTimeoutSeconds,omitempty"`
+	// First-reply target in seconds (1..86400); null or 0: none.
+	ServiceLevelSeconds *int `json:"serviceLevelSeconds,omitempty"`
 }
 
 type CreateTemplateInput struct {
@@ -96,6 +109,23 @@ type CreateWhatsAppTemplateInput struct {
 type DeletePayload struct {
 	DeletedID int `json:"deletedID"`
 }
+
+// Durations in seconds; null when there is nothing to measure.
+type DurationStats struct {
+	Average *float64 `json:"average,omitempty"`
+	P50     *float64 `json:"p50,omitempty"`
+	P90     *float64 `json:"p90,omitempty"`
+}
+
+// A workspace label (admins manage them; agents put them on conversations).
+type Label struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+	// A CSS hex colour, #rrggbb.
+	Color string `json:"color"`
+}
+
+func (Label) IsNode() {}
 
 type LiveChatConfigInput struct {
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
@@ -130,6 +160,35 @@ type QueueMemberInput struct {
 	AgentID int `json:"agentID"`
 	// 1 = first.
 	Priority int `json:"priority"`
+}
+
+// A queue's live figures (waitingNow, longestWaitSeconds, agentsAvailable,
+// agentsOnline) and its figures over a period.
+type QueueStats struct {
+	Queue *ent.Queue `json:"queue"`
+	// Open, unowned conversations in the queue now.
+	WaitingNow int `json:"waitingNow"`
+	// How long the longest-waiting of them has waited, in seconds (0 when none).
+	LongestWaitSeconds int `json:"longestWaitSeconds"`
+	// Members who are AVAILABLE and online now.
+	AgentsAvailable int `json:"agentsAvailable"`
+	// Members who are online now, whatever their status.
+	AgentsOnline int `json:"agentsOnline"`
+	// Conversations offered to the queue's agents in the period.
+	Offered int `json:"offered"`
+	// Of those, claimed by an agent (first reply or Take).
+	Answered int `json:"answered"`
+	// Offers that timed out with nobody taking them, counted once per conversation.
+	Missed int `json:"missed"`
+	// Ended by the customer, or dealt with without an agent reply, before anyone answered.
+	Abandoned int `json:"abandoned"`
+	// From arrival in the queue to the first agent reply.
+	FirstReplySeconds *DurationStats `json:"firstReplySeconds"`
+	// From claim to dealt-with.
+	HandleSeconds *DurationStats `json:"handleSeconds"`
+	// Share (0..1) of answered conversations whose first reply came within the queue's serviceLevelSeconds; null without a target or nothing answered.
+	WithinServiceLevel *float64      `json:"withinServiceLevel,omitempty"`
+	Agents             []*AgentStats `json:"agents"`
 }
 
 type ResetPasswordPayload struct {
@@ -228,6 +287,8 @@ type UpdateQueueInput struct {
 	Description         *string                     `json:"description,omitempty"`
 	// As in CreateQueueInput; 0 turns it off, null leaves it unchanged.
 	OwnerAwayTimeoutSeconds *int `json:"ownerAwayTimeoutSeconds,omitempty"`
+	// As in CreateQueueInput; 0 turns it off, null leaves it unchanged.
+	ServiceLevelSeconds *int `json:"serviceLevelSeconds,omitempty"`
 }
 
 type UpdateTemplateInput struct {
@@ -259,6 +320,61 @@ type WhatsAppTemplateInput struct {
 	Name       string   `json:"name"`
 	Language   string   `json:"language"`
 	Parameters []string `json:"parameters,omitempty"`
+}
+
+type InboxOrder string
+
+const (
+	InboxOrderLastActivity InboxOrder = "LAST_ACTIVITY"
+	InboxOrderSLADue       InboxOrder = "SLA_DUE"
+)
+
+var AllInboxOrder = []InboxOrder{
+	InboxOrderLastActivity,
+	InboxOrderSLADue,
+}
+
+func (e InboxOrder) IsValid() bool {
+	switch e {
+	case InboxOrderLastActivity, InboxOrderSLADue:
+		return true
+	}
+	return false
+}
+
+func (e InboxOrder) String() string {
+	return string(e)
+}
+
+func (e *InboxOrder) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = InboxOrder(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid InboxOrder", str)
+	}
+	return nil
+}
+
+func (e InboxOrder) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *InboxOrder) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e InboxOrder) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // Which conversations the inbox lists.
@@ -323,6 +439,63 @@ func (e *InboxView) UnmarshalJSON(b []byte) error {
 }
 
 func (e InboxView) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type MessageKind string
+
+const (
+	// Sent to or received from the customer (or a colleague in an internal chat).
+	MessageKindMessage MessageKind = "MESSAGE"
+	// A private note: seen by agents who may see the conversation, never by the customer.
+	MessageKindNote MessageKind = "NOTE"
+)
+
+var AllMessageKind = []MessageKind{
+	MessageKindMessage,
+	MessageKindNote,
+}
+
+func (e MessageKind) IsValid() bool {
+	switch e {
+	case MessageKindMessage, MessageKindNote:
+		return true
+	}
+	return false
+}
+
+func (e MessageKind) String() string {
+	return string(e)
+}
+
+func (e *MessageKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = MessageKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid MessageKind", str)
+	}
+	return nil
+}
+
+func (e MessageKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *MessageKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e MessageKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

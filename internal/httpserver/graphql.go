@@ -266,7 +266,7 @@ func setComplexity(c *graph.ComplexityRoot) {
 	c.Query.Agents = func(child int, _ *string, a cur, first *int, b cur, last *int) int {
 		return conn(child, a, first, b, last)
 	}
-	c.Query.Inbox = func(child int, _ model.InboxView, _ *schematype.Channel, _ *int, _ *string, a cur, first *int, b cur, last *int) int {
+	c.Query.Inbox = func(child int, _ model.InboxView, _ *schematype.Channel, _ *int, _ *string, _ []int, _ *model.InboxOrder, a cur, first *int, b cur, last *int) int {
 		return conn(child, a, first, b, last)
 	}
 	c.Query.Templates = func(child int, _, _, _ *string, a cur, first *int, b cur, last *int) int {
