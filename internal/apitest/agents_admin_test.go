@@ -662,8 +662,23 @@ func TestAuditLogOfAgentAdministration(t *testing.T) {
 		w.Carl.C.MustOp(t, "ReactivateAgent", map[string]any{"id": w.Dan.ID}, nil)
 		w.Admin.C.MustOp(t, "ResetAgentPassword", map[string]any{"id": w.Dan.ID}, nil)
 		w.Ana.C.MustOp(t, "ChangePassword", map[string]any{"current": "password-201", "new": "anas-new-password"}, nil)
+		eve, _ := w.Carl.C.CreateAgent(t, "Eve", "eve@test.parley", "305", "AGENT")
+		// A refused create writes nothing.
+		n := auditCount(t, w.Carl.C)
+		if code := w.Carl.C.Op(t, "CreateAgent", map[string]any{"input": map[string]any{
+			"name": "Eve again", "email": "eve@test.parley", "extension": "306", "role": "AGENT", "password": "password-306"}}).Code(); code != "CONFLICT" {
+			t.Fatalf("duplicate email: %s, want CONFLICT", code)
+		}
+		if got := auditCount(t, w.Carl.C); got != n {
+			t.Fatalf("a refused createAgent wrote audit entries: %d -> %d", n, got)
+		}
+		if d := lastAudit(t, w.Carl.C, "agent.create", eve, w.Carl.ID); fmt.Sprint(d["after"]) == "<nil>" ||
+			!strings.Contains(fmt.Sprint(d["after"]), "eve@test.parley") {
+			t.Fatalf("agent.create detail %v", d)
+		}
 
 		want := []struct{ action, actor, target string }{
+			{"agent.create", w.Carl.ID, eve},
 			{"agent.changePassword", w.Ana.ID, w.Ana.ID},
 			{"agent.resetPassword", w.Admin.ID, w.Dan.ID},
 			{"agent.reactivate", w.Carl.ID, w.Dan.ID},

@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/ent/queuemember"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
+	"github.com/parleyhq/parley/internal/audit"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/paging"
@@ -210,20 +211,37 @@ func (s *Service) CreateAgentUnchecked(ctx context.Context, in NewAgent) (*ent.A
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.client.Agent.Create().
-		SetName(name).SetEmail(email).SetExtension(ext).SetRole(in.Role).
-		SetPasswordHash(hash).SetMaxConcurrentChats(maxChats).
-		SetSearchKey(textsearch.Key(name, ext)).
-		Save(ctx)
-	if ent.IsConstraintError(err) {
-		// Email and extension are the unique columns: say which one.
-		if n, _ := s.client.Agent.Query().Where(agent.Email(email)).Count(ctx); n > 0 {
-			return nil, apperr.Taken("email", "an agent with email %s exists", email)
+	var a *ent.Agent
+	err = store.Tx(ctx, s.client, func(tx *ent.Tx, _ *store.After) error {
+		// Email and extension are the unique columns: say which one is
+		// taken. Looked up before the insert because a PostgreSQL
+		// transaction cannot run a query after a failed statement.
+		if taken, err := tx.Agent.Query().Where(agent.Email(email)).Exist(ctx); err != nil {
+			return err
+		} else if taken {
+			return apperr.Taken("email", "an agent with email %s exists", email)
 		}
-		return nil, apperr.Taken("extension", "extension %s is taken", ext)
-	}
+		if taken, err := tx.Agent.Query().Where(agent.Extension(ext)).Exist(ctx); err != nil {
+			return err
+		} else if taken {
+			return apperr.Taken("extension", "extension %s is taken", ext)
+		}
+		a, err = tx.Agent.Create().
+			SetName(name).SetEmail(email).SetExtension(ext).SetRole(in.Role).
+			SetPasswordHash(hash).SetMaxConcurrentChats(maxChats).
+			SetSearchKey(textsearch.Key(name, ext)).
+			Save(ctx)
+		if ent.IsConstraintError(err) {
+			// A concurrent create took the email or extension.
+			return apperr.New(apperr.Conflict, "the email or extension was just taken by another agent")
+		}
+		if err != nil {
+			return store.Coded(err, "agent")
+		}
+		return audit.Record(ctx, tx, audit.Change{Action: "agent.create", TargetID: a.ID, After: stateOf(a)})
+	})
 	if err != nil {
-		return nil, store.Coded(err, "agent")
+		return nil, err
 	}
 	return a, nil
 }
