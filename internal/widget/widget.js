@@ -82,7 +82,6 @@
     noNetwork: 'We couldn’t reach the chat. Check your connection and try again.',
     notSent: 'Your message wasn’t sent. Check your connection and try again.',
     tooBig: 'That file is too large (at most 25 MB).',
-    noUploads: 'Sending files isn’t available here yet.',
     open: 'Open chat',
     close: 'Close chat',
   };
@@ -404,7 +403,6 @@ button, input, textarea { font: inherit; color: inherit; }
     view: 'form',
     conn: 'offline',
     unread: 0,
-    uploads: true,
   };
   let session = loadSession();
   let messages = new Map(); // id -> message; de-duplicates everything
@@ -437,7 +435,6 @@ button, input, textarea { font: inherit; color: inherit; }
     input.disabled = !live;
     sendButton.disabled = !live;
     attachButton.disabled = !live;
-    attachButton.hidden = !ui.uploads;
 
     const conn = ui.view === 'chat' ? ui.conn : 'offline';
     status.dataset.state = conn;
@@ -816,10 +813,7 @@ button, input, textarea { font: inherit; color: inherit; }
         await refresh();
         if (ui.view === 'chat') refuse(e.message);
       } else if (e.code === 'UNAUTHENTICATED') forget();
-      else if (e.code === 'NOT_IMPLEMENTED' && file) {
-        ui.uploads = false;
-        setNotice(TEXT.noUploads);
-      } else setNotice(e.message);
+      else setNotice(e.message);
     }
   };
 
