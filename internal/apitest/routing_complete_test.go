@@ -257,6 +257,20 @@ func TestRoutingDirectFallback(t *testing.T) {
 			}
 		})
 
+		t.Run("offline: at once", func(t *testing.T) {
+			w.Dan.C.MustOp(t, "SetStatus", map[string]any{"status": "OFFLINE"}, nil)
+			defer w.Dan.C.MustOp(t, "SetStatus", map[string]any{"status": "AVAILABLE"}, nil)
+			id := w.Inbound(t, acct, "+14155550107", "Dan went home")
+			// No clock moves: nobody is there to take it.
+			if got := offered(t, id, support...); !slices.Equal(got, []string{"Ana", "Ben", "Cleo"}) {
+				t.Fatalf("offered to %v, want the fallback queue at once", got)
+			}
+			if e := lastEntry(t, w.Ana, id, "RELEASED"); e.Detail != "Dan is offline: moved to the fallback queue Support" {
+				t.Fatalf("RELEASED entry %+v", e)
+			}
+			w.Ana.C.MustOp(t, "TakeConversation", map[string]any{"id": id}, nil)
+		})
+
 		t.Run("no fallback: waits for the agent", func(t *testing.T) {
 			plain := directAccount(t, w, w.Dan, "")
 			w.Dan.C.MustOp(t, "SetStatus", map[string]any{"status": "AWAY"}, nil)

@@ -18,8 +18,9 @@ import (
 //
 //   - the agent can take it: they are offered it until the deadline;
 //   - with a fallback queue, when the deadline passes without the agent
-//     taking it (unavailable, at capacity, or not answering), or at once
-//     when the agent is deactivated, the conversation moves to the fallback
+//     taking it (AWAY, at capacity, or not answering), or at once when the
+//     agent is deactivated, OFFLINE or not online (nobody to wait for),
+//     the conversation moves to the fallback
 //     queue (queue_id set, a RELEASED interaction saying why) and is routed
 //     there like any of that queue's conversations;
 //   - without a fallback it keeps waiting for the agent: offered whenever
@@ -67,7 +68,7 @@ func (r *Router) routeDirect(ctx context.Context, tx *ent.Tx, c *ent.Conversatio
 		return *d, err
 	}
 	switch {
-	case fallback != nil && (!a.Active || !now.Before(deadline)):
+	case fallback != nil && (!a.Active || r.offline(a) || !now.Before(deadline)):
 		return r.toFallback(ctx, tx, c, a, fallback, free, timeout, now, d)
 	case free:
 		// Offered until the deadline; without a fallback the offer is
@@ -96,6 +97,15 @@ func (r *Router) routeDirect(ctx context.Context, tx *ent.Tx, c *ent.Conversatio
 	return *d, tx.Conversation.UpdateOneID(c.ID).SetRoundStartedAt(start).Exec(ctx)
 }
 
+// offline says whether a is OFFLINE or has given no sign of life within the
+// presence grace: a customer does not wait for them.
+func (r *Router) offline(a *ent.Agent) bool {
+	if a.Status == schematype.StatusOffline {
+		return true
+	}
+	return r.Online != nil && (a.LastSeenAt == nil || !a.LastSeenAt.After(r.Online()))
+}
+
 // canTake says whether a may be offered one more conversation now.
 func (r *Router) canTake(ctx context.Context, tx *ent.Tx, a *ent.Agent) (bool, error) {
 	if !r.eligible(a) {
@@ -115,6 +125,8 @@ func (r *Router) toFallback(ctx context.Context, tx *ent.Tx, c *ent.Conversation
 	switch {
 	case !a.Active:
 		why = a.Name + " is deactivated"
+	case r.offline(a):
+		why = a.Name + " is offline"
 	case offered:
 		why = fmt.Sprintf("%s did not take it within %s", a.Name, timeout)
 	}
