@@ -24,9 +24,11 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/conversationlabel"
 	"github.com/parleyhq/parley/ent/eventcounter"
 	"github.com/parleyhq/parley/ent/eventlog"
 	"github.com/parleyhq/parley/ent/interaction"
+	"github.com/parleyhq/parley/ent/label"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
 	"github.com/parleyhq/parley/ent/pendingstatus"
@@ -64,12 +66,16 @@ type Client struct {
 	ContactIdentity *ContactIdentityClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
+	// ConversationLabel is the client for interacting with the ConversationLabel builders.
+	ConversationLabel *ConversationLabelClient
 	// EventCounter is the client for interacting with the EventCounter builders.
 	EventCounter *EventCounterClient
 	// EventLog is the client for interacting with the EventLog builders.
 	EventLog *EventLogClient
 	// Interaction is the client for interacting with the Interaction builders.
 	Interaction *InteractionClient
+	// Label is the client for interacting with the Label builders.
+	Label *LabelClient
 	// Message is the client for interacting with the Message builders.
 	Message *MessageClient
 	// Offer is the client for interacting with the Offer builders.
@@ -110,9 +116,11 @@ func (c *Client) init() {
 	c.Contact = NewContactClient(c.config)
 	c.ContactIdentity = NewContactIdentityClient(c.config)
 	c.Conversation = NewConversationClient(c.config)
+	c.ConversationLabel = NewConversationLabelClient(c.config)
 	c.EventCounter = NewEventCounterClient(c.config)
 	c.EventLog = NewEventLogClient(c.config)
 	c.Interaction = NewInteractionClient(c.config)
+	c.Label = NewLabelClient(c.config)
 	c.Message = NewMessageClient(c.config)
 	c.Offer = NewOfferClient(c.config)
 	c.PendingStatus = NewPendingStatusClient(c.config)
@@ -213,30 +221,32 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:              ctx,
-		config:           cfg,
-		Agent:            NewAgentClient(cfg),
-		Attachment:       NewAttachmentClient(cfg),
-		AuditEntry:       NewAuditEntryClient(cfg),
-		AuthToken:        NewAuthTokenClient(cfg),
-		Block:            NewBlockClient(cfg),
-		ChannelAccount:   NewChannelAccountClient(cfg),
-		Contact:          NewContactClient(cfg),
-		ContactIdentity:  NewContactIdentityClient(cfg),
-		Conversation:     NewConversationClient(cfg),
-		EventCounter:     NewEventCounterClient(cfg),
-		EventLog:         NewEventLogClient(cfg),
-		Interaction:      NewInteractionClient(cfg),
-		Message:          NewMessageClient(cfg),
-		Offer:            NewOfferClient(cfg),
-		PendingStatus:    NewPendingStatusClient(cfg),
-		Queue:            NewQueueClient(cfg),
-		QueueMember:      NewQueueMemberClient(cfg),
-		ReadState:        NewReadStateClient(cfg),
-		Template:         NewTemplateClient(cfg),
-		WebhookEvent:     NewWebhookEventClient(cfg),
-		WebhookShard:     NewWebhookShardClient(cfg),
-		WhatsAppTemplate: NewWhatsAppTemplateClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		Agent:             NewAgentClient(cfg),
+		Attachment:        NewAttachmentClient(cfg),
+		AuditEntry:        NewAuditEntryClient(cfg),
+		AuthToken:         NewAuthTokenClient(cfg),
+		Block:             NewBlockClient(cfg),
+		ChannelAccount:    NewChannelAccountClient(cfg),
+		Contact:           NewContactClient(cfg),
+		ContactIdentity:   NewContactIdentityClient(cfg),
+		Conversation:      NewConversationClient(cfg),
+		ConversationLabel: NewConversationLabelClient(cfg),
+		EventCounter:      NewEventCounterClient(cfg),
+		EventLog:          NewEventLogClient(cfg),
+		Interaction:       NewInteractionClient(cfg),
+		Label:             NewLabelClient(cfg),
+		Message:           NewMessageClient(cfg),
+		Offer:             NewOfferClient(cfg),
+		PendingStatus:     NewPendingStatusClient(cfg),
+		Queue:             NewQueueClient(cfg),
+		QueueMember:       NewQueueMemberClient(cfg),
+		ReadState:         NewReadStateClient(cfg),
+		Template:          NewTemplateClient(cfg),
+		WebhookEvent:      NewWebhookEventClient(cfg),
+		WebhookShard:      NewWebhookShardClient(cfg),
+		WhatsAppTemplate:  NewWhatsAppTemplateClient(cfg),
 	}, nil
 }
 
@@ -254,30 +264,32 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:              ctx,
-		config:           cfg,
-		Agent:            NewAgentClient(cfg),
-		Attachment:       NewAttachmentClient(cfg),
-		AuditEntry:       NewAuditEntryClient(cfg),
-		AuthToken:        NewAuthTokenClient(cfg),
-		Block:            NewBlockClient(cfg),
-		ChannelAccount:   NewChannelAccountClient(cfg),
-		Contact:          NewContactClient(cfg),
-		ContactIdentity:  NewContactIdentityClient(cfg),
-		Conversation:     NewConversationClient(cfg),
-		EventCounter:     NewEventCounterClient(cfg),
-		EventLog:         NewEventLogClient(cfg),
-		Interaction:      NewInteractionClient(cfg),
-		Message:          NewMessageClient(cfg),
-		Offer:            NewOfferClient(cfg),
-		PendingStatus:    NewPendingStatusClient(cfg),
-		Queue:            NewQueueClient(cfg),
-		QueueMember:      NewQueueMemberClient(cfg),
-		ReadState:        NewReadStateClient(cfg),
-		Template:         NewTemplateClient(cfg),
-		WebhookEvent:     NewWebhookEventClient(cfg),
-		WebhookShard:     NewWebhookShardClient(cfg),
-		WhatsAppTemplate: NewWhatsAppTemplateClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		Agent:             NewAgentClient(cfg),
+		Attachment:        NewAttachmentClient(cfg),
+		AuditEntry:        NewAuditEntryClient(cfg),
+		AuthToken:         NewAuthTokenClient(cfg),
+		Block:             NewBlockClient(cfg),
+		ChannelAccount:    NewChannelAccountClient(cfg),
+		Contact:           NewContactClient(cfg),
+		ContactIdentity:   NewContactIdentityClient(cfg),
+		Conversation:      NewConversationClient(cfg),
+		ConversationLabel: NewConversationLabelClient(cfg),
+		EventCounter:      NewEventCounterClient(cfg),
+		EventLog:          NewEventLogClient(cfg),
+		Interaction:       NewInteractionClient(cfg),
+		Label:             NewLabelClient(cfg),
+		Message:           NewMessageClient(cfg),
+		Offer:             NewOfferClient(cfg),
+		PendingStatus:     NewPendingStatusClient(cfg),
+		Queue:             NewQueueClient(cfg),
+		QueueMember:       NewQueueMemberClient(cfg),
+		ReadState:         NewReadStateClient(cfg),
+		Template:          NewTemplateClient(cfg),
+		WebhookEvent:      NewWebhookEventClient(cfg),
+		WebhookShard:      NewWebhookShardClient(cfg),
+		WhatsAppTemplate:  NewWhatsAppTemplateClient(cfg),
 	}, nil
 }
 
@@ -308,9 +320,10 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.Agent, c.Attachment, c.AuditEntry, c.AuthToken, c.Block, c.ChannelAccount,
-		c.Contact, c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog,
-		c.Interaction, c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember,
-		c.ReadState, c.Template, c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
+		c.Contact, c.ContactIdentity, c.Conversation, c.ConversationLabel,
+		c.EventCounter, c.EventLog, c.Interaction, c.Label, c.Message, c.Offer,
+		c.PendingStatus, c.Queue, c.QueueMember, c.ReadState, c.Template,
+		c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
 	} {
 		n.Use(hooks...)
 	}
@@ -321,9 +334,10 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.Agent, c.Attachment, c.AuditEntry, c.AuthToken, c.Block, c.ChannelAccount,
-		c.Contact, c.ContactIdentity, c.Conversation, c.EventCounter, c.EventLog,
-		c.Interaction, c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember,
-		c.ReadState, c.Template, c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
+		c.Contact, c.ContactIdentity, c.Conversation, c.ConversationLabel,
+		c.EventCounter, c.EventLog, c.Interaction, c.Label, c.Message, c.Offer,
+		c.PendingStatus, c.Queue, c.QueueMember, c.ReadState, c.Template,
+		c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -350,12 +364,16 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.ContactIdentity.mutate(ctx, m)
 	case *ConversationMutation:
 		return c.Conversation.mutate(ctx, m)
+	case *ConversationLabelMutation:
+		return c.ConversationLabel.mutate(ctx, m)
 	case *EventCounterMutation:
 		return c.EventCounter.mutate(ctx, m)
 	case *EventLogMutation:
 		return c.EventLog.mutate(ctx, m)
 	case *InteractionMutation:
 		return c.Interaction.mutate(ctx, m)
+	case *LabelMutation:
+		return c.Label.mutate(ctx, m)
 	case *MessageMutation:
 		return c.Message.mutate(ctx, m)
 	case *OfferMutation:
@@ -1969,6 +1987,38 @@ func (c *ConversationClient) QueryOffers(_m *Conversation) *OfferQuery {
 	return query
 }
 
+// QueryLabels queries the labels edge of a Conversation.
+func (c *ConversationClient) QueryLabels(_m *Conversation) *LabelQuery {
+	query := (&LabelClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(conversation.Table, conversation.FieldID, id),
+			sqlgraph.To(label.Table, label.FieldID),
+			sqlgraph.Edge(sqlgraph.M2M, false, conversation.LabelsTable, conversation.LabelsPrimaryKey...),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryConversationLabels queries the conversation_labels edge of a Conversation.
+func (c *ConversationClient) QueryConversationLabels(_m *Conversation) *ConversationLabelQuery {
+	query := (&ConversationLabelClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(conversation.Table, conversation.FieldID, id),
+			sqlgraph.To(conversationlabel.Table, conversationlabel.ConversationColumn),
+			sqlgraph.Edge(sqlgraph.O2M, true, conversation.ConversationLabelsTable, conversation.ConversationLabelsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *ConversationClient) Hooks() []Hook {
 	return c.hooks.Conversation
@@ -1991,6 +2041,122 @@ func (c *ConversationClient) mutate(ctx context.Context, m *ConversationMutation
 		return (&ConversationDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Conversation mutation op: %q", m.Op())
+	}
+}
+
+// ConversationLabelClient is a client for the ConversationLabel schema.
+type ConversationLabelClient struct {
+	config
+}
+
+// NewConversationLabelClient returns a client for the ConversationLabel from the given config.
+func NewConversationLabelClient(c config) *ConversationLabelClient {
+	return &ConversationLabelClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `conversationlabel.Hooks(f(g(h())))`.
+func (c *ConversationLabelClient) Use(hooks ...Hook) {
+	c.hooks.ConversationLabel = append(c.hooks.ConversationLabel, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `conversationlabel.Intercept(f(g(h())))`.
+func (c *ConversationLabelClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ConversationLabel = append(c.inters.ConversationLabel, interceptors...)
+}
+
+// Create returns a builder for creating a ConversationLabel entity.
+func (c *ConversationLabelClient) Create() *ConversationLabelCreate {
+	mutation := newConversationLabelMutation(c.config, OpCreate)
+	return &ConversationLabelCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ConversationLabel entities.
+func (c *ConversationLabelClient) CreateBulk(builders ...*ConversationLabelCreate) *ConversationLabelCreateBulk {
+	return &ConversationLabelCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ConversationLabelClient) MapCreateBulk(slice any, setFunc func(*ConversationLabelCreate, int)) *ConversationLabelCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ConversationLabelCreateBulk{err: fmt.Errorf("calling to ConversationLabelClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ConversationLabelCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ConversationLabelCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ConversationLabel.
+func (c *ConversationLabelClient) Update() *ConversationLabelUpdate {
+	mutation := newConversationLabelMutation(c.config, OpUpdate)
+	return &ConversationLabelUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ConversationLabelClient) UpdateOne(_m *ConversationLabel) *ConversationLabelUpdateOne {
+	mutation := newConversationLabelMutation(c.config, OpUpdateOne)
+	mutation.conversation = &_m.ConversationID
+	mutation.label = &_m.LabelID
+	return &ConversationLabelUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ConversationLabel.
+func (c *ConversationLabelClient) Delete() *ConversationLabelDelete {
+	mutation := newConversationLabelMutation(c.config, OpDelete)
+	return &ConversationLabelDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Query returns a query builder for ConversationLabel.
+func (c *ConversationLabelClient) Query() *ConversationLabelQuery {
+	return &ConversationLabelQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeConversationLabel},
+		inters: c.Interceptors(),
+	}
+}
+
+// QueryConversation queries the conversation edge of a ConversationLabel.
+func (c *ConversationLabelClient) QueryConversation(_m *ConversationLabel) *ConversationQuery {
+	return c.Query().
+		Where(conversationlabel.ConversationID(_m.ConversationID), conversationlabel.LabelID(_m.LabelID)).
+		QueryConversation()
+}
+
+// QueryLabel queries the label edge of a ConversationLabel.
+func (c *ConversationLabelClient) QueryLabel(_m *ConversationLabel) *LabelQuery {
+	return c.Query().
+		Where(conversationlabel.ConversationID(_m.ConversationID), conversationlabel.LabelID(_m.LabelID)).
+		QueryLabel()
+}
+
+// Hooks returns the client hooks.
+func (c *ConversationLabelClient) Hooks() []Hook {
+	return c.hooks.ConversationLabel
+}
+
+// Interceptors returns the client interceptors.
+func (c *ConversationLabelClient) Interceptors() []Interceptor {
+	return c.inters.ConversationLabel
+}
+
+func (c *ConversationLabelClient) mutate(ctx context.Context, m *ConversationLabelMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ConversationLabelCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ConversationLabelUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ConversationLabelUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ConversationLabelDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ConversationLabel mutation op: %q", m.Op())
 	}
 }
 
@@ -2454,6 +2620,171 @@ func (c *InteractionClient) mutate(ctx context.Context, m *InteractionMutation) 
 		return (&InteractionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Interaction mutation op: %q", m.Op())
+	}
+}
+
+// LabelClient is a client for the Label schema.
+type LabelClient struct {
+	config
+}
+
+// NewLabelClient returns a client for the Label from the given config.
+func NewLabelClient(c config) *LabelClient {
+	return &LabelClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `label.Hooks(f(g(h())))`.
+func (c *LabelClient) Use(hooks ...Hook) {
+	c.hooks.Label = append(c.hooks.Label, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `label.Intercept(f(g(h())))`.
+func (c *LabelClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Label = append(c.inters.Label, interceptors...)
+}
+
+// Create returns a builder for creating a Label entity.
+func (c *LabelClient) Create() *LabelCreate {
+	mutation := newLabelMutation(c.config, OpCreate)
+	return &LabelCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Label entities.
+func (c *LabelClient) CreateBulk(builders ...*LabelCreate) *LabelCreateBulk {
+	return &LabelCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *LabelClient) MapCreateBulk(slice any, setFunc func(*LabelCreate, int)) *LabelCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &LabelCreateBulk{err: fmt.Errorf("calling to LabelClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*LabelCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &LabelCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Label.
+func (c *LabelClient) Update() *LabelUpdate {
+	mutation := newLabelMutation(c.config, OpUpdate)
+	return &LabelUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *LabelClient) UpdateOne(_m *Label) *LabelUpdateOne {
+	mutation := newLabelMutation(c.config, OpUpdateOne, withLabel(_m))
+	return &LabelUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *LabelClient) UpdateOneID(id int) *LabelUpdateOne {
+	mutation := newLabelMutation(c.config, OpUpdateOne, withLabelID(id))
+	return &LabelUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Label.
+func (c *LabelClient) Delete() *LabelDelete {
+	mutation := newLabelMutation(c.config, OpDelete)
+	return &LabelDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *LabelClient) DeleteOne(_m *Label) *LabelDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *LabelClient) DeleteOneID(id int) *LabelDeleteOne {
+	builder := c.Delete().Where(label.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &LabelDeleteOne{builder}
+}
+
+// Query returns a query builder for Label.
+func (c *LabelClient) Query() *LabelQuery {
+	return &LabelQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeLabel},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Label entity by its id.
+func (c *LabelClient) Get(ctx context.Context, id int) (*Label, error) {
+	return c.Query().Where(label.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *LabelClient) GetX(ctx context.Context, id int) *Label {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryConversations queries the conversations edge of a Label.
+func (c *LabelClient) QueryConversations(_m *Label) *ConversationQuery {
+	query := (&ConversationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(label.Table, label.FieldID, id),
+			sqlgraph.To(conversation.Table, conversation.FieldID),
+			sqlgraph.Edge(sqlgraph.M2M, true, label.ConversationsTable, label.ConversationsPrimaryKey...),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryConversationLabels queries the conversation_labels edge of a Label.
+func (c *LabelClient) QueryConversationLabels(_m *Label) *ConversationLabelQuery {
+	query := (&ConversationLabelClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(label.Table, label.FieldID, id),
+			sqlgraph.To(conversationlabel.Table, conversationlabel.LabelColumn),
+			sqlgraph.Edge(sqlgraph.O2M, true, label.ConversationLabelsTable, label.ConversationLabelsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *LabelClient) Hooks() []Hook {
+	return c.hooks.Label
+}
+
+// Interceptors returns the client interceptors.
+func (c *LabelClient) Interceptors() []Interceptor {
+	return c.inters.Label
+}
+
+func (c *LabelClient) mutate(ctx context.Context, m *LabelMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&LabelCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&LabelUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&LabelUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&LabelDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Label mutation op: %q", m.Op())
 	}
 }
 
@@ -4031,15 +4362,16 @@ func (c *WhatsAppTemplateClient) mutate(ctx context.Context, m *WhatsAppTemplate
 type (
 	hooks struct {
 		Agent, Attachment, AuditEntry, AuthToken, Block, ChannelAccount, Contact,
-		ContactIdentity, Conversation, EventCounter, EventLog, Interaction, Message,
-		Offer, PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
-		WebhookShard, WhatsAppTemplate []ent.Hook
+		ContactIdentity, Conversation, ConversationLabel, EventCounter, EventLog,
+		Interaction, Label, Message, Offer, PendingStatus, Queue, QueueMember,
+		ReadState, Template, WebhookEvent, WebhookShard, WhatsAppTemplate []ent.Hook
 	}
 	inters struct {
 		Agent, Attachment, AuditEntry, AuthToken, Block, ChannelAccount, Contact,
-		ContactIdentity, Conversation, EventCounter, EventLog, Interaction, Message,
-		Offer, PendingStatus, Queue, QueueMember, ReadState, Template, WebhookEvent,
-		WebhookShard, WhatsAppTemplate []ent.Interceptor
+		ContactIdentity, Conversation, ConversationLabel, EventCounter, EventLog,
+		Interaction, Label, Message, Offer, PendingStatus, Queue, QueueMember,
+		ReadState, Template, WebhookEvent, WebhookShard,
+		WhatsAppTemplate []ent.Interceptor
 	}
 )
 

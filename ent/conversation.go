@@ -100,16 +100,22 @@ type ConversationEdges struct {
 	ReadStates []*ReadState `json:"read_states,omitempty"`
 	// Offers holds the value of the offers edge.
 	Offers []*Offer `json:"offers,omitempty"`
+	// Labels holds the value of the labels edge.
+	Labels []*Label `json:"labels,omitempty"`
+	// ConversationLabels holds the value of the conversation_labels edge.
+	ConversationLabels []*ConversationLabel `json:"conversation_labels,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [10]bool
+	loadedTypes [12]bool
 	// totalCount holds the count of the edges above.
 	totalCount [4]map[string]int
 
-	namedParticipants map[string][]*Agent
-	namedMessages     map[string][]*Message
-	namedReadStates   map[string][]*ReadState
-	namedOffers       map[string][]*Offer
+	namedParticipants       map[string][]*Agent
+	namedMessages           map[string][]*Message
+	namedReadStates         map[string][]*ReadState
+	namedOffers             map[string][]*Offer
+	namedLabels             map[string][]*Label
+	namedConversationLabels map[string][]*ConversationLabel
 }
 
 // ChannelAccountOrErr returns the ChannelAccount value or an error if the edge
@@ -212,6 +218,24 @@ func (e ConversationEdges) OffersOrErr() ([]*Offer, error) {
 		return e.Offers, nil
 	}
 	return nil, &NotLoadedError{edge: "offers"}
+}
+
+// LabelsOrErr returns the Labels value or an error if the edge
+// was not loaded in eager-loading.
+func (e ConversationEdges) LabelsOrErr() ([]*Label, error) {
+	if e.loadedTypes[10] {
+		return e.Labels, nil
+	}
+	return nil, &NotLoadedError{edge: "labels"}
+}
+
+// ConversationLabelsOrErr returns the ConversationLabels value or an error if the edge
+// was not loaded in eager-loading.
+func (e ConversationEdges) ConversationLabelsOrErr() ([]*ConversationLabel, error) {
+	if e.loadedTypes[11] {
+		return e.ConversationLabels, nil
+	}
+	return nil, &NotLoadedError{edge: "conversation_labels"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -467,6 +491,16 @@ func (_m *Conversation) QueryOffers() *OfferQuery {
 	return NewConversationClient(_m.config).QueryOffers(_m)
 }
 
+// QueryLabels queries the "labels" edge of the Conversation entity.
+func (_m *Conversation) QueryLabels() *LabelQuery {
+	return NewConversationClient(_m.config).QueryLabels(_m)
+}
+
+// QueryConversationLabels queries the "conversation_labels" edge of the Conversation entity.
+func (_m *Conversation) QueryConversationLabels() *ConversationLabelQuery {
+	return NewConversationClient(_m.config).QueryConversationLabels(_m)
+}
+
 // Update returns a builder for updating this Conversation.
 // Note that you need to call Conversation.Unwrap() before calling this method if this Conversation
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -682,6 +716,54 @@ func (_m *Conversation) appendNamedOffers(name string, edges ...*Offer) {
 		_m.Edges.namedOffers[name] = []*Offer{}
 	} else {
 		_m.Edges.namedOffers[name] = append(_m.Edges.namedOffers[name], edges...)
+	}
+}
+
+// NamedLabels returns the Labels named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Conversation) NamedLabels(name string) ([]*Label, error) {
+	if _m.Edges.namedLabels == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedLabels[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Conversation) appendNamedLabels(name string, edges ...*Label) {
+	if _m.Edges.namedLabels == nil {
+		_m.Edges.namedLabels = make(map[string][]*Label)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedLabels[name] = []*Label{}
+	} else {
+		_m.Edges.namedLabels[name] = append(_m.Edges.namedLabels[name], edges...)
+	}
+}
+
+// NamedConversationLabels returns the ConversationLabels named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Conversation) NamedConversationLabels(name string) ([]*ConversationLabel, error) {
+	if _m.Edges.namedConversationLabels == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedConversationLabels[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Conversation) appendNamedConversationLabels(name string, edges ...*ConversationLabel) {
+	if _m.Edges.namedConversationLabels == nil {
+		_m.Edges.namedConversationLabels = make(map[string][]*ConversationLabel)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedConversationLabels[name] = []*ConversationLabel{}
+	} else {
+		_m.Edges.namedConversationLabels[name] = append(_m.Edges.namedConversationLabels[name], edges...)
 	}
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/conversationlabel"
+	"github.com/parleyhq/parley/ent/label"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
 	"github.com/parleyhq/parley/ent/predicate"
@@ -28,26 +30,30 @@ import (
 // ConversationQuery is the builder for querying Conversation entities.
 type ConversationQuery struct {
 	config
-	ctx                   *QueryContext
-	order                 []conversation.OrderOption
-	inters                []Interceptor
-	predicates            []predicate.Conversation
-	withChannelAccount    *ChannelAccountQuery
-	withContact           *ContactQuery
-	withIdentity          *ContactIdentityQuery
-	withQueue             *QueueQuery
-	withOwner             *AgentQuery
-	withParticipants      *AgentQuery
-	withMessages          *MessageQuery
-	withLastMessage       *MessageQuery
-	withReadStates        *ReadStateQuery
-	withOffers            *OfferQuery
-	loadTotal             []func(context.Context, []*Conversation) error
-	modifiers             []func(*sql.Selector)
-	withNamedParticipants map[string]*AgentQuery
-	withNamedMessages     map[string]*MessageQuery
-	withNamedReadStates   map[string]*ReadStateQuery
-	withNamedOffers       map[string]*OfferQuery
+	ctx                         *QueryContext
+	order                       []conversation.OrderOption
+	inters                      []Interceptor
+	predicates                  []predicate.Conversation
+	withChannelAccount          *ChannelAccountQuery
+	withContact                 *ContactQuery
+	withIdentity                *ContactIdentityQuery
+	withQueue                   *QueueQuery
+	withOwner                   *AgentQuery
+	withParticipants            *AgentQuery
+	withMessages                *MessageQuery
+	withLastMessage             *MessageQuery
+	withReadStates              *ReadStateQuery
+	withOffers                  *OfferQuery
+	withLabels                  *LabelQuery
+	withConversationLabels      *ConversationLabelQuery
+	loadTotal                   []func(context.Context, []*Conversation) error
+	modifiers                   []func(*sql.Selector)
+	withNamedParticipants       map[string]*AgentQuery
+	withNamedMessages           map[string]*MessageQuery
+	withNamedReadStates         map[string]*ReadStateQuery
+	withNamedOffers             map[string]*OfferQuery
+	withNamedLabels             map[string]*LabelQuery
+	withNamedConversationLabels map[string]*ConversationLabelQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -304,6 +310,50 @@ func (_q *ConversationQuery) QueryOffers() *OfferQuery {
 	return query
 }
 
+// QueryLabels chains the current query on the "labels" edge.
+func (_q *ConversationQuery) QueryLabels() *LabelQuery {
+	query := (&LabelClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(conversation.Table, conversation.FieldID, selector),
+			sqlgraph.To(label.Table, label.FieldID),
+			sqlgraph.Edge(sqlgraph.M2M, false, conversation.LabelsTable, conversation.LabelsPrimaryKey...),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryConversationLabels chains the current query on the "conversation_labels" edge.
+func (_q *ConversationQuery) QueryConversationLabels() *ConversationLabelQuery {
+	query := (&ConversationLabelClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(conversation.Table, conversation.FieldID, selector),
+			sqlgraph.To(conversationlabel.Table, conversationlabel.ConversationColumn),
+			sqlgraph.Edge(sqlgraph.O2M, true, conversation.ConversationLabelsTable, conversation.ConversationLabelsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
 // First returns the first Conversation entity from the query.
 // Returns a *NotFoundError when no Conversation was found.
 func (_q *ConversationQuery) First(ctx context.Context) (*Conversation, error) {
@@ -491,21 +541,23 @@ func (_q *ConversationQuery) Clone() *ConversationQuery {
 		return nil
 	}
 	return &ConversationQuery{
-		config:             _q.config,
-		ctx:                _q.ctx.Clone(),
-		order:              append([]conversation.OrderOption{}, _q.order...),
-		inters:             append([]Interceptor{}, _q.inters...),
-		predicates:         append([]predicate.Conversation{}, _q.predicates...),
-		withChannelAccount: _q.withChannelAccount.Clone(),
-		withContact:        _q.withContact.Clone(),
-		withIdentity:       _q.withIdentity.Clone(),
-		withQueue:          _q.withQueue.Clone(),
-		withOwner:          _q.withOwner.Clone(),
-		withParticipants:   _q.withParticipants.Clone(),
-		withMessages:       _q.withMessages.Clone(),
-		withLastMessage:    _q.withLastMessage.Clone(),
-		withReadStates:     _q.withReadStates.Clone(),
-		withOffers:         _q.withOffers.Clone(),
+		config:                 _q.config,
+		ctx:                    _q.ctx.Clone(),
+		order:                  append([]conversation.OrderOption{}, _q.order...),
+		inters:                 append([]Interceptor{}, _q.inters...),
+		predicates:             append([]predicate.Conversation{}, _q.predicates...),
+		withChannelAccount:     _q.withChannelAccount.Clone(),
+		withContact:            _q.withContact.Clone(),
+		withIdentity:           _q.withIdentity.Clone(),
+		withQueue:              _q.withQueue.Clone(),
+		withOwner:              _q.withOwner.Clone(),
+		withParticipants:       _q.withParticipants.Clone(),
+		withMessages:           _q.withMessages.Clone(),
+		withLastMessage:        _q.withLastMessage.Clone(),
+		withReadStates:         _q.withReadStates.Clone(),
+		withOffers:             _q.withOffers.Clone(),
+		withLabels:             _q.withLabels.Clone(),
+		withConversationLabels: _q.withConversationLabels.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -623,6 +675,28 @@ func (_q *ConversationQuery) WithOffers(opts ...func(*OfferQuery)) *Conversation
 	return _q
 }
 
+// WithLabels tells the query-builder to eager-load the nodes that are connected to
+// the "labels" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *ConversationQuery) WithLabels(opts ...func(*LabelQuery)) *ConversationQuery {
+	query := (&LabelClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withLabels = query
+	return _q
+}
+
+// WithConversationLabels tells the query-builder to eager-load the nodes that are connected to
+// the "conversation_labels" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *ConversationQuery) WithConversationLabels(opts ...func(*ConversationLabelQuery)) *ConversationQuery {
+	query := (&ConversationLabelClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withConversationLabels = query
+	return _q
+}
+
 // GroupBy is used to group vertices by one or more fields/columns.
 // It is often used with aggregate functions, like: count, max, mean, min, sum.
 //
@@ -701,7 +775,7 @@ func (_q *ConversationQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 	var (
 		nodes       = []*Conversation{}
 		_spec       = _q.querySpec()
-		loadedTypes = [10]bool{
+		loadedTypes = [12]bool{
 			_q.withChannelAccount != nil,
 			_q.withContact != nil,
 			_q.withIdentity != nil,
@@ -712,6 +786,8 @@ func (_q *ConversationQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 			_q.withLastMessage != nil,
 			_q.withReadStates != nil,
 			_q.withOffers != nil,
+			_q.withLabels != nil,
+			_q.withConversationLabels != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -799,6 +875,22 @@ func (_q *ConversationQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 			return nil, err
 		}
 	}
+	if query := _q.withLabels; query != nil {
+		if err := _q.loadLabels(ctx, query, nodes,
+			func(n *Conversation) { n.Edges.Labels = []*Label{} },
+			func(n *Conversation, e *Label) { n.Edges.Labels = append(n.Edges.Labels, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withConversationLabels; query != nil {
+		if err := _q.loadConversationLabels(ctx, query, nodes,
+			func(n *Conversation) { n.Edges.ConversationLabels = []*ConversationLabel{} },
+			func(n *Conversation, e *ConversationLabel) {
+				n.Edges.ConversationLabels = append(n.Edges.ConversationLabels, e)
+			}); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedParticipants {
 		if err := _q.loadParticipants(ctx, query, nodes,
 			func(n *Conversation) { n.appendNamedParticipants(name) },
@@ -824,6 +916,20 @@ func (_q *ConversationQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]
 		if err := _q.loadOffers(ctx, query, nodes,
 			func(n *Conversation) { n.appendNamedOffers(name) },
 			func(n *Conversation, e *Offer) { n.appendNamedOffers(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedLabels {
+		if err := _q.loadLabels(ctx, query, nodes,
+			func(n *Conversation) { n.appendNamedLabels(name) },
+			func(n *Conversation, e *Label) { n.appendNamedLabels(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedConversationLabels {
+		if err := _q.loadConversationLabels(ctx, query, nodes,
+			func(n *Conversation) { n.appendNamedConversationLabels(name) },
+			func(n *Conversation, e *ConversationLabel) { n.appendNamedConversationLabels(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -1178,6 +1284,97 @@ func (_q *ConversationQuery) loadOffers(ctx context.Context, query *OfferQuery, 
 	}
 	return nil
 }
+func (_q *ConversationQuery) loadLabels(ctx context.Context, query *LabelQuery, nodes []*Conversation, init func(*Conversation), assign func(*Conversation, *Label)) error {
+	edgeIDs := make([]driver.Value, len(nodes))
+	byID := make(map[int]*Conversation)
+	nids := make(map[int]map[*Conversation]struct{})
+	for i, node := range nodes {
+		edgeIDs[i] = node.ID
+		byID[node.ID] = node
+		if init != nil {
+			init(node)
+		}
+	}
+	query.Where(func(s *sql.Selector) {
+		joinT := sql.Table(conversation.LabelsTable)
+		s.Join(joinT).On(s.C(label.FieldID), joinT.C(conversation.LabelsPrimaryKey[1]))
+		s.Where(sql.InValues(joinT.C(conversation.LabelsPrimaryKey[0]), edgeIDs...))
+		columns := s.SelectedColumns()
+		s.Select(joinT.C(conversation.LabelsPrimaryKey[0]))
+		s.AppendSelect(columns...)
+		s.SetDistinct(false)
+	})
+	if err := query.prepareQuery(ctx); err != nil {
+		return err
+	}
+	qr := QuerierFunc(func(ctx context.Context, q Query) (Value, error) {
+		return query.sqlAll(ctx, func(_ context.Context, spec *sqlgraph.QuerySpec) {
+			assign := spec.Assign
+			values := spec.ScanValues
+			spec.ScanValues = func(columns []string) ([]any, error) {
+				values, err := values(columns[1:])
+				if err != nil {
+					return nil, err
+				}
+				return append([]any{new(sql.NullInt64)}, values...), nil
+			}
+			spec.Assign = func(columns []string, values []any) error {
+				outValue := int(values[0].(*sql.NullInt64).Int64)
+				inValue := int(values[1].(*sql.NullInt64).Int64)
+				if nids[inValue] == nil {
+					nids[inValue] = map[*Conversation]struct{}{byID[outValue]: {}}
+					return assign(columns[1:], values[1:])
+				}
+				nids[inValue][byID[outValue]] = struct{}{}
+				return nil
+			}
+		})
+	})
+	neighbors, err := withInterceptors[[]*Label](ctx, query, qr, query.inters)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected "labels" node returned %v`, n.ID)
+		}
+		for kn := range nodes {
+			assign(kn, n)
+		}
+	}
+	return nil
+}
+func (_q *ConversationQuery) loadConversationLabels(ctx context.Context, query *ConversationLabelQuery, nodes []*Conversation, init func(*Conversation), assign func(*Conversation, *ConversationLabel)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[int]*Conversation)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(conversationlabel.FieldConversationID)
+	}
+	query.Where(predicate.ConversationLabel(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(conversation.ConversationLabelsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.ConversationID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "conversation_id" returned %v for node %v`, fk, n)
+		}
+		assign(node, n)
+	}
+	return nil
+}
 
 func (_q *ConversationQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -1369,6 +1566,34 @@ func (_q *ConversationQuery) WithNamedOffers(name string, opts ...func(*OfferQue
 		_q.withNamedOffers = make(map[string]*OfferQuery)
 	}
 	_q.withNamedOffers[name] = query
+	return _q
+}
+
+// WithNamedLabels tells the query-builder to eager-load the nodes that are connected to the "labels"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *ConversationQuery) WithNamedLabels(name string, opts ...func(*LabelQuery)) *ConversationQuery {
+	query := (&LabelClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedLabels == nil {
+		_q.withNamedLabels = make(map[string]*LabelQuery)
+	}
+	_q.withNamedLabels[name] = query
+	return _q
+}
+
+// WithNamedConversationLabels tells the query-builder to eager-load the nodes that are connected to the "conversation_labels"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *ConversationQuery) WithNamedConversationLabels(name string, opts ...func(*ConversationLabelQuery)) *ConversationQuery {
+	query := (&ConversationLabelClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedConversationLabels == nil {
+		_q.withNamedConversationLabels = make(map[string]*ConversationLabelQuery)
+	}
+	_q.withNamedConversationLabels[name] = query
 	return _q
 }
 

@@ -21,9 +21,11 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/conversationlabel"
 	"github.com/parleyhq/parley/ent/eventcounter"
 	"github.com/parleyhq/parley/ent/eventlog"
 	"github.com/parleyhq/parley/ent/interaction"
+	"github.com/parleyhq/parley/ent/label"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
 	"github.com/parleyhq/parley/ent/pendingstatus"
@@ -94,28 +96,30 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			agent.Table:            agent.ValidColumn,
-			attachment.Table:       attachment.ValidColumn,
-			auditentry.Table:       auditentry.ValidColumn,
-			authtoken.Table:        authtoken.ValidColumn,
-			block.Table:            block.ValidColumn,
-			channelaccount.Table:   channelaccount.ValidColumn,
-			contact.Table:          contact.ValidColumn,
-			contactidentity.Table:  contactidentity.ValidColumn,
-			conversation.Table:     conversation.ValidColumn,
-			eventcounter.Table:     eventcounter.ValidColumn,
-			eventlog.Table:         eventlog.ValidColumn,
-			interaction.Table:      interaction.ValidColumn,
-			message.Table:          message.ValidColumn,
-			offer.Table:            offer.ValidColumn,
-			pendingstatus.Table:    pendingstatus.ValidColumn,
-			queue.Table:            queue.ValidColumn,
-			queuemember.Table:      queuemember.ValidColumn,
-			readstate.Table:        readstate.ValidColumn,
-			template.Table:         template.ValidColumn,
-			webhookevent.Table:     webhookevent.ValidColumn,
-			webhookshard.Table:     webhookshard.ValidColumn,
-			whatsapptemplate.Table: whatsapptemplate.ValidColumn,
+			agent.Table:             agent.ValidColumn,
+			attachment.Table:        attachment.ValidColumn,
+			auditentry.Table:        auditentry.ValidColumn,
+			authtoken.Table:         authtoken.ValidColumn,
+			block.Table:             block.ValidColumn,
+			channelaccount.Table:    channelaccount.ValidColumn,
+			contact.Table:           contact.ValidColumn,
+			contactidentity.Table:   contactidentity.ValidColumn,
+			conversation.Table:      conversation.ValidColumn,
+			conversationlabel.Table: conversationlabel.ValidColumn,
+			eventcounter.Table:      eventcounter.ValidColumn,
+			eventlog.Table:          eventlog.ValidColumn,
+			interaction.Table:       interaction.ValidColumn,
+			label.Table:             label.ValidColumn,
+			message.Table:           message.ValidColumn,
+			offer.Table:             offer.ValidColumn,
+			pendingstatus.Table:     pendingstatus.ValidColumn,
+			queue.Table:             queue.ValidColumn,
+			queuemember.Table:       queuemember.ValidColumn,
+			readstate.Table:         readstate.ValidColumn,
+			template.Table:          template.ValidColumn,
+			webhookevent.Table:      webhookevent.ValidColumn,
+			webhookshard.Table:      webhookshard.ValidColumn,
+			whatsapptemplate.Table:  whatsapptemplate.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -15,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/interaction"
+	"github.com/parleyhq/parley/ent/label"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
@@ -1003,6 +1004,75 @@ func newInteractionPaginateArgs(rv map[string]any) *interactionPaginateArgs {
 				args.opts = append(args.opts, WithInteractionOrder(v))
 			}
 		}
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *LabelQuery) CollectFields(ctx context.Context, satisfies ...string) (*LabelQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *LabelQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(label.Columns))
+		selectedFields = []string{label.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "name":
+			if _, ok := fieldSeen[label.FieldName]; !ok {
+				selectedFields = append(selectedFields, label.FieldName)
+				fieldSeen[label.FieldName] = struct{}{}
+			}
+		case "color":
+			if _, ok := fieldSeen[label.FieldColor]; !ok {
+				selectedFields = append(selectedFields, label.FieldColor)
+				fieldSeen[label.FieldColor] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type labelPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []LabelPaginateOption
+}
+
+func newLabelPaginateArgs(rv map[string]any) *labelPaginateArgs {
+	args := &labelPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
 	}
 	return args
 }

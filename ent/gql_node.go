@@ -19,6 +19,7 @@ import (
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/internal"
+	"github.com/parleyhq/parley/ent/label"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
@@ -70,6 +71,11 @@ var interactionImplementors = []string{"Interaction", "Node"}
 
 // IsNode implements the Node interface check for GQLGen.
 func (*Interaction) IsNode() {}
+
+var labelImplementors = []string{"Label", "Node"}
+
+// IsNode implements the Node interface check for GQLGen.
+func (*Label) IsNode() {}
 
 var messageImplementors = []string{"Message", "Node"}
 
@@ -241,6 +247,15 @@ func (c *Client) noder(ctx context.Context, table string, id int) (Noder, error)
 			Where(interaction.ID(id))
 		if fc := graphql.GetFieldContext(ctx); fc != nil {
 			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, interactionImplementors...); err != nil {
+				return nil, err
+			}
+		}
+		return query.Only(ctx)
+	case label.Table:
+		query := c.Label.Query().
+			Where(label.ID(id))
+		if fc := graphql.GetFieldContext(ctx); fc != nil {
+			if err := query.collectField(ctx, true, graphql.GetOperationContext(ctx), fc.Field, nil, labelImplementors...); err != nil {
 				return nil, err
 			}
 		}
@@ -479,6 +494,22 @@ func (c *Client) noders(ctx context.Context, table string, ids []int) ([]Noder, 
 		query := c.Interaction.Query().
 			Where(interaction.IDIn(ids...))
 		query, err := query.CollectFields(ctx, interactionImplementors...)
+		if err != nil {
+			return nil, err
+		}
+		nodes, err := query.All(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, node := range nodes {
+			for _, noder := range idmap[node.ID] {
+				*noder = node
+			}
+		}
+	case label.Table:
+		query := c.Label.Query().
+			Where(label.IDIn(ids...))
+		query, err := query.CollectFields(ctx, labelImplementors...)
 		if err != nil {
 			return nil, err
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/interaction"
+	"github.com/parleyhq/parley/ent/label"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
@@ -2415,6 +2416,255 @@ func (_m *Interaction) ToEdge(order *InteractionOrder) *InteractionEdge {
 		order = DefaultInteractionOrder
 	}
 	return &InteractionEdge{
+		Node:   _m,
+		Cursor: order.Field.toCursor(_m),
+	}
+}
+
+// LabelEdge is the edge representation of Label.
+type LabelEdge struct {
+	Node   *Label `json:"node"`
+	Cursor Cursor `json:"cursor"`
+}
+
+// LabelConnection is the connection containing edges to Label.
+type LabelConnection struct {
+	Edges      []*LabelEdge `json:"edges"`
+	PageInfo   PageInfo     `json:"pageInfo"`
+	TotalCount int          `json:"totalCount"`
+}
+
+func (c *LabelConnection) build(nodes []*Label, pager *labelPager, after *Cursor, first *int, before *Cursor, last *int) {
+	c.PageInfo.HasNextPage = before != nil
+	c.PageInfo.HasPreviousPage = after != nil
+	if first != nil && *first+1 == len(nodes) {
+		c.PageInfo.HasNextPage = true
+		nodes = nodes[:len(nodes)-1]
+	} else if last != nil && *last+1 == len(nodes) {
+		c.PageInfo.HasPreviousPage = true
+		nodes = nodes[:len(nodes)-1]
+	}
+	var nodeAt func(int) *Label
+	if last != nil {
+		n := len(nodes) - 1
+		nodeAt = func(i int) *Label {
+			return nodes[n-i]
+		}
+	} else {
+		nodeAt = func(i int) *Label {
+			return nodes[i]
+		}
+	}
+	c.Edges = make([]*LabelEdge, len(nodes))
+	for i := range nodes {
+		node := nodeAt(i)
+		c.Edges[i] = &LabelEdge{
+			Node:   node,
+			Cursor: pager.toCursor(node),
+		}
+	}
+	if l := len(c.Edges); l > 0 {
+		c.PageInfo.StartCursor = &c.Edges[0].Cursor
+		c.PageInfo.EndCursor = &c.Edges[l-1].Cursor
+	}
+	if c.TotalCount == 0 {
+		c.TotalCount = len(nodes)
+	}
+}
+
+// LabelPaginateOption enables pagination customization.
+type LabelPaginateOption func(*labelPager) error
+
+// WithLabelOrder configures pagination ordering.
+func WithLabelOrder(order *LabelOrder) LabelPaginateOption {
+	if order == nil {
+		order = DefaultLabelOrder
+	}
+	o := *order
+	return func(pager *labelPager) error {
+		if err := o.Direction.Validate(); err != nil {
+			return err
+		}
+		if o.Field == nil {
+			o.Field = DefaultLabelOrder.Field
+		}
+		pager.order = &o
+		return nil
+	}
+}
+
+// WithLabelFilter configures pagination filter.
+func WithLabelFilter(filter func(*LabelQuery) (*LabelQuery, error)) LabelPaginateOption {
+	return func(pager *labelPager) error {
+		if filter == nil {
+			return errors.New("LabelQuery filter cannot be nil")
+		}
+		pager.filter = filter
+		return nil
+	}
+}
+
+type labelPager struct {
+	reverse bool
+	order   *LabelOrder
+	filter  func(*LabelQuery) (*LabelQuery, error)
+}
+
+func newLabelPager(opts []LabelPaginateOption, reverse bool) (*labelPager, error) {
+	pager := &labelPager{reverse: reverse}
+	for _, opt := range opts {
+		if err := opt(pager); err != nil {
+			return nil, err
+		}
+	}
+	if pager.order == nil {
+		pager.order = DefaultLabelOrder
+	}
+	return pager, nil
+}
+
+func (p *labelPager) applyFilter(query *LabelQuery) (*LabelQuery, error) {
+	if p.filter != nil {
+		return p.filter(query)
+	}
+	return query, nil
+}
+
+func (p *labelPager) toCursor(_m *Label) Cursor {
+	return p.order.Field.toCursor(_m)
+}
+
+func (p *labelPager) applyCursors(query *LabelQuery, after, before *Cursor) (*LabelQuery, error) {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	for _, predicate := range entgql.CursorsPredicate(after, before, DefaultLabelOrder.Field.column, p.order.Field.column, direction) {
+		query = query.Where(predicate)
+	}
+	return query, nil
+}
+
+func (p *labelPager) applyOrder(query *LabelQuery) *LabelQuery {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	query = query.Order(p.order.Field.toTerm(direction.OrderTermOption()))
+	if p.order.Field != DefaultLabelOrder.Field {
+		query = query.Order(DefaultLabelOrder.Field.toTerm(direction.OrderTermOption()))
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return query
+}
+
+func (p *labelPager) orderExpr(query *LabelQuery) sql.Querier {
+	direction := p.order.Direction
+	if p.reverse {
+		direction = direction.Reverse()
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(p.order.Field.column)
+	}
+	return sql.ExprFunc(func(b *sql.Builder) {
+		b.Ident(p.order.Field.column).Pad().WriteString(string(direction))
+		if p.order.Field != DefaultLabelOrder.Field {
+			b.Comma().Ident(DefaultLabelOrder.Field.column).Pad().WriteString(string(direction))
+		}
+	})
+}
+
+// Paginate executes the query and returns a relay based cursor connection to Label.
+func (_m *LabelQuery) Paginate(
+	ctx context.Context, after *Cursor, first *int,
+	before *Cursor, last *int, opts ...LabelPaginateOption,
+) (*LabelConnection, error) {
+	if err := validateFirstLast(first, last); err != nil {
+		return nil, err
+	}
+	pager, err := newLabelPager(opts, last != nil)
+	if err != nil {
+		return nil, err
+	}
+	if _m, err = pager.applyFilter(_m); err != nil {
+		return nil, err
+	}
+	conn := &LabelConnection{Edges: []*LabelEdge{}}
+	ignoredEdges := !hasCollectedField(ctx, edgesField)
+	if hasCollectedField(ctx, totalCountField) || hasCollectedField(ctx, pageInfoField) {
+		hasPagination := after != nil || first != nil || before != nil || last != nil
+		if hasPagination || ignoredEdges {
+			c := _m.Clone()
+			c.ctx.Fields = nil
+			if conn.TotalCount, err = c.Count(ctx); err != nil {
+				return nil, err
+			}
+			conn.PageInfo.HasNextPage = first != nil && conn.TotalCount > 0
+			conn.PageInfo.HasPreviousPage = last != nil && conn.TotalCount > 0
+		}
+	}
+	if ignoredEdges || (first != nil && *first == 0) || (last != nil && *last == 0) {
+		return conn, nil
+	}
+	if _m, err = pager.applyCursors(_m, after, before); err != nil {
+		return nil, err
+	}
+	limit := paginateLimit(first, last)
+	if limit != 0 {
+		_m.Limit(limit)
+	}
+	if field := collectedField(ctx, edgesField, nodeField); field != nil {
+		if err := _m.collectField(ctx, limit == 1, graphql.GetOperationContext(ctx), *field, []string{edgesField, nodeField}); err != nil {
+			return nil, err
+		}
+	}
+	_m = pager.applyOrder(_m)
+	nodes, err := _m.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	conn.build(nodes, pager, after, first, before, last)
+	return conn, nil
+}
+
+// LabelOrderField defines the ordering field of Label.
+type LabelOrderField struct {
+	// Value extracts the ordering value from the given Label.
+	Value    func(*Label) (ent.Value, error)
+	column   string // field or computed.
+	toTerm   func(...sql.OrderTermOption) label.OrderOption
+	toCursor func(*Label) Cursor
+}
+
+// LabelOrder defines the ordering of Label.
+type LabelOrder struct {
+	Direction OrderDirection   `json:"direction"`
+	Field     *LabelOrderField `json:"field"`
+}
+
+// DefaultLabelOrder is the default ordering of Label.
+var DefaultLabelOrder = &LabelOrder{
+	Direction: entgql.OrderDirectionAsc,
+	Field: &LabelOrderField{
+		Value: func(_m *Label) (ent.Value, error) {
+			return _m.ID, nil
+		},
+		column: label.FieldID,
+		toTerm: label.ByID,
+		toCursor: func(_m *Label) Cursor {
+			return Cursor{ID: _m.ID}
+		},
+	},
+}
+
+// ToEdge converts Label into LabelEdge.
+func (_m *Label) ToEdge(order *LabelOrder) *LabelEdge {
+	if order == nil {
+		order = DefaultLabelOrder
+	}
+	return &LabelEdge{
 		Node:   _m,
 		Cursor: order.Field.toCursor(_m),
 	}

@@ -14,9 +14,11 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/conversationlabel"
 	"github.com/parleyhq/parley/ent/eventcounter"
 	"github.com/parleyhq/parley/ent/eventlog"
 	"github.com/parleyhq/parley/ent/interaction"
+	"github.com/parleyhq/parley/ent/label"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
 	"github.com/parleyhq/parley/ent/pendingstatus"
@@ -322,6 +324,12 @@ func init() {
 	conversationDescLastMessageAt := conversationFields[7].Descriptor()
 	// conversation.DefaultLastMessageAt holds the default value on creation for the last_message_at field.
 	conversation.DefaultLastMessageAt = conversationDescLastMessageAt.Default.(func() time.Time)
+	conversationlabelFields := schema.ConversationLabel{}.Fields()
+	_ = conversationlabelFields
+	// conversationlabelDescCreatedAt is the schema descriptor for created_at field.
+	conversationlabelDescCreatedAt := conversationlabelFields[2].Descriptor()
+	// conversationlabel.DefaultCreatedAt holds the default value on creation for the created_at field.
+	conversationlabel.DefaultCreatedAt = conversationlabelDescCreatedAt.Default.(func() time.Time)
 	eventcounterFields := schema.EventCounter{}.Fields()
 	_ = eventcounterFields
 	// eventcounterDescName is the schema descriptor for name field.
@@ -400,6 +408,30 @@ func init() {
 	interactionDescAt := interactionFields[0].Descriptor()
 	// interaction.DefaultAt holds the default value on creation for the at field.
 	interaction.DefaultAt = interactionDescAt.Default.(func() time.Time)
+	labelFields := schema.Label{}.Fields()
+	_ = labelFields
+	// labelDescName is the schema descriptor for name field.
+	labelDescName := labelFields[0].Descriptor()
+	// label.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	label.NameValidator = func() func(string) error {
+		validators := labelDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// labelDescCreatedAt is the schema descriptor for created_at field.
+	labelDescCreatedAt := labelFields[3].Descriptor()
+	// label.DefaultCreatedAt holds the default value on creation for the created_at field.
+	label.DefaultCreatedAt = labelDescCreatedAt.Default.(func() time.Time)
 	messageFields := schema.Message{}.Fields()
 	_ = messageFields
 	// messageDescBody is the schema descriptor for body field.

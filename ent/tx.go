@@ -32,12 +32,16 @@ type Tx struct {
 	ContactIdentity *ContactIdentityClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
+	// ConversationLabel is the client for interacting with the ConversationLabel builders.
+	ConversationLabel *ConversationLabelClient
 	// EventCounter is the client for interacting with the EventCounter builders.
 	EventCounter *EventCounterClient
 	// EventLog is the client for interacting with the EventLog builders.
 	EventLog *EventLogClient
 	// Interaction is the client for interacting with the Interaction builders.
 	Interaction *InteractionClient
+	// Label is the client for interacting with the Label builders.
+	Label *LabelClient
 	// Message is the client for interacting with the Message builders.
 	Message *MessageClient
 	// Offer is the client for interacting with the Offer builders.
@@ -198,9 +202,11 @@ func (tx *Tx) init() {
 	tx.Contact = NewContactClient(tx.config)
 	tx.ContactIdentity = NewContactIdentityClient(tx.config)
 	tx.Conversation = NewConversationClient(tx.config)
+	tx.ConversationLabel = NewConversationLabelClient(tx.config)
 	tx.EventCounter = NewEventCounterClient(tx.config)
 	tx.EventLog = NewEventLogClient(tx.config)
 	tx.Interaction = NewInteractionClient(tx.config)
+	tx.Label = NewLabelClient(tx.config)
 	tx.Message = NewMessageClient(tx.config)
 	tx.Offer = NewOfferClient(tx.config)
 	tx.PendingStatus = NewPendingStatusClient(tx.config)

@@ -9,6 +9,7 @@ import (
 	"github.com/parleyhq/parley/internal/channels"
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/conversations"
+	"github.com/parleyhq/parley/internal/labels"
 	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/nodes"
 	"github.com/parleyhq/parley/internal/presence"
@@ -36,6 +37,8 @@ type Resolver struct {
 	Audit *audit.Service
 	// Channels holds the WhatsApp accounts' message templates.
 	Channels *channels.Service
+	// Labels manages the workspace's labels and loads conversations'.
+	Labels *labels.Service
 }
 
 func nonEmpty(s string) *string {

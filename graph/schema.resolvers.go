@@ -120,8 +120,8 @@ func (r *conversationResolver) SLAAtRisk(ctx context.Context, obj *ent.Conversat
 }
 
 // Labels is the resolver for the labels field.
-func (r *conversationResolver) Labels(ctx context.Context, obj *ent.Conversation) ([]*model.Label, error) {
-	panic(fmt.Errorf("not implemented: Labels - labels"))
+func (r *conversationResolver) Labels(ctx context.Context, obj *ent.Conversation) ([]*ent.Label, error) {
+	return r.Resolver.Labels.Of(ctx, obj)
 }
 
 // Sender is the resolver for the sender field.
@@ -420,28 +420,32 @@ func (r *mutationResolver) AddNote(ctx context.Context, conversationID int, body
 }
 
 // CreateLabel is the resolver for the createLabel field.
-func (r *mutationResolver) CreateLabel(ctx context.Context, name string, color string) (*model.Label, error) {
-	panic(fmt.Errorf("not implemented: CreateLabel - createLabel"))
+func (r *mutationResolver) CreateLabel(ctx context.Context, name string, color string) (*ent.Label, error) {
+	return r.Resolver.Labels.Create(ctx, name, color)
 }
 
 // UpdateLabel is the resolver for the updateLabel field.
-func (r *mutationResolver) UpdateLabel(ctx context.Context, id int, name *string, color *string) (*model.Label, error) {
-	panic(fmt.Errorf("not implemented: UpdateLabel - updateLabel"))
+func (r *mutationResolver) UpdateLabel(ctx context.Context, id int, name *string, color *string) (*ent.Label, error) {
+	return r.Resolver.Labels.Update(ctx, id, name, color)
 }
 
 // DeleteLabel is the resolver for the deleteLabel field.
 func (r *mutationResolver) DeleteLabel(ctx context.Context, id int) (*model.DeletePayload, error) {
-	panic(fmt.Errorf("not implemented: DeleteLabel - deleteLabel"))
+	deleted, err := r.Resolver.Labels.Delete(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.DeletePayload{DeletedID: deleted}, nil
 }
 
 // AddLabel is the resolver for the addLabel field.
 func (r *mutationResolver) AddLabel(ctx context.Context, conversationID int, labelID int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: AddLabel - addLabel"))
+	return r.Conversations.AddLabel(ctx, conversationID, labelID)
 }
 
 // RemoveLabel is the resolver for the removeLabel field.
 func (r *mutationResolver) RemoveLabel(ctx context.Context, conversationID int, labelID int) (*ent.Conversation, error) {
-	panic(fmt.Errorf("not implemented: RemoveLabel - removeLabel"))
+	return r.Conversations.RemoveLabel(ctx, conversationID, labelID)
 }
 
 // Me is the resolver for the me field.
@@ -466,7 +470,7 @@ func (r *queryResolver) ChannelAccounts(ctx context.Context) ([]*ent.ChannelAcco
 
 // Inbox is the resolver for the inbox field.
 func (r *queryResolver) Inbox(ctx context.Context, view model.InboxView, channel *schematype.Channel, queueID *int, search *string, labelIDs []int, orderBy *model.InboxOrder, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.ConversationConnection, error) {
-	return r.Conversations.Inbox(ctx, conversations.InboxFilter{View: conversations.View(view), Channel: channel, QueueID: queueID, Search: search}, conversations.Page{After: after, First: first, Before: before, Last: last})
+	return r.Conversations.Inbox(ctx, conversations.InboxFilter{View: conversations.View(view), Channel: channel, QueueID: queueID, Search: search, LabelIDs: labelIDs}, conversations.Page{After: after, First: first, Before: before, Last: last})
 }
 
 // Conversation is the resolver for the conversation field.
@@ -529,8 +533,8 @@ func (r *queryResolver) QueueStats(ctx context.Context, queueID int, from time.T
 }
 
 // Labels is the resolver for the labels field.
-func (r *queryResolver) Labels(ctx context.Context) ([]*model.Label, error) {
-	panic(fmt.Errorf("not implemented: Labels - labels"))
+func (r *queryResolver) Labels(ctx context.Context) ([]*ent.Label, error) {
+	return r.Resolver.Labels.List(ctx)
 }
 
 // Members is the resolver for the members field.

@@ -85,6 +85,10 @@ const (
 	EdgeReadStates = "read_states"
 	// EdgeOffers holds the string denoting the offers edge name in mutations.
 	EdgeOffers = "offers"
+	// EdgeLabels holds the string denoting the labels edge name in mutations.
+	EdgeLabels = "labels"
+	// EdgeConversationLabels holds the string denoting the conversation_labels edge name in mutations.
+	EdgeConversationLabels = "conversation_labels"
 	// Table holds the table name of the conversation in the database.
 	Table = "conversations"
 	// ChannelAccountTable is the table that holds the channel_account relation/edge.
@@ -155,6 +159,18 @@ const (
 	OffersInverseTable = "offers"
 	// OffersColumn is the table column denoting the offers relation/edge.
 	OffersColumn = "conversation_id"
+	// LabelsTable is the table that holds the labels relation/edge. The primary key declared below.
+	LabelsTable = "conversation_labels"
+	// LabelsInverseTable is the table name for the Label entity.
+	// It exists in this package in order to avoid circular dependency with the "label" package.
+	LabelsInverseTable = "labels"
+	// ConversationLabelsTable is the table that holds the conversation_labels relation/edge.
+	ConversationLabelsTable = "conversation_labels"
+	// ConversationLabelsInverseTable is the table name for the ConversationLabel entity.
+	// It exists in this package in order to avoid circular dependency with the "conversationlabel" package.
+	ConversationLabelsInverseTable = "conversation_labels"
+	// ConversationLabelsColumn is the table column denoting the conversation_labels relation/edge.
+	ConversationLabelsColumn = "conversation_id"
 )
 
 // Columns holds all SQL columns for conversation fields.
@@ -190,6 +206,9 @@ var (
 	// ParticipantsPrimaryKey and ParticipantsColumn2 are the table columns denoting the
 	// primary key for the participants relation (M2M).
 	ParticipantsPrimaryKey = []string{"conversation_id", "agent_id"}
+	// LabelsPrimaryKey and LabelsColumn2 are the table columns denoting the
+	// primary key for the labels relation (M2M).
+	LabelsPrimaryKey = []string{"conversation_id", "label_id"}
 )
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -468,6 +487,34 @@ func ByOffers(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newOffersStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByLabelsCount orders the results by labels count.
+func ByLabelsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newLabelsStep(), opts...)
+	}
+}
+
+// ByLabels orders the results by labels terms.
+func ByLabels(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newLabelsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
+// ByConversationLabelsCount orders the results by conversation_labels count.
+func ByConversationLabelsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newConversationLabelsStep(), opts...)
+	}
+}
+
+// ByConversationLabels orders the results by conversation_labels terms.
+func ByConversationLabels(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newConversationLabelsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newChannelAccountStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -536,6 +583,20 @@ func newOffersStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(OffersInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, OffersTable, OffersColumn),
+	)
+}
+func newLabelsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(LabelsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2M, false, LabelsTable, LabelsPrimaryKey...),
+	)
+}
+func newConversationLabelsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(ConversationLabelsInverseTable, ConversationLabelsColumn),
+		sqlgraph.Edge(sqlgraph.O2M, true, ConversationLabelsTable, ConversationLabelsColumn),
 	)
 }
 

@@ -1346,6 +1346,52 @@ func HasOffersWith(preds ...predicate.Offer) predicate.Conversation {
 	})
 }
 
+// HasLabels applies the HasEdge predicate on the "labels" edge.
+func HasLabels() predicate.Conversation {
+	return predicate.Conversation(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2M, false, LabelsTable, LabelsPrimaryKey...),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasLabelsWith applies the HasEdge predicate on the "labels" edge with a given conditions (other predicates).
+func HasLabelsWith(preds ...predicate.Label) predicate.Conversation {
+	return predicate.Conversation(func(s *sql.Selector) {
+		step := newLabelsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasConversationLabels applies the HasEdge predicate on the "conversation_labels" edge.
+func HasConversationLabels() predicate.Conversation {
+	return predicate.Conversation(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, true, ConversationLabelsTable, ConversationLabelsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasConversationLabelsWith applies the HasEdge predicate on the "conversation_labels" edge with a given conditions (other predicates).
+func HasConversationLabelsWith(preds ...predicate.ConversationLabel) predicate.Conversation {
+	return predicate.Conversation(func(s *sql.Selector) {
+		step := newConversationLabelsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
 // And groups predicates with the AND operator between them.
 func And(predicates ...predicate.Conversation) predicate.Conversation {
 	return predicate.Conversation(sql.AndPredicates(predicates...))

@@ -117,6 +117,18 @@ func (f ConversationFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ConversationMutation", m)
 }
 
+// The ConversationLabelFunc type is an adapter to allow the use of ordinary
+// function as ConversationLabel mutator.
+type ConversationLabelFunc func(context.Context, *ent.ConversationLabelMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ConversationLabelFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ConversationLabelMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ConversationLabelMutation", m)
+}
+
 // The EventCounterFunc type is an adapter to allow the use of ordinary
 // function as EventCounter mutator.
 type EventCounterFunc func(context.Context, *ent.EventCounterMutation) (ent.Value, error)
@@ -151,6 +163,18 @@ func (f InteractionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.InteractionMutation", m)
+}
+
+// The LabelFunc type is an adapter to allow the use of ordinary
+// function as Label mutator.
+type LabelFunc func(context.Context, *ent.LabelMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f LabelFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.LabelMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.LabelMutation", m)
 }
 
 // The MessageFunc type is an adapter to allow the use of ordinary

@@ -104,7 +104,7 @@ var (
 // KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
 func KindValidator(k schematype.InteractionKind) error {
 	switch k {
-	case "CREATED", "OFFERED", "TAKEN", "REPLIED", "TRANSFERRED", "DEALT_WITH", "ARCHIVED", "UNARCHIVED", "ENDED", "BLOCKED", "RELEASED", "LINKED", "MERGED", "UNBLOCKED":
+	case "CREATED", "OFFERED", "TAKEN", "REPLIED", "TRANSFERRED", "DEALT_WITH", "ARCHIVED", "UNARCHIVED", "ENDED", "BLOCKED", "RELEASED", "LINKED", "MERGED", "UNBLOCKED", "LABELED", "UNLABELED":
 		return nil
 	default:
 		return fmt.Errorf("interaction: invalid enum value for kind field: %q", k)

@@ -17,9 +17,11 @@ import (
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/conversationlabel"
 	"github.com/parleyhq/parley/ent/eventcounter"
 	"github.com/parleyhq/parley/ent/eventlog"
 	"github.com/parleyhq/parley/ent/interaction"
+	"github.com/parleyhq/parley/ent/label"
 	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
 	"github.com/parleyhq/parley/ent/pendingstatus"
@@ -332,6 +334,33 @@ func (f TraverseConversation) Traverse(ctx context.Context, q ent.Query) error {
 	return fmt.Errorf("unexpected query type %T. expect *ent.ConversationQuery", q)
 }
 
+// The ConversationLabelFunc type is an adapter to allow the use of ordinary function as a Querier.
+type ConversationLabelFunc func(context.Context, *ent.ConversationLabelQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f ConversationLabelFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.ConversationLabelQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.ConversationLabelQuery", q)
+}
+
+// The TraverseConversationLabel type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseConversationLabel func(context.Context, *ent.ConversationLabelQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseConversationLabel) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseConversationLabel) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.ConversationLabelQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.ConversationLabelQuery", q)
+}
+
 // The EventCounterFunc type is an adapter to allow the use of ordinary function as a Querier.
 type EventCounterFunc func(context.Context, *ent.EventCounterQuery) (ent.Value, error)
 
@@ -411,6 +440,33 @@ func (f TraverseInteraction) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.InteractionQuery", q)
+}
+
+// The LabelFunc type is an adapter to allow the use of ordinary function as a Querier.
+type LabelFunc func(context.Context, *ent.LabelQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f LabelFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.LabelQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.LabelQuery", q)
+}
+
+// The TraverseLabel type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseLabel func(context.Context, *ent.LabelQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseLabel) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseLabel) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.LabelQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.LabelQuery", q)
 }
 
 // The MessageFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -704,12 +760,16 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.ContactIdentityQuery, predicate.ContactIdentity, contactidentity.OrderOption]{typ: ent.TypeContactIdentity, tq: q}, nil
 	case *ent.ConversationQuery:
 		return &query[*ent.ConversationQuery, predicate.Conversation, conversation.OrderOption]{typ: ent.TypeConversation, tq: q}, nil
+	case *ent.ConversationLabelQuery:
+		return &query[*ent.ConversationLabelQuery, predicate.ConversationLabel, conversationlabel.OrderOption]{typ: ent.TypeConversationLabel, tq: q}, nil
 	case *ent.EventCounterQuery:
 		return &query[*ent.EventCounterQuery, predicate.EventCounter, eventcounter.OrderOption]{typ: ent.TypeEventCounter, tq: q}, nil
 	case *ent.EventLogQuery:
 		return &query[*ent.EventLogQuery, predicate.EventLog, eventlog.OrderOption]{typ: ent.TypeEventLog, tq: q}, nil
 	case *ent.InteractionQuery:
 		return &query[*ent.InteractionQuery, predicate.Interaction, interaction.OrderOption]{typ: ent.TypeInteraction, tq: q}, nil
+	case *ent.LabelQuery:
+		return &query[*ent.LabelQuery, predicate.Label, label.OrderOption]{typ: ent.TypeLabel, tq: q}, nil
 	case *ent.MessageQuery:
 		return &query[*ent.MessageQuery, predicate.Message, message.OrderOption]{typ: ent.TypeMessage, tq: q}, nil
 	case *ent.OfferQuery:

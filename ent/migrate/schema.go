@@ -384,6 +384,39 @@ var (
 			},
 		},
 	}
+	// ConversationLabelsColumns holds the columns for the "conversation_labels" table.
+	ConversationLabelsColumns = []*schema.Column{
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "conversation_id", Type: field.TypeInt},
+		{Name: "label_id", Type: field.TypeInt},
+	}
+	// ConversationLabelsTable holds the schema information for the "conversation_labels" table.
+	ConversationLabelsTable = &schema.Table{
+		Name:       "conversation_labels",
+		Columns:    ConversationLabelsColumns,
+		PrimaryKey: []*schema.Column{ConversationLabelsColumns[1], ConversationLabelsColumns[2]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "conversation_labels_conversations_conversation",
+				Columns:    []*schema.Column{ConversationLabelsColumns[1]},
+				RefColumns: []*schema.Column{ConversationsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "conversation_labels_labels_label",
+				Columns:    []*schema.Column{ConversationLabelsColumns[2]},
+				RefColumns: []*schema.Column{LabelsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "conversationlabel_label_id",
+				Unique:  false,
+				Columns: []*schema.Column{ConversationLabelsColumns[2]},
+			},
+		},
+	}
 	// EventCountersColumns holds the columns for the "event_counters" table.
 	EventCountersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -436,7 +469,7 @@ var (
 	InteractionsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "at", Type: field.TypeTime},
-		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "OFFERED", "TAKEN", "REPLIED", "TRANSFERRED", "DEALT_WITH", "ARCHIVED", "UNARCHIVED", "ENDED", "BLOCKED", "RELEASED", "LINKED", "MERGED", "UNBLOCKED"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"CREATED", "OFFERED", "TAKEN", "REPLIED", "TRANSFERRED", "DEALT_WITH", "ARCHIVED", "UNARCHIVED", "ENDED", "BLOCKED", "RELEASED", "LINKED", "MERGED", "UNBLOCKED", "LABELED", "UNLABELED"}},
 		{Name: "channel", Type: field.TypeEnum, Enums: []string{"LIVE_CHAT", "WHATSAPP", "FACEBOOK", "SMS", "INTERNAL"}},
 		{Name: "detail", Type: field.TypeString, Nullable: true},
 		{Name: "conversation_id", Type: field.TypeInt, Nullable: true},
@@ -487,6 +520,20 @@ var (
 				Columns: []*schema.Column{InteractionsColumns[5]},
 			},
 		},
+	}
+	// LabelsColumns holds the columns for the "labels" table.
+	LabelsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "name", Type: field.TypeString, Size: 50},
+		{Name: "color", Type: field.TypeString},
+		{Name: "name_key", Type: field.TypeString, Unique: true},
+		{Name: "created_at", Type: field.TypeTime},
+	}
+	// LabelsTable holds the schema information for the "labels" table.
+	LabelsTable = &schema.Table{
+		Name:       "labels",
+		Columns:    LabelsColumns,
+		PrimaryKey: []*schema.Column{LabelsColumns[0]},
 	}
 	// MessagesColumns holds the columns for the "messages" table.
 	MessagesColumns = []*schema.Column{
@@ -896,9 +943,11 @@ var (
 		ContactsTable,
 		ContactIdentitiesTable,
 		ConversationsTable,
+		ConversationLabelsTable,
 		EventCountersTable,
 		EventLogsTable,
 		InteractionsTable,
+		LabelsTable,
 		MessagesTable,
 		OffersTable,
 		PendingStatusTable,
@@ -955,6 +1004,11 @@ func init() {
 	ConversationsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(30064771072),
 	}
+	ConversationLabelsTable.ForeignKeys[0].RefTable = ConversationsTable
+	ConversationLabelsTable.ForeignKeys[1].RefTable = LabelsTable
+	ConversationLabelsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(94489280512),
+	}
 	EventCountersTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(73014444032),
 	}
@@ -967,6 +1021,9 @@ func init() {
 	InteractionsTable.ForeignKeys[3].RefTable = QueuesTable
 	InteractionsTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(34359738368),
+	}
+	LabelsTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(98784247808),
 	}
 	MessagesTable.ForeignKeys[0].RefTable = ConversationsTable
 	MessagesTable.ForeignKeys[1].RefTable = AgentsTable

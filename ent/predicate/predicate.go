@@ -33,6 +33,9 @@ type ContactIdentity func(*sql.Selector)
 // Conversation is the predicate function for conversation builders.
 type Conversation func(*sql.Selector)
 
+// ConversationLabel is the predicate function for conversationlabel builders.
+type ConversationLabel func(*sql.Selector)
+
 // EventCounter is the predicate function for eventcounter builders.
 type EventCounter func(*sql.Selector)
 
@@ -41,6 +44,9 @@ type EventLog func(*sql.Selector)
 
 // Interaction is the predicate function for interaction builders.
 type Interaction func(*sql.Selector)
+
+// Label is the predicate function for label builders.
+type Label func(*sql.Selector)
 
 // Message is the predicate function for message builders.
 type Message func(*sql.Selector)

@@ -92,6 +92,10 @@ func (Conversation) Edges() []ent.Edge {
 			Annotations(skip(), entsql.OnDelete(entsql.SetNull)),
 		edge.To("read_states", ReadState.Type).Annotations(skip(), entsql.OnDelete(entsql.Cascade)),
 		edge.To("offers", Offer.Type).Annotations(skip(), entsql.OnDelete(entsql.Cascade)),
+		// Labels are resolved by hand (Conversation.labels in schema.graphql,
+		// by name, loaded per inbox or history page).
+		edge.To("labels", Label.Type).Through("conversation_labels", ConversationLabel.Type).
+			Annotations(skip()),
 	}
 }
 

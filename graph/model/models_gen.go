@@ -117,16 +117,6 @@ type DurationStats struct {
 	P90     *float64 `json:"p90,omitempty"`
 }
 
-// A workspace label (admins manage them; agents put them on conversations).
-type Label struct {
-	ID   int    `json:"id"`
-	Name string `json:"name"`
-	// A CSS hex colour, #rrggbb.
-	Color string `json:"color"`
-}
-
-func (Label) IsNode() {}
-
 type LiveChatConfigInput struct {
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 }

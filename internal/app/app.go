@@ -26,6 +26,7 @@ import (
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/httpserver"
+	"github.com/parleyhq/parley/internal/labels"
 	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/nodes"
@@ -209,6 +210,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Attachments.VisitorGate = live.CheckUpload
 	tpls := templates.NewService(client)
 	tpls.Conversations = a.Convs
+	lbls := labels.NewService(client)
+	lbls.Detached = a.Convs.LabelDeleted
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
 		Templates: tpls, Contacts: contacts.NewService(client, a.Convs),
@@ -218,6 +221,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		LiveChat:      live,
 		Attachments:   a.Attachments,
 		Audit:         audit.NewService(client),
+		Labels:        lbls,
 	}
 
 	ready := map[string]httpserver.Pinger{"database": a.DB}

@@ -52,6 +52,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/audit"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/labels"
 	"github.com/parleyhq/parley/internal/paging"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
@@ -136,7 +137,19 @@ func (s *Service) History(ctx context.Context, c *ent.Contact, after *entgql.Cur
 		return nil, err
 	}
 	first, last = paging.Clamp(first, last)
-	return c.QueryInteractions().Paginate(ctx, after, first, before, last, ent.WithInteractionOrder(historyOrder))
+	conn, err := c.QueryInteractions().Paginate(ctx, after, first, before, last, ent.WithInteractionOrder(historyOrder))
+	if err != nil {
+		return nil, err
+	}
+	// The page's conversations show their labels, loaded for the page.
+	ids := make([]int, 0, len(conn.Edges))
+	for _, e := range conn.Edges {
+		if e.Node.ConversationID != nil {
+			ids = append(ids, *e.Node.ConversationID)
+		}
+	}
+	labels.Prime(ctx, ids)
+	return conn, nil
 }
 
 // Create adds a known contact; displayName is required. A phone number

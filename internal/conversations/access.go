@@ -34,6 +34,8 @@ import (
 //   - ADMIN and SYSTEM_OWNER see, manage and delete every conversation,
 //     release any owned one, and reply only to one they own or claim (they
 //     may take an unowned one).
+//   - Whoever sees a conversation may put workspace labels on it and take
+//     them off (OpLabel).
 //   - Someone who could see a conversation until another agent took it (it
 //     was offered to them, or they are a member of its queue) may learn that
 //     it was taken: Take and Send answer CONFLICT, Release FORBIDDEN,
@@ -90,6 +92,9 @@ const (
 	OpManage
 	OpDelete
 	OpRelease
+	// OpLabel: put a workspace label on it or take one off; whoever sees
+	// the conversation may.
+	OpLabel
 )
 
 // Check returns the refusal of op, or nil when a allows it. Who may not see
@@ -97,7 +102,7 @@ const (
 // taken from under them), who sees it but may not do op gets FORBIDDEN, or
 // CONFLICT for claiming one someone owns.
 func (a Access) Check(op Op) error {
-	allowed := map[Op]bool{OpView: a.View, OpReply: a.Reply, OpClaim: a.Claim, OpManage: a.Manage, OpDelete: a.Delete, OpRelease: a.Release}[op]
+	allowed := map[Op]bool{OpView: a.View, OpReply: a.Reply, OpClaim: a.Claim, OpManage: a.Manage, OpDelete: a.Delete, OpRelease: a.Release, OpLabel: a.View}[op]
 	switch {
 	case allowed:
 		return nil

@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/eventlog"
+	"github.com/parleyhq/parley/internal/labels"
 	"github.com/parleyhq/parley/internal/pubsub"
 )
 
@@ -283,9 +284,10 @@ func (c *eventCache) get(ctx context.Context, client *ent.Client, ev pubsub.Even
 
 func loadSnapshot(ctx context.Context, client *ent.Client, ev pubsub.Event) (*snapshot, error) {
 	snap := &snapshot{}
-	// The owner is what every subscriber's payload asks for: load it once
-	// here rather than once per subscriber.
-	c, err := client.Conversation.Query().Where(conversation.ID(ev.ConversationID)).WithOwner().Only(ctx)
+	// The owner and the labels are what every subscriber's payload asks
+	// for: load them once here rather than once per subscriber.
+	c, err := client.Conversation.Query().Where(conversation.ID(ev.ConversationID)).
+		WithOwner().WithLabels(labels.ByName).Only(ctx)
 	if ent.IsNotFound(err) {
 		return snap, nil
 	}

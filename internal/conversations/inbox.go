@@ -14,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/labels"
 	"github.com/parleyhq/parley/internal/paging"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
@@ -37,6 +38,9 @@ type InboxFilter struct {
 	Channel *schematype.Channel
 	QueueID *int
 	Search  *string
+	// LabelIDs keeps the conversations carrying any of these labels (none
+	// for an id that is no label); empty: no filter.
+	LabelIDs []int
 }
 
 // Page is a Relay page request.
@@ -95,6 +99,12 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 			conversation.HasMessagesWith(func(s *sql.Selector) { textsearch.Match(message.FieldSearchBody, *f.Search)(s) }),
 		))
 	}
+	if len(f.LabelIDs) > 0 {
+		if len(f.LabelIDs) > labels.MaxFilter {
+			return nil, apperr.Invalid("labelIDs", "at most %d labels at once", labels.MaxFilter)
+		}
+		q.Where(labels.ConversationHasAny(f.LabelIDs))
+	}
 	first, last := paging.Clamp(pg.First, pg.Last)
 	conn, err := q.WithLastMessage().Paginate(ctx, pg.After, first, pg.Before, last, newestFirst)
 	if err != nil {
@@ -107,6 +117,7 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 	sc := scopeOf(ctx)
 	sc.note(p.AgentID, true, ids...)
 	sc.prime(p.AgentID, ids)
+	labels.Prime(ctx, ids)
 	return conn, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
+	"github.com/parleyhq/parley/internal/labels"
 	"github.com/parleyhq/parley/internal/metrics"
 	"github.com/parleyhq/parley/internal/wsgql"
 )
@@ -63,7 +64,7 @@ func newGraphQL(d Deps, ws *wsgql.Transport) *handler.Server {
 	srv.AroundResponses(countOperations(d.Metrics))
 	if d.Resolver.Conversations != nil {
 		srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-			return next(d.Resolver.Conversations.WithRequestScope(ctx))
+			return next(labels.WithLoader(d.Resolver.Conversations.WithRequestScope(ctx)))
 		})
 	}
 	srv.AroundFields(passwordChangeGate)

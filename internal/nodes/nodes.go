@@ -26,7 +26,7 @@ type Service struct {
 }
 
 // NewService returns a node resolver with the workspace entities (agents,
-// queues, members, templates) open to every agent and channel accounts open
+// queues, members, templates, labels) open to every agent and channel accounts open
 // to admins; other services add their types with Register.
 func NewService(client *ent.Client) *Service {
 	anyAgent := func(context.Context, auth.Principal, int) (bool, error) { return true, nil }
@@ -35,6 +35,7 @@ func NewService(client *ent.Client) *Service {
 		"Queue":       anyAgent,
 		"QueueMember": anyAgent,
 		"Template":    anyAgent,
+		"Label":       anyAgent,
 	}}
 }
 
@@ -114,6 +115,8 @@ func typeName(n ent.Noder) string {
 		return "Attachment"
 	case *ent.Interaction:
 		return "Interaction"
+	case *ent.Label:
+		return "Label"
 	}
 	return ""
 }

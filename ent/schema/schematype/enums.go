@@ -178,6 +178,10 @@ const (
 	// InteractionUnblocked: the contact was unblocked (blockContact logs
 	// BLOCKED); its stored messages show and route again.
 	InteractionUnblocked InteractionKind = "UNBLOCKED"
+	// InteractionLabeled and InteractionUnlabeled: an agent put a label on
+	// the conversation, or took it off; the detail is the label's name.
+	InteractionLabeled   InteractionKind = "LABELED"
+	InteractionUnlabeled InteractionKind = "UNLABELED"
 )
 
 // Values lists the interaction kinds for ent's enum column.
@@ -188,6 +192,7 @@ func (InteractionKind) Values() []string {
 		string(InteractionArchived), string(InteractionUnarchived), string(InteractionEnded),
 		string(InteractionBlocked), string(InteractionReleased), string(InteractionLinked),
 		string(InteractionMerged), string(InteractionUnblocked),
+		string(InteractionLabeled), string(InteractionUnlabeled),
 	}
 }
 
