@@ -36,6 +36,8 @@ type Resolver struct {
 	Audit *audit.Service
 	// Channels holds the WhatsApp accounts' message templates.
 	Channels *channels.Service
+	// QueueLive streams queues' live figures (queueEvents).
+	QueueLive *QueueLiveHub
 }
 
 func nonEmpty(s string) *string {
