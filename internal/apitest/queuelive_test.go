@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/apitest"
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/store/storetest"
@@ -463,5 +464,55 @@ func TestQueueGauges(t *testing.T) {
 			_, ok := liveGauges(t, s, "parley_queue_waiting")["Sales"]
 			return !ok
 		}, "a deleted queue's series go")
+	})
+}
+
+// TestQueueEventsPeriod: with a period function wired (issue 13's
+// queueStats), updates carry the current UTC day's figures, computed at
+// most every PeriodEvery per queue however often the live figures change,
+// and again once that has passed after a change.
+func TestQueueEventsPeriod(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := liveStart(t, apitest.Options{Backend: b})
+		type call struct{ from, to time.Time }
+		var (
+			mu    sync.Mutex
+			calls []call
+		)
+		s.App.QueueLive.PeriodEvery = time.Second
+		s.App.QueueLive.Period = func(_ context.Context, _ int, from, to time.Time) (*model.QueueStats, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, call{from, to})
+			return &model.QueueStats{Offered: len(calls), Answered: 1}, nil
+		}
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		ws := liveSubscribe(t, s, w.Admin.Token, "q", w.QueueID)
+		first := liveNext(t, ws, "q", eventTimeout)
+		if first.Offered != 1 || first.Answered != 1 {
+			t.Fatalf("first update: %+v", first)
+		}
+		mu.Lock()
+		c := calls[0]
+		mu.Unlock()
+		if midnight := time.Now().UTC().Truncate(24 * time.Hour); !c.from.Equal(midnight) || time.Since(c.to) > eventTimeout {
+			t.Fatalf("period [%v, %v), want from %v to now", c.from, c.to, midnight)
+		}
+
+		w.Inbound(t, w.WhatsApp, "34600700001", "hola")
+		got := liveUntil(t, ws, "q", "one waiting", func(l liveStats) bool { return l.WaitingNow == 1 })
+		start := time.Now()
+		got = liveUntil(t, ws, "q", "the period again", func(l liveStats) bool { return l.Offered == 2 })
+		if got.WaitingNow != 1 {
+			t.Fatalf("the live figures stay: %+v", got)
+		}
+		mu.Lock()
+		n := len(calls)
+		mu.Unlock()
+		if n != 2 {
+			t.Fatalf("the period was computed %d times, want 2", n)
+		}
+		t.Logf("period recomputed %v after the live update", time.Since(start).Round(time.Millisecond))
+		ws.ExpectNone(t, "q", 1500*time.Millisecond) // nothing changed since
 	})
 }
