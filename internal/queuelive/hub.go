@@ -29,6 +29,8 @@ const (
 	// SubscriberBuffer is how many updates a subscriber may leave unread
 	// before it is dropped (its stream completes).
 	SubscriberBuffer = 8
+	// passTimeout bounds one computation of a queue's figures.
+	passTimeout = 10 * time.Second
 )
 
 // PeriodFunc gives a queue's figures over [from, to) (queueStats): the
@@ -133,7 +135,7 @@ func (h *Hub[T]) Subscribe(ctx context.Context, queueID int) (<-chan T, error) {
 			if h.listener == nil {
 				h.listener, started = started, nil
 			}
-			f := h.join(queueID, s)
+			f, cached := h.join(queueID, s)
 			s.stop = context.AfterFunc(ctx, func() {
 				h.mu.Lock()
 				defer h.mu.Unlock()
@@ -143,7 +145,9 @@ func (h *Hub[T]) Subscribe(ctx context.Context, queueID int) (<-chan T, error) {
 			if started != nil {
 				started() // another call's listener came first
 			}
-			f.nudge() // a joiner's first update may be a little old: look again
+			if cached {
+				f.nudge() // the joiner's first update may be a little old: look again
+			}
 			break
 		}
 		h.mu.Unlock()
@@ -158,9 +162,10 @@ func (h *Hub[T]) Subscribe(ctx context.Context, queueID int) (<-chan T, error) {
 }
 
 // join adds s to queueID's feed, starting the feed if it is the first, and
-// gives s the latest figures when the feed has some. Called with h.mu held.
-func (h *Hub[T]) join(queueID int, s *subscriber[T]) *feed[T] {
-	f := h.feeds[queueID]
+// gives s the latest figures when the feed has some (cached). Called with
+// h.mu held.
+func (h *Hub[T]) join(queueID int, s *subscriber[T]) (f *feed[T], cached bool) {
+	f = h.feeds[queueID]
 	if f == nil {
 		ctx, cancel := context.WithCancel(context.Background())
 		f = &feed[T]{h: h, id: queueID, cancel: cancel, kick: make(chan struct{}, 1), subs: map[*subscriber[T]]struct{}{}}
@@ -173,7 +178,7 @@ func (h *Hub[T]) join(queueID int, s *subscriber[T]) *feed[T] {
 		s.ch <- h.render(f.live, f.period, time.Now()) // the buffer is empty
 		s.primed = true
 	}
-	return f
+	return f, f.has
 }
 
 // drop ends s's stream (once: only the hub closes it), the feed with its
@@ -320,6 +325,8 @@ func dayStart(t time.Time) time.Time {
 // the period figures were computed.
 func (f *feed[T]) pass(ctx context.Context, wantPeriod bool) (periodDone bool) {
 	h := f.h
+	ctx, cancel := context.WithTimeout(ctx, passTimeout)
+	defer cancel()
 	l, err := h.live.Figures(ctx, f.id)
 	if apperr.CodeOf(err) == apperr.NotFound {
 		h.mu.Lock()
@@ -354,6 +361,9 @@ func (f *feed[T]) pass(ctx context.Context, wantPeriod bool) (periodDone bool) {
 			if ctx.Err() == nil {
 				h.log.Warn("queue period figures", "queue", f.id, "err", err)
 			}
+			h.mu.Lock()
+			f.periodAt = now // try again in PeriodEvery, not at once
+			h.mu.Unlock()
 		} else {
 			periodDone = true
 		}
