@@ -409,6 +409,7 @@ type ComplexityRoot struct {
 		LongestWaitSeconds func(childComplexity int) int
 		Missed             func(childComplexity int) int
 		Offered            func(childComplexity int) int
+		OldestWaitingSince func(childComplexity int) int
 		Queue              func(childComplexity int) int
 		WaitingNow         func(childComplexity int) int
 		WithinServiceLevel func(childComplexity int) int
@@ -2520,6 +2521,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.QueueStats.Offered(childComplexity), true
+	case "QueueStats.oldestWaitingSince":
+		if e.ComplexityRoot.QueueStats.OldestWaitingSince == nil {
+			break
+		}
+
+		return e.ComplexityRoot.QueueStats.OldestWaitingSince(childComplexity), true
 	case "QueueStats.queue":
 		if e.ComplexityRoot.QueueStats.Queue == nil {
 			break
@@ -3824,6 +3831,18 @@ extend type Mutation {
   addLabel(conversationID: ID!, labelID: ID!): Conversation!
   removeLabel(conversationID: ID!, labelID: ID!): Conversation!
 }
+
+# ---- queue live figures: queueEvents and the Prometheus gauges (issue 13, part "live") ----
+
+extend type QueueStats {
+  """
+  When the longest-waiting conversation entered the queue; null when none
+  waits. queueEvents sends an update when the figures change, not as the
+  clock ticks: a wallboard counts longestWaitSeconds up from this between
+  updates.
+  """
+  oldestWaitingSince: Time
+}
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
 }
@@ -4395,6 +4414,8 @@ func (ec *executionContext) childFields_QueueStats(ctx context.Context, field gr
 		return ec.fieldContext_QueueStats_withinServiceLevel(ctx, field)
 	case "agents":
 		return ec.fieldContext_QueueStats_agents(ctx, field)
+	case "oldestWaitingSince":
+		return ec.fieldContext_QueueStats_oldestWaitingSince(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type QueueStats", field.Name)
 }
@@ -14092,6 +14113,29 @@ func (ec *executionContext) fieldContext_QueueStats_agents(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _QueueStats_oldestWaitingSince(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_QueueStats_oldestWaitingSince(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OldestWaitingSince, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_QueueStats_oldestWaitingSince(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Time")
+}
+
 func (ec *executionContext) _ResetPasswordPayload_agent(ctx context.Context, field graphql.CollectedField, obj *model.ResetPasswordPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -20970,6 +21014,11 @@ func (ec *executionContext) _QueueStats(ctx context.Context, sel ast.SelectionSe
 		case "agents":
 			out.Values[i] = ec._QueueStats_agents(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "oldestWaitingSince":
+			out.Values[i] = ec._QueueStats_oldestWaitingSince(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:

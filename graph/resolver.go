@@ -39,6 +39,8 @@ type Resolver struct {
 	Channels *channels.Service
 	// Labels manages the workspace's labels and loads conversations'.
 	Labels *labels.Service
+	// QueueLive streams queues' live figures (queueEvents).
+	QueueLive *QueueLiveHub
 }
 
 func nonEmpty(s string) *string {

@@ -564,7 +564,7 @@ func (r *subscriptionResolver) PresenceEvents(ctx context.Context) (<-chan *pres
 
 // QueueEvents is the resolver for the queueEvents field.
 func (r *subscriptionResolver) QueueEvents(ctx context.Context, queueID int) (<-chan *model.QueueStats, error) {
-	panic(fmt.Errorf("not implemented: QueueEvents - queueEvents"))
+	return r.QueueLive.Subscribe(ctx, queueID)
 }
 
 // Messages is the resolver for the messages field.

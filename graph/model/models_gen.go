@@ -179,6 +179,11 @@ type QueueStats struct {
 	// Share (0..1) of answered conversations whose first reply came within the queue's serviceLevelSeconds; null without a target or nothing answered.
 	WithinServiceLevel *float64      `json:"withinServiceLevel,omitempty"`
 	Agents             []*AgentStats `json:"agents"`
+	// When the longest-waiting conversation entered the queue; null when none
+	// waits. queueEvents sends an update when the figures change, not as the
+	// clock ticks: a wallboard counts longestWaitSeconds up from this between
+	// updates.
+	OldestWaitingSince *time.Time `json:"oldestWaitingSince,omitempty"`
 }
 
 type ResetPasswordPayload struct {

@@ -75,6 +75,13 @@ type Log struct {
 	Retention    time.Duration
 	PollInterval time.Duration
 
+	// Derived, when set, is asked for further messages to publish with
+	// each transaction's events, after its commit; they are not logged,
+	// so a lost one is never replayed: it suits nudges whose receivers
+	// also look again now and then (queuelive.Nudges). Set it before any
+	// transaction.
+	Derived func(events []pubsub.Event) []pubsub.Message
+
 	// dropPublish makes the next committed events go unpublished, as if
 	// the process died between commit and publish (tests).
 	dropPublish atomic.Bool
@@ -191,6 +198,9 @@ func (l *Log) write(ctx context.Context, tx *ent.Tx, after *store.After, p *pend
 	}
 	if err := tx.EventLog.CreateBulk(rows...).Exec(ctx); err != nil {
 		return fmt.Errorf("write events: %w", err)
+	}
+	if l.Derived != nil {
+		msgs = append(msgs, l.Derived(p.events)...)
 	}
 	after.Do(func() { l.publish(msgs) })
 	return nil

@@ -131,7 +131,26 @@ func newWebsocket(d Deps, closing context.Context) *wsgql.Transport {
 		Log:             d.Log,
 		Connections:     func(n int) { d.Metrics.WebsocketConnections.Add(float64(n)) },
 		Subscriptions:   func(n int) { d.Metrics.ActiveSubscriptions.Add(float64(n)) },
+		Stateful:        stateful,
 	})
+}
+
+// statefulFields are the subscriptions whose every result is the whole
+// state (a queue's figures): a second socket sharing one's execution gets
+// the latest result at once, not only the next change.
+var statefulFields = map[string]bool{"queueEvents": true}
+
+func stateful(rc *graphql.OperationContext) bool {
+	if rc.Operation == nil || len(rc.Operation.SelectionSet) == 0 {
+		return false
+	}
+	for _, sel := range rc.Operation.SelectionSet {
+		f, ok := sel.(*ast.Field)
+		if !ok || !statefulFields[f.Name] {
+			return false
+		}
+	}
+	return true
 }
 
 // passwordChangeGate refuses the root fields (queries, mutations and

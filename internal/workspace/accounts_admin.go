@@ -185,6 +185,7 @@ func (s *Service) DeleteQueue(ctx context.Context, id int, moveTo *int) (int, er
 	if err != nil {
 		return 0, err
 	}
+	s.queueChanged(ctx, id)
 	return id, nil
 }
 

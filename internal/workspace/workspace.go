@@ -51,6 +51,10 @@ type Service struct {
 	// committed: their live offers move on and their open conversations go
 	// back to their queues.
 	Deactivated func(ctx context.Context, agentID int)
+	// QueueChanged, when set, is called after a queue was created,
+	// changed (members, name) or deleted has committed (queue wallboards
+	// look again: queuelive.Nudge).
+	QueueChanged func(ctx context.Context, queueID int)
 	// Events, when set, is where token revocations are announced
 	// (pubsub.SessionsTopic), so that every instance closes the revoked
 	// tokens' websockets at once instead of at its next recheck.
@@ -341,6 +345,7 @@ func (s *Service) CreateQueue(ctx context.Context, in QueueInput) (*ent.Queue, e
 	if err != nil {
 		return nil, err
 	}
+	s.queueChanged(ctx, id)
 	q, err := s.client.Queue.Get(ctx, id)
 	return q, store.Coded(err, "queue")
 }
@@ -370,8 +375,15 @@ func (s *Service) UpdateQueue(ctx context.Context, id int, in QueueInput) (*ent.
 	if err != nil {
 		return nil, err
 	}
+	s.queueChanged(ctx, id)
 	q, err := s.client.Queue.Get(ctx, id)
 	return q, store.Coded(err, "queue")
+}
+
+func (s *Service) queueChanged(ctx context.Context, id int) {
+	if s.QueueChanged != nil {
+		s.QueueChanged(ctx, id)
+	}
 }
 
 func (s *Service) applyQueue(in QueueInput, m *ent.QueueMutation) error {

@@ -21,10 +21,18 @@ type group struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// sendMu orders what members are sent: held while a result is fanned
+	// out and while a joiner of a stateful group gets the latest one, so
+	// that a joiner never gets an older result after a newer one. Taken
+	// before mu, never while holding it (a send can drop a slow socket,
+	// whose operations then leave, taking mu).
+	sendMu  sync.Mutex
 	mu      sync.Mutex
 	members []*op
-	live    bool // the subscription is established; members are counted
-	done    bool // ended or ending: nobody joins any more
+	live    bool   // the subscription is established; members are counted
+	done    bool   // ended or ending: nobody joins any more
+	state   bool   // stateful (Config.Stateful): joiners get last first
+	last    []byte // the latest result's payload, of a stateful group
 }
 
 // groupKey identifies what a subscription's results depend on: the viewer,
@@ -78,7 +86,7 @@ func (t *Transport) run(c *conn, o *op, ctx context.Context, sess Session, p *gr
 		t.groupsMu.Lock()
 	}
 	gctx, cancel := context.WithCancel(ctx)
-	g := &group{t: t, key: key, ctx: gctx, cancel: cancel}
+	g := &group{t: t, key: key, ctx: gctx, cancel: cancel, state: t.cfg.Stateful != nil && t.cfg.Stateful(rc)}
 	t.groups[key] = g
 	t.groupsMu.Unlock()
 	g.join(c, o) // a fresh group is not done: this cannot fail
@@ -94,6 +102,8 @@ func (t *Transport) findGroup(key [sha256.Size]byte) *group {
 // join adds o (of connection c) unless the group is ending. An operation
 // its connection ended meanwhile leaves again at once.
 func (g *group) join(c *conn, o *op) bool {
+	g.sendMu.Lock()
+	defer g.sendMu.Unlock()
 	g.mu.Lock()
 	if g.done {
 		g.mu.Unlock()
@@ -103,6 +113,7 @@ func (g *group) join(c *conn, o *op) bool {
 	g.members = append(g.members, o)
 	counted := g.live
 	o.live = counted
+	last := g.last
 	g.mu.Unlock()
 	if counted {
 		g.t.cfg.Subscriptions(+1)
@@ -115,6 +126,10 @@ func (g *group) join(c *conn, o *op) bool {
 	c.mu.Unlock()
 	if !active {
 		g.leave(o)
+		return true
+	}
+	if last != nil {
+		c.sendOp(o, frame{op: ws.OpText, head: o.prefix, body: last, tail: msgTail})
 	}
 	return true
 }
@@ -177,12 +192,17 @@ func (g *group) run(exec graphql.GraphExecutor, rc *graphql.OperationContext) {
 			break
 		}
 		payload := mustJSON(resp) // copies resp.Data, which the executor reuses
+		g.sendMu.Lock()
 		g.mu.Lock()
 		targets = append(targets[:0], g.members...)
+		if g.state {
+			g.last = payload
+		}
 		g.mu.Unlock()
 		for _, m := range targets {
 			m.c.sendOp(m, frame{op: ws.OpText, head: m.prefix, body: payload, tail: msgTail})
 		}
+		g.sendMu.Unlock()
 		clear(targets)
 	}
 

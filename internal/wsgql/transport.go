@@ -107,6 +107,11 @@ type Config struct {
 	// Subscriptions is called with +1 when a subscription is live (events
 	// published from then on reach it) and -1 when it ends.
 	Subscriptions func(delta int)
+	// Stateful reports whether a subscription streams a state (each result
+	// is the whole of it, as queueEvents' figures are) rather than events:
+	// a socket joining a running execution of one then gets its latest
+	// result first, as a socket starting it would. Nil: none is.
+	Stateful func(rc *graphql.OperationContext) bool
 }
 
 func (c *Config) defaults() {
