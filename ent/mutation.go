@@ -107,6 +107,9 @@ type AgentMutation struct {
 	internal_chats             map[int]struct{}
 	removedinternal_chats      map[int]struct{}
 	clearedinternal_chats      bool
+	mentioned_in               map[int]struct{}
+	removedmentioned_in        map[int]struct{}
+	clearedmentioned_in        bool
 	memberships                map[int]struct{}
 	removedmemberships         map[int]struct{}
 	clearedmemberships         bool
@@ -1100,6 +1103,60 @@ func (m *AgentMutation) ResetInternalChats() {
 	m.removedinternal_chats = nil
 }
 
+// AddMentionedInIDs adds the "mentioned_in" edge to the Message entity by ids.
+func (m *AgentMutation) AddMentionedInIDs(ids ...int) {
+	if m.mentioned_in == nil {
+		m.mentioned_in = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.mentioned_in[ids[i]] = struct{}{}
+	}
+}
+
+// ClearMentionedIn clears the "mentioned_in" edge to the Message entity.
+func (m *AgentMutation) ClearMentionedIn() {
+	m.clearedmentioned_in = true
+}
+
+// MentionedInCleared reports if the "mentioned_in" edge to the Message entity was cleared.
+func (m *AgentMutation) MentionedInCleared() bool {
+	return m.clearedmentioned_in
+}
+
+// RemoveMentionedInIDs removes the "mentioned_in" edge to the Message entity by IDs.
+func (m *AgentMutation) RemoveMentionedInIDs(ids ...int) {
+	if m.removedmentioned_in == nil {
+		m.removedmentioned_in = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.mentioned_in, ids[i])
+		m.removedmentioned_in[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedMentionedIn returns the removed IDs of the "mentioned_in" edge to the Message entity.
+func (m *AgentMutation) RemovedMentionedInIDs() (ids []int) {
+	for id := range m.removedmentioned_in {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// MentionedInIDs returns the "mentioned_in" edge IDs in the mutation.
+func (m *AgentMutation) MentionedInIDs() (ids []int) {
+	for id := range m.mentioned_in {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetMentionedIn resets all changes to the "mentioned_in" edge.
+func (m *AgentMutation) ResetMentionedIn() {
+	m.mentioned_in = nil
+	m.clearedmentioned_in = false
+	m.removedmentioned_in = nil
+}
+
 // AddMembershipIDs adds the "memberships" edge to the QueueMember entity by ids.
 func (m *AgentMutation) AddMembershipIDs(ids ...int) {
 	if m.memberships == nil {
@@ -1595,7 +1652,7 @@ func (m *AgentMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *AgentMutation) AddedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.queues != nil {
 		edges = append(edges, agent.EdgeQueues)
 	}
@@ -1607,6 +1664,9 @@ func (m *AgentMutation) AddedEdges() []string {
 	}
 	if m.internal_chats != nil {
 		edges = append(edges, agent.EdgeInternalChats)
+	}
+	if m.mentioned_in != nil {
+		edges = append(edges, agent.EdgeMentionedIn)
 	}
 	if m.memberships != nil {
 		edges = append(edges, agent.EdgeMemberships)
@@ -1642,6 +1702,12 @@ func (m *AgentMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case agent.EdgeMentionedIn:
+		ids := make([]ent.Value, 0, len(m.mentioned_in))
+		for id := range m.mentioned_in {
+			ids = append(ids, id)
+		}
+		return ids
 	case agent.EdgeMemberships:
 		ids := make([]ent.Value, 0, len(m.memberships))
 		for id := range m.memberships {
@@ -1654,7 +1720,7 @@ func (m *AgentMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *AgentMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.removedqueues != nil {
 		edges = append(edges, agent.EdgeQueues)
 	}
@@ -1666,6 +1732,9 @@ func (m *AgentMutation) RemovedEdges() []string {
 	}
 	if m.removedinternal_chats != nil {
 		edges = append(edges, agent.EdgeInternalChats)
+	}
+	if m.removedmentioned_in != nil {
+		edges = append(edges, agent.EdgeMentionedIn)
 	}
 	if m.removedmemberships != nil {
 		edges = append(edges, agent.EdgeMemberships)
@@ -1701,6 +1770,12 @@ func (m *AgentMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case agent.EdgeMentionedIn:
+		ids := make([]ent.Value, 0, len(m.removedmentioned_in))
+		for id := range m.removedmentioned_in {
+			ids = append(ids, id)
+		}
+		return ids
 	case agent.EdgeMemberships:
 		ids := make([]ent.Value, 0, len(m.removedmemberships))
 		for id := range m.removedmemberships {
@@ -1713,7 +1788,7 @@ func (m *AgentMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *AgentMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.clearedqueues {
 		edges = append(edges, agent.EdgeQueues)
 	}
@@ -1725,6 +1800,9 @@ func (m *AgentMutation) ClearedEdges() []string {
 	}
 	if m.clearedinternal_chats {
 		edges = append(edges, agent.EdgeInternalChats)
+	}
+	if m.clearedmentioned_in {
+		edges = append(edges, agent.EdgeMentionedIn)
 	}
 	if m.clearedmemberships {
 		edges = append(edges, agent.EdgeMemberships)
@@ -1744,6 +1822,8 @@ func (m *AgentMutation) EdgeCleared(name string) bool {
 		return m.clearedowned_conversations
 	case agent.EdgeInternalChats:
 		return m.clearedinternal_chats
+	case agent.EdgeMentionedIn:
+		return m.clearedmentioned_in
 	case agent.EdgeMemberships:
 		return m.clearedmemberships
 	}
@@ -1773,6 +1853,9 @@ func (m *AgentMutation) ResetEdge(name string) error {
 		return nil
 	case agent.EdgeInternalChats:
 		m.ResetInternalChats()
+		return nil
+	case agent.EdgeMentionedIn:
+		m.ResetMentionedIn()
 		return nil
 	case agent.EdgeMemberships:
 		m.ResetMemberships()
@@ -7500,6 +7583,7 @@ type ConversationMutation struct {
 	unknown_contact          *bool
 	contact_blocked          *bool
 	contact_deleted          *bool
+	has_mentions             *bool
 	open_key                 *string
 	last_message_at          *time.Time
 	customer_last_message_at *time.Time
@@ -7924,6 +8008,42 @@ func (m *ConversationMutation) OldContactDeleted(ctx context.Context) (v bool, e
 // ResetContactDeleted resets all changes to the "contact_deleted" field.
 func (m *ConversationMutation) ResetContactDeleted() {
 	m.contact_deleted = nil
+}
+
+// SetHasMentions sets the "has_mentions" field.
+func (m *ConversationMutation) SetHasMentions(b bool) {
+	m.has_mentions = &b
+}
+
+// HasMentions returns the value of the "has_mentions" field in the mutation.
+func (m *ConversationMutation) HasMentions() (r bool, exists bool) {
+	v := m.has_mentions
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHasMentions returns the old "has_mentions" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldHasMentions(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHasMentions is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHasMentions requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHasMentions: %w", err)
+	}
+	return oldValue.HasMentions, nil
+}
+
+// ResetHasMentions resets all changes to the "has_mentions" field.
+func (m *ConversationMutation) ResetHasMentions() {
+	m.has_mentions = nil
 }
 
 // SetOpenKey sets the "open_key" field.
@@ -9109,7 +9229,7 @@ func (m *ConversationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ConversationMutation) Fields() []string {
-	fields := make([]string, 0, 24)
+	fields := make([]string, 0, 25)
 	if m.created_at != nil {
 		fields = append(fields, conversation.FieldCreatedAt)
 	}
@@ -9133,6 +9253,9 @@ func (m *ConversationMutation) Fields() []string {
 	}
 	if m.contact_deleted != nil {
 		fields = append(fields, conversation.FieldContactDeleted)
+	}
+	if m.has_mentions != nil {
+		fields = append(fields, conversation.FieldHasMentions)
 	}
 	if m.open_key != nil {
 		fields = append(fields, conversation.FieldOpenKey)
@@ -9206,6 +9329,8 @@ func (m *ConversationMutation) Field(name string) (ent.Value, bool) {
 		return m.ContactBlocked()
 	case conversation.FieldContactDeleted:
 		return m.ContactDeleted()
+	case conversation.FieldHasMentions:
+		return m.HasMentions()
 	case conversation.FieldOpenKey:
 		return m.OpenKey()
 	case conversation.FieldLastMessageAt:
@@ -9263,6 +9388,8 @@ func (m *ConversationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldContactBlocked(ctx)
 	case conversation.FieldContactDeleted:
 		return m.OldContactDeleted(ctx)
+	case conversation.FieldHasMentions:
+		return m.OldHasMentions(ctx)
 	case conversation.FieldOpenKey:
 		return m.OldOpenKey(ctx)
 	case conversation.FieldLastMessageAt:
@@ -9359,6 +9486,13 @@ func (m *ConversationMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetContactDeleted(v)
+		return nil
+	case conversation.FieldHasMentions:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHasMentions(v)
 		return nil
 	case conversation.FieldOpenKey:
 		v, ok := value.(string)
@@ -9640,6 +9774,9 @@ func (m *ConversationMutation) ResetField(name string) error {
 		return nil
 	case conversation.FieldContactDeleted:
 		m.ResetContactDeleted()
+		return nil
+	case conversation.FieldHasMentions:
+		m.ResetHasMentions()
 		return nil
 	case conversation.FieldOpenKey:
 		m.ResetOpenKey()
@@ -12309,6 +12446,7 @@ type MessageMutation struct {
 	typ                   string
 	id                    *int
 	direction             *schematype.MessageDirection
+	kind                  *schematype.MessageKind
 	body                  *string
 	search_body           *string
 	created_at            *time.Time
@@ -12334,6 +12472,9 @@ type MessageMutation struct {
 	attachments           map[int]struct{}
 	removedattachments    map[int]struct{}
 	clearedattachments    bool
+	mentions              map[int]struct{}
+	removedmentions       map[int]struct{}
+	clearedmentions       bool
 	done                  bool
 	oldValue              func(context.Context) (*Message, error)
 	predicates            []predicate.Message
@@ -12471,6 +12612,42 @@ func (m *MessageMutation) OldDirection(ctx context.Context) (v schematype.Messag
 // ResetDirection resets all changes to the "direction" field.
 func (m *MessageMutation) ResetDirection() {
 	m.direction = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *MessageMutation) SetKind(sk schematype.MessageKind) {
+	m.kind = &sk
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *MessageMutation) Kind() (r schematype.MessageKind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldKind(ctx context.Context) (v schematype.MessageKind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *MessageMutation) ResetKind() {
+	m.kind = nil
 }
 
 // SetBody sets the "body" field.
@@ -13368,6 +13545,60 @@ func (m *MessageMutation) ResetAttachments() {
 	m.removedattachments = nil
 }
 
+// AddMentionIDs adds the "mentions" edge to the Agent entity by ids.
+func (m *MessageMutation) AddMentionIDs(ids ...int) {
+	if m.mentions == nil {
+		m.mentions = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.mentions[ids[i]] = struct{}{}
+	}
+}
+
+// ClearMentions clears the "mentions" edge to the Agent entity.
+func (m *MessageMutation) ClearMentions() {
+	m.clearedmentions = true
+}
+
+// MentionsCleared reports if the "mentions" edge to the Agent entity was cleared.
+func (m *MessageMutation) MentionsCleared() bool {
+	return m.clearedmentions
+}
+
+// RemoveMentionIDs removes the "mentions" edge to the Agent entity by IDs.
+func (m *MessageMutation) RemoveMentionIDs(ids ...int) {
+	if m.removedmentions == nil {
+		m.removedmentions = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.mentions, ids[i])
+		m.removedmentions[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedMentions returns the removed IDs of the "mentions" edge to the Agent entity.
+func (m *MessageMutation) RemovedMentionsIDs() (ids []int) {
+	for id := range m.removedmentions {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// MentionsIDs returns the "mentions" edge IDs in the mutation.
+func (m *MessageMutation) MentionsIDs() (ids []int) {
+	for id := range m.mentions {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetMentions resets all changes to the "mentions" edge.
+func (m *MessageMutation) ResetMentions() {
+	m.mentions = nil
+	m.clearedmentions = false
+	m.removedmentions = nil
+}
+
 // Where appends a list predicates to the MessageMutation builder.
 func (m *MessageMutation) Where(ps ...predicate.Message) {
 	m.predicates = append(m.predicates, ps...)
@@ -13402,9 +13633,12 @@ func (m *MessageMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *MessageMutation) Fields() []string {
-	fields := make([]string, 0, 17)
+	fields := make([]string, 0, 18)
 	if m.direction != nil {
 		fields = append(fields, message.FieldDirection)
+	}
+	if m.kind != nil {
+		fields = append(fields, message.FieldKind)
 	}
 	if m.body != nil {
 		fields = append(fields, message.FieldBody)
@@ -13464,6 +13698,8 @@ func (m *MessageMutation) Field(name string) (ent.Value, bool) {
 	switch name {
 	case message.FieldDirection:
 		return m.Direction()
+	case message.FieldKind:
+		return m.Kind()
 	case message.FieldBody:
 		return m.Body()
 	case message.FieldSearchBody:
@@ -13507,6 +13743,8 @@ func (m *MessageMutation) OldField(ctx context.Context, name string) (ent.Value,
 	switch name {
 	case message.FieldDirection:
 		return m.OldDirection(ctx)
+	case message.FieldKind:
+		return m.OldKind(ctx)
 	case message.FieldBody:
 		return m.OldBody(ctx)
 	case message.FieldSearchBody:
@@ -13554,6 +13792,13 @@ func (m *MessageMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetDirection(v)
+		return nil
+	case message.FieldKind:
+		v, ok := value.(schematype.MessageKind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
 		return nil
 	case message.FieldBody:
 		v, ok := value.(string)
@@ -13815,6 +14060,9 @@ func (m *MessageMutation) ResetField(name string) error {
 	case message.FieldDirection:
 		m.ResetDirection()
 		return nil
+	case message.FieldKind:
+		m.ResetKind()
+		return nil
 	case message.FieldBody:
 		m.ResetBody()
 		return nil
@@ -13869,7 +14117,7 @@ func (m *MessageMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *MessageMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.conversation != nil {
 		edges = append(edges, message.EdgeConversation)
 	}
@@ -13881,6 +14129,9 @@ func (m *MessageMutation) AddedEdges() []string {
 	}
 	if m.attachments != nil {
 		edges = append(edges, message.EdgeAttachments)
+	}
+	if m.mentions != nil {
+		edges = append(edges, message.EdgeMentions)
 	}
 	return edges
 }
@@ -13907,15 +14158,24 @@ func (m *MessageMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case message.EdgeMentions:
+		ids := make([]ent.Value, 0, len(m.mentions))
+		for id := range m.mentions {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *MessageMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.removedattachments != nil {
 		edges = append(edges, message.EdgeAttachments)
+	}
+	if m.removedmentions != nil {
+		edges = append(edges, message.EdgeMentions)
 	}
 	return edges
 }
@@ -13930,13 +14190,19 @@ func (m *MessageMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case message.EdgeMentions:
+		ids := make([]ent.Value, 0, len(m.removedmentions))
+		for id := range m.removedmentions {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *MessageMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.clearedconversation {
 		edges = append(edges, message.EdgeConversation)
 	}
@@ -13948,6 +14214,9 @@ func (m *MessageMutation) ClearedEdges() []string {
 	}
 	if m.clearedattachments {
 		edges = append(edges, message.EdgeAttachments)
+	}
+	if m.clearedmentions {
+		edges = append(edges, message.EdgeMentions)
 	}
 	return edges
 }
@@ -13964,6 +14233,8 @@ func (m *MessageMutation) EdgeCleared(name string) bool {
 		return m.clearedsender_contact
 	case message.EdgeAttachments:
 		return m.clearedattachments
+	case message.EdgeMentions:
+		return m.clearedmentions
 	}
 	return false
 }
@@ -14000,6 +14271,9 @@ func (m *MessageMutation) ResetEdge(name string) error {
 		return nil
 	case message.EdgeAttachments:
 		m.ResetAttachments()
+		return nil
+	case message.EdgeMentions:
+		m.ResetMentions()
 		return nil
 	}
 	return fmt.Errorf("unknown Message edge %s", name)

@@ -129,11 +129,6 @@ func (r *messageResolver) Sender(ctx context.Context, obj *ent.Message) (ent.Nod
 	return r.Conversations.Sender(ctx, obj)
 }
 
-// Kind is the resolver for the kind field.
-func (r *messageResolver) Kind(ctx context.Context, obj *ent.Message) (model.MessageKind, error) {
-	panic(fmt.Errorf("not implemented: Kind - kind"))
-}
-
 // Mentions is the resolver for the mentions field.
 func (r *messageResolver) Mentions(ctx context.Context, obj *ent.Message) ([]*ent.Agent, error) {
 	panic(fmt.Errorf("not implemented: Mentions - mentions"))
