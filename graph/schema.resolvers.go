@@ -131,7 +131,7 @@ func (r *messageResolver) Sender(ctx context.Context, obj *ent.Message) (ent.Nod
 
 // Mentions is the resolver for the mentions field.
 func (r *messageResolver) Mentions(ctx context.Context, obj *ent.Message) ([]*ent.Agent, error) {
-	panic(fmt.Errorf("not implemented: Mentions - mentions"))
+	return r.Conversations.Mentions(ctx, obj)
 }
 
 // Login is the resolver for the login field.
@@ -411,7 +411,7 @@ func (r *mutationResolver) UnblockContact(ctx context.Context, id int) (*ent.Con
 
 // AddNote is the resolver for the addNote field.
 func (r *mutationResolver) AddNote(ctx context.Context, conversationID int, body string, mentions []int) (*ent.Message, error) {
-	panic(fmt.Errorf("not implemented: AddNote - addNote"))
+	return r.Conversations.AddNote(ctx, conversations.NoteInput{ConversationID: conversationID, Body: body, Mentions: mentions})
 }
 
 // CreateLabel is the resolver for the createLabel field.
