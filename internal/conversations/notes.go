@@ -202,3 +202,31 @@ func (sc *requestScope) mentions(ctx context.Context, client *ent.Client, id int
 	})
 	return pg.agents[id], pg.err
 }
+
+// emitMentionsEnded tells the agents who saw conversation c through a
+// mention alone, and no longer see it now (it was dealt with or ended),
+// that it left their inbox (REMOVED); their conversation streams learn it
+// from the change's own event.
+func (s *Service) emitMentionsEnded(ctx context.Context, tx *ent.Tx, after *store.After, before *Viewers, c *ent.Conversation) error {
+	if len(before.mentioned) == 0 {
+		return nil
+	}
+	now, err := viewersOf(ctx, tx.Client(), c)
+	if err != nil {
+		return err
+	}
+	var lost []int
+	for id := range before.mentioned {
+		lost = append(lost, id)
+	}
+	lost = without(lost, now.Agents())
+	if len(lost) == 0 {
+		return nil
+	}
+	topics := make([]string, 0, len(lost))
+	for _, id := range lost {
+		topics = append(topics, pubsub.AgentTopic(id))
+	}
+	s.elog.Emit(after, pubsub.Event{Kind: pubsub.KindConversationRemoved, ConversationID: c.ID, AgentIDs: lost}, topics...)
+	return nil
+}
