@@ -69,16 +69,19 @@ type AgentEdges struct {
 	OwnedConversations []*Conversation `json:"owned_conversations,omitempty"`
 	// InternalChats holds the value of the internal_chats edge.
 	InternalChats []*Conversation `json:"internal_chats,omitempty"`
+	// MentionedIn holds the value of the mentioned_in edge.
+	MentionedIn []*Message `json:"mentioned_in,omitempty"`
 	// Memberships holds the value of the memberships edge.
 	Memberships []*QueueMember `json:"memberships,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [5]bool
+	loadedTypes [6]bool
 
 	namedQueues             map[string][]*Queue
 	namedTokens             map[string][]*AuthToken
 	namedOwnedConversations map[string][]*Conversation
 	namedInternalChats      map[string][]*Conversation
+	namedMentionedIn        map[string][]*Message
 	namedMemberships        map[string][]*QueueMember
 }
 
@@ -118,10 +121,19 @@ func (e AgentEdges) InternalChatsOrErr() ([]*Conversation, error) {
 	return nil, &NotLoadedError{edge: "internal_chats"}
 }
 
+// MentionedInOrErr returns the MentionedIn value or an error if the edge
+// was not loaded in eager-loading.
+func (e AgentEdges) MentionedInOrErr() ([]*Message, error) {
+	if e.loadedTypes[4] {
+		return e.MentionedIn, nil
+	}
+	return nil, &NotLoadedError{edge: "mentioned_in"}
+}
+
 // MembershipsOrErr returns the Memberships value or an error if the edge
 // was not loaded in eager-loading.
 func (e AgentEdges) MembershipsOrErr() ([]*QueueMember, error) {
-	if e.loadedTypes[4] {
+	if e.loadedTypes[5] {
 		return e.Memberships, nil
 	}
 	return nil, &NotLoadedError{edge: "memberships"}
@@ -301,6 +313,11 @@ func (_m *Agent) QueryOwnedConversations() *ConversationQuery {
 // QueryInternalChats queries the "internal_chats" edge of the Agent entity.
 func (_m *Agent) QueryInternalChats() *ConversationQuery {
 	return NewAgentClient(_m.config).QueryInternalChats(_m)
+}
+
+// QueryMentionedIn queries the "mentioned_in" edge of the Agent entity.
+func (_m *Agent) QueryMentionedIn() *MessageQuery {
+	return NewAgentClient(_m.config).QueryMentionedIn(_m)
 }
 
 // QueryMemberships queries the "memberships" edge of the Agent entity.
@@ -483,6 +500,30 @@ func (_m *Agent) appendNamedInternalChats(name string, edges ...*Conversation) {
 		_m.Edges.namedInternalChats[name] = []*Conversation{}
 	} else {
 		_m.Edges.namedInternalChats[name] = append(_m.Edges.namedInternalChats[name], edges...)
+	}
+}
+
+// NamedMentionedIn returns the MentionedIn named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Agent) NamedMentionedIn(name string) ([]*Message, error) {
+	if _m.Edges.namedMentionedIn == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedMentionedIn[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Agent) appendNamedMentionedIn(name string, edges ...*Message) {
+	if _m.Edges.namedMentionedIn == nil {
+		_m.Edges.namedMentionedIn = make(map[string][]*Message)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedMentionedIn[name] = []*Message{}
+	} else {
+		_m.Edges.namedMentionedIn[name] = append(_m.Edges.namedMentionedIn[name], edges...)
 	}
 }
 

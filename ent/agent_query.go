@@ -16,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/ent/agent"
 	"github.com/parleyhq/parley/ent/authtoken"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/predicate"
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
@@ -32,6 +33,7 @@ type AgentQuery struct {
 	withTokens                  *AuthTokenQuery
 	withOwnedConversations      *ConversationQuery
 	withInternalChats           *ConversationQuery
+	withMentionedIn             *MessageQuery
 	withMemberships             *QueueMemberQuery
 	loadTotal                   []func(context.Context, []*Agent) error
 	modifiers                   []func(*sql.Selector)
@@ -39,6 +41,7 @@ type AgentQuery struct {
 	withNamedTokens             map[string]*AuthTokenQuery
 	withNamedOwnedConversations map[string]*ConversationQuery
 	withNamedInternalChats      map[string]*ConversationQuery
+	withNamedMentionedIn        map[string]*MessageQuery
 	withNamedMemberships        map[string]*QueueMemberQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
@@ -157,6 +160,28 @@ func (_q *AgentQuery) QueryInternalChats() *ConversationQuery {
 			sqlgraph.From(agent.Table, agent.FieldID, selector),
 			sqlgraph.To(conversation.Table, conversation.FieldID),
 			sqlgraph.Edge(sqlgraph.M2M, true, agent.InternalChatsTable, agent.InternalChatsPrimaryKey...),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryMentionedIn chains the current query on the "mentioned_in" edge.
+func (_q *AgentQuery) QueryMentionedIn() *MessageQuery {
+	query := (&MessageClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(agent.Table, agent.FieldID, selector),
+			sqlgraph.To(message.Table, message.FieldID),
+			sqlgraph.Edge(sqlgraph.M2M, true, agent.MentionedInTable, agent.MentionedInPrimaryKey...),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -382,6 +407,7 @@ func (_q *AgentQuery) Clone() *AgentQuery {
 		withTokens:             _q.withTokens.Clone(),
 		withOwnedConversations: _q.withOwnedConversations.Clone(),
 		withInternalChats:      _q.withInternalChats.Clone(),
+		withMentionedIn:        _q.withMentionedIn.Clone(),
 		withMemberships:        _q.withMemberships.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
@@ -431,6 +457,17 @@ func (_q *AgentQuery) WithInternalChats(opts ...func(*ConversationQuery)) *Agent
 		opt(query)
 	}
 	_q.withInternalChats = query
+	return _q
+}
+
+// WithMentionedIn tells the query-builder to eager-load the nodes that are connected to
+// the "mentioned_in" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *AgentQuery) WithMentionedIn(opts ...func(*MessageQuery)) *AgentQuery {
+	query := (&MessageClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withMentionedIn = query
 	return _q
 }
 
@@ -523,11 +560,12 @@ func (_q *AgentQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Agent,
 	var (
 		nodes       = []*Agent{}
 		_spec       = _q.querySpec()
-		loadedTypes = [5]bool{
+		loadedTypes = [6]bool{
 			_q.withQueues != nil,
 			_q.withTokens != nil,
 			_q.withOwnedConversations != nil,
 			_q.withInternalChats != nil,
+			_q.withMentionedIn != nil,
 			_q.withMemberships != nil,
 		}
 	)
@@ -580,6 +618,13 @@ func (_q *AgentQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Agent,
 			return nil, err
 		}
 	}
+	if query := _q.withMentionedIn; query != nil {
+		if err := _q.loadMentionedIn(ctx, query, nodes,
+			func(n *Agent) { n.Edges.MentionedIn = []*Message{} },
+			func(n *Agent, e *Message) { n.Edges.MentionedIn = append(n.Edges.MentionedIn, e) }); err != nil {
+			return nil, err
+		}
+	}
 	if query := _q.withMemberships; query != nil {
 		if err := _q.loadMemberships(ctx, query, nodes,
 			func(n *Agent) { n.Edges.Memberships = []*QueueMember{} },
@@ -612,6 +657,13 @@ func (_q *AgentQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Agent,
 		if err := _q.loadInternalChats(ctx, query, nodes,
 			func(n *Agent) { n.appendNamedInternalChats(name) },
 			func(n *Agent, e *Conversation) { n.appendNamedInternalChats(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedMentionedIn {
+		if err := _q.loadMentionedIn(ctx, query, nodes,
+			func(n *Agent) { n.appendNamedMentionedIn(name) },
+			func(n *Agent, e *Message) { n.appendNamedMentionedIn(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -811,6 +863,67 @@ func (_q *AgentQuery) loadInternalChats(ctx context.Context, query *Conversation
 		nodes, ok := nids[n.ID]
 		if !ok {
 			return fmt.Errorf(`unexpected "internal_chats" node returned %v`, n.ID)
+		}
+		for kn := range nodes {
+			assign(kn, n)
+		}
+	}
+	return nil
+}
+func (_q *AgentQuery) loadMentionedIn(ctx context.Context, query *MessageQuery, nodes []*Agent, init func(*Agent), assign func(*Agent, *Message)) error {
+	edgeIDs := make([]driver.Value, len(nodes))
+	byID := make(map[int]*Agent)
+	nids := make(map[int]map[*Agent]struct{})
+	for i, node := range nodes {
+		edgeIDs[i] = node.ID
+		byID[node.ID] = node
+		if init != nil {
+			init(node)
+		}
+	}
+	query.Where(func(s *sql.Selector) {
+		joinT := sql.Table(agent.MentionedInTable)
+		s.Join(joinT).On(s.C(message.FieldID), joinT.C(agent.MentionedInPrimaryKey[0]))
+		s.Where(sql.InValues(joinT.C(agent.MentionedInPrimaryKey[1]), edgeIDs...))
+		columns := s.SelectedColumns()
+		s.Select(joinT.C(agent.MentionedInPrimaryKey[1]))
+		s.AppendSelect(columns...)
+		s.SetDistinct(false)
+	})
+	if err := query.prepareQuery(ctx); err != nil {
+		return err
+	}
+	qr := QuerierFunc(func(ctx context.Context, q Query) (Value, error) {
+		return query.sqlAll(ctx, func(_ context.Context, spec *sqlgraph.QuerySpec) {
+			assign := spec.Assign
+			values := spec.ScanValues
+			spec.ScanValues = func(columns []string) ([]any, error) {
+				values, err := values(columns[1:])
+				if err != nil {
+					return nil, err
+				}
+				return append([]any{new(sql.NullInt64)}, values...), nil
+			}
+			spec.Assign = func(columns []string, values []any) error {
+				outValue := int(values[0].(*sql.NullInt64).Int64)
+				inValue := int(values[1].(*sql.NullInt64).Int64)
+				if nids[inValue] == nil {
+					nids[inValue] = map[*Agent]struct{}{byID[outValue]: {}}
+					return assign(columns[1:], values[1:])
+				}
+				nids[inValue][byID[outValue]] = struct{}{}
+				return nil
+			}
+		})
+	})
+	neighbors, err := withInterceptors[[]*Message](ctx, query, qr, query.inters)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected "mentioned_in" node returned %v`, n.ID)
 		}
 		for kn := range nodes {
 			assign(kn, n)
@@ -1021,6 +1134,20 @@ func (_q *AgentQuery) WithNamedInternalChats(name string, opts ...func(*Conversa
 		_q.withNamedInternalChats = make(map[string]*ConversationQuery)
 	}
 	_q.withNamedInternalChats[name] = query
+	return _q
+}
+
+// WithNamedMentionedIn tells the query-builder to eager-load the nodes that are connected to the "mentioned_in"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *AgentQuery) WithNamedMentionedIn(name string, opts ...func(*MessageQuery)) *AgentQuery {
+	query := (&MessageClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedMentionedIn == nil {
+		_q.withNamedMentionedIn = make(map[string]*MessageQuery)
+	}
+	_q.withNamedMentionedIn[name] = query
 	return _q
 }
 

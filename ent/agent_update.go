@@ -14,6 +14,7 @@ import (
 	"github.com/parleyhq/parley/ent/agent"
 	"github.com/parleyhq/parley/ent/authtoken"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/predicate"
 	"github.com/parleyhq/parley/ent/queue"
 	"github.com/parleyhq/parley/ent/queuemember"
@@ -335,6 +336,21 @@ func (_u *AgentUpdate) AddInternalChats(v ...*Conversation) *AgentUpdate {
 	return _u.AddInternalChatIDs(ids...)
 }
 
+// AddMentionedInIDs adds the "mentioned_in" edge to the Message entity by IDs.
+func (_u *AgentUpdate) AddMentionedInIDs(ids ...int) *AgentUpdate {
+	_u.mutation.AddMentionedInIDs(ids...)
+	return _u
+}
+
+// AddMentionedIn adds the "mentioned_in" edges to the Message entity.
+func (_u *AgentUpdate) AddMentionedIn(v ...*Message) *AgentUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddMentionedInIDs(ids...)
+}
+
 // AddMembershipIDs adds the "memberships" edge to the QueueMember entity by IDs.
 func (_u *AgentUpdate) AddMembershipIDs(ids ...int) *AgentUpdate {
 	_u.mutation.AddMembershipIDs(ids...)
@@ -437,6 +453,27 @@ func (_u *AgentUpdate) RemoveInternalChats(v ...*Conversation) *AgentUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveInternalChatIDs(ids...)
+}
+
+// ClearMentionedIn clears all "mentioned_in" edges to the Message entity.
+func (_u *AgentUpdate) ClearMentionedIn() *AgentUpdate {
+	_u.mutation.ClearMentionedIn()
+	return _u
+}
+
+// RemoveMentionedInIDs removes the "mentioned_in" edge to Message entities by IDs.
+func (_u *AgentUpdate) RemoveMentionedInIDs(ids ...int) *AgentUpdate {
+	_u.mutation.RemoveMentionedInIDs(ids...)
+	return _u
+}
+
+// RemoveMentionedIn removes "mentioned_in" edges to Message entities.
+func (_u *AgentUpdate) RemoveMentionedIn(v ...*Message) *AgentUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveMentionedInIDs(ids...)
 }
 
 // ClearMemberships clears all "memberships" edges to the QueueMember entity.
@@ -782,6 +819,51 @@ func (_u *AgentUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(conversation.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.MentionedInCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2M,
+			Inverse: true,
+			Table:   agent.MentionedInTable,
+			Columns: agent.MentionedInPrimaryKey,
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedMentionedInIDs(); len(nodes) > 0 && !_u.mutation.MentionedInCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2M,
+			Inverse: true,
+			Table:   agent.MentionedInTable,
+			Columns: agent.MentionedInPrimaryKey,
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.MentionedInIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2M,
+			Inverse: true,
+			Table:   agent.MentionedInTable,
+			Columns: agent.MentionedInPrimaryKey,
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {
@@ -1157,6 +1239,21 @@ func (_u *AgentUpdateOne) AddInternalChats(v ...*Conversation) *AgentUpdateOne {
 	return _u.AddInternalChatIDs(ids...)
 }
 
+// AddMentionedInIDs adds the "mentioned_in" edge to the Message entity by IDs.
+func (_u *AgentUpdateOne) AddMentionedInIDs(ids ...int) *AgentUpdateOne {
+	_u.mutation.AddMentionedInIDs(ids...)
+	return _u
+}
+
+// AddMentionedIn adds the "mentioned_in" edges to the Message entity.
+func (_u *AgentUpdateOne) AddMentionedIn(v ...*Message) *AgentUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddMentionedInIDs(ids...)
+}
+
 // AddMembershipIDs adds the "memberships" edge to the QueueMember entity by IDs.
 func (_u *AgentUpdateOne) AddMembershipIDs(ids ...int) *AgentUpdateOne {
 	_u.mutation.AddMembershipIDs(ids...)
@@ -1259,6 +1356,27 @@ func (_u *AgentUpdateOne) RemoveInternalChats(v ...*Conversation) *AgentUpdateOn
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveInternalChatIDs(ids...)
+}
+
+// ClearMentionedIn clears all "mentioned_in" edges to the Message entity.
+func (_u *AgentUpdateOne) ClearMentionedIn() *AgentUpdateOne {
+	_u.mutation.ClearMentionedIn()
+	return _u
+}
+
+// RemoveMentionedInIDs removes the "mentioned_in" edge to Message entities by IDs.
+func (_u *AgentUpdateOne) RemoveMentionedInIDs(ids ...int) *AgentUpdateOne {
+	_u.mutation.RemoveMentionedInIDs(ids...)
+	return _u
+}
+
+// RemoveMentionedIn removes "mentioned_in" edges to Message entities.
+func (_u *AgentUpdateOne) RemoveMentionedIn(v ...*Message) *AgentUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveMentionedInIDs(ids...)
 }
 
 // ClearMemberships clears all "memberships" edges to the QueueMember entity.
@@ -1634,6 +1752,51 @@ func (_u *AgentUpdateOne) sqlSave(ctx context.Context) (_node *Agent, err error)
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(conversation.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.MentionedInCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2M,
+			Inverse: true,
+			Table:   agent.MentionedInTable,
+			Columns: agent.MentionedInPrimaryKey,
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedMentionedInIDs(); len(nodes) > 0 && !_u.mutation.MentionedInCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2M,
+			Inverse: true,
+			Table:   agent.MentionedInTable,
+			Columns: agent.MentionedInPrimaryKey,
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.MentionedInIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2M,
+			Inverse: true,
+			Table:   agent.MentionedInTable,
+			Columns: agent.MentionedInPrimaryKey,
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(message.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

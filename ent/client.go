@@ -571,6 +571,22 @@ func (c *AgentClient) QueryInternalChats(_m *Agent) *ConversationQuery {
 	return query
 }
 
+// QueryMentionedIn queries the mentioned_in edge of a Agent.
+func (c *AgentClient) QueryMentionedIn(_m *Agent) *MessageQuery {
+	query := (&MessageClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(agent.Table, agent.FieldID, id),
+			sqlgraph.To(message.Table, message.FieldID),
+			sqlgraph.Edge(sqlgraph.M2M, true, agent.MentionedInTable, agent.MentionedInPrimaryKey...),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // QueryMemberships queries the memberships edge of a Agent.
 func (c *AgentClient) QueryMemberships(_m *Agent) *QueueMemberQuery {
 	query := (&QueueMemberClient{config: c.config}).Query()
@@ -2953,6 +2969,22 @@ func (c *MessageClient) QueryAttachments(_m *Message) *AttachmentQuery {
 			sqlgraph.From(message.Table, message.FieldID, id),
 			sqlgraph.To(attachment.Table, attachment.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, message.AttachmentsTable, message.AttachmentsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryMentions queries the mentions edge of a Message.
+func (c *MessageClient) QueryMentions(_m *Message) *AgentQuery {
+	query := (&AgentClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(message.Table, message.FieldID, id),
+			sqlgraph.To(agent.Table, agent.FieldID),
+			sqlgraph.Edge(sqlgraph.M2M, false, message.MentionsTable, message.MentionsPrimaryKey...),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil

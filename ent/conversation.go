@@ -40,6 +40,8 @@ type Conversation struct {
 	ContactBlocked bool `json:"contact_blocked,omitempty"`
 	// ContactDeleted holds the value of the "contact_deleted" field.
 	ContactDeleted bool `json:"contact_deleted,omitempty"`
+	// HasMentions holds the value of the "has_mentions" field.
+	HasMentions bool `json:"has_mentions,omitempty"`
 	// OpenKey holds the value of the "open_key" field.
 	OpenKey *string `json:"open_key,omitempty"`
 	// LastMessageAt holds the value of the "last_message_at" field.
@@ -243,7 +245,7 @@ func (*Conversation) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case conversation.FieldArchived, conversation.FieldUnknownContact, conversation.FieldContactBlocked, conversation.FieldContactDeleted:
+		case conversation.FieldArchived, conversation.FieldUnknownContact, conversation.FieldContactBlocked, conversation.FieldContactDeleted, conversation.FieldHasMentions:
 			values[i] = new(sql.NullBool)
 		case conversation.FieldID, conversation.FieldChannelAccountID, conversation.FieldContactID, conversation.FieldIdentityID, conversation.FieldQueueID, conversation.FieldOwnerID, conversation.FieldLastMessageID:
 			values[i] = new(sql.NullInt64)
@@ -319,6 +321,12 @@ func (_m *Conversation) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field contact_deleted", values[i])
 			} else if value.Valid {
 				_m.ContactDeleted = value.Bool
+			}
+		case conversation.FieldHasMentions:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field has_mentions", values[i])
+			} else if value.Valid {
+				_m.HasMentions = value.Bool
 			}
 		case conversation.FieldOpenKey:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -547,6 +555,9 @@ func (_m *Conversation) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("contact_deleted=")
 	builder.WriteString(fmt.Sprintf("%v", _m.ContactDeleted))
+	builder.WriteString(", ")
+	builder.WriteString("has_mentions=")
+	builder.WriteString(fmt.Sprintf("%v", _m.HasMentions))
 	builder.WriteString(", ")
 	if v := _m.OpenKey; v != nil {
 		builder.WriteString("open_key=")

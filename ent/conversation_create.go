@@ -136,6 +136,20 @@ func (_c *ConversationCreate) SetNillableContactDeleted(v *bool) *ConversationCr
 	return _c
 }
 
+// SetHasMentions sets the "has_mentions" field.
+func (_c *ConversationCreate) SetHasMentions(v bool) *ConversationCreate {
+	_c.mutation.SetHasMentions(v)
+	return _c
+}
+
+// SetNillableHasMentions sets the "has_mentions" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableHasMentions(v *bool) *ConversationCreate {
+	if v != nil {
+		_c.SetHasMentions(*v)
+	}
+	return _c
+}
+
 // SetOpenKey sets the "open_key" field.
 func (_c *ConversationCreate) SetOpenKey(v string) *ConversationCreate {
 	_c.mutation.SetOpenKey(v)
@@ -528,6 +542,10 @@ func (_c *ConversationCreate) defaults() {
 		v := conversation.DefaultContactDeleted
 		_c.mutation.SetContactDeleted(v)
 	}
+	if _, ok := _c.mutation.HasMentions(); !ok {
+		v := conversation.DefaultHasMentions
+		_c.mutation.SetHasMentions(v)
+	}
 	if _, ok := _c.mutation.LastMessageAt(); !ok {
 		v := conversation.DefaultLastMessageAt()
 		_c.mutation.SetLastMessageAt(v)
@@ -569,6 +587,9 @@ func (_c *ConversationCreate) check() error {
 	}
 	if _, ok := _c.mutation.ContactDeleted(); !ok {
 		return &ValidationError{Name: "contact_deleted", err: errors.New(`ent: missing required field "Conversation.contact_deleted"`)}
+	}
+	if _, ok := _c.mutation.HasMentions(); !ok {
+		return &ValidationError{Name: "has_mentions", err: errors.New(`ent: missing required field "Conversation.has_mentions"`)}
 	}
 	if _, ok := _c.mutation.LastMessageAt(); !ok {
 		return &ValidationError{Name: "last_message_at", err: errors.New(`ent: missing required field "Conversation.last_message_at"`)}
@@ -631,6 +652,10 @@ func (_c *ConversationCreate) createSpec() (*Conversation, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.ContactDeleted(); ok {
 		_spec.SetField(conversation.FieldContactDeleted, field.TypeBool, value)
 		_node.ContactDeleted = value
+	}
+	if value, ok := _c.mutation.HasMentions(); ok {
+		_spec.SetField(conversation.FieldHasMentions, field.TypeBool, value)
+		_node.HasMentions = value
 	}
 	if value, ok := _c.mutation.OpenKey(); ok {
 		_spec.SetField(conversation.FieldOpenKey, field.TypeString, value)
@@ -979,6 +1004,18 @@ func (u *ConversationUpsert) SetContactDeleted(v bool) *ConversationUpsert {
 // UpdateContactDeleted sets the "contact_deleted" field to the value that was provided on create.
 func (u *ConversationUpsert) UpdateContactDeleted() *ConversationUpsert {
 	u.SetExcluded(conversation.FieldContactDeleted)
+	return u
+}
+
+// SetHasMentions sets the "has_mentions" field.
+func (u *ConversationUpsert) SetHasMentions(v bool) *ConversationUpsert {
+	u.Set(conversation.FieldHasMentions, v)
+	return u
+}
+
+// UpdateHasMentions sets the "has_mentions" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateHasMentions() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldHasMentions)
 	return u
 }
 
@@ -1393,6 +1430,20 @@ func (u *ConversationUpsertOne) SetContactDeleted(v bool) *ConversationUpsertOne
 func (u *ConversationUpsertOne) UpdateContactDeleted() *ConversationUpsertOne {
 	return u.Update(func(s *ConversationUpsert) {
 		s.UpdateContactDeleted()
+	})
+}
+
+// SetHasMentions sets the "has_mentions" field.
+func (u *ConversationUpsertOne) SetHasMentions(v bool) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetHasMentions(v)
+	})
+}
+
+// UpdateHasMentions sets the "has_mentions" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateHasMentions() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateHasMentions()
 	})
 }
 
@@ -2020,6 +2071,20 @@ func (u *ConversationUpsertBulk) SetContactDeleted(v bool) *ConversationUpsertBu
 func (u *ConversationUpsertBulk) UpdateContactDeleted() *ConversationUpsertBulk {
 	return u.Update(func(s *ConversationUpsert) {
 		s.UpdateContactDeleted()
+	})
+}
+
+// SetHasMentions sets the "has_mentions" field.
+func (u *ConversationUpsertBulk) SetHasMentions(v bool) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetHasMentions(v)
+	})
+}
+
+// UpdateHasMentions sets the "has_mentions" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateHasMentions() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateHasMentions()
 	})
 }
 

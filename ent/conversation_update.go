@@ -115,6 +115,20 @@ func (_u *ConversationUpdate) SetNillableContactDeleted(v *bool) *ConversationUp
 	return _u
 }
 
+// SetHasMentions sets the "has_mentions" field.
+func (_u *ConversationUpdate) SetHasMentions(v bool) *ConversationUpdate {
+	_u.mutation.SetHasMentions(v)
+	return _u
+}
+
+// SetNillableHasMentions sets the "has_mentions" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableHasMentions(v *bool) *ConversationUpdate {
+	if v != nil {
+		_u.SetHasMentions(*v)
+	}
+	return _u
+}
+
 // SetOpenKey sets the "open_key" field.
 func (_u *ConversationUpdate) SetOpenKey(v string) *ConversationUpdate {
 	_u.mutation.SetOpenKey(v)
@@ -762,6 +776,9 @@ func (_u *ConversationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if value, ok := _u.mutation.ContactDeleted(); ok {
 		_spec.SetField(conversation.FieldContactDeleted, field.TypeBool, value)
 	}
+	if value, ok := _u.mutation.HasMentions(); ok {
+		_spec.SetField(conversation.FieldHasMentions, field.TypeBool, value)
+	}
 	if value, ok := _u.mutation.OpenKey(); ok {
 		_spec.SetField(conversation.FieldOpenKey, field.TypeString, value)
 	}
@@ -1324,6 +1341,20 @@ func (_u *ConversationUpdateOne) SetContactDeleted(v bool) *ConversationUpdateOn
 func (_u *ConversationUpdateOne) SetNillableContactDeleted(v *bool) *ConversationUpdateOne {
 	if v != nil {
 		_u.SetContactDeleted(*v)
+	}
+	return _u
+}
+
+// SetHasMentions sets the "has_mentions" field.
+func (_u *ConversationUpdateOne) SetHasMentions(v bool) *ConversationUpdateOne {
+	_u.mutation.SetHasMentions(v)
+	return _u
+}
+
+// SetNillableHasMentions sets the "has_mentions" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableHasMentions(v *bool) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetHasMentions(*v)
 	}
 	return _u
 }
@@ -2004,6 +2035,9 @@ func (_u *ConversationUpdateOne) sqlSave(ctx context.Context) (_node *Conversati
 	}
 	if value, ok := _u.mutation.ContactDeleted(); ok {
 		_spec.SetField(conversation.FieldContactDeleted, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.HasMentions(); ok {
+		_spec.SetField(conversation.FieldHasMentions, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.OpenKey(); ok {
 		_spec.SetField(conversation.FieldOpenKey, field.TypeString, value)

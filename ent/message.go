@@ -24,6 +24,8 @@ type Message struct {
 	ID int `json:"id,omitempty"`
 	// Direction holds the value of the "direction" field.
 	Direction schematype.MessageDirection `json:"direction,omitempty"`
+	// Kind holds the value of the "kind" field.
+	Kind schematype.MessageKind `json:"kind,omitempty"`
 	// Body holds the value of the "body" field.
 	Body string `json:"body,omitempty"`
 	// SearchBody holds the value of the "search_body" field.
@@ -72,13 +74,16 @@ type MessageEdges struct {
 	SenderContact *Contact `json:"sender_contact,omitempty"`
 	// Attachments holds the value of the attachments edge.
 	Attachments []*Attachment `json:"attachments,omitempty"`
+	// Mentions holds the value of the mentions edge.
+	Mentions []*Agent `json:"mentions,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
+	loadedTypes [5]bool
 	// totalCount holds the count of the edges above.
 	totalCount [1]map[string]int
 
 	namedAttachments map[string][]*Attachment
+	namedMentions    map[string][]*Agent
 }
 
 // ConversationOrErr returns the Conversation value or an error if the edge
@@ -123,6 +128,15 @@ func (e MessageEdges) AttachmentsOrErr() ([]*Attachment, error) {
 	return nil, &NotLoadedError{edge: "attachments"}
 }
 
+// MentionsOrErr returns the Mentions value or an error if the edge
+// was not loaded in eager-loading.
+func (e MessageEdges) MentionsOrErr() ([]*Agent, error) {
+	if e.loadedTypes[4] {
+		return e.Mentions, nil
+	}
+	return nil, &NotLoadedError{edge: "mentions"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*Message) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -132,7 +146,7 @@ func (*Message) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case message.FieldID, message.FieldConversationID, message.FieldChannelAccountID, message.FieldSenderAgentID, message.FieldSenderContactID, message.FieldAttempts:
 			values[i] = new(sql.NullInt64)
-		case message.FieldDirection, message.FieldBody, message.FieldSearchBody, message.FieldDeliveryStatus, message.FieldFailureReason, message.FieldProviderMessageID, message.FieldClientMutationID, message.FieldMessagingTag:
+		case message.FieldDirection, message.FieldKind, message.FieldBody, message.FieldSearchBody, message.FieldDeliveryStatus, message.FieldFailureReason, message.FieldProviderMessageID, message.FieldClientMutationID, message.FieldMessagingTag:
 			values[i] = new(sql.NullString)
 		case message.FieldCreatedAt, message.FieldNextAttemptAt, message.FieldLeaseUntil:
 			values[i] = new(sql.NullTime)
@@ -162,6 +176,12 @@ func (_m *Message) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field direction", values[i])
 			} else if value.Valid {
 				_m.Direction = schematype.MessageDirection(value.String)
+			}
+		case message.FieldKind:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field kind", values[i])
+			} else if value.Valid {
+				_m.Kind = schematype.MessageKind(value.String)
 			}
 		case message.FieldBody:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -303,6 +323,11 @@ func (_m *Message) QueryAttachments() *AttachmentQuery {
 	return NewMessageClient(_m.config).QueryAttachments(_m)
 }
 
+// QueryMentions queries the "mentions" edge of the Message entity.
+func (_m *Message) QueryMentions() *AgentQuery {
+	return NewMessageClient(_m.config).QueryMentions(_m)
+}
+
 // Update returns a builder for updating this Message.
 // Note that you need to call Message.Unwrap() before calling this method if this Message
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -328,6 +353,9 @@ func (_m *Message) String() string {
 	builder.WriteString(fmt.Sprintf("id=%v, ", _m.ID))
 	builder.WriteString("direction=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Direction))
+	builder.WriteString(", ")
+	builder.WriteString("kind=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Kind))
 	builder.WriteString(", ")
 	builder.WriteString("body=")
 	builder.WriteString(_m.Body)
@@ -419,6 +447,30 @@ func (_m *Message) appendNamedAttachments(name string, edges ...*Attachment) {
 		_m.Edges.namedAttachments[name] = []*Attachment{}
 	} else {
 		_m.Edges.namedAttachments[name] = append(_m.Edges.namedAttachments[name], edges...)
+	}
+}
+
+// NamedMentions returns the Mentions named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *Message) NamedMentions(name string) ([]*Agent, error) {
+	if _m.Edges.namedMentions == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedMentions[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *Message) appendNamedMentions(name string, edges ...*Agent) {
+	if _m.Edges.namedMentions == nil {
+		_m.Edges.namedMentions = make(map[string][]*Agent)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedMentions[name] = []*Agent{}
+	} else {
+		_m.Edges.namedMentions[name] = append(_m.Edges.namedMentions[name], edges...)
 	}
 }
 

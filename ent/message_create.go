@@ -33,6 +33,20 @@ func (_c *MessageCreate) SetDirection(v schematype.MessageDirection) *MessageCre
 	return _c
 }
 
+// SetKind sets the "kind" field.
+func (_c *MessageCreate) SetKind(v schematype.MessageKind) *MessageCreate {
+	_c.mutation.SetKind(v)
+	return _c
+}
+
+// SetNillableKind sets the "kind" field if the given value is not nil.
+func (_c *MessageCreate) SetNillableKind(v *schematype.MessageKind) *MessageCreate {
+	if v != nil {
+		_c.SetKind(*v)
+	}
+	return _c
+}
+
 // SetBody sets the "body" field.
 func (_c *MessageCreate) SetBody(v string) *MessageCreate {
 	_c.mutation.SetBody(v)
@@ -271,6 +285,21 @@ func (_c *MessageCreate) AddAttachments(v ...*Attachment) *MessageCreate {
 	return _c.AddAttachmentIDs(ids...)
 }
 
+// AddMentionIDs adds the "mentions" edge to the Agent entity by IDs.
+func (_c *MessageCreate) AddMentionIDs(ids ...int) *MessageCreate {
+	_c.mutation.AddMentionIDs(ids...)
+	return _c
+}
+
+// AddMentions adds the "mentions" edges to the Agent entity.
+func (_c *MessageCreate) AddMentions(v ...*Agent) *MessageCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddMentionIDs(ids...)
+}
+
 // Mutation returns the MessageMutation object of the builder.
 func (_c *MessageCreate) Mutation() *MessageMutation {
 	return _c.mutation
@@ -306,6 +335,10 @@ func (_c *MessageCreate) ExecX(ctx context.Context) {
 
 // defaults sets the default values of the builder before save.
 func (_c *MessageCreate) defaults() {
+	if _, ok := _c.mutation.Kind(); !ok {
+		v := message.DefaultKind
+		_c.mutation.SetKind(v)
+	}
 	if _, ok := _c.mutation.Body(); !ok {
 		v := message.DefaultBody
 		_c.mutation.SetBody(v)
@@ -332,6 +365,14 @@ func (_c *MessageCreate) check() error {
 	if v, ok := _c.mutation.Direction(); ok {
 		if err := message.DirectionValidator(v); err != nil {
 			return &ValidationError{Name: "direction", err: fmt.Errorf(`ent: validator failed for field "Message.direction": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Kind(); !ok {
+		return &ValidationError{Name: "kind", err: errors.New(`ent: missing required field "Message.kind"`)}
+	}
+	if v, ok := _c.mutation.Kind(); ok {
+		if err := message.KindValidator(v); err != nil {
+			return &ValidationError{Name: "kind", err: fmt.Errorf(`ent: validator failed for field "Message.kind": %w`, err)}
 		}
 	}
 	if _, ok := _c.mutation.Body(); !ok {
@@ -387,6 +428,10 @@ func (_c *MessageCreate) createSpec() (*Message, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Direction(); ok {
 		_spec.SetField(message.FieldDirection, field.TypeEnum, value)
 		_node.Direction = value
+	}
+	if value, ok := _c.mutation.Kind(); ok {
+		_spec.SetField(message.FieldKind, field.TypeEnum, value)
+		_node.Kind = value
 	}
 	if value, ok := _c.mutation.Body(); ok {
 		_spec.SetField(message.FieldBody, field.TypeString, value)
@@ -500,6 +545,22 @@ func (_c *MessageCreate) createSpec() (*Message, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(attachment.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.MentionsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2M,
+			Inverse: false,
+			Table:   message.MentionsTable,
+			Columns: message.MentionsPrimaryKey,
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(agent.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {
@@ -818,6 +879,9 @@ func (u *MessageUpsertOne) UpdateNewValues() *MessageUpsertOne {
 	u.create.conflict = append(u.create.conflict, sql.ResolveWith(func(s *sql.UpdateSet) {
 		if _, exists := u.create.mutation.Direction(); exists {
 			s.SetIgnore(message.FieldDirection)
+		}
+		if _, exists := u.create.mutation.Kind(); exists {
+			s.SetIgnore(message.FieldKind)
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(message.FieldCreatedAt)
@@ -1321,6 +1385,9 @@ func (u *MessageUpsertBulk) UpdateNewValues() *MessageUpsertBulk {
 		for _, b := range u.create.builders {
 			if _, exists := b.mutation.Direction(); exists {
 				s.SetIgnore(message.FieldDirection)
+			}
+			if _, exists := b.mutation.Kind(); exists {
+				s.SetIgnore(message.FieldKind)
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(message.FieldCreatedAt)

@@ -111,6 +111,9 @@ type AgentMutation struct {
 	internal_chats             map[int]struct{}
 	removedinternal_chats      map[int]struct{}
 	clearedinternal_chats      bool
+	mentioned_in               map[int]struct{}
+	removedmentioned_in        map[int]struct{}
+	clearedmentioned_in        bool
 	memberships                map[int]struct{}
 	removedmemberships         map[int]struct{}
 	clearedmemberships         bool
@@ -1104,6 +1107,60 @@ func (m *AgentMutation) ResetInternalChats() {
 	m.removedinternal_chats = nil
 }
 
+// AddMentionedInIDs adds the "mentioned_in" edge to the Message entity by ids.
+func (m *AgentMutation) AddMentionedInIDs(ids ...int) {
+	if m.mentioned_in == nil {
+		m.mentioned_in = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.mentioned_in[ids[i]] = struct{}{}
+	}
+}
+
+// ClearMentionedIn clears the "mentioned_in" edge to the Message entity.
+func (m *AgentMutation) ClearMentionedIn() {
+	m.clearedmentioned_in = true
+}
+
+// MentionedInCleared reports if the "mentioned_in" edge to the Message entity was cleared.
+func (m *AgentMutation) MentionedInCleared() bool {
+	return m.clearedmentioned_in
+}
+
+// RemoveMentionedInIDs removes the "mentioned_in" edge to the Message entity by IDs.
+func (m *AgentMutation) RemoveMentionedInIDs(ids ...int) {
+	if m.removedmentioned_in == nil {
+		m.removedmentioned_in = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.mentioned_in, ids[i])
+		m.removedmentioned_in[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedMentionedIn returns the removed IDs of the "mentioned_in" edge to the Message entity.
+func (m *AgentMutation) RemovedMentionedInIDs() (ids []int) {
+	for id := range m.removedmentioned_in {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// MentionedInIDs returns the "mentioned_in" edge IDs in the mutation.
+func (m *AgentMutation) MentionedInIDs() (ids []int) {
+	for id := range m.mentioned_in {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetMentionedIn resets all changes to the "mentioned_in" edge.
+func (m *AgentMutation) ResetMentionedIn() {
+	m.mentioned_in = nil
+	m.clearedmentioned_in = false
+	m.removedmentioned_in = nil
+}
+
 // AddMembershipIDs adds the "memberships" edge to the QueueMember entity by ids.
 func (m *AgentMutation) AddMembershipIDs(ids ...int) {
 	if m.memberships == nil {
@@ -1599,7 +1656,7 @@ func (m *AgentMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *AgentMutation) AddedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.queues != nil {
 		edges = append(edges, agent.EdgeQueues)
 	}
@@ -1611,6 +1668,9 @@ func (m *AgentMutation) AddedEdges() []string {
 	}
 	if m.internal_chats != nil {
 		edges = append(edges, agent.EdgeInternalChats)
+	}
+	if m.mentioned_in != nil {
+		edges = append(edges, agent.EdgeMentionedIn)
 	}
 	if m.memberships != nil {
 		edges = append(edges, agent.EdgeMemberships)
@@ -1646,6 +1706,12 @@ func (m *AgentMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case agent.EdgeMentionedIn:
+		ids := make([]ent.Value, 0, len(m.mentioned_in))
+		for id := range m.mentioned_in {
+			ids = append(ids, id)
+		}
+		return ids
 	case agent.EdgeMemberships:
 		ids := make([]ent.Value, 0, len(m.memberships))
 		for id := range m.memberships {
@@ -1658,7 +1724,7 @@ func (m *AgentMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *AgentMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.removedqueues != nil {
 		edges = append(edges, agent.EdgeQueues)
 	}
@@ -1670,6 +1736,9 @@ func (m *AgentMutation) RemovedEdges() []string {
 	}
 	if m.removedinternal_chats != nil {
 		edges = append(edges, agent.EdgeInternalChats)
+	}
+	if m.removedmentioned_in != nil {
+		edges = append(edges, agent.EdgeMentionedIn)
 	}
 	if m.removedmemberships != nil {
 		edges = append(edges, agent.EdgeMemberships)
@@ -1705,6 +1774,12 @@ func (m *AgentMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case agent.EdgeMentionedIn:
+		ids := make([]ent.Value, 0, len(m.removedmentioned_in))
+		for id := range m.removedmentioned_in {
+			ids = append(ids, id)
+		}
+		return ids
 	case agent.EdgeMemberships:
 		ids := make([]ent.Value, 0, len(m.removedmemberships))
 		for id := range m.removedmemberships {
@@ -1717,7 +1792,7 @@ func (m *AgentMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *AgentMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.clearedqueues {
 		edges = append(edges, agent.EdgeQueues)
 	}
@@ -1729,6 +1804,9 @@ func (m *AgentMutation) ClearedEdges() []string {
 	}
 	if m.clearedinternal_chats {
 		edges = append(edges, agent.EdgeInternalChats)
+	}
+	if m.clearedmentioned_in {
+		edges = append(edges, agent.EdgeMentionedIn)
 	}
 	if m.clearedmemberships {
 		edges = append(edges, agent.EdgeMemberships)
@@ -1748,6 +1826,8 @@ func (m *AgentMutation) EdgeCleared(name string) bool {
 		return m.clearedowned_conversations
 	case agent.EdgeInternalChats:
 		return m.clearedinternal_chats
+	case agent.EdgeMentionedIn:
+		return m.clearedmentioned_in
 	case agent.EdgeMemberships:
 		return m.clearedmemberships
 	}
@@ -1777,6 +1857,9 @@ func (m *AgentMutation) ResetEdge(name string) error {
 		return nil
 	case agent.EdgeInternalChats:
 		m.ResetInternalChats()
+		return nil
+	case agent.EdgeMentionedIn:
+		m.ResetMentionedIn()
 		return nil
 	case agent.EdgeMemberships:
 		m.ResetMemberships()
@@ -7504,6 +7587,7 @@ type ConversationMutation struct {
 	unknown_contact          *bool
 	contact_blocked          *bool
 	contact_deleted          *bool
+	has_mentions             *bool
 	open_key                 *string
 	last_message_at          *time.Time
 	customer_last_message_at *time.Time
@@ -7931,6 +8015,42 @@ func (m *ConversationMutation) OldContactDeleted(ctx context.Context) (v bool, e
 // ResetContactDeleted resets all changes to the "contact_deleted" field.
 func (m *ConversationMutation) ResetContactDeleted() {
 	m.contact_deleted = nil
+}
+
+// SetHasMentions sets the "has_mentions" field.
+func (m *ConversationMutation) SetHasMentions(b bool) {
+	m.has_mentions = &b
+}
+
+// HasMentions returns the value of the "has_mentions" field in the mutation.
+func (m *ConversationMutation) HasMentions() (r bool, exists bool) {
+	v := m.has_mentions
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHasMentions returns the old "has_mentions" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldHasMentions(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHasMentions is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHasMentions requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHasMentions: %w", err)
+	}
+	return oldValue.HasMentions, nil
+}
+
+// ResetHasMentions resets all changes to the "has_mentions" field.
+func (m *ConversationMutation) ResetHasMentions() {
+	m.has_mentions = nil
 }
 
 // SetOpenKey sets the "open_key" field.
@@ -9170,7 +9290,7 @@ func (m *ConversationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ConversationMutation) Fields() []string {
-	fields := make([]string, 0, 24)
+	fields := make([]string, 0, 25)
 	if m.created_at != nil {
 		fields = append(fields, conversation.FieldCreatedAt)
 	}
@@ -9194,6 +9314,9 @@ func (m *ConversationMutation) Fields() []string {
 	}
 	if m.contact_deleted != nil {
 		fields = append(fields, conversation.FieldContactDeleted)
+	}
+	if m.has_mentions != nil {
+		fields = append(fields, conversation.FieldHasMentions)
 	}
 	if m.open_key != nil {
 		fields = append(fields, conversation.FieldOpenKey)
@@ -9267,6 +9390,8 @@ func (m *ConversationMutation) Field(name string) (ent.Value, bool) {
 		return m.ContactBlocked()
 	case conversation.FieldContactDeleted:
 		return m.ContactDeleted()
+	case conversation.FieldHasMentions:
+		return m.HasMentions()
 	case conversation.FieldOpenKey:
 		return m.OpenKey()
 	case conversation.FieldLastMessageAt:
@@ -9324,6 +9449,8 @@ func (m *ConversationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldContactBlocked(ctx)
 	case conversation.FieldContactDeleted:
 		return m.OldContactDeleted(ctx)
+	case conversation.FieldHasMentions:
+		return m.OldHasMentions(ctx)
 	case conversation.FieldOpenKey:
 		return m.OldOpenKey(ctx)
 	case conversation.FieldLastMessageAt:
@@ -9420,6 +9547,13 @@ func (m *ConversationMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetContactDeleted(v)
+		return nil
+	case conversation.FieldHasMentions:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHasMentions(v)
 		return nil
 	case conversation.FieldOpenKey:
 		v, ok := value.(string)
@@ -9701,6 +9835,9 @@ func (m *ConversationMutation) ResetField(name string) error {
 		return nil
 	case conversation.FieldContactDeleted:
 		m.ResetContactDeleted()
+		return nil
+	case conversation.FieldHasMentions:
+		m.ResetHasMentions()
 		return nil
 	case conversation.FieldOpenKey:
 		m.ResetOpenKey()
@@ -13394,6 +13531,7 @@ type MessageMutation struct {
 	typ                   string
 	id                    *int
 	direction             *schematype.MessageDirection
+	kind                  *schematype.MessageKind
 	body                  *string
 	search_body           *string
 	created_at            *time.Time
@@ -13419,6 +13557,9 @@ type MessageMutation struct {
 	attachments           map[int]struct{}
 	removedattachments    map[int]struct{}
 	clearedattachments    bool
+	mentions              map[int]struct{}
+	removedmentions       map[int]struct{}
+	clearedmentions       bool
 	done                  bool
 	oldValue              func(context.Context) (*Message, error)
 	predicates            []predicate.Message
@@ -13556,6 +13697,42 @@ func (m *MessageMutation) OldDirection(ctx context.Context) (v schematype.Messag
 // ResetDirection resets all changes to the "direction" field.
 func (m *MessageMutation) ResetDirection() {
 	m.direction = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *MessageMutation) SetKind(sk schematype.MessageKind) {
+	m.kind = &sk
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *MessageMutation) Kind() (r schematype.MessageKind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldKind(ctx context.Context) (v schematype.MessageKind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *MessageMutation) ResetKind() {
+	m.kind = nil
 }
 
 // SetBody sets the "body" field.
@@ -14453,6 +14630,60 @@ func (m *MessageMutation) ResetAttachments() {
 	m.removedattachments = nil
 }
 
+// AddMentionIDs adds the "mentions" edge to the Agent entity by ids.
+func (m *MessageMutation) AddMentionIDs(ids ...int) {
+	if m.mentions == nil {
+		m.mentions = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.mentions[ids[i]] = struct{}{}
+	}
+}
+
+// ClearMentions clears the "mentions" edge to the Agent entity.
+func (m *MessageMutation) ClearMentions() {
+	m.clearedmentions = true
+}
+
+// MentionsCleared reports if the "mentions" edge to the Agent entity was cleared.
+func (m *MessageMutation) MentionsCleared() bool {
+	return m.clearedmentions
+}
+
+// RemoveMentionIDs removes the "mentions" edge to the Agent entity by IDs.
+func (m *MessageMutation) RemoveMentionIDs(ids ...int) {
+	if m.removedmentions == nil {
+		m.removedmentions = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.mentions, ids[i])
+		m.removedmentions[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedMentions returns the removed IDs of the "mentions" edge to the Agent entity.
+func (m *MessageMutation) RemovedMentionsIDs() (ids []int) {
+	for id := range m.removedmentions {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// MentionsIDs returns the "mentions" edge IDs in the mutation.
+func (m *MessageMutation) MentionsIDs() (ids []int) {
+	for id := range m.mentions {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetMentions resets all changes to the "mentions" edge.
+func (m *MessageMutation) ResetMentions() {
+	m.mentions = nil
+	m.clearedmentions = false
+	m.removedmentions = nil
+}
+
 // Where appends a list predicates to the MessageMutation builder.
 func (m *MessageMutation) Where(ps ...predicate.Message) {
 	m.predicates = append(m.predicates, ps...)
@@ -14487,9 +14718,12 @@ func (m *MessageMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *MessageMutation) Fields() []string {
-	fields := make([]string, 0, 17)
+	fields := make([]string, 0, 18)
 	if m.direction != nil {
 		fields = append(fields, message.FieldDirection)
+	}
+	if m.kind != nil {
+		fields = append(fields, message.FieldKind)
 	}
 	if m.body != nil {
 		fields = append(fields, message.FieldBody)
@@ -14549,6 +14783,8 @@ func (m *MessageMutation) Field(name string) (ent.Value, bool) {
 	switch name {
 	case message.FieldDirection:
 		return m.Direction()
+	case message.FieldKind:
+		return m.Kind()
 	case message.FieldBody:
 		return m.Body()
 	case message.FieldSearchBody:
@@ -14592,6 +14828,8 @@ func (m *MessageMutation) OldField(ctx context.Context, name string) (ent.Value,
 	switch name {
 	case message.FieldDirection:
 		return m.OldDirection(ctx)
+	case message.FieldKind:
+		return m.OldKind(ctx)
 	case message.FieldBody:
 		return m.OldBody(ctx)
 	case message.FieldSearchBody:
@@ -14639,6 +14877,13 @@ func (m *MessageMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetDirection(v)
+		return nil
+	case message.FieldKind:
+		v, ok := value.(schematype.MessageKind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
 		return nil
 	case message.FieldBody:
 		v, ok := value.(string)
@@ -14900,6 +15145,9 @@ func (m *MessageMutation) ResetField(name string) error {
 	case message.FieldDirection:
 		m.ResetDirection()
 		return nil
+	case message.FieldKind:
+		m.ResetKind()
+		return nil
 	case message.FieldBody:
 		m.ResetBody()
 		return nil
@@ -14954,7 +15202,7 @@ func (m *MessageMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *MessageMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.conversation != nil {
 		edges = append(edges, message.EdgeConversation)
 	}
@@ -14966,6 +15214,9 @@ func (m *MessageMutation) AddedEdges() []string {
 	}
 	if m.attachments != nil {
 		edges = append(edges, message.EdgeAttachments)
+	}
+	if m.mentions != nil {
+		edges = append(edges, message.EdgeMentions)
 	}
 	return edges
 }
@@ -14992,15 +15243,24 @@ func (m *MessageMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case message.EdgeMentions:
+		ids := make([]ent.Value, 0, len(m.mentions))
+		for id := range m.mentions {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *MessageMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.removedattachments != nil {
 		edges = append(edges, message.EdgeAttachments)
+	}
+	if m.removedmentions != nil {
+		edges = append(edges, message.EdgeMentions)
 	}
 	return edges
 }
@@ -15015,13 +15275,19 @@ func (m *MessageMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case message.EdgeMentions:
+		ids := make([]ent.Value, 0, len(m.removedmentions))
+		for id := range m.removedmentions {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *MessageMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.clearedconversation {
 		edges = append(edges, message.EdgeConversation)
 	}
@@ -15033,6 +15299,9 @@ func (m *MessageMutation) ClearedEdges() []string {
 	}
 	if m.clearedattachments {
 		edges = append(edges, message.EdgeAttachments)
+	}
+	if m.clearedmentions {
+		edges = append(edges, message.EdgeMentions)
 	}
 	return edges
 }
@@ -15049,6 +15318,8 @@ func (m *MessageMutation) EdgeCleared(name string) bool {
 		return m.clearedsender_contact
 	case message.EdgeAttachments:
 		return m.clearedattachments
+	case message.EdgeMentions:
+		return m.clearedmentions
 	}
 	return false
 }
@@ -15085,6 +15356,9 @@ func (m *MessageMutation) ResetEdge(name string) error {
 		return nil
 	case message.EdgeAttachments:
 		m.ResetAttachments()
+		return nil
+	case message.EdgeMentions:
+		m.ResetMentions()
 		return nil
 	}
 	return fmt.Errorf("unknown Message edge %s", name)

@@ -320,8 +320,12 @@ func init() {
 	conversationDescContactDeleted := conversationFields[5].Descriptor()
 	// conversation.DefaultContactDeleted holds the default value on creation for the contact_deleted field.
 	conversation.DefaultContactDeleted = conversationDescContactDeleted.Default.(bool)
+	// conversationDescHasMentions is the schema descriptor for has_mentions field.
+	conversationDescHasMentions := conversationFields[6].Descriptor()
+	// conversation.DefaultHasMentions holds the default value on creation for the has_mentions field.
+	conversation.DefaultHasMentions = conversationDescHasMentions.Default.(bool)
 	// conversationDescLastMessageAt is the schema descriptor for last_message_at field.
-	conversationDescLastMessageAt := conversationFields[7].Descriptor()
+	conversationDescLastMessageAt := conversationFields[8].Descriptor()
 	// conversation.DefaultLastMessageAt holds the default value on creation for the last_message_at field.
 	conversation.DefaultLastMessageAt = conversationDescLastMessageAt.Default.(func() time.Time)
 	conversationlabelFields := schema.ConversationLabel{}.Fields()
@@ -435,19 +439,19 @@ func init() {
 	messageFields := schema.Message{}.Fields()
 	_ = messageFields
 	// messageDescBody is the schema descriptor for body field.
-	messageDescBody := messageFields[1].Descriptor()
+	messageDescBody := messageFields[2].Descriptor()
 	// message.DefaultBody holds the default value on creation for the body field.
 	message.DefaultBody = messageDescBody.Default.(string)
 	// messageDescSearchBody is the schema descriptor for search_body field.
-	messageDescSearchBody := messageFields[2].Descriptor()
+	messageDescSearchBody := messageFields[3].Descriptor()
 	// message.DefaultSearchBody holds the default value on creation for the search_body field.
 	message.DefaultSearchBody = messageDescSearchBody.Default.(string)
 	// messageDescCreatedAt is the schema descriptor for created_at field.
-	messageDescCreatedAt := messageFields[3].Descriptor()
+	messageDescCreatedAt := messageFields[4].Descriptor()
 	// message.DefaultCreatedAt holds the default value on creation for the created_at field.
 	message.DefaultCreatedAt = messageDescCreatedAt.Default.(func() time.Time)
 	// messageDescAttempts is the schema descriptor for attempts field.
-	messageDescAttempts := messageFields[14].Descriptor()
+	messageDescAttempts := messageFields[15].Descriptor()
 	// message.DefaultAttempts holds the default value on creation for the attempts field.
 	message.DefaultAttempts = messageDescAttempts.Default.(int)
 	offerFields := schema.Offer{}.Fields()

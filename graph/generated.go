@@ -532,7 +532,7 @@ type ConversationResolver interface {
 }
 type MessageResolver interface {
 	Sender(ctx context.Context, obj *ent.Message) (ent.Noder, error)
-	Kind(ctx context.Context, obj *ent.Message) (model.MessageKind, error)
+
 	Mentions(ctx context.Context, obj *ent.Message) ([]*ent.Agent, error)
 }
 type MutationResolver interface {
@@ -10007,18 +10007,18 @@ func (ec *executionContext) _Message_kind(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Message_kind(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Message().Kind(ctx, obj)
+			return obj.Kind, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v model.MessageKind) graphql.Marshaler {
-			return ec.marshalNMessageKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐMessageKind(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v schematype.MessageKind) graphql.Marshaler {
+			return ec.marshalNMessageKind2githubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐMessageKind(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Message_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Message", field, true, true, "MessageKind")
+	return graphql.NewScalarFieldContext("Message", field, false, false, "MessageKind")
 }
 
 func (ec *executionContext) _Message_mentions(ctx context.Context, field graphql.CollectedField, obj *ent.Message) (ret graphql.Marshaler) {
@@ -20054,11 +20054,10 @@ func (ec *executionContext) _Message(ctx context.Context, sel ast.SelectionSet, 
 					return ec._Message_sender(ctx, field, obj)
 				})
 		case "kind":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Message_kind(ctx, field, obj)
-				})
+			out.Values[i] = ec._Message_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "mentions":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -22472,13 +22471,13 @@ func (ec *executionContext) marshalNMessageDirection2githubᚗcomᚋparleyhqᚋp
 	return v
 }
 
-func (ec *executionContext) unmarshalNMessageKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐMessageKind(ctx context.Context, v any) (model.MessageKind, error) {
-	var res model.MessageKind
+func (ec *executionContext) unmarshalNMessageKind2githubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐMessageKind(ctx context.Context, v any) (schematype.MessageKind, error) {
+	var res schematype.MessageKind
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNMessageKind2githubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐMessageKind(ctx context.Context, sel ast.SelectionSet, v model.MessageKind) graphql.Marshaler {
+func (ec *executionContext) marshalNMessageKind2githubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐMessageKind(ctx context.Context, sel ast.SelectionSet, v schematype.MessageKind) graphql.Marshaler {
 	return v
 }
 

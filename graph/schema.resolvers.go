@@ -129,14 +129,9 @@ func (r *messageResolver) Sender(ctx context.Context, obj *ent.Message) (ent.Nod
 	return r.Conversations.Sender(ctx, obj)
 }
 
-// Kind is the resolver for the kind field.
-func (r *messageResolver) Kind(ctx context.Context, obj *ent.Message) (model.MessageKind, error) {
-	panic(fmt.Errorf("not implemented: Kind - kind"))
-}
-
 // Mentions is the resolver for the mentions field.
 func (r *messageResolver) Mentions(ctx context.Context, obj *ent.Message) ([]*ent.Agent, error) {
-	panic(fmt.Errorf("not implemented: Mentions - mentions"))
+	return r.Conversations.Mentions(ctx, obj)
 }
 
 // Login is the resolver for the login field.
@@ -416,7 +411,7 @@ func (r *mutationResolver) UnblockContact(ctx context.Context, id int) (*ent.Con
 
 // AddNote is the resolver for the addNote field.
 func (r *mutationResolver) AddNote(ctx context.Context, conversationID int, body string, mentions []int) (*ent.Message, error) {
-	panic(fmt.Errorf("not implemented: AddNote - addNote"))
+	return r.Conversations.AddNote(ctx, conversations.NoteInput{ConversationID: conversationID, Body: body, Mentions: mentions})
 }
 
 // CreateLabel is the resolver for the createLabel field.

@@ -59,6 +59,8 @@ const (
 	EdgeOwnedConversations = "owned_conversations"
 	// EdgeInternalChats holds the string denoting the internal_chats edge name in mutations.
 	EdgeInternalChats = "internal_chats"
+	// EdgeMentionedIn holds the string denoting the mentioned_in edge name in mutations.
+	EdgeMentionedIn = "mentioned_in"
 	// EdgeMemberships holds the string denoting the memberships edge name in mutations.
 	EdgeMemberships = "memberships"
 	// Table holds the table name of the agent in the database.
@@ -87,6 +89,11 @@ const (
 	// InternalChatsInverseTable is the table name for the Conversation entity.
 	// It exists in this package in order to avoid circular dependency with the "conversation" package.
 	InternalChatsInverseTable = "conversations"
+	// MentionedInTable is the table that holds the mentioned_in relation/edge. The primary key declared below.
+	MentionedInTable = "message_mentions"
+	// MentionedInInverseTable is the table name for the Message entity.
+	// It exists in this package in order to avoid circular dependency with the "message" package.
+	MentionedInInverseTable = "messages"
 	// MembershipsTable is the table that holds the memberships relation/edge.
 	MembershipsTable = "queue_members"
 	// MembershipsInverseTable is the table name for the QueueMember entity.
@@ -125,6 +132,9 @@ var (
 	// InternalChatsPrimaryKey and InternalChatsColumn2 are the table columns denoting the
 	// primary key for the internal_chats relation (M2M).
 	InternalChatsPrimaryKey = []string{"conversation_id", "agent_id"}
+	// MentionedInPrimaryKey and MentionedInColumn2 are the table columns denoting the
+	// primary key for the mentioned_in relation (M2M).
+	MentionedInPrimaryKey = []string{"message_id", "agent_id"}
 )
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -334,6 +344,20 @@ func ByInternalChats(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 	}
 }
 
+// ByMentionedInCount orders the results by mentioned_in count.
+func ByMentionedInCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newMentionedInStep(), opts...)
+	}
+}
+
+// ByMentionedIn orders the results by mentioned_in terms.
+func ByMentionedIn(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newMentionedInStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
 // ByMembershipsCount orders the results by memberships count.
 func ByMembershipsCount(opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -373,6 +397,13 @@ func newInternalChatsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(InternalChatsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2M, true, InternalChatsTable, InternalChatsPrimaryKey...),
+	)
+}
+func newMentionedInStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(MentionedInInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2M, true, MentionedInTable, MentionedInPrimaryKey...),
 	)
 }
 func newMembershipsStep() *sqlgraph.Step {

@@ -33,6 +33,8 @@ const (
 	FieldContactBlocked = "contact_blocked"
 	// FieldContactDeleted holds the string denoting the contact_deleted field in the database.
 	FieldContactDeleted = "contact_deleted"
+	// FieldHasMentions holds the string denoting the has_mentions field in the database.
+	FieldHasMentions = "has_mentions"
 	// FieldOpenKey holds the string denoting the open_key field in the database.
 	FieldOpenKey = "open_key"
 	// FieldLastMessageAt holds the string denoting the last_message_at field in the database.
@@ -184,6 +186,7 @@ var Columns = []string{
 	FieldUnknownContact,
 	FieldContactBlocked,
 	FieldContactDeleted,
+	FieldHasMentions,
 	FieldOpenKey,
 	FieldLastMessageAt,
 	FieldCustomerLastMessageAt,
@@ -236,6 +239,8 @@ var (
 	DefaultContactBlocked bool
 	// DefaultContactDeleted holds the default value on creation for the "contact_deleted" field.
 	DefaultContactDeleted bool
+	// DefaultHasMentions holds the default value on creation for the "has_mentions" field.
+	DefaultHasMentions bool
 	// DefaultLastMessageAt holds the default value on creation for the "last_message_at" field.
 	DefaultLastMessageAt func() time.Time
 )
@@ -308,6 +313,11 @@ func ByContactBlocked(opts ...sql.OrderTermOption) OrderOption {
 // ByContactDeleted orders the results by the contact_deleted field.
 func ByContactDeleted(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldContactDeleted, opts...).ToFunc()
+}
+
+// ByHasMentions orders the results by the has_mentions field.
+func ByHasMentions(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHasMentions, opts...).ToFunc()
 }
 
 // ByOpenKey orders the results by the open_key field.

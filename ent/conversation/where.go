@@ -86,6 +86,11 @@ func ContactDeleted(v bool) predicate.Conversation {
 	return predicate.Conversation(sql.FieldEQ(FieldContactDeleted, v))
 }
 
+// HasMentions applies equality check predicate on the "has_mentions" field. It's identical to HasMentionsEQ.
+func HasMentions(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldHasMentions, v))
+}
+
 // OpenKey applies equality check predicate on the "open_key" field. It's identical to OpenKeyEQ.
 func OpenKey(v string) predicate.Conversation {
 	return predicate.Conversation(sql.FieldEQ(FieldOpenKey, v))
@@ -344,6 +349,16 @@ func ContactDeletedEQ(v bool) predicate.Conversation {
 // ContactDeletedNEQ applies the NEQ predicate on the "contact_deleted" field.
 func ContactDeletedNEQ(v bool) predicate.Conversation {
 	return predicate.Conversation(sql.FieldNEQ(FieldContactDeleted, v))
+}
+
+// HasMentionsEQ applies the EQ predicate on the "has_mentions" field.
+func HasMentionsEQ(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldHasMentions, v))
+}
+
+// HasMentionsNEQ applies the NEQ predicate on the "has_mentions" field.
+func HasMentionsNEQ(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldHasMentions, v))
 }
 
 // OpenKeyEQ applies the EQ predicate on the "open_key" field.

@@ -19,6 +19,8 @@ const (
 	FieldID = "id"
 	// FieldDirection holds the string denoting the direction field in the database.
 	FieldDirection = "direction"
+	// FieldKind holds the string denoting the kind field in the database.
+	FieldKind = "kind"
 	// FieldBody holds the string denoting the body field in the database.
 	FieldBody = "body"
 	// FieldSearchBody holds the string denoting the search_body field in the database.
@@ -59,6 +61,8 @@ const (
 	EdgeSenderContact = "sender_contact"
 	// EdgeAttachments holds the string denoting the attachments edge name in mutations.
 	EdgeAttachments = "attachments"
+	// EdgeMentions holds the string denoting the mentions edge name in mutations.
+	EdgeMentions = "mentions"
 	// Table holds the table name of the message in the database.
 	Table = "messages"
 	// ConversationTable is the table that holds the conversation relation/edge.
@@ -89,12 +93,18 @@ const (
 	AttachmentsInverseTable = "attachments"
 	// AttachmentsColumn is the table column denoting the attachments relation/edge.
 	AttachmentsColumn = "message_attachments"
+	// MentionsTable is the table that holds the mentions relation/edge. The primary key declared below.
+	MentionsTable = "message_mentions"
+	// MentionsInverseTable is the table name for the Agent entity.
+	// It exists in this package in order to avoid circular dependency with the "agent" package.
+	MentionsInverseTable = "agents"
 )
 
 // Columns holds all SQL columns for message fields.
 var Columns = []string{
 	FieldID,
 	FieldDirection,
+	FieldKind,
 	FieldBody,
 	FieldSearchBody,
 	FieldCreatedAt,
@@ -112,6 +122,12 @@ var Columns = []string{
 	FieldWhatsappTemplate,
 	FieldMessagingTag,
 }
+
+var (
+	// MentionsPrimaryKey and MentionsColumn2 are the table columns denoting the
+	// primary key for the mentions relation (M2M).
+	MentionsPrimaryKey = []string{"message_id", "agent_id"}
+)
 
 // ValidColumn reports if the column name is valid (part of the table columns).
 func ValidColumn(column string) bool {
@@ -144,6 +160,18 @@ func DirectionValidator(d schematype.MessageDirection) error {
 	}
 }
 
+const DefaultKind schematype.MessageKind = "MESSAGE"
+
+// KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
+func KindValidator(k schematype.MessageKind) error {
+	switch k {
+	case "MESSAGE", "NOTE":
+		return nil
+	default:
+		return fmt.Errorf("message: invalid enum value for kind field: %q", k)
+	}
+}
+
 // DeliveryStatusValidator is a validator for the "delivery_status" field enum values. It is called by the builders before save.
 func DeliveryStatusValidator(ds schematype.DeliveryStatus) error {
 	switch ds {
@@ -165,6 +193,11 @@ func ByID(opts ...sql.OrderTermOption) OrderOption {
 // ByDirection orders the results by the direction field.
 func ByDirection(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDirection, opts...).ToFunc()
+}
+
+// ByKind orders the results by the kind field.
+func ByKind(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldKind, opts...).ToFunc()
 }
 
 // ByBody orders the results by the body field.
@@ -276,6 +309,20 @@ func ByAttachments(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newAttachmentsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByMentionsCount orders the results by mentions count.
+func ByMentionsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newMentionsStep(), opts...)
+	}
+}
+
+// ByMentions orders the results by mentions terms.
+func ByMentions(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newMentionsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newConversationStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -304,12 +351,26 @@ func newAttachmentsStep() *sqlgraph.Step {
 		sqlgraph.Edge(sqlgraph.O2M, false, AttachmentsTable, AttachmentsColumn),
 	)
 }
+func newMentionsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(MentionsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2M, false, MentionsTable, MentionsPrimaryKey...),
+	)
+}
 
 var (
 	// schematype.MessageDirection must implement graphql.Marshaler.
 	_ graphql.Marshaler = (*schematype.MessageDirection)(nil)
 	// schematype.MessageDirection must implement graphql.Unmarshaler.
 	_ graphql.Unmarshaler = (*schematype.MessageDirection)(nil)
+)
+
+var (
+	// schematype.MessageKind must implement graphql.Marshaler.
+	_ graphql.Marshaler = (*schematype.MessageKind)(nil)
+	// schematype.MessageKind must implement graphql.Unmarshaler.
+	_ graphql.Unmarshaler = (*schematype.MessageKind)(nil)
 )
 
 var (

@@ -156,6 +156,36 @@ func DirectionNotIn(vs ...schematype.MessageDirection) predicate.Message {
 	return predicate.Message(sql.FieldNotIn(FieldDirection, v...))
 }
 
+// KindEQ applies the EQ predicate on the "kind" field.
+func KindEQ(v schematype.MessageKind) predicate.Message {
+	vc := v
+	return predicate.Message(sql.FieldEQ(FieldKind, vc))
+}
+
+// KindNEQ applies the NEQ predicate on the "kind" field.
+func KindNEQ(v schematype.MessageKind) predicate.Message {
+	vc := v
+	return predicate.Message(sql.FieldNEQ(FieldKind, vc))
+}
+
+// KindIn applies the In predicate on the "kind" field.
+func KindIn(vs ...schematype.MessageKind) predicate.Message {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Message(sql.FieldIn(FieldKind, v...))
+}
+
+// KindNotIn applies the NotIn predicate on the "kind" field.
+func KindNotIn(vs ...schematype.MessageKind) predicate.Message {
+	v := make([]any, len(vs))
+	for i := range v {
+		v[i] = vs[i]
+	}
+	return predicate.Message(sql.FieldNotIn(FieldKind, v...))
+}
+
 // BodyEQ applies the EQ predicate on the "body" field.
 func BodyEQ(v string) predicate.Message {
 	return predicate.Message(sql.FieldEQ(FieldBody, v))
@@ -1030,6 +1060,29 @@ func HasAttachments() predicate.Message {
 func HasAttachmentsWith(preds ...predicate.Attachment) predicate.Message {
 	return predicate.Message(func(s *sql.Selector) {
 		step := newAttachmentsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasMentions applies the HasEdge predicate on the "mentions" edge.
+func HasMentions() predicate.Message {
+	return predicate.Message(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2M, false, MentionsTable, MentionsPrimaryKey...),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasMentionsWith applies the HasEdge predicate on the "mentions" edge with a given conditions (other predicates).
+func HasMentionsWith(preds ...predicate.Agent) predicate.Message {
+	return predicate.Message(func(s *sql.Selector) {
+		step := newMentionsStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

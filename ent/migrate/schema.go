@@ -286,6 +286,7 @@ var (
 		{Name: "unknown_contact", Type: field.TypeBool, Default: false},
 		{Name: "contact_blocked", Type: field.TypeBool, Default: false},
 		{Name: "contact_deleted", Type: field.TypeBool, Default: false},
+		{Name: "has_mentions", Type: field.TypeBool, Default: false},
 		{Name: "open_key", Type: field.TypeString, Nullable: true},
 		{Name: "last_message_at", Type: field.TypeTime},
 		{Name: "customer_last_message_at", Type: field.TypeTime, Nullable: true},
@@ -311,37 +312,37 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "conversations_channel_accounts_channel_account",
-				Columns:    []*schema.Column{ConversationsColumns[19]},
+				Columns:    []*schema.Column{ConversationsColumns[20]},
 				RefColumns: []*schema.Column{ChannelAccountsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_contacts_contact",
-				Columns:    []*schema.Column{ConversationsColumns[20]},
+				Columns:    []*schema.Column{ConversationsColumns[21]},
 				RefColumns: []*schema.Column{ContactsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_contact_identities_identity",
-				Columns:    []*schema.Column{ConversationsColumns[21]},
+				Columns:    []*schema.Column{ConversationsColumns[22]},
 				RefColumns: []*schema.Column{ContactIdentitiesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_queues_queue",
-				Columns:    []*schema.Column{ConversationsColumns[22]},
+				Columns:    []*schema.Column{ConversationsColumns[23]},
 				RefColumns: []*schema.Column{QueuesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_agents_owner",
-				Columns:    []*schema.Column{ConversationsColumns[23]},
+				Columns:    []*schema.Column{ConversationsColumns[24]},
 				RefColumns: []*schema.Column{AgentsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_messages_last_message",
-				Columns:    []*schema.Column{ConversationsColumns[24]},
+				Columns:    []*schema.Column{ConversationsColumns[25]},
 				RefColumns: []*schema.Column{MessagesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -350,37 +351,37 @@ var (
 			{
 				Name:    "conversation_open_key",
 				Unique:  true,
-				Columns: []*schema.Column{ConversationsColumns[9]},
+				Columns: []*schema.Column{ConversationsColumns[10]},
 			},
 			{
 				Name:    "conversation_owner_id_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[23], ConversationsColumns[5], ConversationsColumns[10]},
+				Columns: []*schema.Column{ConversationsColumns[24], ConversationsColumns[5], ConversationsColumns[11]},
 			},
 			{
 				Name:    "conversation_queue_id_owner_id_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[22], ConversationsColumns[23], ConversationsColumns[5], ConversationsColumns[10]},
+				Columns: []*schema.Column{ConversationsColumns[23], ConversationsColumns[24], ConversationsColumns[5], ConversationsColumns[11]},
 			},
 			{
 				Name:    "conversation_status_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[4], ConversationsColumns[5], ConversationsColumns[10]},
+				Columns: []*schema.Column{ConversationsColumns[4], ConversationsColumns[5], ConversationsColumns[11]},
 			},
 			{
 				Name:    "conversation_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[5], ConversationsColumns[10]},
+				Columns: []*schema.Column{ConversationsColumns[5], ConversationsColumns[11]},
 			},
 			{
 				Name:    "conversation_contact_id",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[20]},
+				Columns: []*schema.Column{ConversationsColumns[21]},
 			},
 			{
 				Name:    "conversation_route_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[13]},
+				Columns: []*schema.Column{ConversationsColumns[14]},
 			},
 		},
 	}
@@ -539,6 +540,7 @@ var (
 	MessagesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "direction", Type: field.TypeEnum, Enums: []string{"INBOUND", "OUTBOUND", "SYSTEM"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"MESSAGE", "NOTE"}, Default: "MESSAGE"},
 		{Name: "body", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "search_body", Type: field.TypeString, Size: 2147483647, Default: ""},
 		{Name: "created_at", Type: field.TypeTime},
@@ -564,19 +566,19 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "messages_conversations_messages",
-				Columns:    []*schema.Column{MessagesColumns[15]},
+				Columns:    []*schema.Column{MessagesColumns[16]},
 				RefColumns: []*schema.Column{ConversationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "messages_agents_sender_agent",
-				Columns:    []*schema.Column{MessagesColumns[16]},
+				Columns:    []*schema.Column{MessagesColumns[17]},
 				RefColumns: []*schema.Column{AgentsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "messages_contacts_sender_contact",
-				Columns:    []*schema.Column{MessagesColumns[17]},
+				Columns:    []*schema.Column{MessagesColumns[18]},
 				RefColumns: []*schema.Column{ContactsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -585,27 +587,27 @@ var (
 			{
 				Name:    "message_conversation_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[15], MessagesColumns[4]},
+				Columns: []*schema.Column{MessagesColumns[16], MessagesColumns[5]},
 			},
 			{
 				Name:    "message_conversation_id_id",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[15], MessagesColumns[0]},
+				Columns: []*schema.Column{MessagesColumns[16], MessagesColumns[0]},
 			},
 			{
 				Name:    "message_channel_account_id_provider_message_id",
 				Unique:  true,
-				Columns: []*schema.Column{MessagesColumns[7], MessagesColumns[8]},
+				Columns: []*schema.Column{MessagesColumns[8], MessagesColumns[9]},
 			},
 			{
 				Name:    "message_sender_agent_id_client_mutation_id",
 				Unique:  true,
-				Columns: []*schema.Column{MessagesColumns[16], MessagesColumns[9]},
+				Columns: []*schema.Column{MessagesColumns[17], MessagesColumns[10]},
 			},
 			{
 				Name:    "message_next_attempt_at",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[10]},
+				Columns: []*schema.Column{MessagesColumns[11]},
 			},
 		},
 	}
@@ -932,6 +934,31 @@ var (
 			},
 		},
 	}
+	// MessageMentionsColumns holds the columns for the "message_mentions" table.
+	MessageMentionsColumns = []*schema.Column{
+		{Name: "message_id", Type: field.TypeInt},
+		{Name: "agent_id", Type: field.TypeInt},
+	}
+	// MessageMentionsTable holds the schema information for the "message_mentions" table.
+	MessageMentionsTable = &schema.Table{
+		Name:       "message_mentions",
+		Columns:    MessageMentionsColumns,
+		PrimaryKey: []*schema.Column{MessageMentionsColumns[0], MessageMentionsColumns[1]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "message_mentions_message_id",
+				Columns:    []*schema.Column{MessageMentionsColumns[0]},
+				RefColumns: []*schema.Column{MessagesColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "message_mentions_agent_id",
+				Columns:    []*schema.Column{MessageMentionsColumns[1]},
+				RefColumns: []*schema.Column{AgentsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+	}
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		AgentsTable,
@@ -959,6 +986,7 @@ var (
 		WebhookShardsTable,
 		WhatsAppTemplatesTable,
 		ConversationParticipantsTable,
+		MessageMentionsTable,
 	}
 )
 
@@ -1067,4 +1095,6 @@ func init() {
 	}
 	ConversationParticipantsTable.ForeignKeys[0].RefTable = ConversationsTable
 	ConversationParticipantsTable.ForeignKeys[1].RefTable = AgentsTable
+	MessageMentionsTable.ForeignKeys[0].RefTable = MessagesTable
+	MessageMentionsTable.ForeignKeys[1].RefTable = AgentsTable
 }

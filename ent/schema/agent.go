@@ -66,6 +66,8 @@ func (Agent) Edges() []ent.Edge {
 		edge.To("tokens", AuthToken.Type).Annotations(skip(), entsql.OnDelete(entsql.Cascade)),
 		edge.From("owned_conversations", Conversation.Type).Ref("owner").Annotations(skip()),
 		edge.From("internal_chats", Conversation.Type).Ref("participants").Annotations(skip()),
+		// MentionedIn makes Message.mentions many-to-many (message_mentions).
+		edge.From("mentioned_in", Message.Type).Ref("mentions").Annotations(skip()),
 	}
 }
 

@@ -40,6 +40,9 @@ func (Conversation) Fields() []ent.Field {
 		// conversation stays, anonymised, with no contact: clients show it
 		// as "deleted contact".
 		field.Bool("contact_deleted").Default(false),
+		// HasMentions: a note of this conversation mentions agents, so the
+		// access rule looks for mentions (most conversations have none).
+		field.Bool("has_mentions").Default(false).Annotations(skip()),
 		// OpenKey is set while the conversation is open ("account:identity")
 		// and cleared when it is dealt with or ended; its unique index makes
 		// "at most one open conversation per identity per account" a

@@ -22,6 +22,11 @@ func (Message) Fields() []ent.Field {
 	return []ent.Field{
 		field.Enum("direction").GoType(schematype.MessageDirection("")).Immutable().
 			Annotations(entgql.Type("MessageDirection")),
+		// Kind: a NOTE is agents' own (addNote): the outbox, the visitor
+		// and the first-reply log never see it. Exposed by the hand-written
+		// Message.kind.
+		field.Enum("kind").GoType(schematype.MessageKind("")).Default(string(schematype.KindMessage)).
+			Immutable().Annotations(skip()),
 		field.Text("body").Default(""),
 		// SearchBody is the folded body for search (see Contact.search_key).
 		field.Text("search_body").Default("").Annotations(skip()),
@@ -67,6 +72,10 @@ func (Message) Edges() []ent.Edge {
 		edge.To("sender_contact", Contact.Type).Field("sender_contact_id").Unique().
 			Annotations(skip(), entsql.OnDelete(entsql.SetNull)),
 		edge.To("attachments", Attachment.Type),
+		// Mentions are the agents a note names; while the conversation is
+		// open each may read it (internal/conversations/access.go).
+		// Exposed by the hand-written Message.mentions.
+		edge.To("mentions", Agent.Type).Annotations(skip()),
 	}
 }
 

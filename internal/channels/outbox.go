@@ -104,6 +104,8 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	cands, err := s.db.Message.Query().Where(
 		message.DeliveryStatusEQ(schematype.DeliveryPending), message.NextAttemptAtLTE(now),
 		leaseFree(now), message.ChannelAccountIDNotNil(), headOfLine(),
+		// A note is never PENDING; should one be, it still never leaves.
+		message.KindEQ(schematype.KindMessage),
 	).Order(ent.Asc(message.FieldNextAttemptAt), ent.Asc(message.FieldID)).Limit(s.Batch).All(ctx)
 	if err != nil {
 		return 0, err

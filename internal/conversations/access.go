@@ -8,6 +8,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/agent"
 	"github.com/parleyhq/parley/ent/conversation"
+	"github.com/parleyhq/parley/ent/message"
 	"github.com/parleyhq/parley/ent/offer"
 	"github.com/parleyhq/parley/ent/predicate"
 	"github.com/parleyhq/parley/ent/queue"
@@ -31,6 +32,13 @@ import (
 //   - An unowned conversation: the agents it is offered to, and the members
 //     of its queue, see it, manage it, and may claim it by replying or taking
 //     it; the first to do so becomes the owner. They may not delete it.
+//   - An agent mentioned in a note of an open customer conversation reads
+//     it (its messages, notes and events) and adds notes, and nothing more
+//     (no reply, Take, transfer or other change), whoever owns it, until it
+//     is dealt with or ended. The grant is derived from what is stored (the
+//     note's mentions and the conversation's status), so it ends with the
+//     conversation's status and needs no cleanup.
+//   - Whoever sees a conversation may add a private note to it (addNote).
 //   - ADMIN and SYSTEM_OWNER see, manage and delete every conversation,
 //     release any owned one, and reply only to one they own or claim (they
 //     may take an unowned one).
@@ -53,9 +61,9 @@ import (
 // row (never from a row holding only the columns a client selected); the
 // lists use the SQL form of the same relations (relation.where), and a test
 // checks that both forms agree on every kind of conversation. A later rule
-// (deactivated agents see nothing, mentioned agents read until the
-// conversation is dealt with, blocked visitors) is a fact in Facts, a case
-// in relationsOf or Decide, and its SQL in where.
+// (deactivated agents see nothing, blocked visitors) is a fact in Facts, a
+// case in relationsOf or Decide, and its SQL in where, as the mention rule
+// (Facts.Mentioned, relMentioned) is.
 
 // Access is what a caller may do with one conversation.
 type Access struct {
@@ -76,9 +84,12 @@ type Access struct {
 	// Taken: the caller may not see it but could until another agent took
 	// it; Take and Send say CONFLICT instead of NOT_FOUND.
 	Taken bool
+	// Note: add a private note (whoever sees it).
+	Note bool
 
-	// owned, internal and blocked shape the refusals of Check.
-	owned, internal, blocked bool
+	// owned, internal and blocked shape the refusals of Check; mentionOnly:
+	// the caller sees it through a mention alone (read-only).
+	owned, internal, blocked, mentionOnly bool
 }
 
 // Op is one thing a caller does with a conversation.
@@ -95,6 +106,7 @@ const (
 	// OpLabel: put a workspace label on it or take one off; whoever sees
 	// the conversation may.
 	OpLabel
+	OpNote
 )
 
 // Check returns the refusal of op, or nil when a allows it. Who may not see
@@ -102,10 +114,14 @@ const (
 // taken from under them), who sees it but may not do op gets FORBIDDEN, or
 // CONFLICT for claiming one someone owns.
 func (a Access) Check(op Op) error {
-	allowed := map[Op]bool{OpView: a.View, OpReply: a.Reply, OpClaim: a.Claim, OpManage: a.Manage, OpDelete: a.Delete, OpRelease: a.Release, OpLabel: a.View}[op]
+	allowed := map[Op]bool{OpView: a.View, OpReply: a.Reply, OpClaim: a.Claim, OpManage: a.Manage, OpDelete: a.Delete, OpRelease: a.Release, OpLabel: a.View, OpNote: a.Note}[op]
 	switch {
 	case allowed:
 		return nil
+	case a.mentionOnly:
+		return apperr.New(apperr.Forbidden, "a mention lets you read this conversation and add notes, not reply to it or change it")
+	case op == OpNote && a.Taken:
+		return apperr.New(apperr.Forbidden, "another agent took this conversation; only those who see it add notes")
 	case op == OpRelease && (a.Taken || (a.View && a.owned)):
 		return apperr.New(apperr.Forbidden, "only the owner or an admin releases a conversation")
 	case (op == OpReply || op == OpClaim) && (a.Taken || (a.View && a.owned)):
@@ -144,6 +160,11 @@ type Facts struct {
 	WasOffered bool
 	// Blocked: the conversation's contact is blocked.
 	Blocked bool
+	// Status is the conversation's status (a mention grants access while
+	// it is OPEN).
+	Status schematype.ConversationStatus
+	// Mentioned: a note of the conversation mentions the principal.
+	Mentioned bool
 }
 
 // relation is one way a principal relates to a conversation; a principal
@@ -158,10 +179,12 @@ const (
 	relAdmin
 	// relFormer: could see it until another agent took it.
 	relFormer
+	// relMentioned: mentioned in a note of the open conversation.
+	relMentioned
 
-	relations = relOwner | relParticipant | relOffered | relMember | relAdmin | relFormer
+	relations = relOwner | relParticipant | relOffered | relMember | relAdmin | relFormer | relMentioned
 	// seeing are the relations that let a principal see a conversation.
-	seeing = relOwner | relParticipant | relOffered | relMember | relAdmin
+	seeing = relOwner | relParticipant | relOffered | relMember | relAdmin | relMentioned
 )
 
 // relationsOf is which relations p holds with a conversation of facts f.
@@ -192,6 +215,9 @@ func relationsOf(p auth.Principal, f Facts) relation {
 			r |= relMember
 		}
 	}
+	if f.Mentioned && !internal && !f.Blocked && f.Status == schematype.ConversationOpen {
+		r |= relMentioned
+	}
 	if p.IsAdmin() {
 		r |= relAdmin
 	}
@@ -219,6 +245,11 @@ func Decide(p auth.Principal, f Facts) Access {
 			a.Reply, a.Claim = true, true
 		}
 	}
+	if r&relMentioned != 0 {
+		a.View = true
+		a.mentionOnly = r&seeing == relMentioned
+	}
+	a.Note = a.View
 	a.Taken = !a.View && r&relFormer != 0
 	return a
 }
@@ -257,6 +288,9 @@ func (r relation) where(p auth.Principal) predicate.Conversation {
 	case relFormer:
 		return conversation.And(notInternal, conversation.OwnerIDNotNil(), conversation.OwnerIDNEQ(me),
 			conversation.Or(offeredTo(false), member))
+	case relMentioned:
+		return conversation.And(notInternal, conversation.StatusEQ(schematype.ConversationOpen), conversation.HasMentions(true),
+			conversation.HasMessagesWith(message.KindEQ(schematype.KindNote), message.HasMentionsWith(agent.ID(me))))
 	}
 	panic("conversations: where of a combination of relations")
 }
@@ -289,19 +323,20 @@ var (
 )
 
 // Viewers is who sees a conversation through a relation of their own (owner,
-// participants, offered agents and queue members of an unowned one; admins
-// see it by role), computed once per event and shared by every subscriber
-// of an instance.
+// participants, offered agents and queue members of an unowned one, agents
+// mentioned in its notes while it is open; admins see it by role), computed
+// once per event and shared by every subscriber of an instance.
 type Viewers struct {
 	conv *ent.Conversation
-	// participants, offered (actively) and members, by agent id.
-	participants, offered, members map[int]bool
+	// participants, offered (actively), members and mentioned, by agent id.
+	participants, offered, members, mentioned map[int]bool
 }
 
 // viewersOf computes who sees c, with the given client (a transaction's or
-// the root one), in at most one query.
+// the root one), in at most one query, and one more for a conversation
+// whose notes mention agents.
 func viewersOf(ctx context.Context, client *ent.Client, c *ent.Conversation) (*Viewers, error) {
-	v := &Viewers{conv: c, participants: map[int]bool{}, offered: map[int]bool{}, members: map[int]bool{}}
+	v := &Viewers{conv: c, participants: map[int]bool{}, offered: map[int]bool{}, members: map[int]bool{}, mentioned: map[int]bool{}}
 	switch {
 	case c.Channel == schematype.ChannelInternal:
 		ids, err := client.Conversation.QueryParticipants(c).IDs(ctx)
@@ -337,6 +372,16 @@ func viewersOf(ctx context.Context, client *ent.Client, c *ent.Conversation) (*V
 			}
 		}
 	}
+	if c.HasMentions && c.Status == schematype.ConversationOpen && c.Channel != schematype.ChannelInternal && !c.ContactBlocked {
+		ids, err := client.Message.Query().Where(message.ConversationID(c.ID), message.KindEQ(schematype.KindNote)).
+			QueryMentions().IDs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range ids {
+			v.mentioned[id] = true
+		}
+	}
 	return v, nil
 }
 
@@ -347,7 +392,7 @@ func (v *Viewers) facts(p auth.Principal) Facts {
 	return Facts{
 		Channel: v.conv.Channel, OwnerID: v.conv.OwnerID,
 		Participant: v.participants[p.AgentID], Offered: v.offered[p.AgentID], Member: v.members[p.AgentID],
-		Blocked: v.conv.ContactBlocked,
+		Blocked: v.conv.ContactBlocked, Status: v.conv.Status, Mentioned: v.mentioned[p.AgentID],
 	}
 }
 
@@ -366,7 +411,7 @@ func (v *Viewers) Agents() []int {
 	if v.conv.OwnerID != nil && v.conv.Channel != schematype.ChannelInternal {
 		out = append(out, *v.conv.OwnerID)
 	}
-	for _, set := range []map[int]bool{v.participants, v.offered, v.members} {
+	for _, set := range []map[int]bool{v.participants, v.offered, v.members, v.mentioned} {
 		for id := range set {
 			out = append(out, id)
 		}
@@ -435,4 +480,10 @@ func judge(ctx context.Context, client *ent.Client, p auth.Principal, id int) (*
 		return nil, err
 	}
 	return &subject{c: c, viewer: v, access: Decide(p, f)}, nil
+}
+
+// targetable is who may be handed a conversation (Transfer) or mentioned
+// in a note of it (addNote): an active agent, one of ids.
+func targetable(ids ...int) predicate.Agent {
+	return agent.And(agent.IDIn(ids...), agent.Active(true))
 }

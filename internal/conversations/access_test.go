@@ -3,6 +3,7 @@ package conversations
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parleyhq/parley/ent/conversation"
@@ -24,8 +25,10 @@ func TestDecide(t *testing.T) {
 	mine, theirs := new(int), new(int)
 	*mine, *theirs = me, other
 	wa, lc, in := schematype.ChannelWhatsApp, schematype.ChannelLiveChat, schematype.ChannelInternal
+	open := schematype.ConversationOpen
 
-	// V R C M D L T: view, reply, claim, manage, delete, release, taken.
+	// V R C M D L T N: view, reply, claim, manage, delete, release, taken,
+	// note (added to every want that has V).
 	all := "VRCMDL"
 	// candidate: what the agents offered it, and its queue's members, may do.
 	const candidate = "VRCM"
@@ -66,6 +69,17 @@ func TestDecide(t *testing.T) {
 		{"admin, blocked contact, unowned", admin, Facts{Channel: wa, Blocked: true}, "VMD"},
 		{"admin, blocked contact, owns it", admin, Facts{Channel: lc, OwnerID: mine, Blocked: true}, "VMD"},
 		{"nobody", auth.Principal{}, Facts{Channel: wa, Member: true}, ""},
+		{"agent, another's, mentioned", agentP, Facts{Channel: wa, OwnerID: theirs, Mentioned: true, Status: open}, "VN"},
+		{"agent, another's, member, mentioned", agentP, Facts{Channel: wa, OwnerID: theirs, Member: true, Mentioned: true, Status: open}, "VN"},
+		{"agent, unowned, mentioned only", agentP, Facts{Channel: lc, Mentioned: true, Status: open}, "VN"},
+		{"agent, unowned, member, mentioned", agentP, Facts{Channel: wa, Member: true, Mentioned: true, Status: open}, "VRCMN"},
+		{"agent, owns it, mentioned", agentP, Facts{Channel: wa, OwnerID: mine, Mentioned: true, Status: open}, all + "N"},
+		{"agent, another's, mentioned, dealt with", agentP, Facts{Channel: wa, OwnerID: theirs, Mentioned: true, Status: schematype.ConversationDealtWith}, ""},
+		{"agent, another's, mentioned, ended", agentP, Facts{Channel: lc, OwnerID: theirs, Mentioned: true, Status: schematype.ConversationEnded}, ""},
+		{"agent, another's, member, mentioned, dealt with", agentP, Facts{Channel: wa, OwnerID: theirs, Member: true, Mentioned: true, Status: schematype.ConversationDealtWith}, "T"},
+		{"agent, blocked contact, mentioned", agentP, Facts{Channel: wa, OwnerID: theirs, Mentioned: true, Status: open, Blocked: true}, ""},
+		{"agent, internal, mentioned outsider", agentP, Facts{Channel: in, Mentioned: true, Status: open}, ""},
+		{"admin, another's, mentioned", admin, Facts{Channel: wa, OwnerID: theirs, Mentioned: true, Status: open}, "VMDLN"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -74,13 +88,17 @@ func TestDecide(t *testing.T) {
 			for _, x := range []struct {
 				ok bool
 				c  string
-			}{{a.View, "V"}, {a.Reply, "R"}, {a.Claim, "C"}, {a.Manage, "M"}, {a.Delete, "D"}, {a.Release, "L"}, {a.Taken, "T"}} {
+			}{{a.View, "V"}, {a.Reply, "R"}, {a.Claim, "C"}, {a.Manage, "M"}, {a.Delete, "D"}, {a.Release, "L"}, {a.Taken, "T"}, {a.Note, "N"}} {
 				if x.ok {
 					got += x.c
 				}
 			}
-			if got != tc.want {
-				t.Fatalf("Decide = %q, want %q", got, tc.want)
+			want := tc.want
+			if strings.Contains(want, "V") && !strings.HasSuffix(want, "N") {
+				want += "N" // whoever sees a conversation adds notes
+			}
+			if got != want {
+				t.Fatalf("Decide = %q, want %q", got, want)
 			}
 		})
 	}
@@ -94,6 +112,7 @@ func TestCheck(t *testing.T) {
 	agentP := auth.Principal{AgentID: me, Role: schematype.RoleAgent}
 	admin := auth.Principal{AgentID: me, Role: schematype.RoleAdmin}
 	wa, in := schematype.ChannelWhatsApp, schematype.ChannelInternal
+	mentioned := Facts{Channel: wa, OwnerID: theirs, Mentioned: true, Status: schematype.ConversationOpen}
 	cases := []struct {
 		name string
 		p    auth.Principal
@@ -131,6 +150,19 @@ func TestCheck(t *testing.T) {
 		{"admin replies to a blocked contact", admin, Facts{Channel: wa, Blocked: true}, OpReply, apperr.Forbidden},
 		{"admin takes a blocked contact's", admin, Facts{Channel: wa, Blocked: true}, OpClaim, apperr.Forbidden},
 		{"admin manages a blocked contact's", admin, Facts{Channel: wa, Blocked: true}, OpManage, ""},
+		{"mentioned views another's", agentP, mentioned, OpView, ""},
+		{"mentioned adds a note", agentP, mentioned, OpNote, ""},
+		{"mentioned replies", agentP, mentioned, OpReply, apperr.Forbidden},
+		{"mentioned takes", agentP, mentioned, OpClaim, apperr.Forbidden},
+		{"mentioned takes an unowned one", agentP, Facts{Channel: wa, Mentioned: true, Status: schematype.ConversationOpen}, OpClaim, apperr.Forbidden},
+		{"mentioned transfers", agentP, mentioned, OpManage, apperr.Forbidden},
+		{"mentioned releases", agentP, mentioned, OpRelease, apperr.Forbidden},
+		{"mentioned deletes", agentP, mentioned, OpDelete, apperr.Forbidden},
+		{"mentioned views after dealt with", agentP, Facts{Channel: wa, OwnerID: theirs, Mentioned: true, Status: schematype.ConversationDealtWith}, OpView, apperr.NotFound},
+		{"member adds a note", agentP, Facts{Channel: wa, Member: true}, OpNote, ""},
+		{"admin adds a note to another's", admin, Facts{Channel: wa, OwnerID: theirs}, OpNote, ""},
+		{"former candidate adds a note", agentP, Facts{Channel: wa, OwnerID: theirs, Member: true}, OpNote, apperr.Forbidden},
+		{"stranger adds a note", agentP, Facts{Channel: wa, OwnerID: theirs}, OpNote, apperr.NotFound},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,9 +207,20 @@ func TestRuleAndSQLAgree(t *testing.T) {
 				}
 			}
 		}
+		for _, owner := range []auth.Principal{{}, ana, dan} {
+			for _, closed := range []bool{false, true} {
+				for _, blocked := range []bool{false, true} {
+					specs = append(specs,
+						convSpec{channel: schematype.ChannelWhatsApp, queue: q, owner: owner, mentioned: []auth.Principal{cleo, ben}, closed: closed, blocked: blocked},
+						convSpec{channel: schematype.ChannelLiveChat, owner: owner, mentioned: []auth.Principal{ana}, closed: closed, blocked: blocked},
+					)
+				}
+			}
+		}
 		specs = append(specs,
 			convSpec{channel: schematype.ChannelInternal, participants: []auth.Principal{ana, dan}},
 			convSpec{channel: schematype.ChannelInternal, participants: []auth.Principal{ben, admin}},
+			convSpec{channel: schematype.ChannelInternal, participants: []auth.Principal{ben, admin}, mentioned: []auth.Principal{cleo}},
 		)
 		var ids []int
 		for _, s := range specs {
@@ -208,8 +251,9 @@ func TestRuleAndSQLAgree(t *testing.T) {
 				}
 				rels := relationsOf(p, f)
 				sp := specs[i]
-				where := fmt.Sprintf("agent %d (%s), conversation %d (%s, queue %d, owner %d, offered %v, expired %v, participants %v, blocked %v)",
-					p.AgentID, p.Role, id, sp.channel, sp.queue, sp.owner.AgentID, agentIDs(sp.offered), agentIDs(sp.expired), agentIDs(sp.participants), sp.blocked)
+				where := fmt.Sprintf("agent %d (%s), conversation %d (%s, queue %d, owner %d, offered %v, expired %v, participants %v, blocked %v, mentioned %v, closed %v)",
+					p.AgentID, p.Role, id, sp.channel, sp.queue, sp.owner.AgentID, agentIDs(sp.offered), agentIDs(sp.expired), agentIDs(sp.participants), sp.blocked,
+					agentIDs(sp.mentioned), sp.closed)
 				for r := relation(1); r&relations != 0; r <<= 1 {
 					if in := slices.Contains(selected[r], id); in != (rels&r != 0) {
 						t.Errorf("%s: relation %b: SQL selects it %v, facts say %v", where, r, in, rels&r != 0)

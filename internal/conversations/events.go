@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -29,6 +30,8 @@ const (
 	EventConversationUpdated EventKind = "CONVERSATION_UPDATED"
 	EventRemoved             EventKind = "REMOVED"
 	EventSessionEnded        EventKind = "SESSION_ENDED"
+	// EventMentioned: a note in the conversation mentions me (inbox only).
+	EventMentioned EventKind = "MENTIONED"
 	// EventTyping: someone who may write in the conversation started or
 	// stopped typing (ephemeral; never replayed).
 	EventTyping EventKind = "TYPING"
@@ -161,6 +164,11 @@ func (s *Service) inboxEvent(ctx context.Context, p auth.Principal, ev pubsub.Ev
 		e.Kind, e.Message = EventMessageAdded, snap.msg
 	case pubsub.KindMessageUpdated:
 		return nil, nil // delivery statuses matter to the open conversation only
+	case pubsub.KindMentioned:
+		if snap.msg == nil || !slices.Contains(ev.AgentIDs, p.AgentID) {
+			return nil, nil
+		}
+		e.Kind, e.Message = EventMentioned, snap.msg
 	default:
 		e.Kind = EventConversationUpdated
 	}

@@ -67,7 +67,8 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 	// Each view narrows what the caller may see (access.go).
 	switch f.View {
 	case ViewRecent:
-		q.Where(conversation.Archived(false), visibleVia(p, relOwner|relParticipant|relOffered))
+		// Conversations I was mentioned in show until they are dealt with.
+		q.Where(conversation.Archived(false), visibleVia(p, relOwner|relParticipant|relOffered|relMentioned))
 	case ViewMine:
 		q.Where(conversation.Archived(false), visibleVia(p, relOwner))
 	case ViewQueue:
@@ -111,13 +112,18 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 		return nil, err
 	}
 	ids := make([]int, 0, len(conn.Edges))
+	lasts := make([]*ent.Message, 0, len(conn.Edges))
 	for _, e := range conn.Edges {
 		ids = append(ids, e.Node.ID)
+		if m := e.Node.Edges.LastMessage; m != nil {
+			lasts = append(lasts, m)
+		}
 	}
 	sc := scopeOf(ctx)
 	sc.note(p.AgentID, true, ids...)
 	sc.prime(p.AgentID, ids)
 	labels.Prime(ctx, ids)
+	sc.primeNotes(lasts)
 	return conn, nil
 }
 
@@ -141,7 +147,7 @@ var oldestFirst = ent.WithMessageOrder(&ent.MessageOrder{
 })
 
 // Messages pages through a conversation's messages, newest last; without
-// first or last, the newest 20.
+// first or last, the newest 20. A visitor's page leaves notes out.
 func (s *Service) Messages(ctx context.Context, c *ent.Conversation, pg Page) (*ent.MessageConnection, error) {
 	if ok, err := s.sees(ctx, c.ID); err != nil || !ok {
 		if err == nil {
@@ -155,9 +161,21 @@ func (s *Service) Messages(ctx context.Context, c *ent.Conversation, pg Page) (*
 		last = &n
 	}
 	first, last = paging.Clamp(first, last)
-	return s.client.Message.Query().Where(message.ConversationID(c.ID)).
-		WithSenderAgent().WithSenderContact().
+	q := s.client.Message.Query().Where(message.ConversationID(c.ID))
+	if p, _ := auth.FromContext(ctx); !p.IsAgent() {
+		q.Where(message.KindEQ(schematype.KindMessage))
+	}
+	conn, err := q.WithSenderAgent().WithSenderContact().
 		Paginate(ctx, pg.After, first, pg.Before, last, oldestFirst)
+	if err != nil {
+		return nil, err
+	}
+	ms := make([]*ent.Message, 0, len(conn.Edges))
+	for _, e := range conn.Edges {
+		ms = append(ms, e.Node)
+	}
+	scopeOf(ctx).primeNotes(ms)
+	return conn, nil
 }
 
 // LastMessage returns a conversation's newest message, if the caller may see

@@ -41,6 +41,9 @@ func (s *Service) change(ctx context.Context, id int, fn func(tx *ent.Tx, after 
 			s.router.Record(after, d)
 		}
 		s.emit(after, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: id}, sub.viewer.Agents(), false)
+		if err := s.emitMentionsEnded(ctx, tx, after, sub.viewer, out); err != nil {
+			return err
+		}
 		after.Do(func() { s.wake() })
 		return nil
 	})

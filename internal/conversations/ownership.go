@@ -97,7 +97,7 @@ func (s *Service) Transfer(ctx context.Context, id, to int) (*ent.Conversation, 
 		if c.Status != schematype.ConversationOpen {
 			return apperr.Invalid("id", "only open conversations can be transferred")
 		}
-		target, err := tx.Agent.Query().Where(agent.ID(to), agent.Active(true)).Only(ctx)
+		target, err := tx.Agent.Query().Where(targetable(to)).Only(ctx)
 		if ent.IsNotFound(err) {
 			return apperr.Invalid("agentID", "no such active agent")
 		}

@@ -12,14 +12,17 @@ import (
 
 // requestScope is what one GraphQL operation shares between its resolvers:
 // the access verdicts judged so far (so that a page of conversations is not
-// judged again field by field), and the per-request unread loader (an inbox
-// page counts its unread messages in one query, the first time a row asks).
+// judged again field by field), and the per-request unread and mentions
+// loaders (an inbox page counts its unread messages in one query, and a
+// page of messages loads its notes' mentions in one, the first time a row
+// asks).
 // A subscription holds one scope for its life: its deliveries note fresh
 // verdicts, and it never primes the loader, so its counts are never stale.
 type requestScope struct {
 	mu       sync.Mutex
 	verdicts map[[2]int]bool // (agent, conversation) -> may see
 	pages    []*unreadPage
+	notes    []*mentionPage // for the mentions loader (notes.go)
 }
 
 type unreadPage struct {

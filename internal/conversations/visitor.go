@@ -195,7 +195,7 @@ func (s *Service) SubscribeVisitor(ctx context.Context, after string) (<-chan *E
 			if err != nil {
 				return nil, err
 			}
-			if m.ConversationID != p.ConversationID || m.Direction == schematype.DirectionInbound {
+			if m.ConversationID != p.ConversationID || m.Direction == schematype.DirectionInbound || m.Kind != schematype.KindMessage {
 				return nil, nil
 			}
 			return &Event{Kind: EventMessageAdded, ConversationID: p.ConversationID, Message: m}, nil

@@ -88,6 +88,10 @@ type convSpec struct {
 	participants []auth.Principal
 	// blocked: the conversation's contact is blocked.
 	blocked bool
+	// mentioned: agents a note of the conversation mentions; closed: it
+	// was dealt with.
+	mentioned []auth.Principal
+	closed    bool
 }
 
 func (w *world) conv(s convSpec) *ent.Conversation {
@@ -113,6 +117,14 @@ func (w *world) conv(s convSpec) *ent.Conversation {
 	}
 	for _, p := range s.expired {
 		offer(p, false)
+	}
+	if len(s.mentioned) > 0 {
+		w.client.Message.Create().SetConversationID(c.ID).SetKind(schematype.KindNote).
+			SetDirection(schematype.DirectionOutbound).SetBody("note").AddMentionIDs(agentIDs(s.mentioned)...).ExecX(w.ctx)
+		c = c.Update().SetHasMentions(true).SaveX(w.ctx)
+	}
+	if s.closed {
+		c = c.Update().SetStatus(schematype.ConversationDealtWith).SaveX(w.ctx)
 	}
 	return c
 }

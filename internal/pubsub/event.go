@@ -40,6 +40,9 @@ const (
 	// change or reset, role change), published on [SessionsTopic]: every
 	// instance rechecks its open websockets at once.
 	KindSessionsChanged = "sessions.changed"
+	// KindMentioned: note MessageID in ConversationID mentions the agents
+	// in AgentIDs; published on their agent topics.
+	KindMentioned = "mentioned"
 	// KindTyping: AgentIDs[0] (or ContactID, the customer) started or
 	// stopped typing in ConversationID (Typing says which). Ephemeral:
 	// never logged, never replayed.

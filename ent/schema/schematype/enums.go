@@ -92,6 +92,20 @@ func (MessageDirection) Values() []string {
 	return []string{string(DirectionInbound), string(DirectionOutbound), string(DirectionSystem)}
 }
 
+// MessageKind says whether a message belongs to the conversation with the
+// customer (MESSAGE) or is a private note between agents (NOTE): a note is
+// never sent to a provider or shown to a visitor.
+type MessageKind string
+
+// Message kinds.
+const (
+	KindMessage MessageKind = "MESSAGE"
+	KindNote    MessageKind = "NOTE"
+)
+
+// Values lists the kinds for ent's enum column.
+func (MessageKind) Values() []string { return []string{string(KindMessage), string(KindNote)} }
+
 // DeliveryStatus tracks an outbound message through the provider. Statuses
 // only move forward (see Rank); FAILED is final unless a retry succeeds.
 type DeliveryStatus string
@@ -261,6 +275,16 @@ func (e MessageDirection) MarshalGQL(w io.Writer) { marshalEnum(w, string(e)) }
 func (e *MessageDirection) UnmarshalGQL(v any) error {
 	s, err := unmarshalEnum(v, e.Values(), "MessageDirection")
 	*e = MessageDirection(s)
+	return err
+}
+
+// MarshalGQL implements graphql.Marshaler.
+func (e MessageKind) MarshalGQL(w io.Writer) { marshalEnum(w, string(e)) }
+
+// UnmarshalGQL implements graphql.Unmarshaler.
+func (e *MessageKind) UnmarshalGQL(v any) error {
+	s, err := unmarshalEnum(v, e.Values(), "MessageKind")
+	*e = MessageKind(s)
 	return err
 }
 
