@@ -19891,27 +19891,30 @@ func (m *WebhookShardMutation) ResetEdge(name string) error {
 // WhatsAppTemplateMutation represents an operation that mutates the WhatsAppTemplate nodes in the graph.
 type WhatsAppTemplateMutation struct {
 	config
-	op                     Op
-	typ                    string
-	id                     *int
-	created_at             *time.Time
-	updated_at             *time.Time
-	name                   *string
-	language               *string
-	category               *string
-	body                   *string
-	placeholders           *int
-	addplaceholders        *int
-	header                 *string
-	buttons                *string
-	status                 *string
-	provider_id            *string
-	clearedFields          map[string]struct{}
-	channel_account        *int
-	clearedchannel_account bool
-	done                   bool
-	oldValue               func(context.Context) (*WhatsAppTemplate, error)
-	predicates             []predicate.WhatsAppTemplate
+	op                      Op
+	typ                     string
+	id                      *int
+	created_at              *time.Time
+	updated_at              *time.Time
+	name                    *string
+	language                *string
+	category                *string
+	body                    *string
+	placeholders            *int
+	addplaceholders         *int
+	header                  *string
+	buttons                 *string
+	header_component        **schematype.TemplateHeader
+	button_components       *[]schematype.TemplateButton
+	appendbutton_components []schematype.TemplateButton
+	status                  *string
+	provider_id             *string
+	clearedFields           map[string]struct{}
+	channel_account         *int
+	clearedchannel_account  bool
+	done                    bool
+	oldValue                func(context.Context) (*WhatsAppTemplate, error)
+	predicates              []predicate.WhatsAppTemplate
 }
 
 var _ ent.Mutation = (*WhatsAppTemplateMutation)(nil)
@@ -20418,6 +20421,120 @@ func (m *WhatsAppTemplateMutation) ResetButtons() {
 	delete(m.clearedFields, whatsapptemplate.FieldButtons)
 }
 
+// SetHeaderComponent sets the "header_component" field.
+func (m *WhatsAppTemplateMutation) SetHeaderComponent(sh *schematype.TemplateHeader) {
+	m.header_component = &sh
+}
+
+// HeaderComponent returns the value of the "header_component" field in the mutation.
+func (m *WhatsAppTemplateMutation) HeaderComponent() (r *schematype.TemplateHeader, exists bool) {
+	v := m.header_component
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHeaderComponent returns the old "header_component" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldHeaderComponent(ctx context.Context) (v *schematype.TemplateHeader, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHeaderComponent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHeaderComponent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHeaderComponent: %w", err)
+	}
+	return oldValue.HeaderComponent, nil
+}
+
+// ClearHeaderComponent clears the value of the "header_component" field.
+func (m *WhatsAppTemplateMutation) ClearHeaderComponent() {
+	m.header_component = nil
+	m.clearedFields[whatsapptemplate.FieldHeaderComponent] = struct{}{}
+}
+
+// HeaderComponentCleared returns if the "header_component" field was cleared in this mutation.
+func (m *WhatsAppTemplateMutation) HeaderComponentCleared() bool {
+	_, ok := m.clearedFields[whatsapptemplate.FieldHeaderComponent]
+	return ok
+}
+
+// ResetHeaderComponent resets all changes to the "header_component" field.
+func (m *WhatsAppTemplateMutation) ResetHeaderComponent() {
+	m.header_component = nil
+	delete(m.clearedFields, whatsapptemplate.FieldHeaderComponent)
+}
+
+// SetButtonComponents sets the "button_components" field.
+func (m *WhatsAppTemplateMutation) SetButtonComponents(sb []schematype.TemplateButton) {
+	m.button_components = &sb
+	m.appendbutton_components = nil
+}
+
+// ButtonComponents returns the value of the "button_components" field in the mutation.
+func (m *WhatsAppTemplateMutation) ButtonComponents() (r []schematype.TemplateButton, exists bool) {
+	v := m.button_components
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldButtonComponents returns the old "button_components" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldButtonComponents(ctx context.Context) (v []schematype.TemplateButton, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldButtonComponents is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldButtonComponents requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldButtonComponents: %w", err)
+	}
+	return oldValue.ButtonComponents, nil
+}
+
+// AppendButtonComponents adds sb to the "button_components" field.
+func (m *WhatsAppTemplateMutation) AppendButtonComponents(sb []schematype.TemplateButton) {
+	m.appendbutton_components = append(m.appendbutton_components, sb...)
+}
+
+// AppendedButtonComponents returns the list of values that were appended to the "button_components" field in this mutation.
+func (m *WhatsAppTemplateMutation) AppendedButtonComponents() ([]schematype.TemplateButton, bool) {
+	if len(m.appendbutton_components) == 0 {
+		return nil, false
+	}
+	return m.appendbutton_components, true
+}
+
+// ClearButtonComponents clears the value of the "button_components" field.
+func (m *WhatsAppTemplateMutation) ClearButtonComponents() {
+	m.button_components = nil
+	m.appendbutton_components = nil
+	m.clearedFields[whatsapptemplate.FieldButtonComponents] = struct{}{}
+}
+
+// ButtonComponentsCleared returns if the "button_components" field was cleared in this mutation.
+func (m *WhatsAppTemplateMutation) ButtonComponentsCleared() bool {
+	_, ok := m.clearedFields[whatsapptemplate.FieldButtonComponents]
+	return ok
+}
+
+// ResetButtonComponents resets all changes to the "button_components" field.
+func (m *WhatsAppTemplateMutation) ResetButtonComponents() {
+	m.button_components = nil
+	m.appendbutton_components = nil
+	delete(m.clearedFields, whatsapptemplate.FieldButtonComponents)
+}
+
 // SetStatus sets the "status" field.
 func (m *WhatsAppTemplateMutation) SetStatus(s string) {
 	m.status = &s
@@ -20564,7 +20681,7 @@ func (m *WhatsAppTemplateMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *WhatsAppTemplateMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 14)
 	if m.created_at != nil {
 		fields = append(fields, whatsapptemplate.FieldCreatedAt)
 	}
@@ -20594,6 +20711,12 @@ func (m *WhatsAppTemplateMutation) Fields() []string {
 	}
 	if m.buttons != nil {
 		fields = append(fields, whatsapptemplate.FieldButtons)
+	}
+	if m.header_component != nil {
+		fields = append(fields, whatsapptemplate.FieldHeaderComponent)
+	}
+	if m.button_components != nil {
+		fields = append(fields, whatsapptemplate.FieldButtonComponents)
 	}
 	if m.status != nil {
 		fields = append(fields, whatsapptemplate.FieldStatus)
@@ -20629,6 +20752,10 @@ func (m *WhatsAppTemplateMutation) Field(name string) (ent.Value, bool) {
 		return m.Header()
 	case whatsapptemplate.FieldButtons:
 		return m.Buttons()
+	case whatsapptemplate.FieldHeaderComponent:
+		return m.HeaderComponent()
+	case whatsapptemplate.FieldButtonComponents:
+		return m.ButtonComponents()
 	case whatsapptemplate.FieldStatus:
 		return m.Status()
 	case whatsapptemplate.FieldProviderID:
@@ -20662,6 +20789,10 @@ func (m *WhatsAppTemplateMutation) OldField(ctx context.Context, name string) (e
 		return m.OldHeader(ctx)
 	case whatsapptemplate.FieldButtons:
 		return m.OldButtons(ctx)
+	case whatsapptemplate.FieldHeaderComponent:
+		return m.OldHeaderComponent(ctx)
+	case whatsapptemplate.FieldButtonComponents:
+		return m.OldButtonComponents(ctx)
 	case whatsapptemplate.FieldStatus:
 		return m.OldStatus(ctx)
 	case whatsapptemplate.FieldProviderID:
@@ -20745,6 +20876,20 @@ func (m *WhatsAppTemplateMutation) SetField(name string, value ent.Value) error 
 		}
 		m.SetButtons(v)
 		return nil
+	case whatsapptemplate.FieldHeaderComponent:
+		v, ok := value.(*schematype.TemplateHeader)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHeaderComponent(v)
+		return nil
+	case whatsapptemplate.FieldButtonComponents:
+		v, ok := value.([]schematype.TemplateButton)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetButtonComponents(v)
+		return nil
 	case whatsapptemplate.FieldStatus:
 		v, ok := value.(string)
 		if !ok {
@@ -20810,6 +20955,12 @@ func (m *WhatsAppTemplateMutation) ClearedFields() []string {
 	if m.FieldCleared(whatsapptemplate.FieldButtons) {
 		fields = append(fields, whatsapptemplate.FieldButtons)
 	}
+	if m.FieldCleared(whatsapptemplate.FieldHeaderComponent) {
+		fields = append(fields, whatsapptemplate.FieldHeaderComponent)
+	}
+	if m.FieldCleared(whatsapptemplate.FieldButtonComponents) {
+		fields = append(fields, whatsapptemplate.FieldButtonComponents)
+	}
 	if m.FieldCleared(whatsapptemplate.FieldProviderID) {
 		fields = append(fields, whatsapptemplate.FieldProviderID)
 	}
@@ -20832,6 +20983,12 @@ func (m *WhatsAppTemplateMutation) ClearField(name string) error {
 		return nil
 	case whatsapptemplate.FieldButtons:
 		m.ClearButtons()
+		return nil
+	case whatsapptemplate.FieldHeaderComponent:
+		m.ClearHeaderComponent()
+		return nil
+	case whatsapptemplate.FieldButtonComponents:
+		m.ClearButtonComponents()
 		return nil
 	case whatsapptemplate.FieldProviderID:
 		m.ClearProviderID()
@@ -20873,6 +21030,12 @@ func (m *WhatsAppTemplateMutation) ResetField(name string) error {
 		return nil
 	case whatsapptemplate.FieldButtons:
 		m.ResetButtons()
+		return nil
+	case whatsapptemplate.FieldHeaderComponent:
+		m.ResetHeaderComponent()
+		return nil
+	case whatsapptemplate.FieldButtonComponents:
+		m.ResetButtonComponents()
 		return nil
 	case whatsapptemplate.FieldStatus:
 		m.ResetStatus()

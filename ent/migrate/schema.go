@@ -835,6 +835,8 @@ var (
 		{Name: "placeholders", Type: field.TypeInt, Default: 0},
 		{Name: "header", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "buttons", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "header_component", Type: field.TypeJSON, Nullable: true},
+		{Name: "button_components", Type: field.TypeJSON, Nullable: true},
 		{Name: "status", Type: field.TypeString, Size: 40},
 		{Name: "provider_id", Type: field.TypeString, Nullable: true},
 		{Name: "channel_account_id", Type: field.TypeInt},
@@ -847,7 +849,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "whats_app_templates_channel_accounts_channel_account",
-				Columns:    []*schema.Column{WhatsAppTemplatesColumns[12]},
+				Columns:    []*schema.Column{WhatsAppTemplatesColumns[14]},
 				RefColumns: []*schema.Column{ChannelAccountsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -856,7 +858,7 @@ var (
 			{
 				Name:    "whatsapptemplate_channel_account_id_name_language",
 				Unique:  true,
-				Columns: []*schema.Column{WhatsAppTemplatesColumns[12], WhatsAppTemplatesColumns[3], WhatsAppTemplatesColumns[4]},
+				Columns: []*schema.Column{WhatsAppTemplatesColumns[14], WhatsAppTemplatesColumns[3], WhatsAppTemplatesColumns[4]},
 			},
 		},
 	}

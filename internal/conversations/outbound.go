@@ -16,7 +16,7 @@ package conversations
 
 import (
 	"context"
-	"github.com/parleyhq/parley/internal/contacts"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -30,6 +30,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/channels/provider"
+	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/phone"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/store"
@@ -37,10 +38,23 @@ import (
 )
 
 // TemplateInput names a registered WhatsApp template and the values of its
-// body placeholders, {{1}} first.
+// body placeholders, {{1}} first; for a template with a header, the
+// header's parameter (HeaderParameter: a TEXT header's {{1}}; HeaderMediaURL
+// or the message's one attachment: a media header's file); and the
+// parameters of its buttons.
 type TemplateInput struct {
-	Name, Language string
-	Parameters     []string
+	Name, Language   string
+	Parameters       []string
+	HeaderParameter  string
+	HeaderMediaURL   string
+	ButtonParameters []ButtonParameter
+}
+
+// ButtonParameter fills in a template's button by index (from 0): a URL
+// button's {{1}} suffix, or a QUICK_REPLY button's payload.
+type ButtonParameter struct {
+	Index int
+	Value string
 }
 
 // StartInput is an agent's first message to a customer: to a contact
@@ -341,7 +355,7 @@ func (s *Service) shape(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAccoun
 	if acct == nil {
 		return apperr.Invalid("whatsappTemplate", "the conversation's WhatsApp account was removed")
 	}
-	d.template, d.body, err = resolveTemplate(ctx, tx, acct.ID, tpl)
+	d.template, d.body, err = resolveTemplate(ctx, tx, acct.ID, tpl, d.attachmentIDs)
 	return err
 }
 
@@ -391,9 +405,11 @@ func outboundRule(f provider.Facts, cfg schematype.ChannelConfig, last *time.Tim
 
 // resolveTemplate checks a template request against the account's
 // registered templates (the name and language must match one, APPROVED,
-// with one parameter per placeholder) and returns what the outbox sends
-// and the rendered text the timeline shows.
-func resolveTemplate(ctx context.Context, tx *ent.Tx, accountID int, in *TemplateInput) (*schematype.TemplateMessage, string, error) {
+// with one parameter per placeholder of its body, header and buttons) and
+// returns what the outbox sends and the rendered text the timeline shows.
+// attachmentIDs are the message's: one at most, the file of a media header
+// that no headerMediaURL gives.
+func resolveTemplate(ctx context.Context, tx *ent.Tx, accountID int, in *TemplateInput, attachmentIDs []int) (*schematype.TemplateMessage, string, error) {
 	name := strings.TrimSpace(in.Name)
 	lang, ok := provider.TemplateLanguage(in.Language)
 	if !ok {
@@ -421,6 +437,111 @@ func resolveTemplate(ctx context.Context, tx *ent.Tx, accountID int, in *Templat
 		}
 		params[i] = v
 	}
-	return &schematype.TemplateMessage{Name: t.Name, Language: t.Language, Parameters: params},
-		provider.RenderTemplate(t.Body, params), nil
+	out := &schematype.TemplateMessage{Name: t.Name, Language: t.Language, Parameters: params}
+	if out.Header, err = headerParameter(ctx, tx, t, in, attachmentIDs); err != nil {
+		return nil, "", err
+	}
+	if out.Buttons, err = buttonParameters(t, in.ButtonParameters); err != nil {
+		return nil, "", err
+	}
+	text := provider.RenderTemplate(t.Body, params)
+	if h := t.HeaderComponent; h != nil && h.Format == "TEXT" {
+		// The timeline shows the header above the body, as WhatsApp does.
+		ht := h.Text
+		if out.Header != nil {
+			ht = provider.RenderTemplate(ht, []string{out.Header.Text})
+		}
+		text = ht + "\n" + text
+	}
+	return out, text, nil
+}
+
+// headerParameter checks the header parameter a template message gives
+// against template t's header: a TEXT header with {{1}} takes
+// headerParameter; a media header takes headerMediaURL (https) or the
+// message's one attachment, of the header's kind; nothing else takes any.
+func headerParameter(ctx context.Context, tx *ent.Tx, t *ent.WhatsAppTemplate, in *TemplateInput, attachmentIDs []int) (*schematype.TemplateHeaderParameter, error) {
+	h := t.HeaderComponent
+	text, link := strings.TrimSpace(in.HeaderParameter), strings.TrimSpace(in.HeaderMediaURL)
+	media := h != nil && h.Format != "TEXT"
+	switch {
+	case len(attachmentIDs) > 0 && !media:
+		return nil, apperr.Invalid("attachmentIDs", "the WhatsApp template %q has no media header: it takes no attachments", t.Name)
+	case len(attachmentIDs) > 1:
+		return nil, apperr.Invalid("attachmentIDs", "a template's media header takes one file")
+	case link != "" && !media:
+		return nil, apperr.Invalid("whatsappTemplate.headerMediaURL", "the WhatsApp template %q has no media header", t.Name)
+	case text != "" && (h == nil || h.Placeholders() == 0 || media):
+		return nil, apperr.Invalid("whatsappTemplate.headerParameter", "the WhatsApp template %q has no header placeholder", t.Name)
+	case h == nil:
+		return nil, nil
+	case !media && h.Placeholders() == 0:
+		return nil, nil
+	case !media:
+		if text == "" || utf8.RuneCountInString(text) > provider.MaxTemplateHeaderText {
+			return nil, apperr.Invalid("whatsappTemplate.headerParameter",
+				"the WhatsApp template %q takes a header parameter of 1 to %d characters", t.Name, provider.MaxTemplateHeaderText)
+		}
+		return &schematype.TemplateHeaderParameter{Format: h.Format, Text: text}, nil
+	case link != "" && len(attachmentIDs) > 0:
+		return nil, apperr.Invalid("whatsappTemplate.headerMediaURL", "give a headerMediaURL or an attachment, not both")
+	case link != "":
+		u, err := url.Parse(link)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, apperr.Invalid("whatsappTemplate.headerMediaURL", "headerMediaURL must be a public https URL")
+		}
+		return &schematype.TemplateHeaderParameter{Format: h.Format, Link: link}, nil
+	case len(attachmentIDs) == 0:
+		return nil, apperr.Invalid("whatsappTemplate.headerMediaURL",
+			"the WhatsApp template %q has a %s header: give its headerMediaURL or attach the file", t.Name, h.Format)
+	}
+	a, err := tx.Attachment.Get(ctx, attachmentIDs[0])
+	if ent.IsNotFound(err) {
+		return nil, apperr.Invalid("attachmentIDs", "no such attachment")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if want := strings.ToLower(h.Format) + "/"; h.Format != "DOCUMENT" && !strings.HasPrefix(strings.ToLower(a.ContentType), want) {
+		return nil, apperr.Invalid("attachmentIDs", "the template's %s header takes a %s file, not %s", h.Format, strings.TrimSuffix(want, "/"), a.ContentType)
+	}
+	return &schematype.TemplateHeaderParameter{Format: h.Format}, nil
+}
+
+// buttonParameters checks a template message's button parameters against
+// template t's buttons: every URL button with a {{1}} suffix takes one; a
+// QUICK_REPLY button may take a payload; a PHONE_NUMBER button, or a URL
+// without {{1}}, takes none; one per button.
+func buttonParameters(t *ent.WhatsAppTemplate, given []ButtonParameter) ([]schematype.TemplateButtonParameter, error) {
+	const field = "whatsappTemplate.buttonParameters"
+	byIndex := map[int]string{}
+	for _, g := range given {
+		if g.Index < 0 || g.Index >= len(t.ButtonComponents) {
+			return nil, apperr.Invalid(field, "the WhatsApp template %q has %d buttons: there is no button %d (buttons count from 0)",
+				t.Name, len(t.ButtonComponents), g.Index)
+		}
+		if _, dup := byIndex[g.Index]; dup {
+			return nil, apperr.Invalid(field, "button %d is given twice", g.Index)
+		}
+		v := strings.TrimSpace(g.Value)
+		if v == "" || utf8.RuneCountInString(v) > provider.MaxTemplateButtonParameter {
+			return nil, apperr.Invalid(field, "the parameter of button %d must have 1 to %d characters", g.Index, provider.MaxTemplateButtonParameter)
+		}
+		byIndex[g.Index] = v
+	}
+	var out []schematype.TemplateButtonParameter
+	for i, b := range t.ButtonComponents {
+		v, ok := byIndex[i]
+		switch {
+		case b.Placeholders() == 1 && !ok:
+			return nil, apperr.Invalid(field, "the WhatsApp template %q's button %d (%s %q) takes its URL's {{1}}: none given", t.Name, i, b.Type, b.Text)
+		case !ok:
+			continue
+		case b.Type == "QUICK_REPLY" || b.Placeholders() == 1:
+			out = append(out, schematype.TemplateButtonParameter{Index: i, Type: b.Type, Value: v})
+		default:
+			return nil, apperr.Invalid(field, "the WhatsApp template %q's button %d (%s %q) takes no parameter", t.Name, i, b.Type, b.Text)
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,209 @@
+package apitest_test
+
+import (
+	"testing"
+
+	"github.com/parleyhq/parley/internal/apitest"
+	"github.com/parleyhq/parley/internal/store/storetest"
+)
+
+// Tests of the gaps of issue 12 closed after it landed: template headers
+// and buttons, sync marking what Meta no longer lists, and the rest.
+
+type gapsTemplate struct {
+	ID, Name, Language, Category, Body, Status string
+	Header                                     *struct {
+		Format       string
+		Text         *string
+		Placeholders int
+	}
+	Buttons []struct {
+		Type, Text       string
+		URL, PhoneNumber *string
+		Placeholders     int
+	}
+}
+
+// gapsRefused wants r refused with BAD_USER_INPUT naming field, its
+// message containing each of want.
+func gapsRefused(t *testing.T, r *apitest.Response, field string, want ...string) {
+	t.Helper()
+	refused(t, r, "BAD_USER_INPUT", want...)
+	if got, _ := r.Errors[0].Extensions["field"].(string); got != field {
+		t.Fatalf("refusal names field %q, want %q: %s", got, field, r.Raw)
+	}
+}
+
+func gapsTemplates(t *testing.T, a *apitest.Agent, acct string) map[string]gapsTemplate {
+	t.Helper()
+	var out struct{ WhatsappTemplates []gapsTemplate }
+	a.C.MustOp(t, "WhatsAppTemplatesFull", map[string]any{"channelAccountID": acct}, &out)
+	m := map[string]gapsTemplate{}
+	for _, x := range out.WhatsappTemplates {
+		m[x.Name+"/"+x.Language] = x
+	}
+	return m
+}
+
+// TestGapsWhatsAppTemplateHeaderButtons: an admin registers templates with
+// a header and buttons as the Cloud API allows them (and is refused what it
+// does not allow, naming the field); agents see them; a message must give
+// exactly the parameters the header and buttons take; a media header goes
+// out with its link in the header component.
+func TestGapsWhatsAppTemplateHeaderButtons(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		_, w := startChannels(t, b)
+		api := newProvider(t)
+		acct, _ := createAccount(t, w, "WHATSAPP", "whatsapp", map[string]any{
+			"phoneNumberID": "106540352242922", "accessToken": "EAAG-token", "appSecret": "wa-secret",
+			"verifyToken": "v", "apiBaseURL": api.URL(),
+		})
+		create := func(name string, header map[string]any, buttons ...map[string]any) *apitest.Response {
+			in := map[string]any{"name": name, "language": "en", "category": "UTILITY", "body": "Hi {{1}}"}
+			if header != nil {
+				in["header"] = header
+			}
+			if buttons != nil {
+				in["buttons"] = buttons
+			}
+			return w.Admin.C.Op(t, "CreateWhatsAppTemplateFull", map[string]any{"channelAccountID": acct, "input": in})
+		}
+		urlButton := func(u string) map[string]any { return map[string]any{"type": "URL", "text": "Open", "url": u} }
+		for _, c := range []struct {
+			header  map[string]any
+			buttons []map[string]any
+			want    []string
+		}{
+			{map[string]any{"format": "LOCATION"}, nil, []string{"header.format", "TEXT, IMAGE"}},
+			{map[string]any{"format": "TEXT", "text": "A {{1}} and {{2}}"}, nil, []string{"header.text", "one placeholder at most"}},
+			{map[string]any{"format": "TEXT"}, nil, []string{"header.text", "1 to 60"}},
+			{map[string]any{"format": "IMAGE", "text": "x"}, nil, []string{"header.text", "no text"}},
+			{nil, []map[string]any{urlButton("https://x.example/{{1}}/a")}, []string{"buttons[0].url", "only at the end"}},
+			{nil, []map[string]any{urlButton("ftp://x.example/")}, []string{"buttons[0].url", "http"}},
+			{nil, []map[string]any{{"type": "PHONE_NUMBER", "text": "Call", "phoneNumber": "555"}}, []string{"buttons[0].phoneNumber", "E.164"}},
+			{nil, []map[string]any{{"type": "COPY_CODE", "text": "Copy"}}, []string{"buttons[0].type", "QUICK_REPLY, URL"}},
+			{nil, []map[string]any{{"type": "QUICK_REPLY", "text": ""}}, []string{"buttons[0].text", "label"}},
+			{nil, []map[string]any{urlButton("https://a.example/"), urlButton("https://b.example/"), urlButton("https://c.example/")},
+				[]string{"buttons[2]", "2 URL buttons"}},
+		} {
+			gapsRefused(t, create("bad_one", c.header, c.buttons...), c.want[0], c.want[1:]...)
+		}
+		if _, ok := gapsTemplates(t, w.Ana, acct)["bad_one/en"]; ok {
+			t.Fatalf("a refused template was stored")
+		}
+
+		r := create("promo_img", map[string]any{"format": "image"},
+			map[string]any{"type": "URL", "text": "Shop", "url": "https://shop.example/p/{{1}}"},
+			map[string]any{"type": "PHONE_NUMBER", "text": "Call us", "phoneNumber": "+14155550100"},
+			map[string]any{"type": "QUICK_REPLY", "text": "Stop"})
+		if len(r.Errors) > 0 {
+			t.Fatalf("create: %s", r.Raw)
+		}
+		got := gapsTemplates(t, w.Ana, acct)["promo_img/en"]
+		if got.Header == nil || got.Header.Format != "IMAGE" || got.Header.Text != nil || got.Header.Placeholders != 1 ||
+			len(got.Buttons) != 3 || got.Buttons[0].Type != "URL" || got.Buttons[0].Placeholders != 1 ||
+			got.Buttons[0].URL == nil || *got.Buttons[0].URL != "https://shop.example/p/{{1}}" ||
+			got.Buttons[1].PhoneNumber == nil || *got.Buttons[1].PhoneNumber != "+14155550100" || got.Buttons[1].Placeholders != 0 ||
+			got.Buttons[2].Type != "QUICK_REPLY" || got.Buttons[2].URL != nil {
+			t.Fatalf("listed: %+v", got)
+		}
+
+		startWith := func(tpl map[string]any) *apitest.Response {
+			tpl["name"], tpl["language"] = "promo_img", "en"
+			return w.Ana.C.Op(t, "StartConversation", map[string]any{"input": map[string]any{
+				"channelAccountID": acct, "to": "+34600111444", "whatsappTemplate": tpl}})
+		}
+		btn := func(i int, v string) map[string]any { return map[string]any{"index": i, "value": v} }
+		for _, c := range []struct {
+			tpl  map[string]any
+			want []string
+		}{
+			{map[string]any{"parameters": []string{"Ana"}, "buttonParameters": []any{btn(0, "x")}},
+				[]string{"whatsappTemplate.headerMediaURL", "IMAGE header"}},
+			{map[string]any{"parameters": []string{"Ana"}, "headerMediaURL": "http://cdn.example/a.png", "buttonParameters": []any{btn(0, "x")}},
+				[]string{"whatsappTemplate.headerMediaURL", "https"}},
+			{map[string]any{"parameters": []string{"Ana"}, "headerParameter": "x", "headerMediaURL": "https://cdn.example/a.png",
+				"buttonParameters": []any{btn(0, "x")}}, []string{"whatsappTemplate.headerParameter", "no header placeholder"}},
+			{map[string]any{"parameters": []string{"Ana"}, "headerMediaURL": "https://cdn.example/a.png"},
+				[]string{"whatsappTemplate.buttonParameters", "button 0", "none given"}},
+			{map[string]any{"parameters": []string{"Ana"}, "headerMediaURL": "https://cdn.example/a.png",
+				"buttonParameters": []any{btn(0, "x"), btn(1, "y")}}, []string{"whatsappTemplate.buttonParameters", "button 1", "takes no parameter"}},
+			{map[string]any{"parameters": []string{"Ana"}, "headerMediaURL": "https://cdn.example/a.png",
+				"buttonParameters": []any{btn(0, "x"), btn(3, "y")}}, []string{"whatsappTemplate.buttonParameters", "no button 3"}},
+			{map[string]any{"headerMediaURL": "https://cdn.example/a.png", "buttonParameters": []any{btn(0, "x")}},
+				[]string{"whatsappTemplate.parameters", "takes 1 parameters, 0 given"}},
+		} {
+			gapsRefused(t, startWith(c.tpl), c.want[0], c.want[1:]...)
+		}
+		api.mu.Lock()
+		n := len(api.sends)
+		api.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("a refused template was sent")
+		}
+
+		r = startWith(map[string]any{"parameters": []string{"Ana"}, "headerMediaURL": "https://cdn.example/a.png",
+			"buttonParameters": []any{btn(0, "sku-1"), btn(2, "STOP-PROMO")}})
+		if len(r.Errors) > 0 {
+			t.Fatalf("start: %s", r.Raw)
+		}
+		sends := api.waitSends(1)
+		jsonEqual(t, "media header template", sends[0].JSON, map[string]any{
+			"messaging_product": "whatsapp", "recipient_type": "individual", "to": "34600111444", "type": "template",
+			"template": map[string]any{"name": "promo_img", "language": map[string]any{"code": "en"},
+				"components": []any{
+					map[string]any{"type": "header", "parameters": []any{
+						map[string]any{"type": "image", "image": map[string]any{"link": "https://cdn.example/a.png"}}}},
+					map[string]any{"type": "body", "parameters": []any{map[string]any{"type": "text", "text": "Ana"}}},
+					map[string]any{"type": "button", "sub_type": "url", "index": "0",
+						"parameters": []any{map[string]any{"type": "text", "text": "sku-1"}}},
+					map[string]any{"type": "button", "sub_type": "quick_reply", "index": "2",
+						"parameters": []any{map[string]any{"type": "payload", "payload": "STOP-PROMO"}}},
+				}},
+		})
+	})
+}
+
+// TestGapsSyncMarksUnlisted: a sync stores the listed templates' headers
+// and buttons; a template the provider no longer lists (here one
+// registered by hand) becomes DELETED, stays listed, and cannot be sent; a
+// failed sync changes nothing, DELETED marks included.
+func TestGapsSyncMarksUnlisted(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		_, w := startChannels(t, b)
+		g := newGraphTemplates(t)
+		acct, _ := createAccount(t, w, "WHATSAPP", "whatsapp", map[string]any{
+			"phoneNumberID": "106540352242999", "accessToken": "EAAG-sync", "appSecret": "s",
+			"verifyToken": "v", "apiBaseURL": g.srv.URL, "businessAccountID": "987654321",
+		})
+		w.Admin.C.MustOp(t, "CreateWhatsAppTemplate", map[string]any{"channelAccountID": acct, "input": map[string]any{
+			"name": "gone_soon", "language": "en", "category": "UTILITY", "body": "Bye {{1}}"}}, nil)
+		send := func() *apitest.Response {
+			return w.Ana.C.Op(t, "StartConversation", map[string]any{"input": map[string]any{
+				"channelAccountID": acct, "to": "+34600111555",
+				"whatsappTemplate": map[string]any{"name": "gone_soon", "language": "en", "parameters": []string{"Ana"}}}})
+		}
+
+		g.mu.Lock()
+		g.failPage2 = true
+		g.mu.Unlock()
+		refused(t, w.Admin.C.Op(t, "SyncWhatsAppTemplates", map[string]any{"channelAccountID": acct}), "PROVIDER_ERROR")
+		if got := gapsTemplates(t, w.Ana, acct); len(got) != 1 || got["gone_soon/en"].Status != "APPROVED" {
+			t.Fatalf("a failed sync changed templates: %+v", got)
+		}
+		g.mu.Lock()
+		g.failPage2 = false
+		g.mu.Unlock()
+		w.Admin.C.MustOp(t, "SyncWhatsAppTemplates", map[string]any{"channelAccountID": acct}, nil)
+		got := gapsTemplates(t, w.Ana, acct)
+		if len(got) != 4 || got["gone_soon/en"].Status != "DELETED" || got["welcome/pt_BR"].Status != "APPROVED" {
+			t.Fatalf("after sync: %+v", got)
+		}
+		or := got["order_ready/en_US"]
+		if or.Header == nil || or.Header.Format != "TEXT" || or.Header.Text == nil || *or.Header.Text != "Your order" ||
+			or.Header.Placeholders != 0 || len(or.Buttons) != 1 || or.Buttons[0].Type != "QUICK_REPLY" || or.Buttons[0].Text != "Thanks" {
+			t.Fatalf("synced header and buttons: %+v", or)
+		}
+		refused(t, send(), "BAD_USER_INPUT", "DELETED")
+	})
+}
