@@ -30,6 +30,8 @@ type Tx struct {
 	Contact *ContactClient
 	// ContactIdentity is the client for interacting with the ContactIdentity builders.
 	ContactIdentity *ContactIdentityClient
+	// ContactMerge is the client for interacting with the ContactMerge builders.
+	ContactMerge *ContactMergeClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
 	// EventCounter is the client for interacting with the EventCounter builders.
@@ -197,6 +199,7 @@ func (tx *Tx) init() {
 	tx.ChannelAccount = NewChannelAccountClient(tx.config)
 	tx.Contact = NewContactClient(tx.config)
 	tx.ContactIdentity = NewContactIdentityClient(tx.config)
+	tx.ContactMerge = NewContactMergeClient(tx.config)
 	tx.Conversation = NewConversationClient(tx.config)
 	tx.EventCounter = NewEventCounterClient(tx.config)
 	tx.EventLog = NewEventLogClient(tx.config)

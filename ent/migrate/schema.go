@@ -275,6 +275,27 @@ var (
 			},
 		},
 	}
+	// ContactMergesColumns holds the columns for the "contact_merges" table.
+	ContactMergesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "from_contact_id", Type: field.TypeInt, Unique: true},
+		{Name: "merged_at", Type: field.TypeTime},
+		{Name: "into_contact_id", Type: field.TypeInt},
+	}
+	// ContactMergesTable holds the schema information for the "contact_merges" table.
+	ContactMergesTable = &schema.Table{
+		Name:       "contact_merges",
+		Columns:    ContactMergesColumns,
+		PrimaryKey: []*schema.Column{ContactMergesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "contact_merges_contacts_into",
+				Columns:    []*schema.Column{ContactMergesColumns[3]},
+				RefColumns: []*schema.Column{ContactsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+	}
 	// ConversationsColumns holds the columns for the "conversations" table.
 	ConversationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -897,6 +918,7 @@ var (
 		ChannelAccountsTable,
 		ContactsTable,
 		ContactIdentitiesTable,
+		ContactMergesTable,
 		ConversationsTable,
 		EventCountersTable,
 		EventLogsTable,
@@ -947,6 +969,10 @@ func init() {
 	ContactIdentitiesTable.ForeignKeys[1].RefTable = ChannelAccountsTable
 	ContactIdentitiesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(25769803776),
+	}
+	ContactMergesTable.ForeignKeys[0].RefTable = ContactsTable
+	ContactMergesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(94489280512),
 	}
 	ConversationsTable.ForeignKeys[0].RefTable = ChannelAccountsTable
 	ConversationsTable.ForeignKeys[1].RefTable = ContactsTable

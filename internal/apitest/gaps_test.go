@@ -1,6 +1,8 @@
 package apitest_test
 
 import (
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/parleyhq/parley/internal/apitest"
@@ -205,5 +207,91 @@ func TestGapsSyncMarksUnlisted(t *testing.T) {
 			t.Fatalf("synced header and buttons: %+v", or)
 		}
 		refused(t, send(), "BAD_USER_INPUT", "DELETED")
+	})
+}
+
+// TestGapsStartAfterMerge: startConversation with the id of a contact
+// merged away reaches the survivor (through a chain of merges too); a
+// survivor deleted since is NOT_FOUND; starts running while the contact is
+// merged all succeed and meet in one conversation of the survivor.
+func TestGapsStartAfterMerge(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		_, w := startChannels(t, b)
+		api := newProvider(t)
+		sms, _ := createAccount(t, w, "SMS", "sms", map[string]any{
+			"accountSID": "AC11111111111111111111111111111111", "authToken": "auth-token", "fromNumber": "+14155550100", "apiBaseURL": api.URL(),
+		})
+		startTo := func(contactID, body string) *apitest.Response {
+			return w.Ana.C.Op(t, "StartConversation", map[string]any{"input": map[string]any{
+				"channelAccountID": sms, "contactID": contactID, "body": body}})
+		}
+		merge := func(into, from string) {
+			w.Admin.C.MustOp(t, "MergeContacts", map[string]any{"into": into, "from": from}, nil)
+		}
+		a := createContact(t, w.Ana, map[string]any{"displayName": "Ana Old", "phone": "+34611000001"})
+		bb := createContact(t, w.Ana, map[string]any{"displayName": "Bea", "phone": "+34611000002"})
+		c := createContact(t, w.Ana, map[string]any{"displayName": "Cris"})
+		merge(bb.ID, a.ID)
+		var out started
+		r := startTo(a.ID, "hello after the merge")
+		if len(r.Errors) > 0 {
+			t.Fatalf("start with a merged contact: %s", r.Raw)
+		}
+		r.Decode(t, &out)
+		if got := out.StartConversation.Conversation.Contact.ID; got != bb.ID {
+			t.Fatalf("the start reached contact %s, want the survivor %s", got, bb.ID)
+		}
+		conv := out.StartConversation.Conversation.ID
+		// A chain: Bea merged into Cris; Ana Old's id now leads to Cris, in
+		// the same conversation (it moved with Bea's identity).
+		merge(c.ID, bb.ID)
+		r = startTo(a.ID, "hello after two merges")
+		if len(r.Errors) > 0 {
+			t.Fatalf("start through a chain of merges: %s", r.Raw)
+		}
+		r.Decode(t, &out)
+		if out.StartConversation.Conversation.Contact.ID != c.ID || out.StartConversation.Conversation.ID != conv {
+			t.Fatalf("start through a chain: contact %s in %s, want %s in %s",
+				out.StartConversation.Conversation.Contact.ID, out.StartConversation.Conversation.ID, c.ID, conv)
+		}
+		w.Admin.C.MustOp(t, "DeleteContact", map[string]any{"id": c.ID}, nil)
+		refused(t, startTo(a.ID, "nobody left"), "NOT_FOUND")
+		refused(t, startTo(bb.ID, "nobody left"), "NOT_FOUND")
+
+		// Starts racing a merge: none fails, all in one conversation, whose
+		// contact is the survivor (who took the merged one's number).
+		for round := 0; round < 3; round++ {
+			d := createContact(t, w.Ana, map[string]any{"displayName": "Dario", "phone": fmt.Sprintf("+3461200000%d", round)})
+			e := createContact(t, w.Ana, map[string]any{"displayName": "Eva"})
+			const n = 6
+			var wg sync.WaitGroup
+			raws := make([]string, n)
+			convs := make([]string, n)
+			for i := 0; i < n; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := startTo(d.ID, fmt.Sprintf("round %d start %d", round, i))
+					if len(r.Errors) > 0 {
+						raws[i] = string(r.Raw)
+						return
+					}
+					var o started
+					r.Decode(t, &o)
+					convs[i] = o.StartConversation.Conversation.ID
+				}()
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); merge(e.ID, d.ID) }()
+			wg.Wait()
+			for i := range raws {
+				if raws[i] != "" || convs[i] != convs[0] {
+					t.Fatalf("round %d: starts racing the merge: %v %v", round, convs, raws)
+				}
+			}
+			if got := customer(t, w.Admin, convs[0]); got == nil || got.Contact == nil || got.Contact.ID != e.ID || len(got.Messages.Edges) != n {
+				t.Fatalf("round %d: the conversation after the merge: %+v", round, got)
+			}
+		}
 	})
 }

@@ -16,12 +16,14 @@ package conversations
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/message"
@@ -74,8 +76,10 @@ type StartInput struct {
 // the customer's open conversation there, or in a new one the agent owns.
 // Concurrent starts for one customer on one account meet in one
 // conversation (the unique open key and identity indexes decide; the loser
-// retries and finds the winner's rows). A retried start with the same
-// clientMutationID returns the first message.
+// retries and finds the winner's rows). A contact merged into another,
+// before or during the start, is reached as the survivor (its id forwards
+// to it; a merge under way makes the start try again). A retried start
+// with the same clientMutationID returns the first message.
 func (s *Service) Start(ctx context.Context, in StartInput) (*Sent, error) {
 	p, err := auth.Agent(ctx)
 	if err != nil {
@@ -105,7 +109,10 @@ func (s *Service) Start(ctx context.Context, in StartInput) (*Sent, error) {
 				return prev, perr
 			}
 		}
-		if !ent.IsConstraintError(err) && !isSerialization(err) {
+		// A constraint or serialization failure, or the contact merged
+		// away meanwhile: the next attempt finds the winner's rows, or the
+		// surviving contact.
+		if !ent.IsConstraintError(err) && !isSerialization(err) && !errors.Is(err, contacts.ErrMoved) {
 			return nil, store.Coded(err, "conversation")
 		}
 		lastErr = err
@@ -253,7 +260,7 @@ func (s *Service) recipient(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAc
 		ext := f.SenderIDOf(e164)
 		ident, err := tx.ContactIdentity.Query().Where(contactidentity.ChannelAccountID(acct.ID), contactidentity.ExternalID(ext)).Only(ctx)
 		if err == nil {
-			ct, err := tx.Contact.Get(ctx, ident.ContactID)
+			ct, err := lockContact(ctx, tx, ident.ContactID)
 			return ident, ct, err
 		}
 		if !ent.IsNotFound(err) {
@@ -276,10 +283,11 @@ func (s *Service) recipient(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAc
 		ident, err = newIdentity(ctx, tx, acct, ext, ct.ID)
 		return ident, ct, err
 	}
-	ct, err := tx.Contact.Get(ctx, in.ContactID)
-	if ent.IsNotFound(err) {
-		return nil, nil, apperr.NotFoundf("contact")
+	id, err := contactNow(ctx, tx, in.ContactID)
+	if err != nil {
+		return nil, nil, err
 	}
+	ct, err := lockContact(ctx, tx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -311,6 +319,37 @@ func (s *Service) recipient(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAc
 	}
 	ident, err = newIdentity(ctx, tx, acct, ext, ct.ID)
 	return ident, ct, err
+}
+
+// contactNow is where contact id is now: id itself, or the contact it was
+// merged into (an agent may start from a contact page opened before the
+// merge); NOT_FOUND when it was deleted.
+func contactNow(ctx context.Context, tx *ent.Tx, id int) (int, error) {
+	if n, err := tx.Contact.Query().Where(contact.ID(id)).Count(ctx); err != nil || n == 1 {
+		return id, err
+	}
+	into, err := contacts.Survivor(ctx, tx, id)
+	if err != nil {
+		return 0, err
+	}
+	if into == 0 {
+		return 0, apperr.NotFoundf("contact")
+	}
+	return into, nil
+}
+
+// lockContact locks contact id for the rest of tx (contacts.Lock: a merge,
+// delete or block of it waits for this start, or this start for them);
+// contacts.ErrMoved when it went in between, and Start tries again.
+func lockContact(ctx context.Context, tx *ent.Tx, id int) (*ent.Contact, error) {
+	locked, err := contacts.Lock(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(locked) == 0 {
+		return nil, contacts.ErrMoved
+	}
+	return locked[0], nil
 }
 
 func newIdentity(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAccount, ext string, contactID int) (*ent.ContactIdentity, error) {
