@@ -1,11 +1,15 @@
 package apitest_test
 
 import (
+	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 
+	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/internal/apitest"
+	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/store/storetest"
 )
 
@@ -292,6 +296,72 @@ func TestGapsStartAfterMerge(t *testing.T) {
 			if got := customer(t, w.Admin, convs[0]); got == nil || got.Contact == nil || got.Contact.ID != e.ID || len(got.Messages.Edges) != n {
 				t.Fatalf("round %d: the conversation after the merge: %+v", round, got)
 			}
+		}
+	})
+}
+
+// TestGapsPhoneKeyBackfill: contacts written before the unique phone key
+// existed (rows without it) get it from their normalised phone, the
+// earliest of those sharing a number only; a number another contact holds
+// and a phone that is no number stay unkeyed. Two backfills at once key
+// each contact once, a third changes nothing; afterwards a WhatsApp sender
+// with a backfilled number joins that contact.
+func TestGapsPhoneKeyBackfill(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := apitest.Start(t, apitest.Options{Backend: b})
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		db := s.App.DB.Client
+		ctx := context.Background()
+		old := func(name, ph string) *ent.Contact {
+			return db.Contact.Create().SetDisplayName(name).SetPhone(ph).SetKnown(true).SaveX(ctx)
+		}
+		first := old("First", "+34 613 000 001")
+		second := old("Second", "0034613000001")
+		held := old("Held", "+34613000002")
+		holder := db.Contact.Create().SetDisplayName("Holder").SetPhone("+34613000002").SetPhoneKey("+34613000002").SaveX(ctx)
+		bad := old("Bad", "call me")
+		us := old("Us", "+1 (415) 555-0100")
+
+		var wg sync.WaitGroup
+		results := make([]contacts.Backfilled, 2)
+		errs := make([]error, 2)
+		for i := range results {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i], errs[i] = s.App.Contacts.BackfillPhoneKeys(ctx)
+			}()
+		}
+		wg.Wait()
+		if errs[0] != nil || errs[1] != nil {
+			t.Fatalf("backfill: %v %v", errs[0], errs[1])
+		}
+		if k := results[0].Keyed + results[1].Keyed; k != 2 {
+			t.Fatalf("two backfills keyed %d contacts, want 2: %+v", k, results)
+		}
+		key := func(c *ent.Contact) string {
+			got := db.Contact.GetX(ctx, c.ID)
+			if got.PhoneKey == nil {
+				return ""
+			}
+			return *got.PhoneKey
+		}
+		for _, c := range []struct {
+			c    *ent.Contact
+			want string
+		}{{first, "+34613000001"}, {second, ""}, {held, ""}, {holder, "+34613000002"}, {bad, ""}, {us, "+14155550100"}} {
+			if got := key(c.c); got != c.want {
+				t.Fatalf("contact %s: key %q, want %q", c.c.DisplayName, got, c.want)
+			}
+		}
+		again, err := s.App.Contacts.BackfillPhoneKeys(ctx)
+		if err != nil || again != (contacts.Backfilled{Shared: 2, Invalid: 1}) {
+			t.Fatalf("a third backfill: %+v %v", again, err)
+		}
+
+		conv := w.Inbound(t, w.WhatsApp, "34613000001", "hello, it's me")
+		if got := customer(t, w.Admin, conv); got == nil || got.Contact == nil || got.Contact.ID != strconv.Itoa(first.ID) {
+			t.Fatalf("the sender did not join the backfilled contact: %+v", got)
 		}
 	})
 }

@@ -66,6 +66,8 @@ type App struct {
 	// Channels receives the WhatsApp, Messenger and SMS webhooks and
 	// delivers replies (its workers run from Start).
 	Channels *channels.Service
+	// Contacts is the contact directory; Start backfills its phone keys.
+	Contacts *contacts.Service
 	// DemoLogins is set when this start seeded the demo workspace.
 	DemoLogins []seed.Login
 
@@ -209,9 +211,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Attachments.VisitorGate = live.CheckUpload
 	tpls := templates.NewService(client)
 	tpls.Conversations = a.Convs
+	a.Contacts = contacts.NewService(client, a.Convs)
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
-		Templates: tpls, Contacts: contacts.NewService(client, a.Convs),
+		Templates: tpls, Contacts: a.Contacts,
 		Channels:      a.Channels,
 		Conversations: a.Convs,
 		Presence:      a.Presence,
@@ -245,7 +248,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
-	for _, run := range []func(context.Context){a.Router.Run, a.Convs.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens, a.closeRevokedSockets} {
+	for _, run := range []func(context.Context){a.Router.Run, a.Convs.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens, a.closeRevokedSockets, a.backfillPhoneKeys} {
 		a.bg.Add(1)
 		go func() {
 			defer a.bg.Done()
@@ -274,6 +277,20 @@ func (a *App) closeRevokedSockets(ctx context.Context) {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// backfillPhoneKeys keys the contacts written before the unique phone key
+// existed, once per start (idempotent; instances may run it together).
+// It logs counts only, never numbers or names.
+func (a *App) backfillPhoneKeys(ctx context.Context) {
+	n, err := a.Contacts.BackfillPhoneKeys(ctx)
+	if err != nil && ctx.Err() == nil {
+		a.Log.Warn("backfill contact phone keys", "err", err)
+	}
+	if n.Keyed > 0 || n.Shared > 0 || n.Invalid > 0 {
+		a.Log.Info("backfilled contact phone keys", "keyed", n.Keyed,
+			"unkeyed_shared_number", n.Shared, "unkeyed_invalid_number", n.Invalid)
 	}
 }
 
