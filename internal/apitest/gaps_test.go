@@ -2,10 +2,13 @@ package apitest_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/internal/apitest"
@@ -363,5 +366,103 @@ func TestGapsPhoneKeyBackfill(t *testing.T) {
 		if got := customer(t, w.Admin, conv); got == nil || got.Contact == nil || got.Contact.ID != strconv.Itoa(first.ID) {
 			t.Fatalf("the sender did not join the backfilled contact: %+v", got)
 		}
+	})
+}
+
+// gapsInboxEvent is the InboxEventsContact selection of the contract.
+type gapsInboxEvent struct {
+	Kind           string
+	ConversationID string
+	Conversation   *struct {
+		ID      string
+		Owner   *struct{ ID string }
+		Contact *struct{ ID string }
+	}
+	Message *struct{ ID, Body string }
+}
+
+// gapsAwait reads ws's inbox events until one about conversation conv of
+// kind kind, and returns it; an event of another kind about conv before it
+// fails the test, unless it is one of skip.
+func gapsAwait(t *testing.T, ws *apitest.WS, who, conv, kind string, skip ...string) gapsInboxEvent {
+	t.Helper()
+	for {
+		data := result(t, ws, "inbox", eventTimeout)
+		var out struct{ InboxEvents *gapsInboxEvent }
+		if err := json.Unmarshal(data, &out); err != nil || out.InboxEvents == nil {
+			t.Fatalf("%s: not an inboxEvents result: %s", who, data)
+		}
+		ev := *out.InboxEvents
+		if ev.ConversationID != conv {
+			continue
+		}
+		if ev.Kind == kind {
+			return ev
+		}
+		if !slices.Contains(skip, ev.Kind) {
+			t.Fatalf("%s: waiting for %s of %s, got %s", who, kind, conv, data)
+		}
+	}
+}
+
+// TestGapsRealtimeContacts: blockContact takes the contact's conversation
+// out of the inboxes of the agents who saw it (REMOVED), unblockContact
+// brings it back (CONVERSATION_CREATED, with the conversation and its
+// newest message), and mergeContacts tells whoever sees a moved
+// conversation (CONVERSATION_UPDATED, with the surviving contact); an
+// agent who sees none of it hears nothing.
+func TestGapsRealtimeContacts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := apitest.Start(t, apitest.Options{Backend: b})
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		socks := map[string]*apitest.WS{}
+		for name, a := range map[string]*apitest.Agent{"Ana": w.Ana, "Ben": w.Ben, "Dan": w.Dan} {
+			socks[name] = dialAs(t, s, apitest.TransportWS, a.Token)
+			socks[name].SubscribeOp(t, "inbox", "InboxEventsContact", nil)
+		}
+		waitSubscribed(t, s, 3)
+
+		const first = "hola, soy X"
+		conv := w.Inbound(t, w.WhatsApp, "34600777001", first)
+		x := customer(t, w.Admin, conv).Contact.ID
+		for _, who := range []string{"Ana", "Ben"} {
+			gapsAwait(t, socks[who], who, conv, "CONVERSATION_CREATED", "MESSAGE_ADDED", "CONVERSATION_UPDATED")
+		}
+
+		w.Admin.C.MustOp(t, "BlockContact", map[string]any{"id": x}, nil)
+		for _, who := range []string{"Ana", "Ben"} {
+			ev := gapsAwait(t, socks[who], who, conv, "REMOVED", "MESSAGE_ADDED", "CONVERSATION_UPDATED", "CONVERSATION_CREATED")
+			if ev.Conversation != nil || ev.Message != nil {
+				t.Fatalf("%s: REMOVED carries the conversation: %+v", who, ev)
+			}
+		}
+		w.Admin.C.MustOp(t, "UnblockContact", map[string]any{"id": x}, nil)
+		for _, who := range []string{"Ana", "Ben"} {
+			ev := gapsAwait(t, socks[who], who, conv, "CONVERSATION_CREATED")
+			if ev.Conversation == nil || ev.Conversation.ID != conv || ev.Conversation.Contact == nil || ev.Conversation.Contact.ID != x ||
+				ev.Message == nil || ev.Message.Body != first {
+				t.Fatalf("%s: the unblocked conversation: %+v", who, ev)
+			}
+		}
+
+		// Y writes; Ben takes the conversation (Ana loses it); Y is merged
+		// into X: Ben, who sees it, hears it moved to X; Ana nothing.
+		other := w.Inbound(t, w.WhatsApp, "34600777002", "hola, soy Y")
+		y := customer(t, w.Admin, other).Contact.ID
+		for _, who := range []string{"Ana", "Ben"} {
+			gapsAwait(t, socks[who], who, other, "CONVERSATION_CREATED", "MESSAGE_ADDED", "CONVERSATION_UPDATED")
+		}
+		w.Ben.C.MustOp(t, "TakeConversation", map[string]any{"id": other}, nil)
+		gapsAwait(t, socks["Ana"], "Ana", other, "REMOVED", "MESSAGE_ADDED", "CONVERSATION_UPDATED", "CONVERSATION_CREATED")
+		gapsAwait(t, socks["Ben"], "Ben", other, "CONVERSATION_UPDATED", "MESSAGE_ADDED", "CONVERSATION_CREATED")
+
+		w.Admin.C.MustOp(t, "MergeContacts", map[string]any{"into": x, "from": y}, nil)
+		ev := gapsAwait(t, socks["Ben"], "Ben", other, "CONVERSATION_UPDATED")
+		if ev.Conversation == nil || ev.Conversation.Contact == nil || ev.Conversation.Contact.ID != x ||
+			ev.Conversation.Owner == nil || ev.Conversation.Owner.ID != w.Ben.ID {
+			t.Fatalf("Ben: the merged conversation: %+v", ev)
+		}
+		socks["Ana"].ExpectNone(t, "inbox", 300*time.Millisecond)
+		socks["Dan"].ExpectNone(t, "inbox", 300*time.Millisecond)
 	})
 }
