@@ -1,9 +1,12 @@
 package apitest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
@@ -170,6 +173,46 @@ func TestGapsWhatsAppTemplateHeaderButtons(t *testing.T) {
 						"parameters": []any{map[string]any{"type": "payload", "payload": "STOP-PROMO"}}},
 				}},
 		})
+
+		// The header's image as the message's attachment: sent as its
+		// signed link, which serves the file.
+		img := pngImage()
+		att := upload(t, w.Ana, "banner.png", img)
+		withFile := func(tpl map[string]any, ids ...string) *apitest.Response {
+			tpl["name"], tpl["language"] = "promo_img", "en"
+			return w.Ana.C.Op(t, "StartConversation", map[string]any{"input": map[string]any{
+				"channelAccountID": acct, "to": "+34600111445", "whatsappTemplate": tpl, "attachmentIDs": ids}})
+		}
+		gapsRefused(t, withFile(map[string]any{"parameters": []string{"Bo"}, "headerMediaURL": "https://cdn.example/a.png",
+			"buttonParameters": []any{btn(0, "x")}}, att), "whatsappTemplate.headerMediaURL", "not both")
+		r = withFile(map[string]any{"parameters": []string{"Bo"}, "buttonParameters": []any{btn(0, "sku-2")}}, att)
+		if len(r.Errors) > 0 {
+			t.Fatalf("start with the header's file attached: %s", r.Raw)
+		}
+		sends = api.waitSends(2)
+		comps, _ := sends[1].JSON["template"].(map[string]any)["components"].([]any)
+		var link string
+		if len(comps) == 3 {
+			h, _ := comps[0].(map[string]any)
+			if ps, _ := h["parameters"].([]any); h["type"] == "header" && len(ps) == 1 {
+				p, _ := ps[0].(map[string]any)
+				if p["type"] == "image" {
+					link, _ = p["image"].(map[string]any)["link"].(string)
+				}
+			}
+		}
+		if link == "" {
+			t.Fatalf("the attachment is not the header's image: %v", sends[1].JSON)
+		}
+		resp, err := http.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, img) {
+			t.Fatalf("the header link serves %d, %d bytes", resp.StatusCode, len(body))
+		}
 	})
 }
 
