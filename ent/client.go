@@ -23,6 +23,7 @@ import (
 	"github.com/parleyhq/parley/ent/channelaccount"
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
+	"github.com/parleyhq/parley/ent/contactmerge"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/conversationlabel"
 	"github.com/parleyhq/parley/ent/eventcounter"
@@ -64,6 +65,8 @@ type Client struct {
 	Contact *ContactClient
 	// ContactIdentity is the client for interacting with the ContactIdentity builders.
 	ContactIdentity *ContactIdentityClient
+	// ContactMerge is the client for interacting with the ContactMerge builders.
+	ContactMerge *ContactMergeClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
 	// ConversationLabel is the client for interacting with the ConversationLabel builders.
@@ -115,6 +118,7 @@ func (c *Client) init() {
 	c.ChannelAccount = NewChannelAccountClient(c.config)
 	c.Contact = NewContactClient(c.config)
 	c.ContactIdentity = NewContactIdentityClient(c.config)
+	c.ContactMerge = NewContactMergeClient(c.config)
 	c.Conversation = NewConversationClient(c.config)
 	c.ConversationLabel = NewConversationLabelClient(c.config)
 	c.EventCounter = NewEventCounterClient(c.config)
@@ -231,6 +235,7 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ChannelAccount:    NewChannelAccountClient(cfg),
 		Contact:           NewContactClient(cfg),
 		ContactIdentity:   NewContactIdentityClient(cfg),
+		ContactMerge:      NewContactMergeClient(cfg),
 		Conversation:      NewConversationClient(cfg),
 		ConversationLabel: NewConversationLabelClient(cfg),
 		EventCounter:      NewEventCounterClient(cfg),
@@ -274,6 +279,7 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ChannelAccount:    NewChannelAccountClient(cfg),
 		Contact:           NewContactClient(cfg),
 		ContactIdentity:   NewContactIdentityClient(cfg),
+		ContactMerge:      NewContactMergeClient(cfg),
 		Conversation:      NewConversationClient(cfg),
 		ConversationLabel: NewConversationLabelClient(cfg),
 		EventCounter:      NewEventCounterClient(cfg),
@@ -320,10 +326,10 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.Agent, c.Attachment, c.AuditEntry, c.AuthToken, c.Block, c.ChannelAccount,
-		c.Contact, c.ContactIdentity, c.Conversation, c.ConversationLabel,
-		c.EventCounter, c.EventLog, c.Interaction, c.Label, c.Message, c.Offer,
-		c.PendingStatus, c.Queue, c.QueueMember, c.ReadState, c.Template,
-		c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
+		c.Contact, c.ContactIdentity, c.ContactMerge, c.Conversation,
+		c.ConversationLabel, c.EventCounter, c.EventLog, c.Interaction, c.Label,
+		c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember, c.ReadState,
+		c.Template, c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
 	} {
 		n.Use(hooks...)
 	}
@@ -334,10 +340,10 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.Agent, c.Attachment, c.AuditEntry, c.AuthToken, c.Block, c.ChannelAccount,
-		c.Contact, c.ContactIdentity, c.Conversation, c.ConversationLabel,
-		c.EventCounter, c.EventLog, c.Interaction, c.Label, c.Message, c.Offer,
-		c.PendingStatus, c.Queue, c.QueueMember, c.ReadState, c.Template,
-		c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
+		c.Contact, c.ContactIdentity, c.ContactMerge, c.Conversation,
+		c.ConversationLabel, c.EventCounter, c.EventLog, c.Interaction, c.Label,
+		c.Message, c.Offer, c.PendingStatus, c.Queue, c.QueueMember, c.ReadState,
+		c.Template, c.WebhookEvent, c.WebhookShard, c.WhatsAppTemplate,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -362,6 +368,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Contact.mutate(ctx, m)
 	case *ContactIdentityMutation:
 		return c.ContactIdentity.mutate(ctx, m)
+	case *ContactMergeMutation:
+		return c.ContactMerge.mutate(ctx, m)
 	case *ConversationMutation:
 		return c.Conversation.mutate(ctx, m)
 	case *ConversationLabelMutation:
@@ -1732,6 +1740,155 @@ func (c *ContactIdentityClient) mutate(ctx context.Context, m *ContactIdentityMu
 		return (&ContactIdentityDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown ContactIdentity mutation op: %q", m.Op())
+	}
+}
+
+// ContactMergeClient is a client for the ContactMerge schema.
+type ContactMergeClient struct {
+	config
+}
+
+// NewContactMergeClient returns a client for the ContactMerge from the given config.
+func NewContactMergeClient(c config) *ContactMergeClient {
+	return &ContactMergeClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `contactmerge.Hooks(f(g(h())))`.
+func (c *ContactMergeClient) Use(hooks ...Hook) {
+	c.hooks.ContactMerge = append(c.hooks.ContactMerge, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `contactmerge.Intercept(f(g(h())))`.
+func (c *ContactMergeClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ContactMerge = append(c.inters.ContactMerge, interceptors...)
+}
+
+// Create returns a builder for creating a ContactMerge entity.
+func (c *ContactMergeClient) Create() *ContactMergeCreate {
+	mutation := newContactMergeMutation(c.config, OpCreate)
+	return &ContactMergeCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ContactMerge entities.
+func (c *ContactMergeClient) CreateBulk(builders ...*ContactMergeCreate) *ContactMergeCreateBulk {
+	return &ContactMergeCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ContactMergeClient) MapCreateBulk(slice any, setFunc func(*ContactMergeCreate, int)) *ContactMergeCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ContactMergeCreateBulk{err: fmt.Errorf("calling to ContactMergeClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ContactMergeCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ContactMergeCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ContactMerge.
+func (c *ContactMergeClient) Update() *ContactMergeUpdate {
+	mutation := newContactMergeMutation(c.config, OpUpdate)
+	return &ContactMergeUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ContactMergeClient) UpdateOne(_m *ContactMerge) *ContactMergeUpdateOne {
+	mutation := newContactMergeMutation(c.config, OpUpdateOne, withContactMerge(_m))
+	return &ContactMergeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ContactMergeClient) UpdateOneID(id int) *ContactMergeUpdateOne {
+	mutation := newContactMergeMutation(c.config, OpUpdateOne, withContactMergeID(id))
+	return &ContactMergeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ContactMerge.
+func (c *ContactMergeClient) Delete() *ContactMergeDelete {
+	mutation := newContactMergeMutation(c.config, OpDelete)
+	return &ContactMergeDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ContactMergeClient) DeleteOne(_m *ContactMerge) *ContactMergeDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ContactMergeClient) DeleteOneID(id int) *ContactMergeDeleteOne {
+	builder := c.Delete().Where(contactmerge.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ContactMergeDeleteOne{builder}
+}
+
+// Query returns a query builder for ContactMerge.
+func (c *ContactMergeClient) Query() *ContactMergeQuery {
+	return &ContactMergeQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeContactMerge},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ContactMerge entity by its id.
+func (c *ContactMergeClient) Get(ctx context.Context, id int) (*ContactMerge, error) {
+	return c.Query().Where(contactmerge.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ContactMergeClient) GetX(ctx context.Context, id int) *ContactMerge {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryInto queries the into edge of a ContactMerge.
+func (c *ContactMergeClient) QueryInto(_m *ContactMerge) *ContactQuery {
+	query := (&ContactClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(contactmerge.Table, contactmerge.FieldID, id),
+			sqlgraph.To(contact.Table, contact.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, contactmerge.IntoTable, contactmerge.IntoColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *ContactMergeClient) Hooks() []Hook {
+	return c.hooks.ContactMerge
+}
+
+// Interceptors returns the client interceptors.
+func (c *ContactMergeClient) Interceptors() []Interceptor {
+	return c.inters.ContactMerge
+}
+
+func (c *ContactMergeClient) mutate(ctx context.Context, m *ContactMergeMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ContactMergeCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ContactMergeUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ContactMergeUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ContactMergeDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ContactMerge mutation op: %q", m.Op())
 	}
 }
 
@@ -4394,15 +4551,16 @@ func (c *WhatsAppTemplateClient) mutate(ctx context.Context, m *WhatsAppTemplate
 type (
 	hooks struct {
 		Agent, Attachment, AuditEntry, AuthToken, Block, ChannelAccount, Contact,
-		ContactIdentity, Conversation, ConversationLabel, EventCounter, EventLog,
-		Interaction, Label, Message, Offer, PendingStatus, Queue, QueueMember,
-		ReadState, Template, WebhookEvent, WebhookShard, WhatsAppTemplate []ent.Hook
+		ContactIdentity, ContactMerge, Conversation, ConversationLabel, EventCounter,
+		EventLog, Interaction, Label, Message, Offer, PendingStatus, Queue,
+		QueueMember, ReadState, Template, WebhookEvent, WebhookShard,
+		WhatsAppTemplate []ent.Hook
 	}
 	inters struct {
 		Agent, Attachment, AuditEntry, AuthToken, Block, ChannelAccount, Contact,
-		ContactIdentity, Conversation, ConversationLabel, EventCounter, EventLog,
-		Interaction, Label, Message, Offer, PendingStatus, Queue, QueueMember,
-		ReadState, Template, WebhookEvent, WebhookShard,
+		ContactIdentity, ContactMerge, Conversation, ConversationLabel, EventCounter,
+		EventLog, Interaction, Label, Message, Offer, PendingStatus, Queue,
+		QueueMember, ReadState, Template, WebhookEvent, WebhookShard,
 		WhatsAppTemplate []ent.Interceptor
 	}
 )

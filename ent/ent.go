@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/ent/channelaccount"
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
+	"github.com/parleyhq/parley/ent/contactmerge"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/conversationlabel"
 	"github.com/parleyhq/parley/ent/eventcounter"
@@ -104,6 +105,7 @@ func checkColumn(t, c string) error {
 			channelaccount.Table:    channelaccount.ValidColumn,
 			contact.Table:           contact.ValidColumn,
 			contactidentity.Table:   contactidentity.ValidColumn,
+			contactmerge.Table:      contactmerge.ValidColumn,
 			conversation.Table:      conversation.ValidColumn,
 			conversationlabel.Table: conversationlabel.ValidColumn,
 			eventcounter.Table:      eventcounter.ValidColumn,

@@ -19,6 +19,7 @@ import (
 	"github.com/parleyhq/parley/ent/channelaccount"
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
+	"github.com/parleyhq/parley/ent/contactmerge"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/conversationlabel"
 	"github.com/parleyhq/parley/ent/eventcounter"
@@ -56,6 +57,7 @@ const (
 	TypeChannelAccount    = "ChannelAccount"
 	TypeContact           = "Contact"
 	TypeContactIdentity   = "ContactIdentity"
+	TypeContactMerge      = "ContactMerge"
 	TypeConversation      = "Conversation"
 	TypeConversationLabel = "ConversationLabel"
 	TypeEventCounter      = "EventCounter"
@@ -7571,6 +7573,543 @@ func (m *ContactIdentityMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown ContactIdentity edge %s", name)
+}
+
+// ContactMergeMutation represents an operation that mutates the ContactMerge nodes in the graph.
+type ContactMergeMutation struct {
+	config
+	op                 Op
+	typ                string
+	id                 *int
+	from_contact_id    *int
+	addfrom_contact_id *int
+	merged_at          *time.Time
+	clearedFields      map[string]struct{}
+	into               *int
+	clearedinto        bool
+	done               bool
+	oldValue           func(context.Context) (*ContactMerge, error)
+	predicates         []predicate.ContactMerge
+}
+
+var _ ent.Mutation = (*ContactMergeMutation)(nil)
+
+// contactmergeOption allows management of the mutation configuration using functional options.
+type contactmergeOption func(*ContactMergeMutation)
+
+// newContactMergeMutation creates new mutation for the ContactMerge entity.
+func newContactMergeMutation(c config, op Op, opts ...contactmergeOption) *ContactMergeMutation {
+	m := &ContactMergeMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeContactMerge,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withContactMergeID sets the ID field of the mutation.
+func withContactMergeID(id int) contactmergeOption {
+	return func(m *ContactMergeMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ContactMerge
+		)
+		m.oldValue = func(ctx context.Context) (*ContactMerge, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ContactMerge.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withContactMerge sets the old ContactMerge of the mutation.
+func withContactMerge(node *ContactMerge) contactmergeOption {
+	return func(m *ContactMergeMutation) {
+		m.oldValue = func(context.Context) (*ContactMerge, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ContactMergeMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ContactMergeMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ContactMergeMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ContactMergeMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ContactMerge.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetFromContactID sets the "from_contact_id" field.
+func (m *ContactMergeMutation) SetFromContactID(i int) {
+	m.from_contact_id = &i
+	m.addfrom_contact_id = nil
+}
+
+// FromContactID returns the value of the "from_contact_id" field in the mutation.
+func (m *ContactMergeMutation) FromContactID() (r int, exists bool) {
+	v := m.from_contact_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFromContactID returns the old "from_contact_id" field's value of the ContactMerge entity.
+// If the ContactMerge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMergeMutation) OldFromContactID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFromContactID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFromContactID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFromContactID: %w", err)
+	}
+	return oldValue.FromContactID, nil
+}
+
+// AddFromContactID adds i to the "from_contact_id" field.
+func (m *ContactMergeMutation) AddFromContactID(i int) {
+	if m.addfrom_contact_id != nil {
+		*m.addfrom_contact_id += i
+	} else {
+		m.addfrom_contact_id = &i
+	}
+}
+
+// AddedFromContactID returns the value that was added to the "from_contact_id" field in this mutation.
+func (m *ContactMergeMutation) AddedFromContactID() (r int, exists bool) {
+	v := m.addfrom_contact_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetFromContactID resets all changes to the "from_contact_id" field.
+func (m *ContactMergeMutation) ResetFromContactID() {
+	m.from_contact_id = nil
+	m.addfrom_contact_id = nil
+}
+
+// SetIntoContactID sets the "into_contact_id" field.
+func (m *ContactMergeMutation) SetIntoContactID(i int) {
+	m.into = &i
+}
+
+// IntoContactID returns the value of the "into_contact_id" field in the mutation.
+func (m *ContactMergeMutation) IntoContactID() (r int, exists bool) {
+	v := m.into
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIntoContactID returns the old "into_contact_id" field's value of the ContactMerge entity.
+// If the ContactMerge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMergeMutation) OldIntoContactID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIntoContactID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIntoContactID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIntoContactID: %w", err)
+	}
+	return oldValue.IntoContactID, nil
+}
+
+// ResetIntoContactID resets all changes to the "into_contact_id" field.
+func (m *ContactMergeMutation) ResetIntoContactID() {
+	m.into = nil
+}
+
+// SetMergedAt sets the "merged_at" field.
+func (m *ContactMergeMutation) SetMergedAt(t time.Time) {
+	m.merged_at = &t
+}
+
+// MergedAt returns the value of the "merged_at" field in the mutation.
+func (m *ContactMergeMutation) MergedAt() (r time.Time, exists bool) {
+	v := m.merged_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMergedAt returns the old "merged_at" field's value of the ContactMerge entity.
+// If the ContactMerge object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ContactMergeMutation) OldMergedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMergedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMergedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMergedAt: %w", err)
+	}
+	return oldValue.MergedAt, nil
+}
+
+// ResetMergedAt resets all changes to the "merged_at" field.
+func (m *ContactMergeMutation) ResetMergedAt() {
+	m.merged_at = nil
+}
+
+// SetIntoID sets the "into" edge to the Contact entity by id.
+func (m *ContactMergeMutation) SetIntoID(id int) {
+	m.into = &id
+}
+
+// ClearInto clears the "into" edge to the Contact entity.
+func (m *ContactMergeMutation) ClearInto() {
+	m.clearedinto = true
+	m.clearedFields[contactmerge.FieldIntoContactID] = struct{}{}
+}
+
+// IntoCleared reports if the "into" edge to the Contact entity was cleared.
+func (m *ContactMergeMutation) IntoCleared() bool {
+	return m.clearedinto
+}
+
+// IntoID returns the "into" edge ID in the mutation.
+func (m *ContactMergeMutation) IntoID() (id int, exists bool) {
+	if m.into != nil {
+		return *m.into, true
+	}
+	return
+}
+
+// IntoIDs returns the "into" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// IntoID instead. It exists only for internal usage by the builders.
+func (m *ContactMergeMutation) IntoIDs() (ids []int) {
+	if id := m.into; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetInto resets all changes to the "into" edge.
+func (m *ContactMergeMutation) ResetInto() {
+	m.into = nil
+	m.clearedinto = false
+}
+
+// Where appends a list predicates to the ContactMergeMutation builder.
+func (m *ContactMergeMutation) Where(ps ...predicate.ContactMerge) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ContactMergeMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ContactMergeMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ContactMerge, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ContactMergeMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ContactMergeMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ContactMerge).
+func (m *ContactMergeMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ContactMergeMutation) Fields() []string {
+	fields := make([]string, 0, 3)
+	if m.from_contact_id != nil {
+		fields = append(fields, contactmerge.FieldFromContactID)
+	}
+	if m.into != nil {
+		fields = append(fields, contactmerge.FieldIntoContactID)
+	}
+	if m.merged_at != nil {
+		fields = append(fields, contactmerge.FieldMergedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ContactMergeMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case contactmerge.FieldFromContactID:
+		return m.FromContactID()
+	case contactmerge.FieldIntoContactID:
+		return m.IntoContactID()
+	case contactmerge.FieldMergedAt:
+		return m.MergedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ContactMergeMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case contactmerge.FieldFromContactID:
+		return m.OldFromContactID(ctx)
+	case contactmerge.FieldIntoContactID:
+		return m.OldIntoContactID(ctx)
+	case contactmerge.FieldMergedAt:
+		return m.OldMergedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown ContactMerge field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ContactMergeMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case contactmerge.FieldFromContactID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFromContactID(v)
+		return nil
+	case contactmerge.FieldIntoContactID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIntoContactID(v)
+		return nil
+	case contactmerge.FieldMergedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMergedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ContactMerge field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ContactMergeMutation) AddedFields() []string {
+	var fields []string
+	if m.addfrom_contact_id != nil {
+		fields = append(fields, contactmerge.FieldFromContactID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ContactMergeMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case contactmerge.FieldFromContactID:
+		return m.AddedFromContactID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ContactMergeMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case contactmerge.FieldFromContactID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFromContactID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ContactMerge numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ContactMergeMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ContactMergeMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ContactMergeMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown ContactMerge nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ContactMergeMutation) ResetField(name string) error {
+	switch name {
+	case contactmerge.FieldFromContactID:
+		m.ResetFromContactID()
+		return nil
+	case contactmerge.FieldIntoContactID:
+		m.ResetIntoContactID()
+		return nil
+	case contactmerge.FieldMergedAt:
+		m.ResetMergedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown ContactMerge field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ContactMergeMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.into != nil {
+		edges = append(edges, contactmerge.EdgeInto)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ContactMergeMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case contactmerge.EdgeInto:
+		if id := m.into; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ContactMergeMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ContactMergeMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ContactMergeMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedinto {
+		edges = append(edges, contactmerge.EdgeInto)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ContactMergeMutation) EdgeCleared(name string) bool {
+	switch name {
+	case contactmerge.EdgeInto:
+		return m.clearedinto
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ContactMergeMutation) ClearEdge(name string) error {
+	switch name {
+	case contactmerge.EdgeInto:
+		m.ClearInto()
+		return nil
+	}
+	return fmt.Errorf("unknown ContactMerge unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ContactMergeMutation) ResetEdge(name string) error {
+	switch name {
+	case contactmerge.EdgeInto:
+		m.ResetInto()
+		return nil
+	}
+	return fmt.Errorf("unknown ContactMerge edge %s", name)
 }
 
 // ConversationMutation represents an operation that mutates the Conversation nodes in the graph.
@@ -21250,27 +21789,30 @@ func (m *WebhookShardMutation) ResetEdge(name string) error {
 // WhatsAppTemplateMutation represents an operation that mutates the WhatsAppTemplate nodes in the graph.
 type WhatsAppTemplateMutation struct {
 	config
-	op                     Op
-	typ                    string
-	id                     *int
-	created_at             *time.Time
-	updated_at             *time.Time
-	name                   *string
-	language               *string
-	category               *string
-	body                   *string
-	placeholders           *int
-	addplaceholders        *int
-	header                 *string
-	buttons                *string
-	status                 *string
-	provider_id            *string
-	clearedFields          map[string]struct{}
-	channel_account        *int
-	clearedchannel_account bool
-	done                   bool
-	oldValue               func(context.Context) (*WhatsAppTemplate, error)
-	predicates             []predicate.WhatsAppTemplate
+	op                      Op
+	typ                     string
+	id                      *int
+	created_at              *time.Time
+	updated_at              *time.Time
+	name                    *string
+	language                *string
+	category                *string
+	body                    *string
+	placeholders            *int
+	addplaceholders         *int
+	header                  *string
+	buttons                 *string
+	header_component        **schematype.TemplateHeader
+	button_components       *[]schematype.TemplateButton
+	appendbutton_components []schematype.TemplateButton
+	status                  *string
+	provider_id             *string
+	clearedFields           map[string]struct{}
+	channel_account         *int
+	clearedchannel_account  bool
+	done                    bool
+	oldValue                func(context.Context) (*WhatsAppTemplate, error)
+	predicates              []predicate.WhatsAppTemplate
 }
 
 var _ ent.Mutation = (*WhatsAppTemplateMutation)(nil)
@@ -21777,6 +22319,120 @@ func (m *WhatsAppTemplateMutation) ResetButtons() {
 	delete(m.clearedFields, whatsapptemplate.FieldButtons)
 }
 
+// SetHeaderComponent sets the "header_component" field.
+func (m *WhatsAppTemplateMutation) SetHeaderComponent(sh *schematype.TemplateHeader) {
+	m.header_component = &sh
+}
+
+// HeaderComponent returns the value of the "header_component" field in the mutation.
+func (m *WhatsAppTemplateMutation) HeaderComponent() (r *schematype.TemplateHeader, exists bool) {
+	v := m.header_component
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHeaderComponent returns the old "header_component" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldHeaderComponent(ctx context.Context) (v *schematype.TemplateHeader, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHeaderComponent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHeaderComponent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHeaderComponent: %w", err)
+	}
+	return oldValue.HeaderComponent, nil
+}
+
+// ClearHeaderComponent clears the value of the "header_component" field.
+func (m *WhatsAppTemplateMutation) ClearHeaderComponent() {
+	m.header_component = nil
+	m.clearedFields[whatsapptemplate.FieldHeaderComponent] = struct{}{}
+}
+
+// HeaderComponentCleared returns if the "header_component" field was cleared in this mutation.
+func (m *WhatsAppTemplateMutation) HeaderComponentCleared() bool {
+	_, ok := m.clearedFields[whatsapptemplate.FieldHeaderComponent]
+	return ok
+}
+
+// ResetHeaderComponent resets all changes to the "header_component" field.
+func (m *WhatsAppTemplateMutation) ResetHeaderComponent() {
+	m.header_component = nil
+	delete(m.clearedFields, whatsapptemplate.FieldHeaderComponent)
+}
+
+// SetButtonComponents sets the "button_components" field.
+func (m *WhatsAppTemplateMutation) SetButtonComponents(sb []schematype.TemplateButton) {
+	m.button_components = &sb
+	m.appendbutton_components = nil
+}
+
+// ButtonComponents returns the value of the "button_components" field in the mutation.
+func (m *WhatsAppTemplateMutation) ButtonComponents() (r []schematype.TemplateButton, exists bool) {
+	v := m.button_components
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldButtonComponents returns the old "button_components" field's value of the WhatsAppTemplate entity.
+// If the WhatsAppTemplate object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *WhatsAppTemplateMutation) OldButtonComponents(ctx context.Context) (v []schematype.TemplateButton, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldButtonComponents is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldButtonComponents requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldButtonComponents: %w", err)
+	}
+	return oldValue.ButtonComponents, nil
+}
+
+// AppendButtonComponents adds sb to the "button_components" field.
+func (m *WhatsAppTemplateMutation) AppendButtonComponents(sb []schematype.TemplateButton) {
+	m.appendbutton_components = append(m.appendbutton_components, sb...)
+}
+
+// AppendedButtonComponents returns the list of values that were appended to the "button_components" field in this mutation.
+func (m *WhatsAppTemplateMutation) AppendedButtonComponents() ([]schematype.TemplateButton, bool) {
+	if len(m.appendbutton_components) == 0 {
+		return nil, false
+	}
+	return m.appendbutton_components, true
+}
+
+// ClearButtonComponents clears the value of the "button_components" field.
+func (m *WhatsAppTemplateMutation) ClearButtonComponents() {
+	m.button_components = nil
+	m.appendbutton_components = nil
+	m.clearedFields[whatsapptemplate.FieldButtonComponents] = struct{}{}
+}
+
+// ButtonComponentsCleared returns if the "button_components" field was cleared in this mutation.
+func (m *WhatsAppTemplateMutation) ButtonComponentsCleared() bool {
+	_, ok := m.clearedFields[whatsapptemplate.FieldButtonComponents]
+	return ok
+}
+
+// ResetButtonComponents resets all changes to the "button_components" field.
+func (m *WhatsAppTemplateMutation) ResetButtonComponents() {
+	m.button_components = nil
+	m.appendbutton_components = nil
+	delete(m.clearedFields, whatsapptemplate.FieldButtonComponents)
+}
+
 // SetStatus sets the "status" field.
 func (m *WhatsAppTemplateMutation) SetStatus(s string) {
 	m.status = &s
@@ -21923,7 +22579,7 @@ func (m *WhatsAppTemplateMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *WhatsAppTemplateMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 14)
 	if m.created_at != nil {
 		fields = append(fields, whatsapptemplate.FieldCreatedAt)
 	}
@@ -21953,6 +22609,12 @@ func (m *WhatsAppTemplateMutation) Fields() []string {
 	}
 	if m.buttons != nil {
 		fields = append(fields, whatsapptemplate.FieldButtons)
+	}
+	if m.header_component != nil {
+		fields = append(fields, whatsapptemplate.FieldHeaderComponent)
+	}
+	if m.button_components != nil {
+		fields = append(fields, whatsapptemplate.FieldButtonComponents)
 	}
 	if m.status != nil {
 		fields = append(fields, whatsapptemplate.FieldStatus)
@@ -21988,6 +22650,10 @@ func (m *WhatsAppTemplateMutation) Field(name string) (ent.Value, bool) {
 		return m.Header()
 	case whatsapptemplate.FieldButtons:
 		return m.Buttons()
+	case whatsapptemplate.FieldHeaderComponent:
+		return m.HeaderComponent()
+	case whatsapptemplate.FieldButtonComponents:
+		return m.ButtonComponents()
 	case whatsapptemplate.FieldStatus:
 		return m.Status()
 	case whatsapptemplate.FieldProviderID:
@@ -22021,6 +22687,10 @@ func (m *WhatsAppTemplateMutation) OldField(ctx context.Context, name string) (e
 		return m.OldHeader(ctx)
 	case whatsapptemplate.FieldButtons:
 		return m.OldButtons(ctx)
+	case whatsapptemplate.FieldHeaderComponent:
+		return m.OldHeaderComponent(ctx)
+	case whatsapptemplate.FieldButtonComponents:
+		return m.OldButtonComponents(ctx)
 	case whatsapptemplate.FieldStatus:
 		return m.OldStatus(ctx)
 	case whatsapptemplate.FieldProviderID:
@@ -22104,6 +22774,20 @@ func (m *WhatsAppTemplateMutation) SetField(name string, value ent.Value) error 
 		}
 		m.SetButtons(v)
 		return nil
+	case whatsapptemplate.FieldHeaderComponent:
+		v, ok := value.(*schematype.TemplateHeader)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHeaderComponent(v)
+		return nil
+	case whatsapptemplate.FieldButtonComponents:
+		v, ok := value.([]schematype.TemplateButton)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetButtonComponents(v)
+		return nil
 	case whatsapptemplate.FieldStatus:
 		v, ok := value.(string)
 		if !ok {
@@ -22169,6 +22853,12 @@ func (m *WhatsAppTemplateMutation) ClearedFields() []string {
 	if m.FieldCleared(whatsapptemplate.FieldButtons) {
 		fields = append(fields, whatsapptemplate.FieldButtons)
 	}
+	if m.FieldCleared(whatsapptemplate.FieldHeaderComponent) {
+		fields = append(fields, whatsapptemplate.FieldHeaderComponent)
+	}
+	if m.FieldCleared(whatsapptemplate.FieldButtonComponents) {
+		fields = append(fields, whatsapptemplate.FieldButtonComponents)
+	}
 	if m.FieldCleared(whatsapptemplate.FieldProviderID) {
 		fields = append(fields, whatsapptemplate.FieldProviderID)
 	}
@@ -22191,6 +22881,12 @@ func (m *WhatsAppTemplateMutation) ClearField(name string) error {
 		return nil
 	case whatsapptemplate.FieldButtons:
 		m.ClearButtons()
+		return nil
+	case whatsapptemplate.FieldHeaderComponent:
+		m.ClearHeaderComponent()
+		return nil
+	case whatsapptemplate.FieldButtonComponents:
+		m.ClearButtonComponents()
 		return nil
 	case whatsapptemplate.FieldProviderID:
 		m.ClearProviderID()
@@ -22232,6 +22928,12 @@ func (m *WhatsAppTemplateMutation) ResetField(name string) error {
 		return nil
 	case whatsapptemplate.FieldButtons:
 		m.ResetButtons()
+		return nil
+	case whatsapptemplate.FieldHeaderComponent:
+		m.ResetHeaderComponent()
+		return nil
+	case whatsapptemplate.FieldButtonComponents:
+		m.ResetButtonComponents()
 		return nil
 	case whatsapptemplate.FieldStatus:
 		m.ResetStatus()

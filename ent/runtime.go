@@ -700,7 +700,7 @@ func init() {
 	// whatsapptemplate.DefaultPlaceholders holds the default value on creation for the placeholders field.
 	whatsapptemplate.DefaultPlaceholders = whatsapptemplateDescPlaceholders.Default.(int)
 	// whatsapptemplateDescStatus is the schema descriptor for status field.
-	whatsapptemplateDescStatus := whatsapptemplateFields[8].Descriptor()
+	whatsapptemplateDescStatus := whatsapptemplateFields[10].Descriptor()
 	// whatsapptemplate.StatusValidator is a validator for the "status" field. It is called by the builders before save.
 	whatsapptemplate.StatusValidator = func() func(string) error {
 		validators := whatsapptemplateDescStatus.Validators

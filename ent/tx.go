@@ -30,6 +30,8 @@ type Tx struct {
 	Contact *ContactClient
 	// ContactIdentity is the client for interacting with the ContactIdentity builders.
 	ContactIdentity *ContactIdentityClient
+	// ContactMerge is the client for interacting with the ContactMerge builders.
+	ContactMerge *ContactMergeClient
 	// Conversation is the client for interacting with the Conversation builders.
 	Conversation *ConversationClient
 	// ConversationLabel is the client for interacting with the ConversationLabel builders.
@@ -201,6 +203,7 @@ func (tx *Tx) init() {
 	tx.ChannelAccount = NewChannelAccountClient(tx.config)
 	tx.Contact = NewContactClient(tx.config)
 	tx.ContactIdentity = NewContactIdentityClient(tx.config)
+	tx.ContactMerge = NewContactMergeClient(tx.config)
 	tx.Conversation = NewConversationClient(tx.config)
 	tx.ConversationLabel = NewConversationLabelClient(tx.config)
 	tx.EventCounter = NewEventCounterClient(tx.config)

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/parleyhq/parley/ent/channelaccount"
+	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/ent/whatsapptemplate"
 )
 
@@ -38,6 +40,10 @@ type WhatsAppTemplate struct {
 	Header *string `json:"header,omitempty"`
 	// Buttons holds the value of the "buttons" field.
 	Buttons *string `json:"buttons,omitempty"`
+	// HeaderComponent holds the value of the "header_component" field.
+	HeaderComponent *schematype.TemplateHeader `json:"header_component,omitempty"`
+	// ButtonComponents holds the value of the "button_components" field.
+	ButtonComponents []schematype.TemplateButton `json:"button_components,omitempty"`
 	// Status holds the value of the "status" field.
 	Status string `json:"status,omitempty"`
 	// ProviderID holds the value of the "provider_id" field.
@@ -73,6 +79,8 @@ func (*WhatsAppTemplate) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case whatsapptemplate.FieldHeaderComponent, whatsapptemplate.FieldButtonComponents:
+			values[i] = new([]byte)
 		case whatsapptemplate.FieldID, whatsapptemplate.FieldChannelAccountID, whatsapptemplate.FieldPlaceholders:
 			values[i] = new(sql.NullInt64)
 		case whatsapptemplate.FieldName, whatsapptemplate.FieldLanguage, whatsapptemplate.FieldCategory, whatsapptemplate.FieldBody, whatsapptemplate.FieldHeader, whatsapptemplate.FieldButtons, whatsapptemplate.FieldStatus, whatsapptemplate.FieldProviderID:
@@ -162,6 +170,22 @@ func (_m *WhatsAppTemplate) assignValues(columns []string, values []any) error {
 				_m.Buttons = new(string)
 				*_m.Buttons = value.String
 			}
+		case whatsapptemplate.FieldHeaderComponent:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field header_component", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.HeaderComponent); err != nil {
+					return fmt.Errorf("unmarshal field header_component: %w", err)
+				}
+			}
+		case whatsapptemplate.FieldButtonComponents:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field button_components", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.ButtonComponents); err != nil {
+					return fmt.Errorf("unmarshal field button_components: %w", err)
+				}
+			}
 		case whatsapptemplate.FieldStatus:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field status", values[i])
@@ -249,6 +273,12 @@ func (_m *WhatsAppTemplate) String() string {
 		builder.WriteString("buttons=")
 		builder.WriteString(*v)
 	}
+	builder.WriteString(", ")
+	builder.WriteString("header_component=")
+	builder.WriteString(fmt.Sprintf("%v", _m.HeaderComponent))
+	builder.WriteString(", ")
+	builder.WriteString("button_components=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ButtonComponents))
 	builder.WriteString(", ")
 	builder.WriteString("status=")
 	builder.WriteString(_m.Status)

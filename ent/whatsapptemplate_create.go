@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/parleyhq/parley/ent/channelaccount"
+	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/ent/whatsapptemplate"
 )
 
@@ -120,6 +121,18 @@ func (_c *WhatsAppTemplateCreate) SetNillableButtons(v *string) *WhatsAppTemplat
 	if v != nil {
 		_c.SetButtons(*v)
 	}
+	return _c
+}
+
+// SetHeaderComponent sets the "header_component" field.
+func (_c *WhatsAppTemplateCreate) SetHeaderComponent(v *schematype.TemplateHeader) *WhatsAppTemplateCreate {
+	_c.mutation.SetHeaderComponent(v)
+	return _c
+}
+
+// SetButtonComponents sets the "button_components" field.
+func (_c *WhatsAppTemplateCreate) SetButtonComponents(v []schematype.TemplateButton) *WhatsAppTemplateCreate {
+	_c.mutation.SetButtonComponents(v)
 	return _c
 }
 
@@ -312,6 +325,14 @@ func (_c *WhatsAppTemplateCreate) createSpec() (*WhatsAppTemplate, *sqlgraph.Cre
 		_spec.SetField(whatsapptemplate.FieldButtons, field.TypeString, value)
 		_node.Buttons = &value
 	}
+	if value, ok := _c.mutation.HeaderComponent(); ok {
+		_spec.SetField(whatsapptemplate.FieldHeaderComponent, field.TypeJSON, value)
+		_node.HeaderComponent = value
+	}
+	if value, ok := _c.mutation.ButtonComponents(); ok {
+		_spec.SetField(whatsapptemplate.FieldButtonComponents, field.TypeJSON, value)
+		_node.ButtonComponents = value
+	}
 	if value, ok := _c.mutation.Status(); ok {
 		_spec.SetField(whatsapptemplate.FieldStatus, field.TypeString, value)
 		_node.Status = value
@@ -500,6 +521,42 @@ func (u *WhatsAppTemplateUpsert) UpdateButtons() *WhatsAppTemplateUpsert {
 // ClearButtons clears the value of the "buttons" field.
 func (u *WhatsAppTemplateUpsert) ClearButtons() *WhatsAppTemplateUpsert {
 	u.SetNull(whatsapptemplate.FieldButtons)
+	return u
+}
+
+// SetHeaderComponent sets the "header_component" field.
+func (u *WhatsAppTemplateUpsert) SetHeaderComponent(v *schematype.TemplateHeader) *WhatsAppTemplateUpsert {
+	u.Set(whatsapptemplate.FieldHeaderComponent, v)
+	return u
+}
+
+// UpdateHeaderComponent sets the "header_component" field to the value that was provided on create.
+func (u *WhatsAppTemplateUpsert) UpdateHeaderComponent() *WhatsAppTemplateUpsert {
+	u.SetExcluded(whatsapptemplate.FieldHeaderComponent)
+	return u
+}
+
+// ClearHeaderComponent clears the value of the "header_component" field.
+func (u *WhatsAppTemplateUpsert) ClearHeaderComponent() *WhatsAppTemplateUpsert {
+	u.SetNull(whatsapptemplate.FieldHeaderComponent)
+	return u
+}
+
+// SetButtonComponents sets the "button_components" field.
+func (u *WhatsAppTemplateUpsert) SetButtonComponents(v []schematype.TemplateButton) *WhatsAppTemplateUpsert {
+	u.Set(whatsapptemplate.FieldButtonComponents, v)
+	return u
+}
+
+// UpdateButtonComponents sets the "button_components" field to the value that was provided on create.
+func (u *WhatsAppTemplateUpsert) UpdateButtonComponents() *WhatsAppTemplateUpsert {
+	u.SetExcluded(whatsapptemplate.FieldButtonComponents)
+	return u
+}
+
+// ClearButtonComponents clears the value of the "button_components" field.
+func (u *WhatsAppTemplateUpsert) ClearButtonComponents() *WhatsAppTemplateUpsert {
+	u.SetNull(whatsapptemplate.FieldButtonComponents)
 	return u
 }
 
@@ -711,6 +768,48 @@ func (u *WhatsAppTemplateUpsertOne) UpdateButtons() *WhatsAppTemplateUpsertOne {
 func (u *WhatsAppTemplateUpsertOne) ClearButtons() *WhatsAppTemplateUpsertOne {
 	return u.Update(func(s *WhatsAppTemplateUpsert) {
 		s.ClearButtons()
+	})
+}
+
+// SetHeaderComponent sets the "header_component" field.
+func (u *WhatsAppTemplateUpsertOne) SetHeaderComponent(v *schematype.TemplateHeader) *WhatsAppTemplateUpsertOne {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.SetHeaderComponent(v)
+	})
+}
+
+// UpdateHeaderComponent sets the "header_component" field to the value that was provided on create.
+func (u *WhatsAppTemplateUpsertOne) UpdateHeaderComponent() *WhatsAppTemplateUpsertOne {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.UpdateHeaderComponent()
+	})
+}
+
+// ClearHeaderComponent clears the value of the "header_component" field.
+func (u *WhatsAppTemplateUpsertOne) ClearHeaderComponent() *WhatsAppTemplateUpsertOne {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.ClearHeaderComponent()
+	})
+}
+
+// SetButtonComponents sets the "button_components" field.
+func (u *WhatsAppTemplateUpsertOne) SetButtonComponents(v []schematype.TemplateButton) *WhatsAppTemplateUpsertOne {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.SetButtonComponents(v)
+	})
+}
+
+// UpdateButtonComponents sets the "button_components" field to the value that was provided on create.
+func (u *WhatsAppTemplateUpsertOne) UpdateButtonComponents() *WhatsAppTemplateUpsertOne {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.UpdateButtonComponents()
+	})
+}
+
+// ClearButtonComponents clears the value of the "button_components" field.
+func (u *WhatsAppTemplateUpsertOne) ClearButtonComponents() *WhatsAppTemplateUpsertOne {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.ClearButtonComponents()
 	})
 }
 
@@ -1093,6 +1192,48 @@ func (u *WhatsAppTemplateUpsertBulk) UpdateButtons() *WhatsAppTemplateUpsertBulk
 func (u *WhatsAppTemplateUpsertBulk) ClearButtons() *WhatsAppTemplateUpsertBulk {
 	return u.Update(func(s *WhatsAppTemplateUpsert) {
 		s.ClearButtons()
+	})
+}
+
+// SetHeaderComponent sets the "header_component" field.
+func (u *WhatsAppTemplateUpsertBulk) SetHeaderComponent(v *schematype.TemplateHeader) *WhatsAppTemplateUpsertBulk {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.SetHeaderComponent(v)
+	})
+}
+
+// UpdateHeaderComponent sets the "header_component" field to the value that was provided on create.
+func (u *WhatsAppTemplateUpsertBulk) UpdateHeaderComponent() *WhatsAppTemplateUpsertBulk {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.UpdateHeaderComponent()
+	})
+}
+
+// ClearHeaderComponent clears the value of the "header_component" field.
+func (u *WhatsAppTemplateUpsertBulk) ClearHeaderComponent() *WhatsAppTemplateUpsertBulk {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.ClearHeaderComponent()
+	})
+}
+
+// SetButtonComponents sets the "button_components" field.
+func (u *WhatsAppTemplateUpsertBulk) SetButtonComponents(v []schematype.TemplateButton) *WhatsAppTemplateUpsertBulk {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.SetButtonComponents(v)
+	})
+}
+
+// UpdateButtonComponents sets the "button_components" field to the value that was provided on create.
+func (u *WhatsAppTemplateUpsertBulk) UpdateButtonComponents() *WhatsAppTemplateUpsertBulk {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.UpdateButtonComponents()
+	})
+}
+
+// ClearButtonComponents clears the value of the "button_components" field.
+func (u *WhatsAppTemplateUpsertBulk) ClearButtonComponents() *WhatsAppTemplateUpsertBulk {
+	return u.Update(func(s *WhatsAppTemplateUpsert) {
+		s.ClearButtonComponents()
 	})
 }
 

@@ -10,8 +10,10 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 	"github.com/parleyhq/parley/ent/predicate"
+	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/ent/whatsapptemplate"
 )
 
@@ -149,6 +151,36 @@ func (_u *WhatsAppTemplateUpdate) SetNillableButtons(v *string) *WhatsAppTemplat
 // ClearButtons clears the value of the "buttons" field.
 func (_u *WhatsAppTemplateUpdate) ClearButtons() *WhatsAppTemplateUpdate {
 	_u.mutation.ClearButtons()
+	return _u
+}
+
+// SetHeaderComponent sets the "header_component" field.
+func (_u *WhatsAppTemplateUpdate) SetHeaderComponent(v *schematype.TemplateHeader) *WhatsAppTemplateUpdate {
+	_u.mutation.SetHeaderComponent(v)
+	return _u
+}
+
+// ClearHeaderComponent clears the value of the "header_component" field.
+func (_u *WhatsAppTemplateUpdate) ClearHeaderComponent() *WhatsAppTemplateUpdate {
+	_u.mutation.ClearHeaderComponent()
+	return _u
+}
+
+// SetButtonComponents sets the "button_components" field.
+func (_u *WhatsAppTemplateUpdate) SetButtonComponents(v []schematype.TemplateButton) *WhatsAppTemplateUpdate {
+	_u.mutation.SetButtonComponents(v)
+	return _u
+}
+
+// AppendButtonComponents appends value to the "button_components" field.
+func (_u *WhatsAppTemplateUpdate) AppendButtonComponents(v []schematype.TemplateButton) *WhatsAppTemplateUpdate {
+	_u.mutation.AppendButtonComponents(v)
+	return _u
+}
+
+// ClearButtonComponents clears the value of the "button_components" field.
+func (_u *WhatsAppTemplateUpdate) ClearButtonComponents() *WhatsAppTemplateUpdate {
+	_u.mutation.ClearButtonComponents()
 	return _u
 }
 
@@ -306,6 +338,23 @@ func (_u *WhatsAppTemplateUpdate) sqlSave(ctx context.Context) (_node int, err e
 	if _u.mutation.ButtonsCleared() {
 		_spec.ClearField(whatsapptemplate.FieldButtons, field.TypeString)
 	}
+	if value, ok := _u.mutation.HeaderComponent(); ok {
+		_spec.SetField(whatsapptemplate.FieldHeaderComponent, field.TypeJSON, value)
+	}
+	if _u.mutation.HeaderComponentCleared() {
+		_spec.ClearField(whatsapptemplate.FieldHeaderComponent, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.ButtonComponents(); ok {
+		_spec.SetField(whatsapptemplate.FieldButtonComponents, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedButtonComponents(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, whatsapptemplate.FieldButtonComponents, value)
+		})
+	}
+	if _u.mutation.ButtonComponentsCleared() {
+		_spec.ClearField(whatsapptemplate.FieldButtonComponents, field.TypeJSON)
+	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(whatsapptemplate.FieldStatus, field.TypeString, value)
 	}
@@ -457,6 +506,36 @@ func (_u *WhatsAppTemplateUpdateOne) SetNillableButtons(v *string) *WhatsAppTemp
 // ClearButtons clears the value of the "buttons" field.
 func (_u *WhatsAppTemplateUpdateOne) ClearButtons() *WhatsAppTemplateUpdateOne {
 	_u.mutation.ClearButtons()
+	return _u
+}
+
+// SetHeaderComponent sets the "header_component" field.
+func (_u *WhatsAppTemplateUpdateOne) SetHeaderComponent(v *schematype.TemplateHeader) *WhatsAppTemplateUpdateOne {
+	_u.mutation.SetHeaderComponent(v)
+	return _u
+}
+
+// ClearHeaderComponent clears the value of the "header_component" field.
+func (_u *WhatsAppTemplateUpdateOne) ClearHeaderComponent() *WhatsAppTemplateUpdateOne {
+	_u.mutation.ClearHeaderComponent()
+	return _u
+}
+
+// SetButtonComponents sets the "button_components" field.
+func (_u *WhatsAppTemplateUpdateOne) SetButtonComponents(v []schematype.TemplateButton) *WhatsAppTemplateUpdateOne {
+	_u.mutation.SetButtonComponents(v)
+	return _u
+}
+
+// AppendButtonComponents appends value to the "button_components" field.
+func (_u *WhatsAppTemplateUpdateOne) AppendButtonComponents(v []schematype.TemplateButton) *WhatsAppTemplateUpdateOne {
+	_u.mutation.AppendButtonComponents(v)
+	return _u
+}
+
+// ClearButtonComponents clears the value of the "button_components" field.
+func (_u *WhatsAppTemplateUpdateOne) ClearButtonComponents() *WhatsAppTemplateUpdateOne {
+	_u.mutation.ClearButtonComponents()
 	return _u
 }
 
@@ -643,6 +722,23 @@ func (_u *WhatsAppTemplateUpdateOne) sqlSave(ctx context.Context) (_node *WhatsA
 	}
 	if _u.mutation.ButtonsCleared() {
 		_spec.ClearField(whatsapptemplate.FieldButtons, field.TypeString)
+	}
+	if value, ok := _u.mutation.HeaderComponent(); ok {
+		_spec.SetField(whatsapptemplate.FieldHeaderComponent, field.TypeJSON, value)
+	}
+	if _u.mutation.HeaderComponentCleared() {
+		_spec.ClearField(whatsapptemplate.FieldHeaderComponent, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.ButtonComponents(); ok {
+		_spec.SetField(whatsapptemplate.FieldButtonComponents, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedButtonComponents(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, whatsapptemplate.FieldButtonComponents, value)
+		})
+	}
+	if _u.mutation.ButtonComponentsCleared() {
+		_spec.ClearField(whatsapptemplate.FieldButtonComponents, field.TypeJSON)
 	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(whatsapptemplate.FieldStatus, field.TypeString, value)

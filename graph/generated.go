@@ -46,6 +46,8 @@ type ResolverRoot interface {
 	Queue() QueueResolver
 	Subscription() SubscriptionResolver
 	VisitorConversation() VisitorConversationResolver
+	WhatsAppTemplateButton() WhatsAppTemplateButtonResolver
+	WhatsAppTemplateHeader() WhatsAppTemplateHeaderResolver
 }
 
 type DirectiveRoot struct {
@@ -486,13 +488,29 @@ type ComplexityRoot struct {
 	}
 
 	WhatsAppTemplate struct {
-		Body      func(childComplexity int) int
-		Category  func(childComplexity int) int
-		CreatedAt func(childComplexity int) int
-		ID        func(childComplexity int) int
-		Language  func(childComplexity int) int
-		Name      func(childComplexity int) int
-		Status    func(childComplexity int) int
+		Body             func(childComplexity int) int
+		ButtonComponents func(childComplexity int) int
+		Category         func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		HeaderComponent  func(childComplexity int) int
+		ID               func(childComplexity int) int
+		Language         func(childComplexity int) int
+		Name             func(childComplexity int) int
+		Status           func(childComplexity int) int
+	}
+
+	WhatsAppTemplateButton struct {
+		PhoneNumber  func(childComplexity int) int
+		Placeholders func(childComplexity int) int
+		Text         func(childComplexity int) int
+		Type         func(childComplexity int) int
+		URL          func(childComplexity int) int
+	}
+
+	WhatsAppTemplateHeader struct {
+		Format       func(childComplexity int) int
+		Placeholders func(childComplexity int) int
+		Text         func(childComplexity int) int
 	}
 }
 
@@ -624,6 +642,13 @@ type SubscriptionResolver interface {
 }
 type VisitorConversationResolver interface {
 	Messages(ctx context.Context, obj *model.VisitorConversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error)
+}
+type WhatsAppTemplateButtonResolver interface {
+	URL(ctx context.Context, obj *schematype.TemplateButton) (*string, error)
+	PhoneNumber(ctx context.Context, obj *schematype.TemplateButton) (*string, error)
+}
+type WhatsAppTemplateHeaderResolver interface {
+	Text(ctx context.Context, obj *schematype.TemplateHeader) (*string, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -2810,6 +2835,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WhatsAppTemplate.Body(childComplexity), true
+	case "WhatsAppTemplate.buttons":
+		if e.ComplexityRoot.WhatsAppTemplate.ButtonComponents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplate.ButtonComponents(childComplexity), true
 	case "WhatsAppTemplate.category":
 		if e.ComplexityRoot.WhatsAppTemplate.Category == nil {
 			break
@@ -2822,6 +2853,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WhatsAppTemplate.CreatedAt(childComplexity), true
+	case "WhatsAppTemplate.header":
+		if e.ComplexityRoot.WhatsAppTemplate.HeaderComponent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplate.HeaderComponent(childComplexity), true
 	case "WhatsAppTemplate.id":
 		if e.ComplexityRoot.WhatsAppTemplate.ID == nil {
 			break
@@ -2846,6 +2883,56 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.WhatsAppTemplate.Status(childComplexity), true
+
+	case "WhatsAppTemplateButton.phoneNumber":
+		if e.ComplexityRoot.WhatsAppTemplateButton.PhoneNumber == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplateButton.PhoneNumber(childComplexity), true
+	case "WhatsAppTemplateButton.placeholders":
+		if e.ComplexityRoot.WhatsAppTemplateButton.Placeholders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplateButton.Placeholders(childComplexity), true
+	case "WhatsAppTemplateButton.text":
+		if e.ComplexityRoot.WhatsAppTemplateButton.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplateButton.Text(childComplexity), true
+	case "WhatsAppTemplateButton.type":
+		if e.ComplexityRoot.WhatsAppTemplateButton.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplateButton.Type(childComplexity), true
+	case "WhatsAppTemplateButton.url":
+		if e.ComplexityRoot.WhatsAppTemplateButton.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplateButton.URL(childComplexity), true
+
+	case "WhatsAppTemplateHeader.format":
+		if e.ComplexityRoot.WhatsAppTemplateHeader.Format == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplateHeader.Format(childComplexity), true
+	case "WhatsAppTemplateHeader.placeholders":
+		if e.ComplexityRoot.WhatsAppTemplateHeader.Placeholders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplateHeader.Placeholders(childComplexity), true
+	case "WhatsAppTemplateHeader.text":
+		if e.ComplexityRoot.WhatsAppTemplateHeader.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WhatsAppTemplateHeader.Text(childComplexity), true
 
 	}
 	return 0, false
@@ -2886,6 +2973,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("UpdateQueueInput", ec.unmarshalInputUpdateQueueInput),
 			graphql.NewInputUnmarshaler("UpdateTemplateInput", ec.unmarshalInputUpdateTemplateInput),
 			graphql.NewInputUnmarshaler("WhatsAppConfigInput", ec.unmarshalInputWhatsAppConfigInput),
+			graphql.NewInputUnmarshaler("WhatsAppTemplateButtonInput", ec.unmarshalInputWhatsAppTemplateButtonInput),
+			graphql.NewInputUnmarshaler("WhatsAppTemplateButtonParameterInput", ec.unmarshalInputWhatsAppTemplateButtonParameterInput),
+			graphql.NewInputUnmarshaler("WhatsAppTemplateHeaderInput", ec.unmarshalInputWhatsAppTemplateHeaderInput),
 			graphql.NewInputUnmarshaler("WhatsAppTemplateInput", ec.unmarshalInputWhatsAppTemplateInput),
 			graphql.NewInputUnmarshaler("WhatsAppTemplateOrder", ec.unmarshalInputWhatsAppTemplateOrder),
 		)
@@ -3843,6 +3933,83 @@ extend type QueueStats {
   """
   oldestWaitingSince: Time
 }
+
+# ---- gaps: WhatsApp template headers and buttons (issue 12) ----
+
+"""
+A WhatsApp template's header: TEXT (text with at most one {{1}}), or IMAGE,
+VIDEO or DOCUMENT, whose file each message gives.
+"""
+type WhatsAppTemplateHeader {
+  format: String!
+  "TEXT headers only."
+  text: String
+  "How many parameters a message gives the header: 1 for a media header or a TEXT header with {{1}}, else 0."
+  placeholders: Int!
+}
+
+"""
+A WhatsApp template's button: QUICK_REPLY (a label), URL (a label and an
+http(s) URL that may end in {{1}}, which each message fills in) or
+PHONE_NUMBER (a label and an E.164 number).
+"""
+type WhatsAppTemplateButton {
+  type: String!
+  text: String!
+  url: String
+  phoneNumber: String
+  "1 for a URL button whose URL ends in {{1}} (a message must give it), else 0."
+  placeholders: Int!
+}
+
+extend type WhatsAppTemplate {
+  "The header, if the template has one."
+  header: WhatsAppTemplateHeader
+  "The buttons in order; a message's buttonParameters name them by index, from 0."
+  buttons: [WhatsAppTemplateButton!]!
+}
+
+"A header of a template being registered: format TEXT, IMAGE, VIDEO or DOCUMENT; text for TEXT only (60 characters, one {{1}} at most)."
+input WhatsAppTemplateHeaderInput {
+  format: String!
+  text: String
+}
+
+"A button of a template being registered (at most 10; 2 URL and 1 PHONE_NUMBER at most)."
+input WhatsAppTemplateButtonInput {
+  "QUICK_REPLY, URL or PHONE_NUMBER."
+  type: String!
+  "The label, 1 to 25 characters."
+  text: String!
+  "URL buttons: an http(s) URL, which may end in {{1}}."
+  url: String
+  "PHONE_NUMBER buttons: an E.164 number."
+  phoneNumber: String
+}
+
+extend input CreateWhatsAppTemplateInput {
+  header: WhatsAppTemplateHeaderInput
+  buttons: [WhatsAppTemplateButtonInput!]
+}
+
+"A value for one button of a template, by index from 0: a URL button's {{1}} suffix, or a QUICK_REPLY button's payload."
+input WhatsAppTemplateButtonParameterInput {
+  index: Int!
+  value: String!
+}
+
+extend input WhatsAppTemplateInput {
+  "A TEXT header's {{1}}; required when the header has one, refused otherwise."
+  headerParameter: String
+  """
+  A media header's file as a public https URL. Instead, the message may
+  carry the file as its one attachment (attachmentIDs). One of the two is
+  required when the template has an IMAGE, VIDEO or DOCUMENT header.
+  """
+  headerMediaURL: String
+  "Required for each URL button whose URL ends in {{1}}; optional payloads for QUICK_REPLY buttons; refused for other buttons."
+  buttonParameters: [WhatsAppTemplateButtonParameterInput!]
+}
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
 }
@@ -4560,8 +4727,40 @@ func (ec *executionContext) childFields_WhatsAppTemplate(ctx context.Context, fi
 		return ec.fieldContext_WhatsAppTemplate_body(ctx, field)
 	case "status":
 		return ec.fieldContext_WhatsAppTemplate_status(ctx, field)
+	case "header":
+		return ec.fieldContext_WhatsAppTemplate_header(ctx, field)
+	case "buttons":
+		return ec.fieldContext_WhatsAppTemplate_buttons(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type WhatsAppTemplate", field.Name)
+}
+
+func (ec *executionContext) childFields_WhatsAppTemplateButton(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_WhatsAppTemplateButton_type(ctx, field)
+	case "text":
+		return ec.fieldContext_WhatsAppTemplateButton_text(ctx, field)
+	case "url":
+		return ec.fieldContext_WhatsAppTemplateButton_url(ctx, field)
+	case "phoneNumber":
+		return ec.fieldContext_WhatsAppTemplateButton_phoneNumber(ctx, field)
+	case "placeholders":
+		return ec.fieldContext_WhatsAppTemplateButton_placeholders(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WhatsAppTemplateButton", field.Name)
+}
+
+func (ec *executionContext) childFields_WhatsAppTemplateHeader(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "format":
+		return ec.fieldContext_WhatsAppTemplateHeader_format(ctx, field)
+	case "text":
+		return ec.fieldContext_WhatsAppTemplateHeader_text(ctx, field)
+	case "placeholders":
+		return ec.fieldContext_WhatsAppTemplateHeader_placeholders(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WhatsAppTemplateHeader", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -15352,6 +15551,254 @@ func (ec *executionContext) fieldContext_WhatsAppTemplate_status(_ context.Conte
 	return graphql.NewScalarFieldContext("WhatsAppTemplate", field, false, false, "String")
 }
 
+func (ec *executionContext) _WhatsAppTemplate_header(ctx context.Context, field graphql.CollectedField, obj *ent.WhatsAppTemplate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplate_header(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.HeaderComponent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *schematype.TemplateHeader) graphql.Marshaler {
+			return ec.marshalOWhatsAppTemplateHeader2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateHeader(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplate_header(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WhatsAppTemplate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WhatsAppTemplateHeader(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WhatsAppTemplate_buttons(ctx context.Context, field graphql.CollectedField, obj *ent.WhatsAppTemplate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplate_buttons(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ButtonComponents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []schematype.TemplateButton) graphql.Marshaler {
+			return ec.marshalNWhatsAppTemplateButton2ᚕgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateButtonᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplate_buttons(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "WhatsAppTemplate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WhatsAppTemplateButton(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _WhatsAppTemplateButton_type(ctx context.Context, field graphql.CollectedField, obj *schematype.TemplateButton) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplateButton_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplateButton_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplateButton", field, false, false, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplateButton_text(ctx context.Context, field graphql.CollectedField, obj *schematype.TemplateButton) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplateButton_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Text, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplateButton_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplateButton", field, false, false, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplateButton_url(ctx context.Context, field graphql.CollectedField, obj *schematype.TemplateButton) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplateButton_url(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WhatsAppTemplateButton().URL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplateButton_url(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplateButton", field, true, true, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplateButton_phoneNumber(ctx context.Context, field graphql.CollectedField, obj *schematype.TemplateButton) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplateButton_phoneNumber(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WhatsAppTemplateButton().PhoneNumber(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplateButton_phoneNumber(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplateButton", field, true, true, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplateButton_placeholders(ctx context.Context, field graphql.CollectedField, obj *schematype.TemplateButton) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplateButton_placeholders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Placeholders(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplateButton_placeholders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplateButton", field, true, false, "Int")
+}
+
+func (ec *executionContext) _WhatsAppTemplateHeader_format(ctx context.Context, field graphql.CollectedField, obj *schematype.TemplateHeader) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplateHeader_format(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Format, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplateHeader_format(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplateHeader", field, false, false, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplateHeader_text(ctx context.Context, field graphql.CollectedField, obj *schematype.TemplateHeader) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplateHeader_text(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.WhatsAppTemplateHeader().Text(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplateHeader_text(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplateHeader", field, true, true, "String")
+}
+
+func (ec *executionContext) _WhatsAppTemplateHeader_placeholders(ctx context.Context, field graphql.CollectedField, obj *schematype.TemplateHeader) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WhatsAppTemplateHeader_placeholders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Placeholders(), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WhatsAppTemplateHeader_placeholders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WhatsAppTemplateHeader", field, true, false, "Int")
+}
+
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -17191,7 +17638,7 @@ func (ec *executionContext) unmarshalInputCreateWhatsAppTemplateInput(ctx contex
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "language", "category", "body"}
+	fieldsInOrder := [...]string{"name", "language", "category", "body", "header", "buttons"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -17226,6 +17673,20 @@ func (ec *executionContext) unmarshalInputCreateWhatsAppTemplateInput(ctx contex
 				return it, err
 			}
 			it.Body = data
+		case "header":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("header"))
+			data, err := ec.unmarshalOWhatsAppTemplateHeaderInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateHeader(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Header = data
+		case "buttons":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("buttons"))
+			data, err := ec.unmarshalOWhatsAppTemplateButtonInput2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateButtonᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Buttons = data
 		}
 	}
 	return it, nil
@@ -18337,6 +18798,167 @@ func UnmarshalWhatsAppConfigInput(ctx context.Context, raw any) (model.WhatsAppC
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputWhatsAppTemplateButtonInput(ctx context.Context, obj any) (schematype.TemplateButton, error) {
+	var it schematype.TemplateButton
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"type", "text", "url", "phoneNumber"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "type":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("type"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Type = data
+		case "text":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("text"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Text = data
+		case "url":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("url"))
+			data, err := ec.unmarshalOString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.URL = data
+		case "phoneNumber":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("phoneNumber"))
+			data, err := ec.unmarshalOString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PhoneNumber = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWhatsAppTemplateButtonInput unmarshals raw into the WhatsAppTemplateButtonInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWhatsAppTemplateButtonInput(ctx context.Context, raw any) (schematype.TemplateButton, error) {
+	var out schematype.TemplateButton
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WhatsAppTemplateButtonInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputWhatsAppTemplateButtonParameterInput(ctx context.Context, obj any) (conversations.ButtonParameter, error) {
+	var it conversations.ButtonParameter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"index", "value"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "index":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("index"))
+			data, err := ec.unmarshalNInt2int(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Index = data
+		case "value":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Value = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWhatsAppTemplateButtonParameterInput unmarshals raw into the WhatsAppTemplateButtonParameterInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWhatsAppTemplateButtonParameterInput(ctx context.Context, raw any) (conversations.ButtonParameter, error) {
+	var out conversations.ButtonParameter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WhatsAppTemplateButtonParameterInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputWhatsAppTemplateHeaderInput(ctx context.Context, obj any) (schematype.TemplateHeader, error) {
+	var it schematype.TemplateHeader
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"format", "text"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "format":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("format"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Format = data
+		case "text":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("text"))
+			data, err := ec.unmarshalOString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Text = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWhatsAppTemplateHeaderInput unmarshals raw into the WhatsAppTemplateHeaderInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWhatsAppTemplateHeaderInput(ctx context.Context, raw any) (schematype.TemplateHeader, error) {
+	var out schematype.TemplateHeader
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WhatsAppTemplateHeaderInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputWhatsAppTemplateInput(ctx context.Context, obj any) (model.WhatsAppTemplateInput, error) {
 	var it model.WhatsAppTemplateInput
 	if obj == nil {
@@ -18348,7 +18970,7 @@ func (ec *executionContext) unmarshalInputWhatsAppTemplateInput(ctx context.Cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "language", "parameters"}
+	fieldsInOrder := [...]string{"name", "language", "parameters", "headerParameter", "headerMediaURL", "buttonParameters"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -18376,6 +18998,27 @@ func (ec *executionContext) unmarshalInputWhatsAppTemplateInput(ctx context.Cont
 				return it, err
 			}
 			it.Parameters = data
+		case "headerParameter":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("headerParameter"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HeaderParameter = data
+		case "headerMediaURL":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("headerMediaURL"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.HeaderMediaURL = data
+		case "buttonParameters":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("buttonParameters"))
+			data, err := ec.unmarshalOWhatsAppTemplateButtonParameterInput2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐButtonParameterᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ButtonParameters = data
 		}
 	}
 	return it, nil
@@ -21552,6 +22195,115 @@ func (ec *executionContext) _WhatsAppTemplate(ctx context.Context, sel ast.Selec
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "header":
+			out.Values[i] = ec._WhatsAppTemplate_header(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "buttons":
+			out.Values[i] = ec._WhatsAppTemplate_buttons(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var whatsAppTemplateButtonImplementors = []string{"WhatsAppTemplateButton"}
+
+func (ec *executionContext) _WhatsAppTemplateButton(ctx context.Context, sel ast.SelectionSet, obj *schematype.TemplateButton) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, whatsAppTemplateButtonImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WhatsAppTemplateButton")
+		case "type":
+			out.Values[i] = ec._WhatsAppTemplateButton_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "text":
+			out.Values[i] = ec._WhatsAppTemplateButton_text(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "url":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WhatsAppTemplateButton_url(ctx, field, obj)
+				})
+		case "phoneNumber":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WhatsAppTemplateButton_phoneNumber(ctx, field, obj)
+				})
+		case "placeholders":
+			out.Values[i] = ec._WhatsAppTemplateButton_placeholders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var whatsAppTemplateHeaderImplementors = []string{"WhatsAppTemplateHeader"}
+
+func (ec *executionContext) _WhatsAppTemplateHeader(ctx context.Context, sel ast.SelectionSet, obj *schematype.TemplateHeader) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, whatsAppTemplateHeaderImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WhatsAppTemplateHeader")
+		case "format":
+			out.Values[i] = ec._WhatsAppTemplateHeader_format(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "text":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._WhatsAppTemplateHeader_text(ctx, field, obj)
+				})
+		case "placeholders":
+			out.Values[i] = ec._WhatsAppTemplateHeader_placeholders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -22832,6 +23584,36 @@ func (ec *executionContext) marshalNWhatsAppTemplate2ᚖgithubᚗcomᚋparleyhq�
 	return ec._WhatsAppTemplate(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNWhatsAppTemplateButton2githubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateButton(ctx context.Context, sel ast.SelectionSet, v schematype.TemplateButton) graphql.Marshaler {
+	return ec._WhatsAppTemplateButton(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNWhatsAppTemplateButton2ᚕgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateButtonᚄ(ctx context.Context, sel ast.SelectionSet, v []schematype.TemplateButton) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNWhatsAppTemplateButton2githubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateButton(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNWhatsAppTemplateButtonInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateButton(ctx context.Context, v any) (*schematype.TemplateButton, error) {
+	res, err := ec.unmarshalInputWhatsAppTemplateButtonInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNWhatsAppTemplateButtonParameterInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐButtonParameter(ctx context.Context, v any) (*conversations.ButtonParameter, error) {
+	res, err := ec.unmarshalInputWhatsAppTemplateButtonParameterInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNWhatsAppTemplateOrderField2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚐWhatsAppTemplateOrderField(ctx context.Context, v any) (*ent.WhatsAppTemplateOrderField, error) {
 	var res = new(ent.WhatsAppTemplateOrderField)
 	err := res.UnmarshalGQL(v)
@@ -23619,6 +24401,55 @@ func (ec *executionContext) unmarshalOWhatsAppConfigInput2ᚖgithubᚗcomᚋparl
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputWhatsAppConfigInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOWhatsAppTemplateButtonInput2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateButtonᚄ(ctx context.Context, v any) ([]*schematype.TemplateButton, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*schematype.TemplateButton, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNWhatsAppTemplateButtonInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateButton(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOWhatsAppTemplateButtonParameterInput2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐButtonParameterᚄ(ctx context.Context, v any) ([]*conversations.ButtonParameter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*conversations.ButtonParameter, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNWhatsAppTemplateButtonParameterInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋconversationsᚐButtonParameter(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOWhatsAppTemplateHeader2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateHeader(ctx context.Context, sel ast.SelectionSet, v *schematype.TemplateHeader) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._WhatsAppTemplateHeader(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOWhatsAppTemplateHeaderInput2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋentᚋschemaᚋschematypeᚐTemplateHeader(ctx context.Context, v any) (*schematype.TemplateHeader, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputWhatsAppTemplateHeaderInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

@@ -12,7 +12,8 @@ func templateRequest(in *model.WhatsAppTemplateInput) *conversations.TemplateInp
 	if in == nil {
 		return nil
 	}
-	return &conversations.TemplateInput{Name: in.Name, Language: in.Language, Parameters: in.Parameters}
+	return &conversations.TemplateInput{Name: in.Name, Language: in.Language, Parameters: in.Parameters,
+		HeaderParameter: deref(in.HeaderParameter), HeaderMediaURL: deref(in.HeaderMediaURL), ButtonParameters: values(in.ButtonParameters)}
 }
 
 func startInput(in model.StartConversationInput) conversations.StartInput {
@@ -35,5 +36,18 @@ func sentPayload(res *conversations.Sent, err error) (*model.SendMessagePayload,
 }
 
 func whatsAppTemplateInput(in model.CreateWhatsAppTemplateInput) channels.TemplateInput {
-	return channels.TemplateInput{Name: in.Name, Language: in.Language, Category: in.Category, Body: in.Body}
+	return channels.TemplateInput{Name: in.Name, Language: in.Language, Category: in.Category, Body: in.Body,
+		Header: in.Header, Buttons: values(in.Buttons)}
+}
+
+// values is a list input of the API without its pointers.
+func values[T any](in []*T) []T {
+	if in == nil {
+		return nil
+	}
+	out := make([]T, len(in))
+	for i, v := range in {
+		out[i] = *v
+	}
+	return out
 }

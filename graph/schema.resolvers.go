@@ -571,6 +571,21 @@ func (r *visitorConversationResolver) Messages(ctx context.Context, obj *model.V
 	return r.Conversations.Messages(ctx, c, conversations.Page{After: after, First: first, Before: before, Last: last})
 }
 
+// URL is the resolver for the url field.
+func (r *whatsAppTemplateButtonResolver) URL(ctx context.Context, obj *schematype.TemplateButton) (*string, error) {
+	return nonEmpty(obj.URL), nil
+}
+
+// PhoneNumber is the resolver for the phoneNumber field.
+func (r *whatsAppTemplateButtonResolver) PhoneNumber(ctx context.Context, obj *schematype.TemplateButton) (*string, error) {
+	return nonEmpty(obj.PhoneNumber), nil
+}
+
+// Text is the resolver for the text field.
+func (r *whatsAppTemplateHeaderResolver) Text(ctx context.Context, obj *schematype.TemplateHeader) (*string, error) {
+	return nonEmpty(obj.Text), nil
+}
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
@@ -582,8 +597,20 @@ func (r *Resolver) VisitorConversation() VisitorConversationResolver {
 	return &visitorConversationResolver{r}
 }
 
+// WhatsAppTemplateButton returns WhatsAppTemplateButtonResolver implementation.
+func (r *Resolver) WhatsAppTemplateButton() WhatsAppTemplateButtonResolver {
+	return &whatsAppTemplateButtonResolver{r}
+}
+
+// WhatsAppTemplateHeader returns WhatsAppTemplateHeaderResolver implementation.
+func (r *Resolver) WhatsAppTemplateHeader() WhatsAppTemplateHeaderResolver {
+	return &whatsAppTemplateHeaderResolver{r}
+}
+
 type (
-	mutationResolver            struct{ *Resolver }
-	subscriptionResolver        struct{ *Resolver }
-	visitorConversationResolver struct{ *Resolver }
+	mutationResolver               struct{ *Resolver }
+	subscriptionResolver           struct{ *Resolver }
+	visitorConversationResolver    struct{ *Resolver }
+	whatsAppTemplateButtonResolver struct{ *Resolver }
+	whatsAppTemplateHeaderResolver struct{ *Resolver }
 )

@@ -105,6 +105,18 @@ func (f ContactIdentityFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Va
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ContactIdentityMutation", m)
 }
 
+// The ContactMergeFunc type is an adapter to allow the use of ordinary
+// function as ContactMerge mutator.
+type ContactMergeFunc func(context.Context, *ent.ContactMergeMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ContactMergeFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ContactMergeMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ContactMergeMutation", m)
+}
+
 // The ConversationFunc type is an adapter to allow the use of ordinary
 // function as Conversation mutator.
 type ConversationFunc func(context.Context, *ent.ConversationMutation) (ent.Value, error)

@@ -16,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/ent/channelaccount"
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
+	"github.com/parleyhq/parley/ent/contactmerge"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/conversationlabel"
 	"github.com/parleyhq/parley/ent/eventcounter"
@@ -305,6 +306,33 @@ func (f TraverseContactIdentity) Traverse(ctx context.Context, q ent.Query) erro
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.ContactIdentityQuery", q)
+}
+
+// The ContactMergeFunc type is an adapter to allow the use of ordinary function as a Querier.
+type ContactMergeFunc func(context.Context, *ent.ContactMergeQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f ContactMergeFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.ContactMergeQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.ContactMergeQuery", q)
+}
+
+// The TraverseContactMerge type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseContactMerge func(context.Context, *ent.ContactMergeQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseContactMerge) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseContactMerge) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.ContactMergeQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.ContactMergeQuery", q)
 }
 
 // The ConversationFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -758,6 +786,8 @@ func NewQuery(q ent.Query) (Query, error) {
 		return &query[*ent.ContactQuery, predicate.Contact, contact.OrderOption]{typ: ent.TypeContact, tq: q}, nil
 	case *ent.ContactIdentityQuery:
 		return &query[*ent.ContactIdentityQuery, predicate.ContactIdentity, contactidentity.OrderOption]{typ: ent.TypeContactIdentity, tq: q}, nil
+	case *ent.ContactMergeQuery:
+		return &query[*ent.ContactMergeQuery, predicate.ContactMerge, contactmerge.OrderOption]{typ: ent.TypeContactMerge, tq: q}, nil
 	case *ent.ConversationQuery:
 		return &query[*ent.ConversationQuery, predicate.Conversation, conversation.OrderOption]{typ: ent.TypeConversation, tq: q}, nil
 	case *ent.ConversationLabelQuery:

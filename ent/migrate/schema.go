@@ -275,6 +275,27 @@ var (
 			},
 		},
 	}
+	// ContactMergesColumns holds the columns for the "contact_merges" table.
+	ContactMergesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "from_contact_id", Type: field.TypeInt, Unique: true},
+		{Name: "merged_at", Type: field.TypeTime},
+		{Name: "into_contact_id", Type: field.TypeInt},
+	}
+	// ContactMergesTable holds the schema information for the "contact_merges" table.
+	ContactMergesTable = &schema.Table{
+		Name:       "contact_merges",
+		Columns:    ContactMergesColumns,
+		PrimaryKey: []*schema.Column{ContactMergesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "contact_merges_contacts_into",
+				Columns:    []*schema.Column{ContactMergesColumns[3]},
+				RefColumns: []*schema.Column{ContactsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+	}
 	// ConversationsColumns holds the columns for the "conversations" table.
 	ConversationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -884,6 +905,8 @@ var (
 		{Name: "placeholders", Type: field.TypeInt, Default: 0},
 		{Name: "header", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "buttons", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "header_component", Type: field.TypeJSON, Nullable: true},
+		{Name: "button_components", Type: field.TypeJSON, Nullable: true},
 		{Name: "status", Type: field.TypeString, Size: 40},
 		{Name: "provider_id", Type: field.TypeString, Nullable: true},
 		{Name: "channel_account_id", Type: field.TypeInt},
@@ -896,7 +919,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "whats_app_templates_channel_accounts_channel_account",
-				Columns:    []*schema.Column{WhatsAppTemplatesColumns[12]},
+				Columns:    []*schema.Column{WhatsAppTemplatesColumns[14]},
 				RefColumns: []*schema.Column{ChannelAccountsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -905,7 +928,7 @@ var (
 			{
 				Name:    "whatsapptemplate_channel_account_id_name_language",
 				Unique:  true,
-				Columns: []*schema.Column{WhatsAppTemplatesColumns[12], WhatsAppTemplatesColumns[3], WhatsAppTemplatesColumns[4]},
+				Columns: []*schema.Column{WhatsAppTemplatesColumns[14], WhatsAppTemplatesColumns[3], WhatsAppTemplatesColumns[4]},
 			},
 		},
 	}
@@ -969,6 +992,7 @@ var (
 		ChannelAccountsTable,
 		ContactsTable,
 		ContactIdentitiesTable,
+		ContactMergesTable,
 		ConversationsTable,
 		ConversationLabelsTable,
 		EventCountersTable,
@@ -1022,6 +1046,10 @@ func init() {
 	ContactIdentitiesTable.ForeignKeys[1].RefTable = ChannelAccountsTable
 	ContactIdentitiesTable.Annotation = &entsql.Annotation{
 		IncrementStart: func(i int) *int { return &i }(25769803776),
+	}
+	ContactMergesTable.ForeignKeys[0].RefTable = ContactsTable
+	ContactMergesTable.Annotation = &entsql.Annotation{
+		IncrementStart: func(i int) *int { return &i }(103079215104),
 	}
 	ConversationsTable.ForeignKeys[0].RefTable = ChannelAccountsTable
 	ConversationsTable.ForeignKeys[1].RefTable = ContactsTable

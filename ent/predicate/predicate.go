@@ -30,6 +30,9 @@ type Contact func(*sql.Selector)
 // ContactIdentity is the predicate function for contactidentity builders.
 type ContactIdentity func(*sql.Selector)
 
+// ContactMerge is the predicate function for contactmerge builders.
+type ContactMerge func(*sql.Selector)
+
 // Conversation is the predicate function for conversation builders.
 type Conversation func(*sql.Selector)
 

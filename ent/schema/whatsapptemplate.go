@@ -6,6 +6,8 @@ import (
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
+
+	"github.com/parleyhq/parley/ent/schema/schematype"
 )
 
 // WhatsAppTemplate is a message template of one WhatsApp account, approved
@@ -32,9 +34,14 @@ func (WhatsAppTemplate) Fields() []ent.Field {
 		// Placeholders is how many parameters the body takes.
 		field.Int("placeholders").Default(0).Annotations(skip()),
 		// Header and Buttons are the provider's HEADER and BUTTONS
-		// components as it gave them (JSON), kept for display.
+		// components as it gave them (JSON), kept as received.
 		field.Text("header").Optional().Nillable().Annotations(skip()),
 		field.Text("buttons").Optional().Nillable().Annotations(skip()),
+		// HeaderComponent and ButtonComponents are the header and buttons
+		// Parley sends with: checked at registration or sync, read when a
+		// message fills in their parameters.
+		field.JSON("header_component", &schematype.TemplateHeader{}).Optional().Annotations(skip()),
+		field.JSON("button_components", []schematype.TemplateButton{}).Optional().Annotations(skip()),
 		// Status is the provider's: APPROVED, PENDING, REJECTED, PAUSED, ...
 		field.String("status").NotEmpty().MaxLen(40),
 		// ProviderID is Meta's template id, once synced.

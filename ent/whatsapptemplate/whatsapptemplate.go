@@ -34,6 +34,10 @@ const (
 	FieldHeader = "header"
 	// FieldButtons holds the string denoting the buttons field in the database.
 	FieldButtons = "buttons"
+	// FieldHeaderComponent holds the string denoting the header_component field in the database.
+	FieldHeaderComponent = "header_component"
+	// FieldButtonComponents holds the string denoting the button_components field in the database.
+	FieldButtonComponents = "button_components"
 	// FieldStatus holds the string denoting the status field in the database.
 	FieldStatus = "status"
 	// FieldProviderID holds the string denoting the provider_id field in the database.
@@ -64,6 +68,8 @@ var Columns = []string{
 	FieldPlaceholders,
 	FieldHeader,
 	FieldButtons,
+	FieldHeaderComponent,
+	FieldButtonComponents,
 	FieldStatus,
 	FieldProviderID,
 }

@@ -665,6 +665,26 @@ func ButtonsContainsFold(v string) predicate.WhatsAppTemplate {
 	return predicate.WhatsAppTemplate(sql.FieldContainsFold(FieldButtons, v))
 }
 
+// HeaderComponentIsNil applies the IsNil predicate on the "header_component" field.
+func HeaderComponentIsNil() predicate.WhatsAppTemplate {
+	return predicate.WhatsAppTemplate(sql.FieldIsNull(FieldHeaderComponent))
+}
+
+// HeaderComponentNotNil applies the NotNil predicate on the "header_component" field.
+func HeaderComponentNotNil() predicate.WhatsAppTemplate {
+	return predicate.WhatsAppTemplate(sql.FieldNotNull(FieldHeaderComponent))
+}
+
+// ButtonComponentsIsNil applies the IsNil predicate on the "button_components" field.
+func ButtonComponentsIsNil() predicate.WhatsAppTemplate {
+	return predicate.WhatsAppTemplate(sql.FieldIsNull(FieldButtonComponents))
+}
+
+// ButtonComponentsNotNil applies the NotNil predicate on the "button_components" field.
+func ButtonComponentsNotNil() predicate.WhatsAppTemplate {
+	return predicate.WhatsAppTemplate(sql.FieldNotNull(FieldButtonComponents))
+}
+
 // StatusEQ applies the EQ predicate on the "status" field.
 func StatusEQ(v string) predicate.WhatsAppTemplate {
 	return predicate.WhatsAppTemplate(sql.FieldEQ(FieldStatus, v))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
+	"github.com/parleyhq/parley/internal/conversations"
 )
 
 // One agent's figures within a queue over a period.
@@ -100,10 +101,12 @@ type CreateTemplateInput struct {
 
 // A WhatsApp template: name, language and category as at Meta; body with {{1}}-style placeholders.
 type CreateWhatsAppTemplateInput struct {
-	Name     string `json:"name"`
-	Language string `json:"language"`
-	Category string `json:"category"`
-	Body     string `json:"body"`
+	Name     string                       `json:"name"`
+	Language string                       `json:"language"`
+	Category string                       `json:"category"`
+	Body     string                       `json:"body"`
+	Header   *schematype.TemplateHeader   `json:"header,omitempty"`
+	Buttons  []*schematype.TemplateButton `json:"buttons,omitempty"`
 }
 
 type DeletePayload struct {
@@ -315,6 +318,14 @@ type WhatsAppTemplateInput struct {
 	Name       string   `json:"name"`
 	Language   string   `json:"language"`
 	Parameters []string `json:"parameters,omitempty"`
+	// A TEXT header's {{1}}; required when the header has one, refused otherwise.
+	HeaderParameter *string `json:"headerParameter,omitempty"`
+	// A media header's file as a public https URL. Instead, the message may
+	// carry the file as its one attachment (attachmentIDs). One of the two is
+	// required when the template has an IMAGE, VIDEO or DOCUMENT header.
+	HeaderMediaURL *string `json:"headerMediaURL,omitempty"`
+	// Required for each URL button whose URL ends in {{1}}; optional payloads for QUICK_REPLY buttons; refused for other buttons.
+	ButtonParameters []*conversations.ButtonParameter `json:"buttonParameters,omitempty"`
 }
 
 type InboxOrder string

@@ -379,6 +379,36 @@ func TestOutboundWhatsAppTemplates(t *testing.T) {
 		if m.FailureReason == nil || !strings.Contains(*m.FailureReason, "132001") {
 			t.Fatalf("failure reason: %v", m.FailureReason)
 		}
+
+		// A template with a TEXT header taking {{1}}, a URL button taking
+		// its suffix and a quick reply: the Cloud API's header, body and
+		// button components, buttons by index as strings.
+		w.Admin.C.MustOp(t, "CreateWhatsAppTemplateFull", map[string]any{"channelAccountID": acct, "input": map[string]any{
+			"name": "order_track", "language": "en_US", "category": "UTILITY", "body": "Hi {{1}}, your parcel is on its way.",
+			"header": map[string]any{"format": "TEXT", "text": "Order {{1}}"},
+			"buttons": []any{
+				map[string]any{"type": "QUICK_REPLY", "text": "Thanks"},
+				map[string]any{"type": "URL", "text": "Track", "url": "https://shop.example/track/{{1}}"},
+			}}}, nil)
+		full := tpl("order_track", "Old")
+		full["headerParameter"] = "B-9"
+		full["buttonParameters"] = []any{map[string]any{"index": 1, "value": "B-9?l=en"}}
+		w.Ana.C.MustOp(t, "SendTemplateMessage", map[string]any{"conversationID": old, "template": full}, &sent)
+		if sent.SendMessage.Message.Body != "Order B-9\nHi Old, your parcel is on its way." {
+			t.Fatalf("header template timeline text: %q", sent.SendMessage.Message.Body)
+		}
+		sends = api.waitSends(5)
+		jsonEqual(t, "template message with header and button", sends[4].JSON, map[string]any{
+			"messaging_product": "whatsapp", "recipient_type": "individual", "to": "34600999888", "type": "template",
+			"template": map[string]any{"name": "order_track", "language": map[string]any{"code": "en_US"},
+				"components": []any{
+					map[string]any{"type": "header", "parameters": []any{map[string]any{"type": "text", "text": "B-9"}}},
+					map[string]any{"type": "body", "parameters": []any{map[string]any{"type": "text", "text": "Old"}}},
+					map[string]any{"type": "button", "sub_type": "url", "index": "1",
+						"parameters": []any{map[string]any{"type": "text", "text": "B-9?l=en"}}},
+				}},
+		})
+		waitStatus(t, w.Ana, old, sent.SendMessage.Message.ID, "SENT")
 	})
 }
 

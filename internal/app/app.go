@@ -73,6 +73,8 @@ type App struct {
 	// the caller check) fills the streams' period figures once wired.
 	QueueFigures *queuelive.Service
 	QueueLive    *graph.QueueLiveHub
+	// Contacts is the contact directory; Start backfills its phone keys.
+	Contacts *contacts.Service
 	// DemoLogins is set when this start seeded the demo workspace.
 	DemoLogins []seed.Login
 
@@ -229,9 +231,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	tpls.Conversations = a.Convs
 	lbls := labels.NewService(client)
 	lbls.Detached = a.Convs.LabelDeleted
+	a.Contacts = contacts.NewService(client, a.Convs)
 	resolver := &graph.Resolver{
 		Auth: a.Auth, Workspace: a.Workspace, Lookup: lookup,
-		Templates: tpls, Contacts: contacts.NewService(client, a.Convs),
+		Templates: tpls, Contacts: a.Contacts,
 		Channels:      a.Channels,
 		Conversations: a.Convs,
 		Presence:      a.Presence,
@@ -267,7 +270,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 func (a *App) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.stop = cancel
-	for _, run := range []func(context.Context){a.Router.Run, a.Convs.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens, a.closeRevokedSockets} {
+	for _, run := range []func(context.Context){a.Router.Run, a.Convs.Run, a.Attachments.Run, a.Channels.Run, a.Events.Run, a.Presence.Run, a.purgeTokens, a.closeRevokedSockets, a.backfillPhoneKeys} {
 		a.bg.Add(1)
 		go func() {
 			defer a.bg.Done()
@@ -316,6 +319,20 @@ func (a *App) queueGauges(ctx context.Context) ([]metrics.QueueFigures, error) {
 		}
 	}
 	return out, nil
+}
+
+// backfillPhoneKeys keys the contacts written before the unique phone key
+// existed, once per start (idempotent; instances may run it together).
+// It logs counts only, never numbers or names.
+func (a *App) backfillPhoneKeys(ctx context.Context) {
+	n, err := a.Contacts.BackfillPhoneKeys(ctx)
+	if err != nil && ctx.Err() == nil {
+		a.Log.Warn("backfill contact phone keys", "err", err)
+	}
+	if n.Keyed > 0 || n.Shared > 0 || n.Invalid > 0 {
+		a.Log.Info("backfilled contact phone keys", "keyed", n.Keyed,
+			"unkeyed_shared_number", n.Shared, "unkeyed_invalid_number", n.Invalid)
+	}
 }
 
 // TokenPurgeEvery is how often expired login and visitor tokens are deleted.

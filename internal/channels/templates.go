@@ -27,6 +27,13 @@ type RemoteTemplate struct {
 	// Body is the BODY component's text; Header and Buttons the HEADER and
 	// BUTTONS components as JSON, empty when absent.
 	Body, Header, Buttons string
+	// HeaderComponent and ButtonComponents are the header and buttons as
+	// the adapter read them; Unsupported says what of the template Parley
+	// cannot send (a LOCATION header, a COPY_CODE button, ...), empty when
+	// nothing.
+	HeaderComponent  *schematype.TemplateHeader
+	ButtonComponents []schematype.TemplateButton
+	Unsupported      string
 }
 
 // TemplateLister is a Provider that lists an account's message templates
@@ -35,9 +42,12 @@ type TemplateLister interface {
 	ListTemplates(ctx context.Context, acct *Account) ([]RemoteTemplate, error)
 }
 
-// TemplateInput is an admin's registration of a template.
+// TemplateInput is an admin's registration of a template: its body, and
+// optionally a header and buttons as the Cloud API allows them.
 type TemplateInput struct {
 	Name, Language, Category, Body string
+	Header                         *schematype.TemplateHeader
+	Buttons                        []schematype.TemplateButton
 }
 
 // WhatsAppTemplates lists a WhatsApp account's templates by name and
@@ -66,13 +76,29 @@ func (s *Service) CreateWhatsAppTemplate(ctx context.Context, accountID int, in 
 	if err != nil {
 		return nil, err
 	}
+	var header *schematype.TemplateHeader
+	if in.Header != nil {
+		h, err := provider.CheckTemplateHeader("header", *in.Header)
+		if err != nil {
+			return nil, err
+		}
+		header = &h
+	}
+	buttons, err := provider.CheckTemplateButtons("buttons", in.Buttons)
+	if err != nil {
+		return nil, err
+	}
 	var out *ent.WhatsAppTemplate
 	err = store.Tx(ctx, s.db, func(tx *ent.Tx, _ *store.After) error {
 		if _, err := s.whatsAppAccount(ctx, tx.Client(), accountID); err != nil {
 			return err
 		}
-		out, err = tx.WhatsAppTemplate.Create().SetChannelAccountID(accountID).SetName(name).SetLanguage(lang).
-			SetCategory(category).SetBody(body).SetPlaceholders(n).SetStatus("APPROVED").Save(ctx)
+		c := tx.WhatsAppTemplate.Create().SetChannelAccountID(accountID).SetName(name).SetLanguage(lang).
+			SetCategory(category).SetBody(body).SetPlaceholders(n).SetStatus("APPROVED").SetButtonComponents(buttons)
+		if header != nil {
+			c.SetHeaderComponent(header)
+		}
+		out, err = c.Save(ctx)
 		if ent.IsConstraintError(err) {
 			return apperr.Taken("name", "the account has a template %s in %s", name, lang)
 		}
@@ -92,8 +118,12 @@ func (s *Service) CreateWhatsAppTemplate(ctx context.Context, accountID int, in 
 // (every page) and stores them, upserted by name and language with the
 // provider's status, in one transaction: a provider error (PROVIDER_ERROR,
 // or RATE_LIMITED when it says slow down) stores nothing. Templates the
-// provider no longer lists are left as they are. Admins only; the account
-// needs its businessAccountID.
+// provider no longer lists (registered by hand or synced before) become
+// DELETED: still listed, so history reads as it did, but never sent; a
+// later sync that lists one again restores its status. A template whose
+// header or buttons Parley cannot fill in is UNSUPPORTED. It returns the
+// templates the provider listed. Admins only; the account needs its
+// businessAccountID.
 func (s *Service) SyncWhatsAppTemplates(ctx context.Context, accountID int) ([]*ent.WhatsAppTemplate, error) {
 	if _, err := auth.Admin(ctx); err != nil {
 		return nil, err
@@ -127,11 +157,16 @@ func (s *Service) SyncWhatsAppTemplates(ctx context.Context, accountID int) ([]*
 				continue
 			}
 			n, err := provider.Placeholders(r.Body)
-			if err != nil {
-				// Not a body Parley can fill in: kept, but never sendable.
-				r.Status, n = "UNSUPPORTED", 0
-			}
 			status := strings.ToUpper(r.Status)
+			header, buttons, why := checkRemote(r)
+			if err != nil {
+				why = "its body's placeholders"
+			}
+			if why != "" {
+				// Not a template Parley can fill in: kept, but never sendable.
+				s.log.Info("whatsapp template sync: unsupported template", "account", accountID, "name", r.Name, "why", why)
+				status, n, header, buttons = "UNSUPPORTED", 0, nil, nil
+			}
 			if status == "" {
 				status = "UNKNOWN"
 			}
@@ -139,14 +174,22 @@ func (s *Service) SyncWhatsAppTemplates(ctx context.Context, accountID int) ([]*
 			if category == "" {
 				category = "UNKNOWN"
 			}
-			id, err := tx.WhatsAppTemplate.Create().SetChannelAccountID(accountID).SetName(r.Name).SetLanguage(lang).
+			c := tx.WhatsAppTemplate.Create().SetChannelAccountID(accountID).SetName(r.Name).SetLanguage(lang).
 				SetCategory(category).SetBody(r.Body).SetPlaceholders(n).SetStatus(status).
 				SetNillableHeader(optional(r.Header)).SetNillableButtons(optional(r.Buttons)).
-				SetNillableProviderID(optional(r.ID)).
-				OnConflictColumns(whatsapptemplate.FieldChannelAccountID, whatsapptemplate.FieldName, whatsapptemplate.FieldLanguage).
+				SetNillableProviderID(optional(r.ID)).SetButtonComponents(buttons)
+			if header != nil {
+				c.SetHeaderComponent(header)
+			}
+			id, err := c.OnConflictColumns(whatsapptemplate.FieldChannelAccountID, whatsapptemplate.FieldName, whatsapptemplate.FieldLanguage).
 				Update(func(u *ent.WhatsAppTemplateUpsert) {
 					u.UpdateCategory().UpdateBody().UpdatePlaceholders().UpdateStatus().
-						UpdateHeader().UpdateButtons().UpdateProviderID().UpdateUpdatedAt()
+						UpdateHeader().UpdateButtons().UpdateProviderID().UpdateUpdatedAt().UpdateButtonComponents()
+					if header == nil {
+						u.ClearHeaderComponent()
+					} else {
+						u.UpdateHeaderComponent()
+					}
 				}).ID(ctx)
 			if err != nil {
 				return err
@@ -154,8 +197,19 @@ func (s *Service) SyncWhatsAppTemplates(ctx context.Context, accountID int) ([]*
 			ids = append(ids, id)
 			synced = append(synced, r.Name+"/"+lang+"="+status)
 		}
+		// What the provider no longer lists cannot be sent: DELETED, kept
+		// so that messages sent with it still read as they did.
+		gone := tx.WhatsAppTemplate.Update().Where(whatsapptemplate.ChannelAccountID(accountID),
+			whatsapptemplate.StatusNEQ(deletedStatus))
+		if len(ids) > 0 {
+			gone.Where(whatsapptemplate.IDNotIn(ids...))
+		}
+		deleted, err := gone.SetStatus(deletedStatus).Save(ctx)
+		if err != nil {
+			return err
+		}
 		return audit.Record(ctx, tx, audit.Change{Action: "whatsappTemplate.sync", TargetID: accountID,
-			After: map[string]any{"templates": synced}})
+			After: map[string]any{"templates": synced, "deleted": deleted}})
 	})
 	if err != nil {
 		return nil, store.Coded(err, "WhatsApp template")
@@ -163,6 +217,31 @@ func (s *Service) SyncWhatsAppTemplates(ctx context.Context, accountID int) ([]*
 	out, err := s.db.WhatsAppTemplate.Query().Where(whatsapptemplate.IDIn(ids...)).
 		Order(ent.Asc(whatsapptemplate.FieldName), ent.Asc(whatsapptemplate.FieldLanguage)).All(ctx)
 	return out, err
+}
+
+// deletedStatus is the status of a template the provider no longer lists.
+const deletedStatus = "DELETED"
+
+// checkRemote checks a listed template's header and buttons as a
+// registration would; why says what Parley cannot send ("" when all is
+// well).
+func checkRemote(r RemoteTemplate) (*schematype.TemplateHeader, []schematype.TemplateButton, string) {
+	if r.Unsupported != "" {
+		return nil, nil, r.Unsupported
+	}
+	var header *schematype.TemplateHeader
+	if r.HeaderComponent != nil {
+		h, err := provider.CheckTemplateHeader("header", *r.HeaderComponent)
+		if err != nil {
+			return nil, nil, "its header"
+		}
+		header = &h
+	}
+	buttons, err := provider.CheckTemplateButtons("buttons", r.ButtonComponents)
+	if err != nil {
+		return nil, nil, "its buttons"
+	}
+	return header, buttons, ""
 }
 
 // whatsAppAccount loads a WhatsApp account: NOT_FOUND for none,
@@ -191,7 +270,8 @@ func providerRefusal(err error) error {
 }
 
 func templateAudit(t *ent.WhatsAppTemplate) map[string]any {
-	return map[string]any{"name": t.Name, "language": t.Language, "category": t.Category, "body": t.Body, "status": t.Status}
+	return map[string]any{"name": t.Name, "language": t.Language, "category": t.Category, "body": t.Body, "status": t.Status,
+		"header": t.HeaderComponent, "buttons": t.ButtonComponents}
 }
 
 func optional(s string) *string {

@@ -45,6 +45,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
+	"github.com/parleyhq/parley/ent/contactmerge"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/interaction"
 	"github.com/parleyhq/parley/ent/message"
@@ -357,6 +358,15 @@ func (s *Service) Merge(ctx context.Context, into, from int) (*ent.Contact, erro
 		}
 		if err := audit.Record(ctx, tx, audit.Change{Action: "contact.merge", TargetID: a.ID,
 			Before: map[string]any{"from": b.ID, "conversations": len(convIDs)}, After: map[string]any{"into": a.ID}}); err != nil {
+			return err
+		}
+		// Forwards: from's id (and the ids merged into from before) now
+		// lead to into. Moved before from goes, whose deletion would end
+		// them.
+		if err := tx.ContactMerge.Update().Where(contactmerge.IntoContactID(b.ID)).SetIntoContactID(a.ID).Exec(ctx); err != nil {
+			return err
+		}
+		if err := tx.ContactMerge.Create().SetFromContactID(b.ID).SetIntoContactID(a.ID).SetMergedAt(s.now()).Exec(ctx); err != nil {
 			return err
 		}
 		if err := tx.Contact.DeleteOneID(b.ID).Exec(ctx); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
+	"github.com/parleyhq/parley/ent/contactmerge"
 	"github.com/parleyhq/parley/ent/predicate"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
@@ -253,6 +254,19 @@ func ByPhone(ctx context.Context, tx *ent.Tx, p string) (*ent.Contact, error) {
 		return nil, ErrMoved
 	}
 	return locked[0], nil
+}
+
+// Survivor is the contact that contact id was merged into (following later
+// merges), or 0 when id was not merged (or its survivor was deleted since).
+func Survivor(ctx context.Context, tx *ent.Tx, id int) (int, error) {
+	f, err := tx.ContactMerge.Query().Where(contactmerge.FromContactID(id)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return f.IntoContactID, nil
 }
 
 // ErrMoved says that a contact was merged into another or deleted between

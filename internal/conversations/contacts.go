@@ -25,9 +25,9 @@ func (s *Service) MayManageAnyOf(ctx context.Context, tx *ent.Tx, p auth.Princip
 // ContactBlocked brings the contact's conversations in line with its
 // blocked flag, inside tx (the contact row locked by the caller). Blocked:
 // each is hidden, its offers are withdrawn and whoever saw it is told it
-// is gone. Unblocked: each shows again to its owner, offered agents and
-// queue members, and routing offers the open, unowned ones that have
-// messages.
+// is gone (REMOVED). Unblocked: each shows again to its owner, offered
+// agents and queue members (CONVERSATION_CREATED with its newest message),
+// and routing offers the open, unowned ones that have messages.
 func (s *Service) ContactBlocked(ctx context.Context, tx *ent.Tx, after *store.After, contactID int, blocked bool) error {
 	convs, err := tx.Conversation.Query().
 		Where(conversation.ContactID(contactID), conversation.ContactBlocked(!blocked)).All(ctx)
@@ -64,7 +64,14 @@ func (s *Service) ContactBlocked(ctx context.Context, tx *ent.Tx, after *store.A
 		if err != nil {
 			return err
 		}
-		s.emit(after, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: c.ID}, without(now.Agents(), offered), false)
+		// Back in their inboxes: new to them, as to agents who gain sight
+		// of a released conversation (offered agents learn of it from the
+		// routing decision).
+		ev := pubsub.Event{Kind: pubsub.KindConversationCreated, ConversationID: c.ID}
+		if c.LastMessageID != nil {
+			ev.MessageID = *c.LastMessageID
+		}
+		s.emit(after, ev, without(now.Agents(), offered), false)
 	}
 	return nil
 }

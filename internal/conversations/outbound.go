@@ -16,12 +16,14 @@ package conversations
 
 import (
 	"context"
-	"github.com/parleyhq/parley/internal/contacts"
+	"errors"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/parleyhq/parley/ent"
+	"github.com/parleyhq/parley/ent/contact"
 	"github.com/parleyhq/parley/ent/contactidentity"
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/message"
@@ -30,6 +32,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/channels/provider"
+	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/phone"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/store"
@@ -37,10 +40,23 @@ import (
 )
 
 // TemplateInput names a registered WhatsApp template and the values of its
-// body placeholders, {{1}} first.
+// body placeholders, {{1}} first; for a template with a header, the
+// header's parameter (HeaderParameter: a TEXT header's {{1}}; HeaderMediaURL
+// or the message's one attachment: a media header's file); and the
+// parameters of its buttons.
 type TemplateInput struct {
-	Name, Language string
-	Parameters     []string
+	Name, Language   string
+	Parameters       []string
+	HeaderParameter  string
+	HeaderMediaURL   string
+	ButtonParameters []ButtonParameter
+}
+
+// ButtonParameter fills in a template's button by index (from 0): a URL
+// button's {{1}} suffix, or a QUICK_REPLY button's payload.
+type ButtonParameter struct {
+	Index int
+	Value string
 }
 
 // StartInput is an agent's first message to a customer: to a contact
@@ -60,8 +76,10 @@ type StartInput struct {
 // the customer's open conversation there, or in a new one the agent owns.
 // Concurrent starts for one customer on one account meet in one
 // conversation (the unique open key and identity indexes decide; the loser
-// retries and finds the winner's rows). A retried start with the same
-// clientMutationID returns the first message.
+// retries and finds the winner's rows). A contact merged into another,
+// before or during the start, is reached as the survivor (its id forwards
+// to it; a merge under way makes the start try again). A retried start
+// with the same clientMutationID returns the first message.
 func (s *Service) Start(ctx context.Context, in StartInput) (*Sent, error) {
 	p, err := auth.Agent(ctx)
 	if err != nil {
@@ -91,7 +109,10 @@ func (s *Service) Start(ctx context.Context, in StartInput) (*Sent, error) {
 				return prev, perr
 			}
 		}
-		if !ent.IsConstraintError(err) && !isSerialization(err) {
+		// A constraint or serialization failure, or the contact merged
+		// away meanwhile: the next attempt finds the winner's rows, or the
+		// surviving contact.
+		if !ent.IsConstraintError(err) && !isSerialization(err) && !errors.Is(err, contacts.ErrMoved) {
 			return nil, store.Coded(err, "conversation")
 		}
 		lastErr = err
@@ -239,7 +260,7 @@ func (s *Service) recipient(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAc
 		ext := f.SenderIDOf(e164)
 		ident, err := tx.ContactIdentity.Query().Where(contactidentity.ChannelAccountID(acct.ID), contactidentity.ExternalID(ext)).Only(ctx)
 		if err == nil {
-			ct, err := tx.Contact.Get(ctx, ident.ContactID)
+			ct, err := lockContact(ctx, tx, ident.ContactID)
 			return ident, ct, err
 		}
 		if !ent.IsNotFound(err) {
@@ -262,10 +283,11 @@ func (s *Service) recipient(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAc
 		ident, err = newIdentity(ctx, tx, acct, ext, ct.ID)
 		return ident, ct, err
 	}
-	ct, err := tx.Contact.Get(ctx, in.ContactID)
-	if ent.IsNotFound(err) {
-		return nil, nil, apperr.NotFoundf("contact")
+	id, err := contactNow(ctx, tx, in.ContactID)
+	if err != nil {
+		return nil, nil, err
 	}
+	ct, err := lockContact(ctx, tx, id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -297,6 +319,37 @@ func (s *Service) recipient(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAc
 	}
 	ident, err = newIdentity(ctx, tx, acct, ext, ct.ID)
 	return ident, ct, err
+}
+
+// contactNow is where contact id is now: id itself, or the contact it was
+// merged into (an agent may start from a contact page opened before the
+// merge); NOT_FOUND when it was deleted.
+func contactNow(ctx context.Context, tx *ent.Tx, id int) (int, error) {
+	if n, err := tx.Contact.Query().Where(contact.ID(id)).Count(ctx); err != nil || n == 1 {
+		return id, err
+	}
+	into, err := contacts.Survivor(ctx, tx, id)
+	if err != nil {
+		return 0, err
+	}
+	if into == 0 {
+		return 0, apperr.NotFoundf("contact")
+	}
+	return into, nil
+}
+
+// lockContact locks contact id for the rest of tx (contacts.Lock: a merge,
+// delete or block of it waits for this start, or this start for them);
+// contacts.ErrMoved when it went in between, and Start tries again.
+func lockContact(ctx context.Context, tx *ent.Tx, id int) (*ent.Contact, error) {
+	locked, err := contacts.Lock(ctx, tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(locked) == 0 {
+		return nil, contacts.ErrMoved
+	}
+	return locked[0], nil
 }
 
 func newIdentity(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAccount, ext string, contactID int) (*ent.ContactIdentity, error) {
@@ -341,7 +394,7 @@ func (s *Service) shape(ctx context.Context, tx *ent.Tx, acct *ent.ChannelAccoun
 	if acct == nil {
 		return apperr.Invalid("whatsappTemplate", "the conversation's WhatsApp account was removed")
 	}
-	d.template, d.body, err = resolveTemplate(ctx, tx, acct.ID, tpl)
+	d.template, d.body, err = resolveTemplate(ctx, tx, acct.ID, tpl, d.attachmentIDs)
 	return err
 }
 
@@ -391,9 +444,11 @@ func outboundRule(f provider.Facts, cfg schematype.ChannelConfig, last *time.Tim
 
 // resolveTemplate checks a template request against the account's
 // registered templates (the name and language must match one, APPROVED,
-// with one parameter per placeholder) and returns what the outbox sends
-// and the rendered text the timeline shows.
-func resolveTemplate(ctx context.Context, tx *ent.Tx, accountID int, in *TemplateInput) (*schematype.TemplateMessage, string, error) {
+// with one parameter per placeholder of its body, header and buttons) and
+// returns what the outbox sends and the rendered text the timeline shows.
+// attachmentIDs are the message's: one at most, the file of a media header
+// that no headerMediaURL gives.
+func resolveTemplate(ctx context.Context, tx *ent.Tx, accountID int, in *TemplateInput, attachmentIDs []int) (*schematype.TemplateMessage, string, error) {
 	name := strings.TrimSpace(in.Name)
 	lang, ok := provider.TemplateLanguage(in.Language)
 	if !ok {
@@ -421,6 +476,111 @@ func resolveTemplate(ctx context.Context, tx *ent.Tx, accountID int, in *Templat
 		}
 		params[i] = v
 	}
-	return &schematype.TemplateMessage{Name: t.Name, Language: t.Language, Parameters: params},
-		provider.RenderTemplate(t.Body, params), nil
+	out := &schematype.TemplateMessage{Name: t.Name, Language: t.Language, Parameters: params}
+	if out.Header, err = headerParameter(ctx, tx, t, in, attachmentIDs); err != nil {
+		return nil, "", err
+	}
+	if out.Buttons, err = buttonParameters(t, in.ButtonParameters); err != nil {
+		return nil, "", err
+	}
+	text := provider.RenderTemplate(t.Body, params)
+	if h := t.HeaderComponent; h != nil && h.Format == "TEXT" {
+		// The timeline shows the header above the body, as WhatsApp does.
+		ht := h.Text
+		if out.Header != nil {
+			ht = provider.RenderTemplate(ht, []string{out.Header.Text})
+		}
+		text = ht + "\n" + text
+	}
+	return out, text, nil
+}
+
+// headerParameter checks the header parameter a template message gives
+// against template t's header: a TEXT header with {{1}} takes
+// headerParameter; a media header takes headerMediaURL (https) or the
+// message's one attachment, of the header's kind; nothing else takes any.
+func headerParameter(ctx context.Context, tx *ent.Tx, t *ent.WhatsAppTemplate, in *TemplateInput, attachmentIDs []int) (*schematype.TemplateHeaderParameter, error) {
+	h := t.HeaderComponent
+	text, link := strings.TrimSpace(in.HeaderParameter), strings.TrimSpace(in.HeaderMediaURL)
+	media := h != nil && h.Format != "TEXT"
+	switch {
+	case len(attachmentIDs) > 0 && !media:
+		return nil, apperr.Invalid("attachmentIDs", "the WhatsApp template %q has no media header: it takes no attachments", t.Name)
+	case len(attachmentIDs) > 1:
+		return nil, apperr.Invalid("attachmentIDs", "a template's media header takes one file")
+	case link != "" && !media:
+		return nil, apperr.Invalid("whatsappTemplate.headerMediaURL", "the WhatsApp template %q has no media header", t.Name)
+	case text != "" && (h == nil || h.Placeholders() == 0 || media):
+		return nil, apperr.Invalid("whatsappTemplate.headerParameter", "the WhatsApp template %q has no header placeholder", t.Name)
+	case h == nil:
+		return nil, nil
+	case !media && h.Placeholders() == 0:
+		return nil, nil
+	case !media:
+		if text == "" || utf8.RuneCountInString(text) > provider.MaxTemplateHeaderText {
+			return nil, apperr.Invalid("whatsappTemplate.headerParameter",
+				"the WhatsApp template %q takes a header parameter of 1 to %d characters", t.Name, provider.MaxTemplateHeaderText)
+		}
+		return &schematype.TemplateHeaderParameter{Format: h.Format, Text: text}, nil
+	case link != "" && len(attachmentIDs) > 0:
+		return nil, apperr.Invalid("whatsappTemplate.headerMediaURL", "give a headerMediaURL or an attachment, not both")
+	case link != "":
+		u, err := url.Parse(link)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, apperr.Invalid("whatsappTemplate.headerMediaURL", "headerMediaURL must be a public https URL")
+		}
+		return &schematype.TemplateHeaderParameter{Format: h.Format, Link: link}, nil
+	case len(attachmentIDs) == 0:
+		return nil, apperr.Invalid("whatsappTemplate.headerMediaURL",
+			"the WhatsApp template %q has a %s header: give its headerMediaURL or attach the file", t.Name, h.Format)
+	}
+	a, err := tx.Attachment.Get(ctx, attachmentIDs[0])
+	if ent.IsNotFound(err) {
+		return nil, apperr.Invalid("attachmentIDs", "no such attachment")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if want := strings.ToLower(h.Format) + "/"; h.Format != "DOCUMENT" && !strings.HasPrefix(strings.ToLower(a.ContentType), want) {
+		return nil, apperr.Invalid("attachmentIDs", "the template's %s header takes a %s file, not %s", h.Format, strings.TrimSuffix(want, "/"), a.ContentType)
+	}
+	return &schematype.TemplateHeaderParameter{Format: h.Format}, nil
+}
+
+// buttonParameters checks a template message's button parameters against
+// template t's buttons: every URL button with a {{1}} suffix takes one; a
+// QUICK_REPLY button may take a payload; a PHONE_NUMBER button, or a URL
+// without {{1}}, takes none; one per button.
+func buttonParameters(t *ent.WhatsAppTemplate, given []ButtonParameter) ([]schematype.TemplateButtonParameter, error) {
+	const field = "whatsappTemplate.buttonParameters"
+	byIndex := map[int]string{}
+	for _, g := range given {
+		if g.Index < 0 || g.Index >= len(t.ButtonComponents) {
+			return nil, apperr.Invalid(field, "the WhatsApp template %q has %d buttons: there is no button %d (buttons count from 0)",
+				t.Name, len(t.ButtonComponents), g.Index)
+		}
+		if _, dup := byIndex[g.Index]; dup {
+			return nil, apperr.Invalid(field, "button %d is given twice", g.Index)
+		}
+		v := strings.TrimSpace(g.Value)
+		if v == "" || utf8.RuneCountInString(v) > provider.MaxTemplateButtonParameter {
+			return nil, apperr.Invalid(field, "the parameter of button %d must have 1 to %d characters", g.Index, provider.MaxTemplateButtonParameter)
+		}
+		byIndex[g.Index] = v
+	}
+	var out []schematype.TemplateButtonParameter
+	for i, b := range t.ButtonComponents {
+		v, ok := byIndex[i]
+		switch {
+		case b.Placeholders() == 1 && !ok:
+			return nil, apperr.Invalid(field, "the WhatsApp template %q's button %d (%s %q) takes its URL's {{1}}: none given", t.Name, i, b.Type, b.Text)
+		case !ok:
+			continue
+		case b.Type == "QUICK_REPLY" || b.Placeholders() == 1:
+			out = append(out, schematype.TemplateButtonParameter{Index: i, Type: b.Type, Value: v})
+		default:
+			return nil, apperr.Invalid(field, "the WhatsApp template %q's button %d (%s %q) takes no parameter", t.Name, i, b.Type, b.Text)
+		}
+	}
+	return out, nil
 }

@@ -135,15 +135,16 @@ type draft struct {
 }
 
 // checkContent validates what an agent sends and returns the body trimmed:
-// a body or attachments, or a template alone.
+// a body or attachments, or a template (with its media header's file).
 func checkContent(body string, tpl *TemplateInput, attachmentIDs []int, clientMutationID string) (string, error) {
 	body = strings.TrimRight(body, " \t\r\n")
 	blank := strings.TrimSpace(body) == ""
 	switch {
 	case tpl != nil && !blank:
 		return "", apperr.Invalid("body", "give a body or a whatsappTemplate, not both")
-	case tpl != nil && len(attachmentIDs) > 0:
-		return "", apperr.Invalid("attachmentIDs", "a template message takes no attachments")
+	case tpl != nil && len(attachmentIDs) > 1:
+		// One may be its media header's file (resolveTemplate decides).
+		return "", apperr.Invalid("attachmentIDs", "a template message takes one attachment at most, its media header's file")
 	case tpl == nil && blank && len(attachmentIDs) == 0:
 		return "", apperr.Invalid("body", "a message needs a body or attachments")
 	}

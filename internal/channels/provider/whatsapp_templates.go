@@ -1,12 +1,15 @@
 package provider
 
 import (
+	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/apperr"
 )
 
@@ -101,4 +104,117 @@ func RenderTemplate(body string, params []string) string {
 		}
 		return tok
 	})
+}
+
+// Header and button limits of the Cloud API.
+const (
+	MaxTemplateHeaderText = 60
+	MaxTemplateButtons    = 10
+	MaxTemplateButtonText = 25
+	MaxTemplateURLButtons = 2
+	MaxTemplateURL        = 2000
+	// MaxTemplateButtonParameter bounds a URL suffix or a quick-reply
+	// payload.
+	MaxTemplateButtonParameter = 1000
+)
+
+// TemplateHeaderFormats are the header formats Parley sends: a TEXT header
+// or a media one. (Meta also has LOCATION headers, which Parley does not
+// fill in.)
+var TemplateHeaderFormats = []string{"TEXT", "IMAGE", "VIDEO", "DOCUMENT"}
+
+// TemplateButtonTypes are the button types Parley sends.
+var TemplateButtonTypes = []string{"QUICK_REPLY", "URL", "PHONE_NUMBER"}
+
+// CheckTemplateHeader validates a template's header as Meta registers it
+// and returns it in Meta's form (format upper-case, media headers without
+// text). field names the input it is about.
+func CheckTemplateHeader(field string, h schematype.TemplateHeader) (schematype.TemplateHeader, error) {
+	h.Format = strings.ToUpper(strings.TrimSpace(h.Format))
+	if !slices.Contains(TemplateHeaderFormats, h.Format) {
+		return h, apperr.Invalid(field+".format", "a header's format must be one of %s", strings.Join(TemplateHeaderFormats, ", "))
+	}
+	h.Text = strings.TrimSpace(h.Text)
+	if h.Format != "TEXT" {
+		if h.Text != "" {
+			return h, apperr.Invalid(field+".text", "a %s header has no text: each message gives its media", h.Format)
+		}
+		return h, nil
+	}
+	if h.Text == "" || utf8.RuneCountInString(h.Text) > MaxTemplateHeaderText {
+		return h, apperr.Invalid(field+".text", "a TEXT header has 1 to %d characters", MaxTemplateHeaderText)
+	}
+	if err := onlyFirstPlaceholder(field+".text", "a header", h.Text); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// CheckTemplateButtons validates a template's buttons as Meta registers
+// them: at most 10, QUICK_REPLY, URL (an http(s) URL that may end in one
+// {{1}}, at most 2 such buttons) or PHONE_NUMBER (an E.164 number, at most
+// one), each with a label.
+func CheckTemplateButtons(field string, bs []schematype.TemplateButton) ([]schematype.TemplateButton, error) {
+	if len(bs) > MaxTemplateButtons {
+		return nil, apperr.Invalid(field, "a template has at most %d buttons", MaxTemplateButtons)
+	}
+	out := make([]schematype.TemplateButton, len(bs))
+	urls, phones := 0, 0
+	for i, b := range bs {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		b.Type = strings.ToUpper(strings.TrimSpace(b.Type))
+		b.Text, b.URL, b.PhoneNumber = strings.TrimSpace(b.Text), strings.TrimSpace(b.URL), strings.TrimSpace(b.PhoneNumber)
+		if b.Text == "" || utf8.RuneCountInString(b.Text) > MaxTemplateButtonText {
+			return nil, apperr.Invalid(f+".text", "button %d needs a label of 1 to %d characters", i+1, MaxTemplateButtonText)
+		}
+		switch b.Type {
+		case "QUICK_REPLY":
+			if b.URL != "" || b.PhoneNumber != "" {
+				return nil, apperr.Invalid(f, "a QUICK_REPLY button has no url or phoneNumber")
+			}
+		case "URL":
+			urls++
+			if urls > MaxTemplateURLButtons {
+				return nil, apperr.Invalid(f, "a template has at most %d URL buttons", MaxTemplateURLButtons)
+			}
+			if b.PhoneNumber != "" {
+				return nil, apperr.Invalid(f+".phoneNumber", "a URL button has no phoneNumber")
+			}
+			u, err := url.Parse(strings.TrimSuffix(b.URL, "{{1}}"))
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || len(b.URL) > MaxTemplateURL {
+				return nil, apperr.Invalid(f+".url", "a URL button needs an http or https URL (at most %d characters)", MaxTemplateURL)
+			}
+			if err := onlyFirstPlaceholder(f+".url", "a button URL", b.URL); err != nil {
+				return nil, err
+			}
+			if strings.Contains(b.URL, "{{1}}") && !strings.HasSuffix(b.URL, "{{1}}") {
+				return nil, apperr.Invalid(f+".url", "a button URL takes its {{1}} only at the end")
+			}
+		case "PHONE_NUMBER":
+			phones++
+			if phones > 1 {
+				return nil, apperr.Invalid(f, "a template has at most one PHONE_NUMBER button")
+			}
+			if b.URL != "" {
+				return nil, apperr.Invalid(f+".url", "a PHONE_NUMBER button has no url")
+			}
+			if !e164.MatchString(b.PhoneNumber) {
+				return nil, apperr.Invalid(f+".phoneNumber", "a PHONE_NUMBER button needs an E.164 number such as +14155550100")
+			}
+		default:
+			return nil, apperr.Invalid(f+".type", "a button's type must be one of %s", strings.Join(TemplateButtonTypes, ", "))
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+// onlyFirstPlaceholder accepts text with no placeholder or with {{1}}
+// once: headers and button URLs take one parameter at most.
+func onlyFirstPlaceholder(field, what, text string) error {
+	ms := placeholder.FindAllStringSubmatch(text, -1)
+	if len(ms) > 1 || (len(ms) == 1 && ms[0][1] != "1") {
+		return apperr.Invalid(field, "%s takes one placeholder at most, {{1}}", what)
+	}
+	return nil
 }

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/channels"
 	"github.com/parleyhq/parley/internal/channels/provider"
 )
@@ -67,8 +69,15 @@ func (p *Provider) ListTemplates(ctx context.Context, acct *channels.Account) ([
 				Status: strings.ToUpper(d.Status), Category: strings.ToUpper(d.Category)}
 			for _, raw := range d.Components {
 				var c struct {
-					Type string `json:"type"`
-					Text string `json:"text"`
+					Type    string `json:"type"`
+					Format  string `json:"format"`
+					Text    string `json:"text"`
+					Buttons []struct {
+						Type        string `json:"type"`
+						Text        string `json:"text"`
+						URL         string `json:"url"`
+						PhoneNumber string `json:"phone_number"`
+					} `json:"buttons"`
 				}
 				if json.Unmarshal(raw, &c) != nil {
 					continue
@@ -78,8 +87,22 @@ func (p *Provider) ListTemplates(ctx context.Context, acct *channels.Account) ([
 					t.Body = c.Text
 				case "HEADER":
 					t.Header = string(raw)
+					format := strings.ToUpper(c.Format)
+					if !slices.Contains(provider.TemplateHeaderFormats, format) {
+						t.Unsupported = "a " + format + " header"
+						continue
+					}
+					t.HeaderComponent = &schematype.TemplateHeader{Format: format, Text: c.Text}
 				case "BUTTONS":
 					t.Buttons = string(raw)
+					for _, b := range c.Buttons {
+						typ := strings.ToUpper(b.Type)
+						if !slices.Contains(provider.TemplateButtonTypes, typ) {
+							t.Unsupported = "a " + typ + " button"
+						}
+						t.ButtonComponents = append(t.ButtonComponents,
+							schematype.TemplateButton{Type: typ, Text: b.Text, URL: b.URL, PhoneNumber: b.PhoneNumber})
+					}
 				}
 			}
 			out = append(out, t)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -105,8 +106,9 @@ func captioned(k string) bool { return k == "image" || k == "video" || k == "doc
 // a single file takes a short text as its caption.
 func (*Provider) Split(out channels.Outgoing) []channels.Part {
 	if out.Template != nil {
-		// A template is one message of its own (it takes no files).
-		return []channels.Part{{Text: out.Body, Template: out.Template}}
+		// A template is one message of its own; its one file, if any, is
+		// its media header's.
+		return []channels.Part{{Text: out.Body, Template: out.Template, Media: out.Media}}
 	}
 	texts := channels.SplitText(out.Body, MaxText)
 	if len(out.Media) == 1 && len(texts) <= 1 && captioned(kind(out.Media[0].ContentType)) &&
@@ -133,7 +135,7 @@ func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, 
 	switch {
 	case part.Template != nil:
 		msg["type"] = "template"
-		msg["template"] = templateObject(part.Template)
+		msg["template"] = templateObject(part.Template, part.Media)
 	case len(part.Media) == 0:
 		msg["type"] = "text"
 		msg["text"] = map[string]any{
@@ -176,15 +178,55 @@ func (p *Provider) Send(ctx context.Context, acct *channels.Account, to string, 
 }
 
 // templateObject is the Cloud API's template object: name, language code,
-// and the body parameters as text, in placeholder order.
-func templateObject(t *schematype.TemplateMessage) map[string]any {
+// and the components that fill in the template, in the documents' order:
+// the header's parameter (text, or media by link: the template's own link
+// or else the message's attachment), the body's parameters as text in
+// placeholder order, and one button component per button parameter
+// (sub_type url with its suffix as text, or quick_reply with a payload,
+// index as a string).
+func templateObject(t *schematype.TemplateMessage, media []channels.OutMedia) map[string]any {
 	obj := map[string]any{"name": t.Name, "language": map[string]any{"code": t.Language}}
+	var comps []any
+	if h := t.Header; h != nil {
+		var param map[string]any
+		if h.Format == "TEXT" {
+			param = map[string]any{"type": "text", "text": h.Text}
+		} else {
+			k := strings.ToLower(h.Format)
+			m := map[string]any{"link": h.Link}
+			if h.Link == "" && len(media) > 0 {
+				m["link"] = media[0].URL
+			}
+			if k == "document" {
+				fn := h.Filename
+				if fn == "" && h.Link == "" && len(media) > 0 {
+					fn = media[0].Filename
+				}
+				if fn != "" {
+					m["filename"] = fn
+				}
+			}
+			param = map[string]any{"type": k, k: m}
+		}
+		comps = append(comps, map[string]any{"type": "header", "parameters": []any{param}})
+	}
 	if len(t.Parameters) > 0 {
 		params := make([]any, len(t.Parameters))
 		for i, p := range t.Parameters {
 			params[i] = map[string]any{"type": "text", "text": p}
 		}
-		obj["components"] = []any{map[string]any{"type": "body", "parameters": params}}
+		comps = append(comps, map[string]any{"type": "body", "parameters": params})
+	}
+	for _, b := range t.Buttons {
+		param := map[string]any{"type": "text", "text": b.Value}
+		if b.Type == "QUICK_REPLY" {
+			param = map[string]any{"type": "payload", "payload": b.Value}
+		}
+		comps = append(comps, map[string]any{"type": "button", "sub_type": strings.ToLower(b.Type),
+			"index": strconv.Itoa(b.Index), "parameters": []any{param}})
+	}
+	if len(comps) > 0 {
+		obj["components"] = comps
 	}
 	return obj
 }
