@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/nodes"
 	"github.com/parleyhq/parley/internal/presence"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/workspace"
 )
@@ -36,6 +37,8 @@ type Resolver struct {
 	Audit *audit.Service
 	// Channels holds the WhatsApp accounts' message templates.
 	Channels *channels.Service
+	// Stats computes queue statistics.
+	Stats *stats.Service
 }
 
 func nonEmpty(s string) *string {
@@ -45,8 +48,8 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-func queueInput(name *string, strategy *schematype.PollingStrategy, timeout, ownerAway *int, description *string, members []*model.QueueMemberInput) workspace.QueueInput {
-	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, OwnerAwayTimeoutSeconds: ownerAway, Description: description, MembersSet: members != nil}
+func queueInput(name *string, strategy *schematype.PollingStrategy, timeout, ownerAway *int, description *string, serviceLevel *int, members []*model.QueueMemberInput) workspace.QueueInput {
+	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, OwnerAwayTimeoutSeconds: ownerAway, Description: description, ServiceLevelSeconds: serviceLevel, MembersSet: members != nil}
 	for _, m := range members {
 		in.Members = append(in.Members, workspace.Member{AgentID: m.AgentID, Priority: m.Priority})
 	}

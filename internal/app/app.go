@@ -35,6 +35,7 @@ import (
 	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/secrets"
 	"github.com/parleyhq/parley/internal/seed"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/widget"
@@ -60,6 +61,8 @@ type App struct {
 	Events *eventlog.Log
 	Router *routing.Router
 	Convs  *conversations.Service
+	// Stats computes queue statistics (queueStats) and live figures.
+	Stats  *stats.Service
 	Server *httpserver.Server
 	// Attachments stores uploads; tests call its Sweep.
 	Attachments *attachments.Service
@@ -165,6 +168,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Convs = conversations.NewService(client, a.Events, a.Router, log)
 	a.Convs.PresenceGrace = cfg.PresenceGrace
+	a.Stats = stats.New(client, a.DB.Dialect, a.Presence.OnlineSince)
+	a.Stats.SetClock(a.Router.Now)
 	a.Workspace.Events = a.Events
 	// returnOwned gives a deactivated agent's open conversations back to
 	// the queues they came from (routed again, with an interaction entry).
@@ -218,6 +223,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		LiveChat:      live,
 		Attachments:   a.Attachments,
 		Audit:         audit.NewService(client),
+		Stats:         a.Stats,
 	}
 
 	ready := map[string]httpserver.Pinger{"database": a.DB}
