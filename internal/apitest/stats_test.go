@@ -205,3 +205,169 @@ func TestStatsQueueFigures(t *testing.T) {
 		}
 	})
 }
+
+// statsRiskEvents reads operation id's inboxEvents for d and counts the
+// SLA_AT_RISK events per conversation.
+func statsRiskEvents(t *testing.T, ws *apitest.WS, id string, d time.Duration) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return got
+		}
+		m, err := ws.TryReadID(id, left)
+		if err != nil {
+			return got // the time is up
+		}
+		var out struct{ InboxEvents *inboxEvent }
+		m.Result(t).Decode(t, &out)
+		if out.InboxEvents != nil && out.InboxEvents.Kind == "SLA_AT_RISK" {
+			got[out.InboxEvents.ConversationID]++
+		}
+	}
+}
+
+func statsSubscribeInbox(t *testing.T, s *apitest.Server, token string) *apitest.WS {
+	t.Helper()
+	ws := dialAs(t, s, apitest.TransportWS, token)
+	ws.SubscribeOp(t, "in", "InboxEvents", nil)
+	return ws
+}
+
+// TestStatsSLAAtRisk: a conversation queued under a 2 s target is at risk
+// from 1.6 s: slaDueAt and slaAtRisk show it, one SLA_AT_RISK reaches a
+// member and an admin over a real websocket (not an agent outside the
+// queue), and a reply ends it.
+func TestStatsSLAAtRisk(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := apitest.Start(t, apitest.Options{Backend: b})
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		w.Admin.C.MustOp(t, "SetQueueServiceLevel", map[string]any{"id": w.QueueID, "seconds": 2}, nil)
+		ana, admin, dan := statsSubscribeInbox(t, s, w.Ana.Token), statsSubscribeInbox(t, s, w.Admin.Token), statsSubscribeInbox(t, s, w.Dan.Token)
+		before := time.Now()
+		c := w.Inbound(t, w.WhatsApp, "+15550001001", "help")
+		var sla struct {
+			Conversation struct {
+				SLADueAt  *time.Time
+				SLAAtRisk bool
+			}
+		}
+		w.Ana.C.MustOp(t, "ConversationSLA", map[string]any{"id": c}, &sla)
+		require.NotNil(t, sla.Conversation.SLADueAt)
+		require.WithinDuration(t, before.Add(2*time.Second), *sla.Conversation.SLADueAt, time.Second)
+		require.False(t, sla.Conversation.SLAAtRisk, "not yet at 80 %%")
+
+		require.Equal(t, map[string]int{c: 1}, statsRiskEvents(t, ana, "in", 5*time.Second), "the member, once")
+		require.Equal(t, map[string]int{c: 1}, statsRiskEvents(t, admin, "in", time.Second), "the admin, once")
+		require.Empty(t, statsRiskEvents(t, dan, "in", time.Second), "not an agent outside the queue")
+		w.Ana.C.MustOp(t, "ConversationSLA", map[string]any{"id": c}, &sla)
+		require.True(t, sla.Conversation.SLAAtRisk)
+
+		statsMust(t, w.Ana.Send(t, c, "on it"), "reply")
+		w.Ana.C.MustOp(t, "ConversationSLA", map[string]any{"id": c}, &sla)
+		require.Nil(t, sla.Conversation.SLADueAt, "replied: nothing due")
+		require.False(t, sla.Conversation.SLAAtRisk)
+	})
+}
+
+// TestStatsSLAAtRiskTwoInstances: two instances run the timer worker on one
+// database; each conversation is announced once.
+func TestStatsSLAAtRiskTwoInstances(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		db := storetest.Open(t, b)
+		prefix := "parley-stats-" + time.Now().Format("150405.000000") + ":"
+		a := apitest.Start(t, apitest.Options{Backend: b, DB: db, Redis: true, RedisPrefix: prefix})
+		w := apitest.NewWorkspace(t, a, apitest.WorkspaceOption{})
+		apitest.Start(t, apitest.Options{Backend: b, DB: db, Redis: true, RedisPrefix: prefix})
+		w.Admin.C.MustOp(t, "SetQueueServiceLevel", map[string]any{"id": w.QueueID, "seconds": 2}, nil)
+		ana := statsSubscribeInbox(t, a, w.Ana.Token)
+		want := map[string]int{}
+		for i := range 4 {
+			want[w.Inbound(t, w.WhatsApp, "+1555000200"+string(rune('0'+i)), "help")] = 1
+		}
+		require.Equal(t, want, statsRiskEvents(t, ana, "in", 6*time.Second))
+	})
+}
+
+// TestStatsSLAAtRiskRestart: the instance that queued the conversation
+// stops before its risk time; another started on the same database
+// announces it, once.
+func TestStatsSLAAtRiskRestart(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		db := storetest.Open(t, b)
+		first := apitest.Start(t, apitest.Options{Backend: b, DB: db})
+		w := apitest.NewWorkspace(t, first, apitest.WorkspaceOption{})
+		w.Admin.C.MustOp(t, "SetQueueServiceLevel", map[string]any{"id": w.QueueID, "seconds": 3}, nil)
+		queued := time.Now()
+		c := w.Inbound(t, w.WhatsApp, "+15550003001", "help")
+		require.NoError(t, first.Stop())
+		first.App.Close()
+		require.Less(t, time.Since(queued), 2400*time.Millisecond, "stopped before the risk time")
+		second := apitest.Start(t, apitest.Options{Backend: b, DB: db})
+		ana := statsSubscribeInbox(t, second, w.Ana.Token)
+		require.Equal(t, map[string]int{c: 1}, statsRiskEvents(t, ana, "in", 6*time.Second))
+	})
+}
+
+// TestStatsInboxSLADue pages through the inbox ordered by SLA_DUE two at a
+// time: soonest due first, then those with nothing due (replied, or in a
+// queue without a target), by id.
+func TestStatsInboxSLADue(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := apitest.Start(t, apitest.Options{Backend: b, NoWorkers: true})
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		w.Admin.C.MustOp(t, "SetQueueServiceLevel", map[string]any{"id": w.QueueID, "seconds": 60}, nil)
+		var other struct{ CreateQueue struct{ ID string } }
+		w.Admin.C.MustOp(t, "CreateQueue", map[string]any{"input": map[string]any{"name": "Sales", "strategy": "RING_ALL"}}, &other)
+		sales := w.Account(t, "WHATSAPP", map[string]any{"queueID": other.CreateQueue.ID})
+		t0 := time.Now().Truncate(time.Second)
+		clk := &clock{t: t0}
+		s.App.Router.SetClock(clk.now)
+		s.App.Convs.SetClock(clk.now)
+		a := w.Inbound(t, w.WhatsApp, "+15550004001", "a") // due +60
+		replied := w.Inbound(t, w.WhatsApp, "+15550004002", "replied")
+		noTarget := w.Inbound(t, sales, "+15550004003", "no target")
+		clk.add(10 * time.Second)
+		bb := w.Inbound(t, w.WhatsApp, "+15550004004", "b") // due +70
+		clk.add(-5 * time.Second)
+		c := w.Inbound(t, w.WhatsApp, "+15550004005", "c") // due +65
+		statsMust(t, w.Ana.Send(t, replied, "done"), "reply")
+		last := []string{replied, noTarget}
+		if apitest.Atoi(t, noTarget) < apitest.Atoi(t, replied) {
+			last = []string{noTarget, replied}
+		}
+		want := append([]string{a, c, bb}, last...)
+
+		var got []string
+		var after any
+		for page := 0; page < 5; page++ {
+			var out struct {
+				Inbox struct {
+					TotalCount int
+					PageInfo   struct {
+						HasNextPage bool
+						EndCursor   string
+					}
+					Edges []struct {
+						Node struct {
+							ID       string
+							SLADueAt *time.Time
+						}
+					}
+				}
+			}
+			w.Admin.C.MustOp(t, "InboxOrdered", map[string]any{"view": "ALL", "orderBy": "SLA_DUE", "first": 2, "after": after}, &out)
+			require.Equal(t, len(want), out.Inbox.TotalCount)
+			for _, e := range out.Inbox.Edges {
+				got = append(got, e.Node.ID)
+			}
+			if !out.Inbox.PageInfo.HasNextPage {
+				break
+			}
+			after = out.Inbox.PageInfo.EndCursor
+		}
+		require.Equal(t, want, got)
+	})
+}
