@@ -307,7 +307,7 @@ var (
 		{Name: "missed_at", Type: field.TypeTime, Nullable: true},
 		{Name: "abandoned", Type: field.TypeBool, Default: false},
 		{Name: "sla_due_at", Type: field.TypeTime, Nullable: true},
-		{Name: "sla_sort_at", Type: field.TypeTime},
+		{Name: "sla_sort_at", Type: field.TypeTime, Default: "'9999-12-31 00:00:00'"},
 		{Name: "sla_risk_at", Type: field.TypeTime, Nullable: true},
 		{Name: "channel_account_id", Type: field.TypeInt, Nullable: true},
 		{Name: "contact_id", Type: field.TypeInt, Nullable: true},

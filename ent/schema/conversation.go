@@ -101,8 +101,9 @@ func (Conversation) Fields() []ent.Field {
 		// SLASortAt orders the inbox by SLA_DUE: SLADueAt, or
 		// schematype.SLANever when nothing is due (non-null, so that keyset
 		// paging works alike on both databases).
+		// The column default gives rows older than the column the same key.
 		field.Time("sla_sort_at").Default(slaNever).
-			Annotations(entgql.OrderField("SLA_DUE"),
+			Annotations(entgql.OrderField("SLA_DUE"), entsql.Default("'9999-12-31 00:00:00'"),
 				entgql.Skip(entgql.SkipType, entgql.SkipWhereInput, entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput)),
 		// SLARiskAt is the at-risk timer (80 % of the target): nil once
 		// notified, replied or closed. Claimed with a conditional update,
