@@ -113,7 +113,9 @@ func benchQueueStats(b *testing.B, backend storetest.Backend) {
 	to := time.Now()
 	from := to.Add(-30 * 24 * time.Hour)
 	vars := map[string]any{"queueID": w.QueueID, "from": from.Format(time.RFC3339), "to": to.Format(time.RFC3339)}
-	var check struct{ QueueStats struct{ Offered, Answered int } }
+	var check struct {
+		QueueStats struct{ Offered, Answered int }
+	}
 	w.Admin.C.MustOp(b, "QueueStats", vars, &check)
 	if check.QueueStats.Offered < statsConversations/statsQueues*9/10 {
 		b.Fatalf("queueStats counted %d conversations offered, want about %d", check.QueueStats.Offered, statsConversations/statsQueues)
