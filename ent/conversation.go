@@ -74,6 +74,32 @@ type Conversation struct {
 	OwnerID *int `json:"owner_id,omitempty"`
 	// LastMessageID holds the value of the "last_message_id" field.
 	LastMessageID *int `json:"last_message_id,omitempty"`
+	// QueuedAt holds the value of the "queued_at" field.
+	QueuedAt *time.Time `json:"queued_at,omitempty"`
+	// ClaimedAt holds the value of the "claimed_at" field.
+	ClaimedAt *time.Time `json:"claimed_at,omitempty"`
+	// ClaimedByID holds the value of the "claimed_by_id" field.
+	ClaimedByID *int `json:"claimed_by_id,omitempty"`
+	// FirstReplyAt holds the value of the "first_reply_at" field.
+	FirstReplyAt *time.Time `json:"first_reply_at,omitempty"`
+	// FirstReplyAgentID holds the value of the "first_reply_agent_id" field.
+	FirstReplyAgentID *int `json:"first_reply_agent_id,omitempty"`
+	// FirstReplySeconds holds the value of the "first_reply_seconds" field.
+	FirstReplySeconds *float64 `json:"first_reply_seconds,omitempty"`
+	// HandleSeconds holds the value of the "handle_seconds" field.
+	HandleSeconds *float64 `json:"handle_seconds,omitempty"`
+	// HandledByID holds the value of the "handled_by_id" field.
+	HandledByID *int `json:"handled_by_id,omitempty"`
+	// MissedAt holds the value of the "missed_at" field.
+	MissedAt *time.Time `json:"missed_at,omitempty"`
+	// Abandoned holds the value of the "abandoned" field.
+	Abandoned bool `json:"abandoned,omitempty"`
+	// SLADueAt holds the value of the "sla_due_at" field.
+	SLADueAt *time.Time `json:"sla_due_at,omitempty"`
+	// SLASortAt holds the value of the "sla_sort_at" field.
+	SLASortAt time.Time `json:"sla_sort_at,omitempty"`
+	// SLARiskAt holds the value of the "sla_risk_at" field.
+	SLARiskAt *time.Time `json:"sla_risk_at,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the ConversationQuery when eager-loading is set.
 	Edges        ConversationEdges `json:"edges"`
@@ -245,13 +271,15 @@ func (*Conversation) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case conversation.FieldArchived, conversation.FieldUnknownContact, conversation.FieldContactBlocked, conversation.FieldContactDeleted, conversation.FieldHasMentions:
+		case conversation.FieldArchived, conversation.FieldUnknownContact, conversation.FieldContactBlocked, conversation.FieldContactDeleted, conversation.FieldHasMentions, conversation.FieldAbandoned:
 			values[i] = new(sql.NullBool)
-		case conversation.FieldID, conversation.FieldChannelAccountID, conversation.FieldContactID, conversation.FieldIdentityID, conversation.FieldQueueID, conversation.FieldOwnerID, conversation.FieldLastMessageID:
+		case conversation.FieldFirstReplySeconds, conversation.FieldHandleSeconds:
+			values[i] = new(sql.NullFloat64)
+		case conversation.FieldID, conversation.FieldChannelAccountID, conversation.FieldContactID, conversation.FieldIdentityID, conversation.FieldQueueID, conversation.FieldOwnerID, conversation.FieldLastMessageID, conversation.FieldClaimedByID, conversation.FieldFirstReplyAgentID, conversation.FieldHandledByID:
 			values[i] = new(sql.NullInt64)
 		case conversation.FieldChannel, conversation.FieldStatus, conversation.FieldOpenKey, conversation.FieldVisitorIP, conversation.FieldVisitorUserAgent, conversation.FieldVisitorPageURL:
 			values[i] = new(sql.NullString)
-		case conversation.FieldCreatedAt, conversation.FieldUpdatedAt, conversation.FieldLastMessageAt, conversation.FieldCustomerLastMessageAt, conversation.FieldTakenAt, conversation.FieldRouteAt, conversation.FieldRoundStartedAt, conversation.FieldClosedAt:
+		case conversation.FieldCreatedAt, conversation.FieldUpdatedAt, conversation.FieldLastMessageAt, conversation.FieldCustomerLastMessageAt, conversation.FieldTakenAt, conversation.FieldRouteAt, conversation.FieldRoundStartedAt, conversation.FieldClosedAt, conversation.FieldQueuedAt, conversation.FieldClaimedAt, conversation.FieldFirstReplyAt, conversation.FieldMissedAt, conversation.FieldSLADueAt, conversation.FieldSLASortAt, conversation.FieldSLARiskAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -435,6 +463,95 @@ func (_m *Conversation) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.LastMessageID = new(int)
 				*_m.LastMessageID = int(value.Int64)
+			}
+		case conversation.FieldQueuedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field queued_at", values[i])
+			} else if value.Valid {
+				_m.QueuedAt = new(time.Time)
+				*_m.QueuedAt = value.Time
+			}
+		case conversation.FieldClaimedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field claimed_at", values[i])
+			} else if value.Valid {
+				_m.ClaimedAt = new(time.Time)
+				*_m.ClaimedAt = value.Time
+			}
+		case conversation.FieldClaimedByID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field claimed_by_id", values[i])
+			} else if value.Valid {
+				_m.ClaimedByID = new(int)
+				*_m.ClaimedByID = int(value.Int64)
+			}
+		case conversation.FieldFirstReplyAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field first_reply_at", values[i])
+			} else if value.Valid {
+				_m.FirstReplyAt = new(time.Time)
+				*_m.FirstReplyAt = value.Time
+			}
+		case conversation.FieldFirstReplyAgentID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field first_reply_agent_id", values[i])
+			} else if value.Valid {
+				_m.FirstReplyAgentID = new(int)
+				*_m.FirstReplyAgentID = int(value.Int64)
+			}
+		case conversation.FieldFirstReplySeconds:
+			if value, ok := values[i].(*sql.NullFloat64); !ok {
+				return fmt.Errorf("unexpected type %T for field first_reply_seconds", values[i])
+			} else if value.Valid {
+				_m.FirstReplySeconds = new(float64)
+				*_m.FirstReplySeconds = value.Float64
+			}
+		case conversation.FieldHandleSeconds:
+			if value, ok := values[i].(*sql.NullFloat64); !ok {
+				return fmt.Errorf("unexpected type %T for field handle_seconds", values[i])
+			} else if value.Valid {
+				_m.HandleSeconds = new(float64)
+				*_m.HandleSeconds = value.Float64
+			}
+		case conversation.FieldHandledByID:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field handled_by_id", values[i])
+			} else if value.Valid {
+				_m.HandledByID = new(int)
+				*_m.HandledByID = int(value.Int64)
+			}
+		case conversation.FieldMissedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field missed_at", values[i])
+			} else if value.Valid {
+				_m.MissedAt = new(time.Time)
+				*_m.MissedAt = value.Time
+			}
+		case conversation.FieldAbandoned:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field abandoned", values[i])
+			} else if value.Valid {
+				_m.Abandoned = value.Bool
+			}
+		case conversation.FieldSLADueAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field sla_due_at", values[i])
+			} else if value.Valid {
+				_m.SLADueAt = new(time.Time)
+				*_m.SLADueAt = value.Time
+			}
+		case conversation.FieldSLASortAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field sla_sort_at", values[i])
+			} else if value.Valid {
+				_m.SLASortAt = value.Time
+			}
+		case conversation.FieldSLARiskAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field sla_risk_at", values[i])
+			} else if value.Valid {
+				_m.SLARiskAt = new(time.Time)
+				*_m.SLARiskAt = value.Time
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -629,6 +746,67 @@ func (_m *Conversation) String() string {
 	if v := _m.LastMessageID; v != nil {
 		builder.WriteString("last_message_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.QueuedAt; v != nil {
+		builder.WriteString("queued_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.ClaimedAt; v != nil {
+		builder.WriteString("claimed_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.ClaimedByID; v != nil {
+		builder.WriteString("claimed_by_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.FirstReplyAt; v != nil {
+		builder.WriteString("first_reply_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.FirstReplyAgentID; v != nil {
+		builder.WriteString("first_reply_agent_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.FirstReplySeconds; v != nil {
+		builder.WriteString("first_reply_seconds=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.HandleSeconds; v != nil {
+		builder.WriteString("handle_seconds=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.HandledByID; v != nil {
+		builder.WriteString("handled_by_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.MissedAt; v != nil {
+		builder.WriteString("missed_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("abandoned=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Abandoned))
+	builder.WriteString(", ")
+	if v := _m.SLADueAt; v != nil {
+		builder.WriteString("sla_due_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("sla_sort_at=")
+	builder.WriteString(_m.SLASortAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	if v := _m.SLARiskAt; v != nil {
+		builder.WriteString("sla_risk_at=")
+		builder.WriteString(v.Format(time.ANSIC))
 	}
 	builder.WriteByte(')')
 	return builder.String()

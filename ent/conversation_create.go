@@ -374,6 +374,188 @@ func (_c *ConversationCreate) SetNillableLastMessageID(v *int) *ConversationCrea
 	return _c
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (_c *ConversationCreate) SetQueuedAt(v time.Time) *ConversationCreate {
+	_c.mutation.SetQueuedAt(v)
+	return _c
+}
+
+// SetNillableQueuedAt sets the "queued_at" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableQueuedAt(v *time.Time) *ConversationCreate {
+	if v != nil {
+		_c.SetQueuedAt(*v)
+	}
+	return _c
+}
+
+// SetClaimedAt sets the "claimed_at" field.
+func (_c *ConversationCreate) SetClaimedAt(v time.Time) *ConversationCreate {
+	_c.mutation.SetClaimedAt(v)
+	return _c
+}
+
+// SetNillableClaimedAt sets the "claimed_at" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableClaimedAt(v *time.Time) *ConversationCreate {
+	if v != nil {
+		_c.SetClaimedAt(*v)
+	}
+	return _c
+}
+
+// SetClaimedByID sets the "claimed_by_id" field.
+func (_c *ConversationCreate) SetClaimedByID(v int) *ConversationCreate {
+	_c.mutation.SetClaimedByID(v)
+	return _c
+}
+
+// SetNillableClaimedByID sets the "claimed_by_id" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableClaimedByID(v *int) *ConversationCreate {
+	if v != nil {
+		_c.SetClaimedByID(*v)
+	}
+	return _c
+}
+
+// SetFirstReplyAt sets the "first_reply_at" field.
+func (_c *ConversationCreate) SetFirstReplyAt(v time.Time) *ConversationCreate {
+	_c.mutation.SetFirstReplyAt(v)
+	return _c
+}
+
+// SetNillableFirstReplyAt sets the "first_reply_at" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableFirstReplyAt(v *time.Time) *ConversationCreate {
+	if v != nil {
+		_c.SetFirstReplyAt(*v)
+	}
+	return _c
+}
+
+// SetFirstReplyAgentID sets the "first_reply_agent_id" field.
+func (_c *ConversationCreate) SetFirstReplyAgentID(v int) *ConversationCreate {
+	_c.mutation.SetFirstReplyAgentID(v)
+	return _c
+}
+
+// SetNillableFirstReplyAgentID sets the "first_reply_agent_id" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableFirstReplyAgentID(v *int) *ConversationCreate {
+	if v != nil {
+		_c.SetFirstReplyAgentID(*v)
+	}
+	return _c
+}
+
+// SetFirstReplySeconds sets the "first_reply_seconds" field.
+func (_c *ConversationCreate) SetFirstReplySeconds(v float64) *ConversationCreate {
+	_c.mutation.SetFirstReplySeconds(v)
+	return _c
+}
+
+// SetNillableFirstReplySeconds sets the "first_reply_seconds" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableFirstReplySeconds(v *float64) *ConversationCreate {
+	if v != nil {
+		_c.SetFirstReplySeconds(*v)
+	}
+	return _c
+}
+
+// SetHandleSeconds sets the "handle_seconds" field.
+func (_c *ConversationCreate) SetHandleSeconds(v float64) *ConversationCreate {
+	_c.mutation.SetHandleSeconds(v)
+	return _c
+}
+
+// SetNillableHandleSeconds sets the "handle_seconds" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableHandleSeconds(v *float64) *ConversationCreate {
+	if v != nil {
+		_c.SetHandleSeconds(*v)
+	}
+	return _c
+}
+
+// SetHandledByID sets the "handled_by_id" field.
+func (_c *ConversationCreate) SetHandledByID(v int) *ConversationCreate {
+	_c.mutation.SetHandledByID(v)
+	return _c
+}
+
+// SetNillableHandledByID sets the "handled_by_id" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableHandledByID(v *int) *ConversationCreate {
+	if v != nil {
+		_c.SetHandledByID(*v)
+	}
+	return _c
+}
+
+// SetMissedAt sets the "missed_at" field.
+func (_c *ConversationCreate) SetMissedAt(v time.Time) *ConversationCreate {
+	_c.mutation.SetMissedAt(v)
+	return _c
+}
+
+// SetNillableMissedAt sets the "missed_at" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableMissedAt(v *time.Time) *ConversationCreate {
+	if v != nil {
+		_c.SetMissedAt(*v)
+	}
+	return _c
+}
+
+// SetAbandoned sets the "abandoned" field.
+func (_c *ConversationCreate) SetAbandoned(v bool) *ConversationCreate {
+	_c.mutation.SetAbandoned(v)
+	return _c
+}
+
+// SetNillableAbandoned sets the "abandoned" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableAbandoned(v *bool) *ConversationCreate {
+	if v != nil {
+		_c.SetAbandoned(*v)
+	}
+	return _c
+}
+
+// SetSLADueAt sets the "sla_due_at" field.
+func (_c *ConversationCreate) SetSLADueAt(v time.Time) *ConversationCreate {
+	_c.mutation.SetSLADueAt(v)
+	return _c
+}
+
+// SetNillableSLADueAt sets the "sla_due_at" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableSLADueAt(v *time.Time) *ConversationCreate {
+	if v != nil {
+		_c.SetSLADueAt(*v)
+	}
+	return _c
+}
+
+// SetSLASortAt sets the "sla_sort_at" field.
+func (_c *ConversationCreate) SetSLASortAt(v time.Time) *ConversationCreate {
+	_c.mutation.SetSLASortAt(v)
+	return _c
+}
+
+// SetNillableSLASortAt sets the "sla_sort_at" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableSLASortAt(v *time.Time) *ConversationCreate {
+	if v != nil {
+		_c.SetSLASortAt(*v)
+	}
+	return _c
+}
+
+// SetSLARiskAt sets the "sla_risk_at" field.
+func (_c *ConversationCreate) SetSLARiskAt(v time.Time) *ConversationCreate {
+	_c.mutation.SetSLARiskAt(v)
+	return _c
+}
+
+// SetNillableSLARiskAt sets the "sla_risk_at" field if the given value is not nil.
+func (_c *ConversationCreate) SetNillableSLARiskAt(v *time.Time) *ConversationCreate {
+	if v != nil {
+		_c.SetSLARiskAt(*v)
+	}
+	return _c
+}
+
 // SetChannelAccount sets the "channel_account" edge to the ChannelAccount entity.
 func (_c *ConversationCreate) SetChannelAccount(v *ChannelAccount) *ConversationCreate {
 	return _c.SetChannelAccountID(v.ID)
@@ -550,6 +732,14 @@ func (_c *ConversationCreate) defaults() {
 		v := conversation.DefaultLastMessageAt()
 		_c.mutation.SetLastMessageAt(v)
 	}
+	if _, ok := _c.mutation.Abandoned(); !ok {
+		v := conversation.DefaultAbandoned
+		_c.mutation.SetAbandoned(v)
+	}
+	if _, ok := _c.mutation.SLASortAt(); !ok {
+		v := conversation.DefaultSLASortAt()
+		_c.mutation.SetSLASortAt(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -593,6 +783,12 @@ func (_c *ConversationCreate) check() error {
 	}
 	if _, ok := _c.mutation.LastMessageAt(); !ok {
 		return &ValidationError{Name: "last_message_at", err: errors.New(`ent: missing required field "Conversation.last_message_at"`)}
+	}
+	if _, ok := _c.mutation.Abandoned(); !ok {
+		return &ValidationError{Name: "abandoned", err: errors.New(`ent: missing required field "Conversation.abandoned"`)}
+	}
+	if _, ok := _c.mutation.SLASortAt(); !ok {
+		return &ValidationError{Name: "sla_sort_at", err: errors.New(`ent: missing required field "Conversation.sla_sort_at"`)}
 	}
 	return nil
 }
@@ -696,6 +892,58 @@ func (_c *ConversationCreate) createSpec() (*Conversation, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.VisitorPageURL(); ok {
 		_spec.SetField(conversation.FieldVisitorPageURL, field.TypeString, value)
 		_node.VisitorPageURL = value
+	}
+	if value, ok := _c.mutation.QueuedAt(); ok {
+		_spec.SetField(conversation.FieldQueuedAt, field.TypeTime, value)
+		_node.QueuedAt = &value
+	}
+	if value, ok := _c.mutation.ClaimedAt(); ok {
+		_spec.SetField(conversation.FieldClaimedAt, field.TypeTime, value)
+		_node.ClaimedAt = &value
+	}
+	if value, ok := _c.mutation.ClaimedByID(); ok {
+		_spec.SetField(conversation.FieldClaimedByID, field.TypeInt, value)
+		_node.ClaimedByID = &value
+	}
+	if value, ok := _c.mutation.FirstReplyAt(); ok {
+		_spec.SetField(conversation.FieldFirstReplyAt, field.TypeTime, value)
+		_node.FirstReplyAt = &value
+	}
+	if value, ok := _c.mutation.FirstReplyAgentID(); ok {
+		_spec.SetField(conversation.FieldFirstReplyAgentID, field.TypeInt, value)
+		_node.FirstReplyAgentID = &value
+	}
+	if value, ok := _c.mutation.FirstReplySeconds(); ok {
+		_spec.SetField(conversation.FieldFirstReplySeconds, field.TypeFloat64, value)
+		_node.FirstReplySeconds = &value
+	}
+	if value, ok := _c.mutation.HandleSeconds(); ok {
+		_spec.SetField(conversation.FieldHandleSeconds, field.TypeFloat64, value)
+		_node.HandleSeconds = &value
+	}
+	if value, ok := _c.mutation.HandledByID(); ok {
+		_spec.SetField(conversation.FieldHandledByID, field.TypeInt, value)
+		_node.HandledByID = &value
+	}
+	if value, ok := _c.mutation.MissedAt(); ok {
+		_spec.SetField(conversation.FieldMissedAt, field.TypeTime, value)
+		_node.MissedAt = &value
+	}
+	if value, ok := _c.mutation.Abandoned(); ok {
+		_spec.SetField(conversation.FieldAbandoned, field.TypeBool, value)
+		_node.Abandoned = value
+	}
+	if value, ok := _c.mutation.SLADueAt(); ok {
+		_spec.SetField(conversation.FieldSLADueAt, field.TypeTime, value)
+		_node.SLADueAt = &value
+	}
+	if value, ok := _c.mutation.SLASortAt(); ok {
+		_spec.SetField(conversation.FieldSLASortAt, field.TypeTime, value)
+		_node.SLASortAt = value
+	}
+	if value, ok := _c.mutation.SLARiskAt(); ok {
+		_spec.SetField(conversation.FieldSLARiskAt, field.TypeTime, value)
+		_node.SLARiskAt = &value
 	}
 	if nodes := _c.mutation.ChannelAccountIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -1301,6 +1549,258 @@ func (u *ConversationUpsert) ClearLastMessageID() *ConversationUpsert {
 	return u
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (u *ConversationUpsert) SetQueuedAt(v time.Time) *ConversationUpsert {
+	u.Set(conversation.FieldQueuedAt, v)
+	return u
+}
+
+// UpdateQueuedAt sets the "queued_at" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateQueuedAt() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldQueuedAt)
+	return u
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (u *ConversationUpsert) ClearQueuedAt() *ConversationUpsert {
+	u.SetNull(conversation.FieldQueuedAt)
+	return u
+}
+
+// SetClaimedAt sets the "claimed_at" field.
+func (u *ConversationUpsert) SetClaimedAt(v time.Time) *ConversationUpsert {
+	u.Set(conversation.FieldClaimedAt, v)
+	return u
+}
+
+// UpdateClaimedAt sets the "claimed_at" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateClaimedAt() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldClaimedAt)
+	return u
+}
+
+// ClearClaimedAt clears the value of the "claimed_at" field.
+func (u *ConversationUpsert) ClearClaimedAt() *ConversationUpsert {
+	u.SetNull(conversation.FieldClaimedAt)
+	return u
+}
+
+// SetClaimedByID sets the "claimed_by_id" field.
+func (u *ConversationUpsert) SetClaimedByID(v int) *ConversationUpsert {
+	u.Set(conversation.FieldClaimedByID, v)
+	return u
+}
+
+// UpdateClaimedByID sets the "claimed_by_id" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateClaimedByID() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldClaimedByID)
+	return u
+}
+
+// AddClaimedByID adds v to the "claimed_by_id" field.
+func (u *ConversationUpsert) AddClaimedByID(v int) *ConversationUpsert {
+	u.Add(conversation.FieldClaimedByID, v)
+	return u
+}
+
+// ClearClaimedByID clears the value of the "claimed_by_id" field.
+func (u *ConversationUpsert) ClearClaimedByID() *ConversationUpsert {
+	u.SetNull(conversation.FieldClaimedByID)
+	return u
+}
+
+// SetFirstReplyAt sets the "first_reply_at" field.
+func (u *ConversationUpsert) SetFirstReplyAt(v time.Time) *ConversationUpsert {
+	u.Set(conversation.FieldFirstReplyAt, v)
+	return u
+}
+
+// UpdateFirstReplyAt sets the "first_reply_at" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateFirstReplyAt() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldFirstReplyAt)
+	return u
+}
+
+// ClearFirstReplyAt clears the value of the "first_reply_at" field.
+func (u *ConversationUpsert) ClearFirstReplyAt() *ConversationUpsert {
+	u.SetNull(conversation.FieldFirstReplyAt)
+	return u
+}
+
+// SetFirstReplyAgentID sets the "first_reply_agent_id" field.
+func (u *ConversationUpsert) SetFirstReplyAgentID(v int) *ConversationUpsert {
+	u.Set(conversation.FieldFirstReplyAgentID, v)
+	return u
+}
+
+// UpdateFirstReplyAgentID sets the "first_reply_agent_id" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateFirstReplyAgentID() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldFirstReplyAgentID)
+	return u
+}
+
+// AddFirstReplyAgentID adds v to the "first_reply_agent_id" field.
+func (u *ConversationUpsert) AddFirstReplyAgentID(v int) *ConversationUpsert {
+	u.Add(conversation.FieldFirstReplyAgentID, v)
+	return u
+}
+
+// ClearFirstReplyAgentID clears the value of the "first_reply_agent_id" field.
+func (u *ConversationUpsert) ClearFirstReplyAgentID() *ConversationUpsert {
+	u.SetNull(conversation.FieldFirstReplyAgentID)
+	return u
+}
+
+// SetFirstReplySeconds sets the "first_reply_seconds" field.
+func (u *ConversationUpsert) SetFirstReplySeconds(v float64) *ConversationUpsert {
+	u.Set(conversation.FieldFirstReplySeconds, v)
+	return u
+}
+
+// UpdateFirstReplySeconds sets the "first_reply_seconds" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateFirstReplySeconds() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldFirstReplySeconds)
+	return u
+}
+
+// AddFirstReplySeconds adds v to the "first_reply_seconds" field.
+func (u *ConversationUpsert) AddFirstReplySeconds(v float64) *ConversationUpsert {
+	u.Add(conversation.FieldFirstReplySeconds, v)
+	return u
+}
+
+// ClearFirstReplySeconds clears the value of the "first_reply_seconds" field.
+func (u *ConversationUpsert) ClearFirstReplySeconds() *ConversationUpsert {
+	u.SetNull(conversation.FieldFirstReplySeconds)
+	return u
+}
+
+// SetHandleSeconds sets the "handle_seconds" field.
+func (u *ConversationUpsert) SetHandleSeconds(v float64) *ConversationUpsert {
+	u.Set(conversation.FieldHandleSeconds, v)
+	return u
+}
+
+// UpdateHandleSeconds sets the "handle_seconds" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateHandleSeconds() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldHandleSeconds)
+	return u
+}
+
+// AddHandleSeconds adds v to the "handle_seconds" field.
+func (u *ConversationUpsert) AddHandleSeconds(v float64) *ConversationUpsert {
+	u.Add(conversation.FieldHandleSeconds, v)
+	return u
+}
+
+// ClearHandleSeconds clears the value of the "handle_seconds" field.
+func (u *ConversationUpsert) ClearHandleSeconds() *ConversationUpsert {
+	u.SetNull(conversation.FieldHandleSeconds)
+	return u
+}
+
+// SetHandledByID sets the "handled_by_id" field.
+func (u *ConversationUpsert) SetHandledByID(v int) *ConversationUpsert {
+	u.Set(conversation.FieldHandledByID, v)
+	return u
+}
+
+// UpdateHandledByID sets the "handled_by_id" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateHandledByID() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldHandledByID)
+	return u
+}
+
+// AddHandledByID adds v to the "handled_by_id" field.
+func (u *ConversationUpsert) AddHandledByID(v int) *ConversationUpsert {
+	u.Add(conversation.FieldHandledByID, v)
+	return u
+}
+
+// ClearHandledByID clears the value of the "handled_by_id" field.
+func (u *ConversationUpsert) ClearHandledByID() *ConversationUpsert {
+	u.SetNull(conversation.FieldHandledByID)
+	return u
+}
+
+// SetMissedAt sets the "missed_at" field.
+func (u *ConversationUpsert) SetMissedAt(v time.Time) *ConversationUpsert {
+	u.Set(conversation.FieldMissedAt, v)
+	return u
+}
+
+// UpdateMissedAt sets the "missed_at" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateMissedAt() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldMissedAt)
+	return u
+}
+
+// ClearMissedAt clears the value of the "missed_at" field.
+func (u *ConversationUpsert) ClearMissedAt() *ConversationUpsert {
+	u.SetNull(conversation.FieldMissedAt)
+	return u
+}
+
+// SetAbandoned sets the "abandoned" field.
+func (u *ConversationUpsert) SetAbandoned(v bool) *ConversationUpsert {
+	u.Set(conversation.FieldAbandoned, v)
+	return u
+}
+
+// UpdateAbandoned sets the "abandoned" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateAbandoned() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldAbandoned)
+	return u
+}
+
+// SetSLADueAt sets the "sla_due_at" field.
+func (u *ConversationUpsert) SetSLADueAt(v time.Time) *ConversationUpsert {
+	u.Set(conversation.FieldSLADueAt, v)
+	return u
+}
+
+// UpdateSLADueAt sets the "sla_due_at" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateSLADueAt() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldSLADueAt)
+	return u
+}
+
+// ClearSLADueAt clears the value of the "sla_due_at" field.
+func (u *ConversationUpsert) ClearSLADueAt() *ConversationUpsert {
+	u.SetNull(conversation.FieldSLADueAt)
+	return u
+}
+
+// SetSLASortAt sets the "sla_sort_at" field.
+func (u *ConversationUpsert) SetSLASortAt(v time.Time) *ConversationUpsert {
+	u.Set(conversation.FieldSLASortAt, v)
+	return u
+}
+
+// UpdateSLASortAt sets the "sla_sort_at" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateSLASortAt() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldSLASortAt)
+	return u
+}
+
+// SetSLARiskAt sets the "sla_risk_at" field.
+func (u *ConversationUpsert) SetSLARiskAt(v time.Time) *ConversationUpsert {
+	u.Set(conversation.FieldSLARiskAt, v)
+	return u
+}
+
+// UpdateSLARiskAt sets the "sla_risk_at" field to the value that was provided on create.
+func (u *ConversationUpsert) UpdateSLARiskAt() *ConversationUpsert {
+	u.SetExcluded(conversation.FieldSLARiskAt)
+	return u
+}
+
+// ClearSLARiskAt clears the value of the "sla_risk_at" field.
+func (u *ConversationUpsert) ClearSLARiskAt() *ConversationUpsert {
+	u.SetNull(conversation.FieldSLARiskAt)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -1773,6 +2273,300 @@ func (u *ConversationUpsertOne) UpdateLastMessageID() *ConversationUpsertOne {
 func (u *ConversationUpsertOne) ClearLastMessageID() *ConversationUpsertOne {
 	return u.Update(func(s *ConversationUpsert) {
 		s.ClearLastMessageID()
+	})
+}
+
+// SetQueuedAt sets the "queued_at" field.
+func (u *ConversationUpsertOne) SetQueuedAt(v time.Time) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetQueuedAt(v)
+	})
+}
+
+// UpdateQueuedAt sets the "queued_at" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateQueuedAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateQueuedAt()
+	})
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (u *ConversationUpsertOne) ClearQueuedAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearQueuedAt()
+	})
+}
+
+// SetClaimedAt sets the "claimed_at" field.
+func (u *ConversationUpsertOne) SetClaimedAt(v time.Time) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetClaimedAt(v)
+	})
+}
+
+// UpdateClaimedAt sets the "claimed_at" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateClaimedAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateClaimedAt()
+	})
+}
+
+// ClearClaimedAt clears the value of the "claimed_at" field.
+func (u *ConversationUpsertOne) ClearClaimedAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearClaimedAt()
+	})
+}
+
+// SetClaimedByID sets the "claimed_by_id" field.
+func (u *ConversationUpsertOne) SetClaimedByID(v int) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetClaimedByID(v)
+	})
+}
+
+// AddClaimedByID adds v to the "claimed_by_id" field.
+func (u *ConversationUpsertOne) AddClaimedByID(v int) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddClaimedByID(v)
+	})
+}
+
+// UpdateClaimedByID sets the "claimed_by_id" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateClaimedByID() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateClaimedByID()
+	})
+}
+
+// ClearClaimedByID clears the value of the "claimed_by_id" field.
+func (u *ConversationUpsertOne) ClearClaimedByID() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearClaimedByID()
+	})
+}
+
+// SetFirstReplyAt sets the "first_reply_at" field.
+func (u *ConversationUpsertOne) SetFirstReplyAt(v time.Time) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetFirstReplyAt(v)
+	})
+}
+
+// UpdateFirstReplyAt sets the "first_reply_at" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateFirstReplyAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateFirstReplyAt()
+	})
+}
+
+// ClearFirstReplyAt clears the value of the "first_reply_at" field.
+func (u *ConversationUpsertOne) ClearFirstReplyAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearFirstReplyAt()
+	})
+}
+
+// SetFirstReplyAgentID sets the "first_reply_agent_id" field.
+func (u *ConversationUpsertOne) SetFirstReplyAgentID(v int) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetFirstReplyAgentID(v)
+	})
+}
+
+// AddFirstReplyAgentID adds v to the "first_reply_agent_id" field.
+func (u *ConversationUpsertOne) AddFirstReplyAgentID(v int) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddFirstReplyAgentID(v)
+	})
+}
+
+// UpdateFirstReplyAgentID sets the "first_reply_agent_id" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateFirstReplyAgentID() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateFirstReplyAgentID()
+	})
+}
+
+// ClearFirstReplyAgentID clears the value of the "first_reply_agent_id" field.
+func (u *ConversationUpsertOne) ClearFirstReplyAgentID() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearFirstReplyAgentID()
+	})
+}
+
+// SetFirstReplySeconds sets the "first_reply_seconds" field.
+func (u *ConversationUpsertOne) SetFirstReplySeconds(v float64) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetFirstReplySeconds(v)
+	})
+}
+
+// AddFirstReplySeconds adds v to the "first_reply_seconds" field.
+func (u *ConversationUpsertOne) AddFirstReplySeconds(v float64) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddFirstReplySeconds(v)
+	})
+}
+
+// UpdateFirstReplySeconds sets the "first_reply_seconds" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateFirstReplySeconds() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateFirstReplySeconds()
+	})
+}
+
+// ClearFirstReplySeconds clears the value of the "first_reply_seconds" field.
+func (u *ConversationUpsertOne) ClearFirstReplySeconds() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearFirstReplySeconds()
+	})
+}
+
+// SetHandleSeconds sets the "handle_seconds" field.
+func (u *ConversationUpsertOne) SetHandleSeconds(v float64) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetHandleSeconds(v)
+	})
+}
+
+// AddHandleSeconds adds v to the "handle_seconds" field.
+func (u *ConversationUpsertOne) AddHandleSeconds(v float64) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddHandleSeconds(v)
+	})
+}
+
+// UpdateHandleSeconds sets the "handle_seconds" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateHandleSeconds() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateHandleSeconds()
+	})
+}
+
+// ClearHandleSeconds clears the value of the "handle_seconds" field.
+func (u *ConversationUpsertOne) ClearHandleSeconds() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearHandleSeconds()
+	})
+}
+
+// SetHandledByID sets the "handled_by_id" field.
+func (u *ConversationUpsertOne) SetHandledByID(v int) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetHandledByID(v)
+	})
+}
+
+// AddHandledByID adds v to the "handled_by_id" field.
+func (u *ConversationUpsertOne) AddHandledByID(v int) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddHandledByID(v)
+	})
+}
+
+// UpdateHandledByID sets the "handled_by_id" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateHandledByID() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateHandledByID()
+	})
+}
+
+// ClearHandledByID clears the value of the "handled_by_id" field.
+func (u *ConversationUpsertOne) ClearHandledByID() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearHandledByID()
+	})
+}
+
+// SetMissedAt sets the "missed_at" field.
+func (u *ConversationUpsertOne) SetMissedAt(v time.Time) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetMissedAt(v)
+	})
+}
+
+// UpdateMissedAt sets the "missed_at" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateMissedAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateMissedAt()
+	})
+}
+
+// ClearMissedAt clears the value of the "missed_at" field.
+func (u *ConversationUpsertOne) ClearMissedAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearMissedAt()
+	})
+}
+
+// SetAbandoned sets the "abandoned" field.
+func (u *ConversationUpsertOne) SetAbandoned(v bool) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetAbandoned(v)
+	})
+}
+
+// UpdateAbandoned sets the "abandoned" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateAbandoned() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateAbandoned()
+	})
+}
+
+// SetSLADueAt sets the "sla_due_at" field.
+func (u *ConversationUpsertOne) SetSLADueAt(v time.Time) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetSLADueAt(v)
+	})
+}
+
+// UpdateSLADueAt sets the "sla_due_at" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateSLADueAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateSLADueAt()
+	})
+}
+
+// ClearSLADueAt clears the value of the "sla_due_at" field.
+func (u *ConversationUpsertOne) ClearSLADueAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearSLADueAt()
+	})
+}
+
+// SetSLASortAt sets the "sla_sort_at" field.
+func (u *ConversationUpsertOne) SetSLASortAt(v time.Time) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetSLASortAt(v)
+	})
+}
+
+// UpdateSLASortAt sets the "sla_sort_at" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateSLASortAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateSLASortAt()
+	})
+}
+
+// SetSLARiskAt sets the "sla_risk_at" field.
+func (u *ConversationUpsertOne) SetSLARiskAt(v time.Time) *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetSLARiskAt(v)
+	})
+}
+
+// UpdateSLARiskAt sets the "sla_risk_at" field to the value that was provided on create.
+func (u *ConversationUpsertOne) UpdateSLARiskAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateSLARiskAt()
+	})
+}
+
+// ClearSLARiskAt clears the value of the "sla_risk_at" field.
+func (u *ConversationUpsertOne) ClearSLARiskAt() *ConversationUpsertOne {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearSLARiskAt()
 	})
 }
 
@@ -2414,6 +3208,300 @@ func (u *ConversationUpsertBulk) UpdateLastMessageID() *ConversationUpsertBulk {
 func (u *ConversationUpsertBulk) ClearLastMessageID() *ConversationUpsertBulk {
 	return u.Update(func(s *ConversationUpsert) {
 		s.ClearLastMessageID()
+	})
+}
+
+// SetQueuedAt sets the "queued_at" field.
+func (u *ConversationUpsertBulk) SetQueuedAt(v time.Time) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetQueuedAt(v)
+	})
+}
+
+// UpdateQueuedAt sets the "queued_at" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateQueuedAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateQueuedAt()
+	})
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (u *ConversationUpsertBulk) ClearQueuedAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearQueuedAt()
+	})
+}
+
+// SetClaimedAt sets the "claimed_at" field.
+func (u *ConversationUpsertBulk) SetClaimedAt(v time.Time) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetClaimedAt(v)
+	})
+}
+
+// UpdateClaimedAt sets the "claimed_at" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateClaimedAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateClaimedAt()
+	})
+}
+
+// ClearClaimedAt clears the value of the "claimed_at" field.
+func (u *ConversationUpsertBulk) ClearClaimedAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearClaimedAt()
+	})
+}
+
+// SetClaimedByID sets the "claimed_by_id" field.
+func (u *ConversationUpsertBulk) SetClaimedByID(v int) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetClaimedByID(v)
+	})
+}
+
+// AddClaimedByID adds v to the "claimed_by_id" field.
+func (u *ConversationUpsertBulk) AddClaimedByID(v int) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddClaimedByID(v)
+	})
+}
+
+// UpdateClaimedByID sets the "claimed_by_id" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateClaimedByID() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateClaimedByID()
+	})
+}
+
+// ClearClaimedByID clears the value of the "claimed_by_id" field.
+func (u *ConversationUpsertBulk) ClearClaimedByID() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearClaimedByID()
+	})
+}
+
+// SetFirstReplyAt sets the "first_reply_at" field.
+func (u *ConversationUpsertBulk) SetFirstReplyAt(v time.Time) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetFirstReplyAt(v)
+	})
+}
+
+// UpdateFirstReplyAt sets the "first_reply_at" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateFirstReplyAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateFirstReplyAt()
+	})
+}
+
+// ClearFirstReplyAt clears the value of the "first_reply_at" field.
+func (u *ConversationUpsertBulk) ClearFirstReplyAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearFirstReplyAt()
+	})
+}
+
+// SetFirstReplyAgentID sets the "first_reply_agent_id" field.
+func (u *ConversationUpsertBulk) SetFirstReplyAgentID(v int) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetFirstReplyAgentID(v)
+	})
+}
+
+// AddFirstReplyAgentID adds v to the "first_reply_agent_id" field.
+func (u *ConversationUpsertBulk) AddFirstReplyAgentID(v int) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddFirstReplyAgentID(v)
+	})
+}
+
+// UpdateFirstReplyAgentID sets the "first_reply_agent_id" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateFirstReplyAgentID() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateFirstReplyAgentID()
+	})
+}
+
+// ClearFirstReplyAgentID clears the value of the "first_reply_agent_id" field.
+func (u *ConversationUpsertBulk) ClearFirstReplyAgentID() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearFirstReplyAgentID()
+	})
+}
+
+// SetFirstReplySeconds sets the "first_reply_seconds" field.
+func (u *ConversationUpsertBulk) SetFirstReplySeconds(v float64) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetFirstReplySeconds(v)
+	})
+}
+
+// AddFirstReplySeconds adds v to the "first_reply_seconds" field.
+func (u *ConversationUpsertBulk) AddFirstReplySeconds(v float64) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddFirstReplySeconds(v)
+	})
+}
+
+// UpdateFirstReplySeconds sets the "first_reply_seconds" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateFirstReplySeconds() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateFirstReplySeconds()
+	})
+}
+
+// ClearFirstReplySeconds clears the value of the "first_reply_seconds" field.
+func (u *ConversationUpsertBulk) ClearFirstReplySeconds() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearFirstReplySeconds()
+	})
+}
+
+// SetHandleSeconds sets the "handle_seconds" field.
+func (u *ConversationUpsertBulk) SetHandleSeconds(v float64) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetHandleSeconds(v)
+	})
+}
+
+// AddHandleSeconds adds v to the "handle_seconds" field.
+func (u *ConversationUpsertBulk) AddHandleSeconds(v float64) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddHandleSeconds(v)
+	})
+}
+
+// UpdateHandleSeconds sets the "handle_seconds" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateHandleSeconds() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateHandleSeconds()
+	})
+}
+
+// ClearHandleSeconds clears the value of the "handle_seconds" field.
+func (u *ConversationUpsertBulk) ClearHandleSeconds() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearHandleSeconds()
+	})
+}
+
+// SetHandledByID sets the "handled_by_id" field.
+func (u *ConversationUpsertBulk) SetHandledByID(v int) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetHandledByID(v)
+	})
+}
+
+// AddHandledByID adds v to the "handled_by_id" field.
+func (u *ConversationUpsertBulk) AddHandledByID(v int) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.AddHandledByID(v)
+	})
+}
+
+// UpdateHandledByID sets the "handled_by_id" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateHandledByID() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateHandledByID()
+	})
+}
+
+// ClearHandledByID clears the value of the "handled_by_id" field.
+func (u *ConversationUpsertBulk) ClearHandledByID() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearHandledByID()
+	})
+}
+
+// SetMissedAt sets the "missed_at" field.
+func (u *ConversationUpsertBulk) SetMissedAt(v time.Time) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetMissedAt(v)
+	})
+}
+
+// UpdateMissedAt sets the "missed_at" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateMissedAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateMissedAt()
+	})
+}
+
+// ClearMissedAt clears the value of the "missed_at" field.
+func (u *ConversationUpsertBulk) ClearMissedAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearMissedAt()
+	})
+}
+
+// SetAbandoned sets the "abandoned" field.
+func (u *ConversationUpsertBulk) SetAbandoned(v bool) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetAbandoned(v)
+	})
+}
+
+// UpdateAbandoned sets the "abandoned" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateAbandoned() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateAbandoned()
+	})
+}
+
+// SetSLADueAt sets the "sla_due_at" field.
+func (u *ConversationUpsertBulk) SetSLADueAt(v time.Time) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetSLADueAt(v)
+	})
+}
+
+// UpdateSLADueAt sets the "sla_due_at" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateSLADueAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateSLADueAt()
+	})
+}
+
+// ClearSLADueAt clears the value of the "sla_due_at" field.
+func (u *ConversationUpsertBulk) ClearSLADueAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearSLADueAt()
+	})
+}
+
+// SetSLASortAt sets the "sla_sort_at" field.
+func (u *ConversationUpsertBulk) SetSLASortAt(v time.Time) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetSLASortAt(v)
+	})
+}
+
+// UpdateSLASortAt sets the "sla_sort_at" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateSLASortAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateSLASortAt()
+	})
+}
+
+// SetSLARiskAt sets the "sla_risk_at" field.
+func (u *ConversationUpsertBulk) SetSLARiskAt(v time.Time) *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.SetSLARiskAt(v)
+	})
+}
+
+// UpdateSLARiskAt sets the "sla_risk_at" field to the value that was provided on create.
+func (u *ConversationUpsertBulk) UpdateSLARiskAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.UpdateSLARiskAt()
+	})
+}
+
+// ClearSLARiskAt clears the value of the "sla_risk_at" field.
+func (u *ConversationUpsertBulk) ClearSLARiskAt() *ConversationUpsertBulk {
+	return u.Update(func(s *ConversationUpsert) {
+		s.ClearSLARiskAt()
 	})
 }
 

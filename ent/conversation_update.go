@@ -443,6 +443,289 @@ func (_u *ConversationUpdate) ClearLastMessageID() *ConversationUpdate {
 	return _u
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (_u *ConversationUpdate) SetQueuedAt(v time.Time) *ConversationUpdate {
+	_u.mutation.SetQueuedAt(v)
+	return _u
+}
+
+// SetNillableQueuedAt sets the "queued_at" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableQueuedAt(v *time.Time) *ConversationUpdate {
+	if v != nil {
+		_u.SetQueuedAt(*v)
+	}
+	return _u
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (_u *ConversationUpdate) ClearQueuedAt() *ConversationUpdate {
+	_u.mutation.ClearQueuedAt()
+	return _u
+}
+
+// SetClaimedAt sets the "claimed_at" field.
+func (_u *ConversationUpdate) SetClaimedAt(v time.Time) *ConversationUpdate {
+	_u.mutation.SetClaimedAt(v)
+	return _u
+}
+
+// SetNillableClaimedAt sets the "claimed_at" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableClaimedAt(v *time.Time) *ConversationUpdate {
+	if v != nil {
+		_u.SetClaimedAt(*v)
+	}
+	return _u
+}
+
+// ClearClaimedAt clears the value of the "claimed_at" field.
+func (_u *ConversationUpdate) ClearClaimedAt() *ConversationUpdate {
+	_u.mutation.ClearClaimedAt()
+	return _u
+}
+
+// SetClaimedByID sets the "claimed_by_id" field.
+func (_u *ConversationUpdate) SetClaimedByID(v int) *ConversationUpdate {
+	_u.mutation.ResetClaimedByID()
+	_u.mutation.SetClaimedByID(v)
+	return _u
+}
+
+// SetNillableClaimedByID sets the "claimed_by_id" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableClaimedByID(v *int) *ConversationUpdate {
+	if v != nil {
+		_u.SetClaimedByID(*v)
+	}
+	return _u
+}
+
+// AddClaimedByID adds value to the "claimed_by_id" field.
+func (_u *ConversationUpdate) AddClaimedByID(v int) *ConversationUpdate {
+	_u.mutation.AddClaimedByID(v)
+	return _u
+}
+
+// ClearClaimedByID clears the value of the "claimed_by_id" field.
+func (_u *ConversationUpdate) ClearClaimedByID() *ConversationUpdate {
+	_u.mutation.ClearClaimedByID()
+	return _u
+}
+
+// SetFirstReplyAt sets the "first_reply_at" field.
+func (_u *ConversationUpdate) SetFirstReplyAt(v time.Time) *ConversationUpdate {
+	_u.mutation.SetFirstReplyAt(v)
+	return _u
+}
+
+// SetNillableFirstReplyAt sets the "first_reply_at" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableFirstReplyAt(v *time.Time) *ConversationUpdate {
+	if v != nil {
+		_u.SetFirstReplyAt(*v)
+	}
+	return _u
+}
+
+// ClearFirstReplyAt clears the value of the "first_reply_at" field.
+func (_u *ConversationUpdate) ClearFirstReplyAt() *ConversationUpdate {
+	_u.mutation.ClearFirstReplyAt()
+	return _u
+}
+
+// SetFirstReplyAgentID sets the "first_reply_agent_id" field.
+func (_u *ConversationUpdate) SetFirstReplyAgentID(v int) *ConversationUpdate {
+	_u.mutation.ResetFirstReplyAgentID()
+	_u.mutation.SetFirstReplyAgentID(v)
+	return _u
+}
+
+// SetNillableFirstReplyAgentID sets the "first_reply_agent_id" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableFirstReplyAgentID(v *int) *ConversationUpdate {
+	if v != nil {
+		_u.SetFirstReplyAgentID(*v)
+	}
+	return _u
+}
+
+// AddFirstReplyAgentID adds value to the "first_reply_agent_id" field.
+func (_u *ConversationUpdate) AddFirstReplyAgentID(v int) *ConversationUpdate {
+	_u.mutation.AddFirstReplyAgentID(v)
+	return _u
+}
+
+// ClearFirstReplyAgentID clears the value of the "first_reply_agent_id" field.
+func (_u *ConversationUpdate) ClearFirstReplyAgentID() *ConversationUpdate {
+	_u.mutation.ClearFirstReplyAgentID()
+	return _u
+}
+
+// SetFirstReplySeconds sets the "first_reply_seconds" field.
+func (_u *ConversationUpdate) SetFirstReplySeconds(v float64) *ConversationUpdate {
+	_u.mutation.ResetFirstReplySeconds()
+	_u.mutation.SetFirstReplySeconds(v)
+	return _u
+}
+
+// SetNillableFirstReplySeconds sets the "first_reply_seconds" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableFirstReplySeconds(v *float64) *ConversationUpdate {
+	if v != nil {
+		_u.SetFirstReplySeconds(*v)
+	}
+	return _u
+}
+
+// AddFirstReplySeconds adds value to the "first_reply_seconds" field.
+func (_u *ConversationUpdate) AddFirstReplySeconds(v float64) *ConversationUpdate {
+	_u.mutation.AddFirstReplySeconds(v)
+	return _u
+}
+
+// ClearFirstReplySeconds clears the value of the "first_reply_seconds" field.
+func (_u *ConversationUpdate) ClearFirstReplySeconds() *ConversationUpdate {
+	_u.mutation.ClearFirstReplySeconds()
+	return _u
+}
+
+// SetHandleSeconds sets the "handle_seconds" field.
+func (_u *ConversationUpdate) SetHandleSeconds(v float64) *ConversationUpdate {
+	_u.mutation.ResetHandleSeconds()
+	_u.mutation.SetHandleSeconds(v)
+	return _u
+}
+
+// SetNillableHandleSeconds sets the "handle_seconds" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableHandleSeconds(v *float64) *ConversationUpdate {
+	if v != nil {
+		_u.SetHandleSeconds(*v)
+	}
+	return _u
+}
+
+// AddHandleSeconds adds value to the "handle_seconds" field.
+func (_u *ConversationUpdate) AddHandleSeconds(v float64) *ConversationUpdate {
+	_u.mutation.AddHandleSeconds(v)
+	return _u
+}
+
+// ClearHandleSeconds clears the value of the "handle_seconds" field.
+func (_u *ConversationUpdate) ClearHandleSeconds() *ConversationUpdate {
+	_u.mutation.ClearHandleSeconds()
+	return _u
+}
+
+// SetHandledByID sets the "handled_by_id" field.
+func (_u *ConversationUpdate) SetHandledByID(v int) *ConversationUpdate {
+	_u.mutation.ResetHandledByID()
+	_u.mutation.SetHandledByID(v)
+	return _u
+}
+
+// SetNillableHandledByID sets the "handled_by_id" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableHandledByID(v *int) *ConversationUpdate {
+	if v != nil {
+		_u.SetHandledByID(*v)
+	}
+	return _u
+}
+
+// AddHandledByID adds value to the "handled_by_id" field.
+func (_u *ConversationUpdate) AddHandledByID(v int) *ConversationUpdate {
+	_u.mutation.AddHandledByID(v)
+	return _u
+}
+
+// ClearHandledByID clears the value of the "handled_by_id" field.
+func (_u *ConversationUpdate) ClearHandledByID() *ConversationUpdate {
+	_u.mutation.ClearHandledByID()
+	return _u
+}
+
+// SetMissedAt sets the "missed_at" field.
+func (_u *ConversationUpdate) SetMissedAt(v time.Time) *ConversationUpdate {
+	_u.mutation.SetMissedAt(v)
+	return _u
+}
+
+// SetNillableMissedAt sets the "missed_at" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableMissedAt(v *time.Time) *ConversationUpdate {
+	if v != nil {
+		_u.SetMissedAt(*v)
+	}
+	return _u
+}
+
+// ClearMissedAt clears the value of the "missed_at" field.
+func (_u *ConversationUpdate) ClearMissedAt() *ConversationUpdate {
+	_u.mutation.ClearMissedAt()
+	return _u
+}
+
+// SetAbandoned sets the "abandoned" field.
+func (_u *ConversationUpdate) SetAbandoned(v bool) *ConversationUpdate {
+	_u.mutation.SetAbandoned(v)
+	return _u
+}
+
+// SetNillableAbandoned sets the "abandoned" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableAbandoned(v *bool) *ConversationUpdate {
+	if v != nil {
+		_u.SetAbandoned(*v)
+	}
+	return _u
+}
+
+// SetSLADueAt sets the "sla_due_at" field.
+func (_u *ConversationUpdate) SetSLADueAt(v time.Time) *ConversationUpdate {
+	_u.mutation.SetSLADueAt(v)
+	return _u
+}
+
+// SetNillableSLADueAt sets the "sla_due_at" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableSLADueAt(v *time.Time) *ConversationUpdate {
+	if v != nil {
+		_u.SetSLADueAt(*v)
+	}
+	return _u
+}
+
+// ClearSLADueAt clears the value of the "sla_due_at" field.
+func (_u *ConversationUpdate) ClearSLADueAt() *ConversationUpdate {
+	_u.mutation.ClearSLADueAt()
+	return _u
+}
+
+// SetSLASortAt sets the "sla_sort_at" field.
+func (_u *ConversationUpdate) SetSLASortAt(v time.Time) *ConversationUpdate {
+	_u.mutation.SetSLASortAt(v)
+	return _u
+}
+
+// SetNillableSLASortAt sets the "sla_sort_at" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableSLASortAt(v *time.Time) *ConversationUpdate {
+	if v != nil {
+		_u.SetSLASortAt(*v)
+	}
+	return _u
+}
+
+// SetSLARiskAt sets the "sla_risk_at" field.
+func (_u *ConversationUpdate) SetSLARiskAt(v time.Time) *ConversationUpdate {
+	_u.mutation.SetSLARiskAt(v)
+	return _u
+}
+
+// SetNillableSLARiskAt sets the "sla_risk_at" field if the given value is not nil.
+func (_u *ConversationUpdate) SetNillableSLARiskAt(v *time.Time) *ConversationUpdate {
+	if v != nil {
+		_u.SetSLARiskAt(*v)
+	}
+	return _u
+}
+
+// ClearSLARiskAt clears the value of the "sla_risk_at" field.
+func (_u *ConversationUpdate) ClearSLARiskAt() *ConversationUpdate {
+	_u.mutation.ClearSLARiskAt()
+	return _u
+}
+
 // SetChannelAccount sets the "channel_account" edge to the ChannelAccount entity.
 func (_u *ConversationUpdate) SetChannelAccount(v *ChannelAccount) *ConversationUpdate {
 	return _u.SetChannelAccountID(v.ID)
@@ -835,6 +1118,93 @@ func (_u *ConversationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if _u.mutation.VisitorPageURLCleared() {
 		_spec.ClearField(conversation.FieldVisitorPageURL, field.TypeString)
+	}
+	if value, ok := _u.mutation.QueuedAt(); ok {
+		_spec.SetField(conversation.FieldQueuedAt, field.TypeTime, value)
+	}
+	if _u.mutation.QueuedAtCleared() {
+		_spec.ClearField(conversation.FieldQueuedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ClaimedAt(); ok {
+		_spec.SetField(conversation.FieldClaimedAt, field.TypeTime, value)
+	}
+	if _u.mutation.ClaimedAtCleared() {
+		_spec.ClearField(conversation.FieldClaimedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ClaimedByID(); ok {
+		_spec.SetField(conversation.FieldClaimedByID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedClaimedByID(); ok {
+		_spec.AddField(conversation.FieldClaimedByID, field.TypeInt, value)
+	}
+	if _u.mutation.ClaimedByIDCleared() {
+		_spec.ClearField(conversation.FieldClaimedByID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.FirstReplyAt(); ok {
+		_spec.SetField(conversation.FieldFirstReplyAt, field.TypeTime, value)
+	}
+	if _u.mutation.FirstReplyAtCleared() {
+		_spec.ClearField(conversation.FieldFirstReplyAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.FirstReplyAgentID(); ok {
+		_spec.SetField(conversation.FieldFirstReplyAgentID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedFirstReplyAgentID(); ok {
+		_spec.AddField(conversation.FieldFirstReplyAgentID, field.TypeInt, value)
+	}
+	if _u.mutation.FirstReplyAgentIDCleared() {
+		_spec.ClearField(conversation.FieldFirstReplyAgentID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.FirstReplySeconds(); ok {
+		_spec.SetField(conversation.FieldFirstReplySeconds, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedFirstReplySeconds(); ok {
+		_spec.AddField(conversation.FieldFirstReplySeconds, field.TypeFloat64, value)
+	}
+	if _u.mutation.FirstReplySecondsCleared() {
+		_spec.ClearField(conversation.FieldFirstReplySeconds, field.TypeFloat64)
+	}
+	if value, ok := _u.mutation.HandleSeconds(); ok {
+		_spec.SetField(conversation.FieldHandleSeconds, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedHandleSeconds(); ok {
+		_spec.AddField(conversation.FieldHandleSeconds, field.TypeFloat64, value)
+	}
+	if _u.mutation.HandleSecondsCleared() {
+		_spec.ClearField(conversation.FieldHandleSeconds, field.TypeFloat64)
+	}
+	if value, ok := _u.mutation.HandledByID(); ok {
+		_spec.SetField(conversation.FieldHandledByID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedHandledByID(); ok {
+		_spec.AddField(conversation.FieldHandledByID, field.TypeInt, value)
+	}
+	if _u.mutation.HandledByIDCleared() {
+		_spec.ClearField(conversation.FieldHandledByID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.MissedAt(); ok {
+		_spec.SetField(conversation.FieldMissedAt, field.TypeTime, value)
+	}
+	if _u.mutation.MissedAtCleared() {
+		_spec.ClearField(conversation.FieldMissedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Abandoned(); ok {
+		_spec.SetField(conversation.FieldAbandoned, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.SLADueAt(); ok {
+		_spec.SetField(conversation.FieldSLADueAt, field.TypeTime, value)
+	}
+	if _u.mutation.SLADueAtCleared() {
+		_spec.ClearField(conversation.FieldSLADueAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.SLASortAt(); ok {
+		_spec.SetField(conversation.FieldSLASortAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.SLARiskAt(); ok {
+		_spec.SetField(conversation.FieldSLARiskAt, field.TypeTime, value)
+	}
+	if _u.mutation.SLARiskAtCleared() {
+		_spec.ClearField(conversation.FieldSLARiskAt, field.TypeTime)
 	}
 	if _u.mutation.ChannelAccountCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -1673,6 +2043,289 @@ func (_u *ConversationUpdateOne) ClearLastMessageID() *ConversationUpdateOne {
 	return _u
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (_u *ConversationUpdateOne) SetQueuedAt(v time.Time) *ConversationUpdateOne {
+	_u.mutation.SetQueuedAt(v)
+	return _u
+}
+
+// SetNillableQueuedAt sets the "queued_at" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableQueuedAt(v *time.Time) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetQueuedAt(*v)
+	}
+	return _u
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (_u *ConversationUpdateOne) ClearQueuedAt() *ConversationUpdateOne {
+	_u.mutation.ClearQueuedAt()
+	return _u
+}
+
+// SetClaimedAt sets the "claimed_at" field.
+func (_u *ConversationUpdateOne) SetClaimedAt(v time.Time) *ConversationUpdateOne {
+	_u.mutation.SetClaimedAt(v)
+	return _u
+}
+
+// SetNillableClaimedAt sets the "claimed_at" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableClaimedAt(v *time.Time) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetClaimedAt(*v)
+	}
+	return _u
+}
+
+// ClearClaimedAt clears the value of the "claimed_at" field.
+func (_u *ConversationUpdateOne) ClearClaimedAt() *ConversationUpdateOne {
+	_u.mutation.ClearClaimedAt()
+	return _u
+}
+
+// SetClaimedByID sets the "claimed_by_id" field.
+func (_u *ConversationUpdateOne) SetClaimedByID(v int) *ConversationUpdateOne {
+	_u.mutation.ResetClaimedByID()
+	_u.mutation.SetClaimedByID(v)
+	return _u
+}
+
+// SetNillableClaimedByID sets the "claimed_by_id" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableClaimedByID(v *int) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetClaimedByID(*v)
+	}
+	return _u
+}
+
+// AddClaimedByID adds value to the "claimed_by_id" field.
+func (_u *ConversationUpdateOne) AddClaimedByID(v int) *ConversationUpdateOne {
+	_u.mutation.AddClaimedByID(v)
+	return _u
+}
+
+// ClearClaimedByID clears the value of the "claimed_by_id" field.
+func (_u *ConversationUpdateOne) ClearClaimedByID() *ConversationUpdateOne {
+	_u.mutation.ClearClaimedByID()
+	return _u
+}
+
+// SetFirstReplyAt sets the "first_reply_at" field.
+func (_u *ConversationUpdateOne) SetFirstReplyAt(v time.Time) *ConversationUpdateOne {
+	_u.mutation.SetFirstReplyAt(v)
+	return _u
+}
+
+// SetNillableFirstReplyAt sets the "first_reply_at" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableFirstReplyAt(v *time.Time) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetFirstReplyAt(*v)
+	}
+	return _u
+}
+
+// ClearFirstReplyAt clears the value of the "first_reply_at" field.
+func (_u *ConversationUpdateOne) ClearFirstReplyAt() *ConversationUpdateOne {
+	_u.mutation.ClearFirstReplyAt()
+	return _u
+}
+
+// SetFirstReplyAgentID sets the "first_reply_agent_id" field.
+func (_u *ConversationUpdateOne) SetFirstReplyAgentID(v int) *ConversationUpdateOne {
+	_u.mutation.ResetFirstReplyAgentID()
+	_u.mutation.SetFirstReplyAgentID(v)
+	return _u
+}
+
+// SetNillableFirstReplyAgentID sets the "first_reply_agent_id" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableFirstReplyAgentID(v *int) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetFirstReplyAgentID(*v)
+	}
+	return _u
+}
+
+// AddFirstReplyAgentID adds value to the "first_reply_agent_id" field.
+func (_u *ConversationUpdateOne) AddFirstReplyAgentID(v int) *ConversationUpdateOne {
+	_u.mutation.AddFirstReplyAgentID(v)
+	return _u
+}
+
+// ClearFirstReplyAgentID clears the value of the "first_reply_agent_id" field.
+func (_u *ConversationUpdateOne) ClearFirstReplyAgentID() *ConversationUpdateOne {
+	_u.mutation.ClearFirstReplyAgentID()
+	return _u
+}
+
+// SetFirstReplySeconds sets the "first_reply_seconds" field.
+func (_u *ConversationUpdateOne) SetFirstReplySeconds(v float64) *ConversationUpdateOne {
+	_u.mutation.ResetFirstReplySeconds()
+	_u.mutation.SetFirstReplySeconds(v)
+	return _u
+}
+
+// SetNillableFirstReplySeconds sets the "first_reply_seconds" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableFirstReplySeconds(v *float64) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetFirstReplySeconds(*v)
+	}
+	return _u
+}
+
+// AddFirstReplySeconds adds value to the "first_reply_seconds" field.
+func (_u *ConversationUpdateOne) AddFirstReplySeconds(v float64) *ConversationUpdateOne {
+	_u.mutation.AddFirstReplySeconds(v)
+	return _u
+}
+
+// ClearFirstReplySeconds clears the value of the "first_reply_seconds" field.
+func (_u *ConversationUpdateOne) ClearFirstReplySeconds() *ConversationUpdateOne {
+	_u.mutation.ClearFirstReplySeconds()
+	return _u
+}
+
+// SetHandleSeconds sets the "handle_seconds" field.
+func (_u *ConversationUpdateOne) SetHandleSeconds(v float64) *ConversationUpdateOne {
+	_u.mutation.ResetHandleSeconds()
+	_u.mutation.SetHandleSeconds(v)
+	return _u
+}
+
+// SetNillableHandleSeconds sets the "handle_seconds" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableHandleSeconds(v *float64) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetHandleSeconds(*v)
+	}
+	return _u
+}
+
+// AddHandleSeconds adds value to the "handle_seconds" field.
+func (_u *ConversationUpdateOne) AddHandleSeconds(v float64) *ConversationUpdateOne {
+	_u.mutation.AddHandleSeconds(v)
+	return _u
+}
+
+// ClearHandleSeconds clears the value of the "handle_seconds" field.
+func (_u *ConversationUpdateOne) ClearHandleSeconds() *ConversationUpdateOne {
+	_u.mutation.ClearHandleSeconds()
+	return _u
+}
+
+// SetHandledByID sets the "handled_by_id" field.
+func (_u *ConversationUpdateOne) SetHandledByID(v int) *ConversationUpdateOne {
+	_u.mutation.ResetHandledByID()
+	_u.mutation.SetHandledByID(v)
+	return _u
+}
+
+// SetNillableHandledByID sets the "handled_by_id" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableHandledByID(v *int) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetHandledByID(*v)
+	}
+	return _u
+}
+
+// AddHandledByID adds value to the "handled_by_id" field.
+func (_u *ConversationUpdateOne) AddHandledByID(v int) *ConversationUpdateOne {
+	_u.mutation.AddHandledByID(v)
+	return _u
+}
+
+// ClearHandledByID clears the value of the "handled_by_id" field.
+func (_u *ConversationUpdateOne) ClearHandledByID() *ConversationUpdateOne {
+	_u.mutation.ClearHandledByID()
+	return _u
+}
+
+// SetMissedAt sets the "missed_at" field.
+func (_u *ConversationUpdateOne) SetMissedAt(v time.Time) *ConversationUpdateOne {
+	_u.mutation.SetMissedAt(v)
+	return _u
+}
+
+// SetNillableMissedAt sets the "missed_at" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableMissedAt(v *time.Time) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetMissedAt(*v)
+	}
+	return _u
+}
+
+// ClearMissedAt clears the value of the "missed_at" field.
+func (_u *ConversationUpdateOne) ClearMissedAt() *ConversationUpdateOne {
+	_u.mutation.ClearMissedAt()
+	return _u
+}
+
+// SetAbandoned sets the "abandoned" field.
+func (_u *ConversationUpdateOne) SetAbandoned(v bool) *ConversationUpdateOne {
+	_u.mutation.SetAbandoned(v)
+	return _u
+}
+
+// SetNillableAbandoned sets the "abandoned" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableAbandoned(v *bool) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetAbandoned(*v)
+	}
+	return _u
+}
+
+// SetSLADueAt sets the "sla_due_at" field.
+func (_u *ConversationUpdateOne) SetSLADueAt(v time.Time) *ConversationUpdateOne {
+	_u.mutation.SetSLADueAt(v)
+	return _u
+}
+
+// SetNillableSLADueAt sets the "sla_due_at" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableSLADueAt(v *time.Time) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetSLADueAt(*v)
+	}
+	return _u
+}
+
+// ClearSLADueAt clears the value of the "sla_due_at" field.
+func (_u *ConversationUpdateOne) ClearSLADueAt() *ConversationUpdateOne {
+	_u.mutation.ClearSLADueAt()
+	return _u
+}
+
+// SetSLASortAt sets the "sla_sort_at" field.
+func (_u *ConversationUpdateOne) SetSLASortAt(v time.Time) *ConversationUpdateOne {
+	_u.mutation.SetSLASortAt(v)
+	return _u
+}
+
+// SetNillableSLASortAt sets the "sla_sort_at" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableSLASortAt(v *time.Time) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetSLASortAt(*v)
+	}
+	return _u
+}
+
+// SetSLARiskAt sets the "sla_risk_at" field.
+func (_u *ConversationUpdateOne) SetSLARiskAt(v time.Time) *ConversationUpdateOne {
+	_u.mutation.SetSLARiskAt(v)
+	return _u
+}
+
+// SetNillableSLARiskAt sets the "sla_risk_at" field if the given value is not nil.
+func (_u *ConversationUpdateOne) SetNillableSLARiskAt(v *time.Time) *ConversationUpdateOne {
+	if v != nil {
+		_u.SetSLARiskAt(*v)
+	}
+	return _u
+}
+
+// ClearSLARiskAt clears the value of the "sla_risk_at" field.
+func (_u *ConversationUpdateOne) ClearSLARiskAt() *ConversationUpdateOne {
+	_u.mutation.ClearSLARiskAt()
+	return _u
+}
+
 // SetChannelAccount sets the "channel_account" edge to the ChannelAccount entity.
 func (_u *ConversationUpdateOne) SetChannelAccount(v *ChannelAccount) *ConversationUpdateOne {
 	return _u.SetChannelAccountID(v.ID)
@@ -2095,6 +2748,93 @@ func (_u *ConversationUpdateOne) sqlSave(ctx context.Context) (_node *Conversati
 	}
 	if _u.mutation.VisitorPageURLCleared() {
 		_spec.ClearField(conversation.FieldVisitorPageURL, field.TypeString)
+	}
+	if value, ok := _u.mutation.QueuedAt(); ok {
+		_spec.SetField(conversation.FieldQueuedAt, field.TypeTime, value)
+	}
+	if _u.mutation.QueuedAtCleared() {
+		_spec.ClearField(conversation.FieldQueuedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ClaimedAt(); ok {
+		_spec.SetField(conversation.FieldClaimedAt, field.TypeTime, value)
+	}
+	if _u.mutation.ClaimedAtCleared() {
+		_spec.ClearField(conversation.FieldClaimedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.ClaimedByID(); ok {
+		_spec.SetField(conversation.FieldClaimedByID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedClaimedByID(); ok {
+		_spec.AddField(conversation.FieldClaimedByID, field.TypeInt, value)
+	}
+	if _u.mutation.ClaimedByIDCleared() {
+		_spec.ClearField(conversation.FieldClaimedByID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.FirstReplyAt(); ok {
+		_spec.SetField(conversation.FieldFirstReplyAt, field.TypeTime, value)
+	}
+	if _u.mutation.FirstReplyAtCleared() {
+		_spec.ClearField(conversation.FieldFirstReplyAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.FirstReplyAgentID(); ok {
+		_spec.SetField(conversation.FieldFirstReplyAgentID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedFirstReplyAgentID(); ok {
+		_spec.AddField(conversation.FieldFirstReplyAgentID, field.TypeInt, value)
+	}
+	if _u.mutation.FirstReplyAgentIDCleared() {
+		_spec.ClearField(conversation.FieldFirstReplyAgentID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.FirstReplySeconds(); ok {
+		_spec.SetField(conversation.FieldFirstReplySeconds, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedFirstReplySeconds(); ok {
+		_spec.AddField(conversation.FieldFirstReplySeconds, field.TypeFloat64, value)
+	}
+	if _u.mutation.FirstReplySecondsCleared() {
+		_spec.ClearField(conversation.FieldFirstReplySeconds, field.TypeFloat64)
+	}
+	if value, ok := _u.mutation.HandleSeconds(); ok {
+		_spec.SetField(conversation.FieldHandleSeconds, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedHandleSeconds(); ok {
+		_spec.AddField(conversation.FieldHandleSeconds, field.TypeFloat64, value)
+	}
+	if _u.mutation.HandleSecondsCleared() {
+		_spec.ClearField(conversation.FieldHandleSeconds, field.TypeFloat64)
+	}
+	if value, ok := _u.mutation.HandledByID(); ok {
+		_spec.SetField(conversation.FieldHandledByID, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedHandledByID(); ok {
+		_spec.AddField(conversation.FieldHandledByID, field.TypeInt, value)
+	}
+	if _u.mutation.HandledByIDCleared() {
+		_spec.ClearField(conversation.FieldHandledByID, field.TypeInt)
+	}
+	if value, ok := _u.mutation.MissedAt(); ok {
+		_spec.SetField(conversation.FieldMissedAt, field.TypeTime, value)
+	}
+	if _u.mutation.MissedAtCleared() {
+		_spec.ClearField(conversation.FieldMissedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Abandoned(); ok {
+		_spec.SetField(conversation.FieldAbandoned, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.SLADueAt(); ok {
+		_spec.SetField(conversation.FieldSLADueAt, field.TypeTime, value)
+	}
+	if _u.mutation.SLADueAtCleared() {
+		_spec.ClearField(conversation.FieldSLADueAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.SLASortAt(); ok {
+		_spec.SetField(conversation.FieldSLASortAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.SLARiskAt(); ok {
+		_spec.SetField(conversation.FieldSLARiskAt, field.TypeTime, value)
+	}
+	if _u.mutation.SLARiskAtCleared() {
+		_spec.ClearField(conversation.FieldSLARiskAt, field.TypeTime)
 	}
 	if _u.mutation.ChannelAccountCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -2048,6 +2048,20 @@ var (
 			}
 		},
 	}
+	// ConversationOrderFieldSLASortAt orders Conversation by sla_sort_at.
+	ConversationOrderFieldSLASortAt = &ConversationOrderField{
+		Value: func(_m *Conversation) (ent.Value, error) {
+			return _m.SLASortAt, nil
+		},
+		column: conversation.FieldSLASortAt,
+		toTerm: conversation.BySLASortAt,
+		toCursor: func(_m *Conversation) Cursor {
+			return Cursor{
+				ID:    _m.ID,
+				Value: _m.SLASortAt,
+			}
+		},
+	}
 )
 
 // String implement fmt.Stringer interface.
@@ -2058,6 +2072,8 @@ func (f ConversationOrderField) String() string {
 		str = "CREATED_AT"
 	case ConversationOrderFieldLastMessageAt.column:
 		str = "LAST_MESSAGE_AT"
+	case ConversationOrderFieldSLASortAt.column:
+		str = "SLA_DUE"
 	}
 	return str
 }
@@ -2078,6 +2094,8 @@ func (f *ConversationOrderField) UnmarshalGQL(v interface{}) error {
 		*f = *ConversationOrderFieldCreatedAt
 	case "LAST_MESSAGE_AT":
 		*f = *ConversationOrderFieldLastMessageAt
+	case "SLA_DUE":
+		*f = *ConversationOrderFieldSLASortAt
 	default:
 		return fmt.Errorf("%s is not a valid ConversationOrderField", str)
 	}

@@ -8137,6 +8137,24 @@ type ConversationMutation struct {
 	visitor_ip               *string
 	visitor_user_agent       *string
 	visitor_page_url         *string
+	queued_at                *time.Time
+	claimed_at               *time.Time
+	claimed_by_id            *int
+	addclaimed_by_id         *int
+	first_reply_at           *time.Time
+	first_reply_agent_id     *int
+	addfirst_reply_agent_id  *int
+	first_reply_seconds      *float64
+	addfirst_reply_seconds   *float64
+	handle_seconds           *float64
+	addhandle_seconds        *float64
+	handled_by_id            *int
+	addhandled_by_id         *int
+	missed_at                *time.Time
+	abandoned                *bool
+	sla_due_at               *time.Time
+	sla_sort_at              *time.Time
+	sla_risk_at              *time.Time
 	clearedFields            map[string]struct{}
 	channel_account          *int
 	clearedchannel_account   bool
@@ -9363,6 +9381,722 @@ func (m *ConversationMutation) ResetLastMessageID() {
 	delete(m.clearedFields, conversation.FieldLastMessageID)
 }
 
+// SetQueuedAt sets the "queued_at" field.
+func (m *ConversationMutation) SetQueuedAt(t time.Time) {
+	m.queued_at = &t
+}
+
+// QueuedAt returns the value of the "queued_at" field in the mutation.
+func (m *ConversationMutation) QueuedAt() (r time.Time, exists bool) {
+	v := m.queued_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldQueuedAt returns the old "queued_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldQueuedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldQueuedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldQueuedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldQueuedAt: %w", err)
+	}
+	return oldValue.QueuedAt, nil
+}
+
+// ClearQueuedAt clears the value of the "queued_at" field.
+func (m *ConversationMutation) ClearQueuedAt() {
+	m.queued_at = nil
+	m.clearedFields[conversation.FieldQueuedAt] = struct{}{}
+}
+
+// QueuedAtCleared returns if the "queued_at" field was cleared in this mutation.
+func (m *ConversationMutation) QueuedAtCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldQueuedAt]
+	return ok
+}
+
+// ResetQueuedAt resets all changes to the "queued_at" field.
+func (m *ConversationMutation) ResetQueuedAt() {
+	m.queued_at = nil
+	delete(m.clearedFields, conversation.FieldQueuedAt)
+}
+
+// SetClaimedAt sets the "claimed_at" field.
+func (m *ConversationMutation) SetClaimedAt(t time.Time) {
+	m.claimed_at = &t
+}
+
+// ClaimedAt returns the value of the "claimed_at" field in the mutation.
+func (m *ConversationMutation) ClaimedAt() (r time.Time, exists bool) {
+	v := m.claimed_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClaimedAt returns the old "claimed_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldClaimedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClaimedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClaimedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClaimedAt: %w", err)
+	}
+	return oldValue.ClaimedAt, nil
+}
+
+// ClearClaimedAt clears the value of the "claimed_at" field.
+func (m *ConversationMutation) ClearClaimedAt() {
+	m.claimed_at = nil
+	m.clearedFields[conversation.FieldClaimedAt] = struct{}{}
+}
+
+// ClaimedAtCleared returns if the "claimed_at" field was cleared in this mutation.
+func (m *ConversationMutation) ClaimedAtCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldClaimedAt]
+	return ok
+}
+
+// ResetClaimedAt resets all changes to the "claimed_at" field.
+func (m *ConversationMutation) ResetClaimedAt() {
+	m.claimed_at = nil
+	delete(m.clearedFields, conversation.FieldClaimedAt)
+}
+
+// SetClaimedByID sets the "claimed_by_id" field.
+func (m *ConversationMutation) SetClaimedByID(i int) {
+	m.claimed_by_id = &i
+	m.addclaimed_by_id = nil
+}
+
+// ClaimedByID returns the value of the "claimed_by_id" field in the mutation.
+func (m *ConversationMutation) ClaimedByID() (r int, exists bool) {
+	v := m.claimed_by_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClaimedByID returns the old "claimed_by_id" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldClaimedByID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClaimedByID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClaimedByID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClaimedByID: %w", err)
+	}
+	return oldValue.ClaimedByID, nil
+}
+
+// AddClaimedByID adds i to the "claimed_by_id" field.
+func (m *ConversationMutation) AddClaimedByID(i int) {
+	if m.addclaimed_by_id != nil {
+		*m.addclaimed_by_id += i
+	} else {
+		m.addclaimed_by_id = &i
+	}
+}
+
+// AddedClaimedByID returns the value that was added to the "claimed_by_id" field in this mutation.
+func (m *ConversationMutation) AddedClaimedByID() (r int, exists bool) {
+	v := m.addclaimed_by_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearClaimedByID clears the value of the "claimed_by_id" field.
+func (m *ConversationMutation) ClearClaimedByID() {
+	m.claimed_by_id = nil
+	m.addclaimed_by_id = nil
+	m.clearedFields[conversation.FieldClaimedByID] = struct{}{}
+}
+
+// ClaimedByIDCleared returns if the "claimed_by_id" field was cleared in this mutation.
+func (m *ConversationMutation) ClaimedByIDCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldClaimedByID]
+	return ok
+}
+
+// ResetClaimedByID resets all changes to the "claimed_by_id" field.
+func (m *ConversationMutation) ResetClaimedByID() {
+	m.claimed_by_id = nil
+	m.addclaimed_by_id = nil
+	delete(m.clearedFields, conversation.FieldClaimedByID)
+}
+
+// SetFirstReplyAt sets the "first_reply_at" field.
+func (m *ConversationMutation) SetFirstReplyAt(t time.Time) {
+	m.first_reply_at = &t
+}
+
+// FirstReplyAt returns the value of the "first_reply_at" field in the mutation.
+func (m *ConversationMutation) FirstReplyAt() (r time.Time, exists bool) {
+	v := m.first_reply_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFirstReplyAt returns the old "first_reply_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldFirstReplyAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFirstReplyAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFirstReplyAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFirstReplyAt: %w", err)
+	}
+	return oldValue.FirstReplyAt, nil
+}
+
+// ClearFirstReplyAt clears the value of the "first_reply_at" field.
+func (m *ConversationMutation) ClearFirstReplyAt() {
+	m.first_reply_at = nil
+	m.clearedFields[conversation.FieldFirstReplyAt] = struct{}{}
+}
+
+// FirstReplyAtCleared returns if the "first_reply_at" field was cleared in this mutation.
+func (m *ConversationMutation) FirstReplyAtCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldFirstReplyAt]
+	return ok
+}
+
+// ResetFirstReplyAt resets all changes to the "first_reply_at" field.
+func (m *ConversationMutation) ResetFirstReplyAt() {
+	m.first_reply_at = nil
+	delete(m.clearedFields, conversation.FieldFirstReplyAt)
+}
+
+// SetFirstReplyAgentID sets the "first_reply_agent_id" field.
+func (m *ConversationMutation) SetFirstReplyAgentID(i int) {
+	m.first_reply_agent_id = &i
+	m.addfirst_reply_agent_id = nil
+}
+
+// FirstReplyAgentID returns the value of the "first_reply_agent_id" field in the mutation.
+func (m *ConversationMutation) FirstReplyAgentID() (r int, exists bool) {
+	v := m.first_reply_agent_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFirstReplyAgentID returns the old "first_reply_agent_id" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldFirstReplyAgentID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFirstReplyAgentID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFirstReplyAgentID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFirstReplyAgentID: %w", err)
+	}
+	return oldValue.FirstReplyAgentID, nil
+}
+
+// AddFirstReplyAgentID adds i to the "first_reply_agent_id" field.
+func (m *ConversationMutation) AddFirstReplyAgentID(i int) {
+	if m.addfirst_reply_agent_id != nil {
+		*m.addfirst_reply_agent_id += i
+	} else {
+		m.addfirst_reply_agent_id = &i
+	}
+}
+
+// AddedFirstReplyAgentID returns the value that was added to the "first_reply_agent_id" field in this mutation.
+func (m *ConversationMutation) AddedFirstReplyAgentID() (r int, exists bool) {
+	v := m.addfirst_reply_agent_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearFirstReplyAgentID clears the value of the "first_reply_agent_id" field.
+func (m *ConversationMutation) ClearFirstReplyAgentID() {
+	m.first_reply_agent_id = nil
+	m.addfirst_reply_agent_id = nil
+	m.clearedFields[conversation.FieldFirstReplyAgentID] = struct{}{}
+}
+
+// FirstReplyAgentIDCleared returns if the "first_reply_agent_id" field was cleared in this mutation.
+func (m *ConversationMutation) FirstReplyAgentIDCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldFirstReplyAgentID]
+	return ok
+}
+
+// ResetFirstReplyAgentID resets all changes to the "first_reply_agent_id" field.
+func (m *ConversationMutation) ResetFirstReplyAgentID() {
+	m.first_reply_agent_id = nil
+	m.addfirst_reply_agent_id = nil
+	delete(m.clearedFields, conversation.FieldFirstReplyAgentID)
+}
+
+// SetFirstReplySeconds sets the "first_reply_seconds" field.
+func (m *ConversationMutation) SetFirstReplySeconds(f float64) {
+	m.first_reply_seconds = &f
+	m.addfirst_reply_seconds = nil
+}
+
+// FirstReplySeconds returns the value of the "first_reply_seconds" field in the mutation.
+func (m *ConversationMutation) FirstReplySeconds() (r float64, exists bool) {
+	v := m.first_reply_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFirstReplySeconds returns the old "first_reply_seconds" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldFirstReplySeconds(ctx context.Context) (v *float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFirstReplySeconds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFirstReplySeconds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFirstReplySeconds: %w", err)
+	}
+	return oldValue.FirstReplySeconds, nil
+}
+
+// AddFirstReplySeconds adds f to the "first_reply_seconds" field.
+func (m *ConversationMutation) AddFirstReplySeconds(f float64) {
+	if m.addfirst_reply_seconds != nil {
+		*m.addfirst_reply_seconds += f
+	} else {
+		m.addfirst_reply_seconds = &f
+	}
+}
+
+// AddedFirstReplySeconds returns the value that was added to the "first_reply_seconds" field in this mutation.
+func (m *ConversationMutation) AddedFirstReplySeconds() (r float64, exists bool) {
+	v := m.addfirst_reply_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearFirstReplySeconds clears the value of the "first_reply_seconds" field.
+func (m *ConversationMutation) ClearFirstReplySeconds() {
+	m.first_reply_seconds = nil
+	m.addfirst_reply_seconds = nil
+	m.clearedFields[conversation.FieldFirstReplySeconds] = struct{}{}
+}
+
+// FirstReplySecondsCleared returns if the "first_reply_seconds" field was cleared in this mutation.
+func (m *ConversationMutation) FirstReplySecondsCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldFirstReplySeconds]
+	return ok
+}
+
+// ResetFirstReplySeconds resets all changes to the "first_reply_seconds" field.
+func (m *ConversationMutation) ResetFirstReplySeconds() {
+	m.first_reply_seconds = nil
+	m.addfirst_reply_seconds = nil
+	delete(m.clearedFields, conversation.FieldFirstReplySeconds)
+}
+
+// SetHandleSeconds sets the "handle_seconds" field.
+func (m *ConversationMutation) SetHandleSeconds(f float64) {
+	m.handle_seconds = &f
+	m.addhandle_seconds = nil
+}
+
+// HandleSeconds returns the value of the "handle_seconds" field in the mutation.
+func (m *ConversationMutation) HandleSeconds() (r float64, exists bool) {
+	v := m.handle_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHandleSeconds returns the old "handle_seconds" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldHandleSeconds(ctx context.Context) (v *float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHandleSeconds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHandleSeconds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHandleSeconds: %w", err)
+	}
+	return oldValue.HandleSeconds, nil
+}
+
+// AddHandleSeconds adds f to the "handle_seconds" field.
+func (m *ConversationMutation) AddHandleSeconds(f float64) {
+	if m.addhandle_seconds != nil {
+		*m.addhandle_seconds += f
+	} else {
+		m.addhandle_seconds = &f
+	}
+}
+
+// AddedHandleSeconds returns the value that was added to the "handle_seconds" field in this mutation.
+func (m *ConversationMutation) AddedHandleSeconds() (r float64, exists bool) {
+	v := m.addhandle_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearHandleSeconds clears the value of the "handle_seconds" field.
+func (m *ConversationMutation) ClearHandleSeconds() {
+	m.handle_seconds = nil
+	m.addhandle_seconds = nil
+	m.clearedFields[conversation.FieldHandleSeconds] = struct{}{}
+}
+
+// HandleSecondsCleared returns if the "handle_seconds" field was cleared in this mutation.
+func (m *ConversationMutation) HandleSecondsCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldHandleSeconds]
+	return ok
+}
+
+// ResetHandleSeconds resets all changes to the "handle_seconds" field.
+func (m *ConversationMutation) ResetHandleSeconds() {
+	m.handle_seconds = nil
+	m.addhandle_seconds = nil
+	delete(m.clearedFields, conversation.FieldHandleSeconds)
+}
+
+// SetHandledByID sets the "handled_by_id" field.
+func (m *ConversationMutation) SetHandledByID(i int) {
+	m.handled_by_id = &i
+	m.addhandled_by_id = nil
+}
+
+// HandledByID returns the value of the "handled_by_id" field in the mutation.
+func (m *ConversationMutation) HandledByID() (r int, exists bool) {
+	v := m.handled_by_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHandledByID returns the old "handled_by_id" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldHandledByID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHandledByID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHandledByID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHandledByID: %w", err)
+	}
+	return oldValue.HandledByID, nil
+}
+
+// AddHandledByID adds i to the "handled_by_id" field.
+func (m *ConversationMutation) AddHandledByID(i int) {
+	if m.addhandled_by_id != nil {
+		*m.addhandled_by_id += i
+	} else {
+		m.addhandled_by_id = &i
+	}
+}
+
+// AddedHandledByID returns the value that was added to the "handled_by_id" field in this mutation.
+func (m *ConversationMutation) AddedHandledByID() (r int, exists bool) {
+	v := m.addhandled_by_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearHandledByID clears the value of the "handled_by_id" field.
+func (m *ConversationMutation) ClearHandledByID() {
+	m.handled_by_id = nil
+	m.addhandled_by_id = nil
+	m.clearedFields[conversation.FieldHandledByID] = struct{}{}
+}
+
+// HandledByIDCleared returns if the "handled_by_id" field was cleared in this mutation.
+func (m *ConversationMutation) HandledByIDCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldHandledByID]
+	return ok
+}
+
+// ResetHandledByID resets all changes to the "handled_by_id" field.
+func (m *ConversationMutation) ResetHandledByID() {
+	m.handled_by_id = nil
+	m.addhandled_by_id = nil
+	delete(m.clearedFields, conversation.FieldHandledByID)
+}
+
+// SetMissedAt sets the "missed_at" field.
+func (m *ConversationMutation) SetMissedAt(t time.Time) {
+	m.missed_at = &t
+}
+
+// MissedAt returns the value of the "missed_at" field in the mutation.
+func (m *ConversationMutation) MissedAt() (r time.Time, exists bool) {
+	v := m.missed_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMissedAt returns the old "missed_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldMissedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMissedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMissedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMissedAt: %w", err)
+	}
+	return oldValue.MissedAt, nil
+}
+
+// ClearMissedAt clears the value of the "missed_at" field.
+func (m *ConversationMutation) ClearMissedAt() {
+	m.missed_at = nil
+	m.clearedFields[conversation.FieldMissedAt] = struct{}{}
+}
+
+// MissedAtCleared returns if the "missed_at" field was cleared in this mutation.
+func (m *ConversationMutation) MissedAtCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldMissedAt]
+	return ok
+}
+
+// ResetMissedAt resets all changes to the "missed_at" field.
+func (m *ConversationMutation) ResetMissedAt() {
+	m.missed_at = nil
+	delete(m.clearedFields, conversation.FieldMissedAt)
+}
+
+// SetAbandoned sets the "abandoned" field.
+func (m *ConversationMutation) SetAbandoned(b bool) {
+	m.abandoned = &b
+}
+
+// Abandoned returns the value of the "abandoned" field in the mutation.
+func (m *ConversationMutation) Abandoned() (r bool, exists bool) {
+	v := m.abandoned
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAbandoned returns the old "abandoned" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldAbandoned(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAbandoned is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAbandoned requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAbandoned: %w", err)
+	}
+	return oldValue.Abandoned, nil
+}
+
+// ResetAbandoned resets all changes to the "abandoned" field.
+func (m *ConversationMutation) ResetAbandoned() {
+	m.abandoned = nil
+}
+
+// SetSLADueAt sets the "sla_due_at" field.
+func (m *ConversationMutation) SetSLADueAt(t time.Time) {
+	m.sla_due_at = &t
+}
+
+// SLADueAt returns the value of the "sla_due_at" field in the mutation.
+func (m *ConversationMutation) SLADueAt() (r time.Time, exists bool) {
+	v := m.sla_due_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSLADueAt returns the old "sla_due_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldSLADueAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSLADueAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSLADueAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSLADueAt: %w", err)
+	}
+	return oldValue.SLADueAt, nil
+}
+
+// ClearSLADueAt clears the value of the "sla_due_at" field.
+func (m *ConversationMutation) ClearSLADueAt() {
+	m.sla_due_at = nil
+	m.clearedFields[conversation.FieldSLADueAt] = struct{}{}
+}
+
+// SLADueAtCleared returns if the "sla_due_at" field was cleared in this mutation.
+func (m *ConversationMutation) SLADueAtCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldSLADueAt]
+	return ok
+}
+
+// ResetSLADueAt resets all changes to the "sla_due_at" field.
+func (m *ConversationMutation) ResetSLADueAt() {
+	m.sla_due_at = nil
+	delete(m.clearedFields, conversation.FieldSLADueAt)
+}
+
+// SetSLASortAt sets the "sla_sort_at" field.
+func (m *ConversationMutation) SetSLASortAt(t time.Time) {
+	m.sla_sort_at = &t
+}
+
+// SLASortAt returns the value of the "sla_sort_at" field in the mutation.
+func (m *ConversationMutation) SLASortAt() (r time.Time, exists bool) {
+	v := m.sla_sort_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSLASortAt returns the old "sla_sort_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldSLASortAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSLASortAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSLASortAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSLASortAt: %w", err)
+	}
+	return oldValue.SLASortAt, nil
+}
+
+// ResetSLASortAt resets all changes to the "sla_sort_at" field.
+func (m *ConversationMutation) ResetSLASortAt() {
+	m.sla_sort_at = nil
+}
+
+// SetSLARiskAt sets the "sla_risk_at" field.
+func (m *ConversationMutation) SetSLARiskAt(t time.Time) {
+	m.sla_risk_at = &t
+}
+
+// SLARiskAt returns the value of the "sla_risk_at" field in the mutation.
+func (m *ConversationMutation) SLARiskAt() (r time.Time, exists bool) {
+	v := m.sla_risk_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSLARiskAt returns the old "sla_risk_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldSLARiskAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSLARiskAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSLARiskAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSLARiskAt: %w", err)
+	}
+	return oldValue.SLARiskAt, nil
+}
+
+// ClearSLARiskAt clears the value of the "sla_risk_at" field.
+func (m *ConversationMutation) ClearSLARiskAt() {
+	m.sla_risk_at = nil
+	m.clearedFields[conversation.FieldSLARiskAt] = struct{}{}
+}
+
+// SLARiskAtCleared returns if the "sla_risk_at" field was cleared in this mutation.
+func (m *ConversationMutation) SLARiskAtCleared() bool {
+	_, ok := m.clearedFields[conversation.FieldSLARiskAt]
+	return ok
+}
+
+// ResetSLARiskAt resets all changes to the "sla_risk_at" field.
+func (m *ConversationMutation) ResetSLARiskAt() {
+	m.sla_risk_at = nil
+	delete(m.clearedFields, conversation.FieldSLARiskAt)
+}
+
 // ClearChannelAccount clears the "channel_account" edge to the ChannelAccount entity.
 func (m *ConversationMutation) ClearChannelAccount() {
 	m.clearedchannel_account = true
@@ -9829,7 +10563,7 @@ func (m *ConversationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ConversationMutation) Fields() []string {
-	fields := make([]string, 0, 25)
+	fields := make([]string, 0, 38)
 	if m.created_at != nil {
 		fields = append(fields, conversation.FieldCreatedAt)
 	}
@@ -9905,6 +10639,45 @@ func (m *ConversationMutation) Fields() []string {
 	if m.last_message != nil {
 		fields = append(fields, conversation.FieldLastMessageID)
 	}
+	if m.queued_at != nil {
+		fields = append(fields, conversation.FieldQueuedAt)
+	}
+	if m.claimed_at != nil {
+		fields = append(fields, conversation.FieldClaimedAt)
+	}
+	if m.claimed_by_id != nil {
+		fields = append(fields, conversation.FieldClaimedByID)
+	}
+	if m.first_reply_at != nil {
+		fields = append(fields, conversation.FieldFirstReplyAt)
+	}
+	if m.first_reply_agent_id != nil {
+		fields = append(fields, conversation.FieldFirstReplyAgentID)
+	}
+	if m.first_reply_seconds != nil {
+		fields = append(fields, conversation.FieldFirstReplySeconds)
+	}
+	if m.handle_seconds != nil {
+		fields = append(fields, conversation.FieldHandleSeconds)
+	}
+	if m.handled_by_id != nil {
+		fields = append(fields, conversation.FieldHandledByID)
+	}
+	if m.missed_at != nil {
+		fields = append(fields, conversation.FieldMissedAt)
+	}
+	if m.abandoned != nil {
+		fields = append(fields, conversation.FieldAbandoned)
+	}
+	if m.sla_due_at != nil {
+		fields = append(fields, conversation.FieldSLADueAt)
+	}
+	if m.sla_sort_at != nil {
+		fields = append(fields, conversation.FieldSLASortAt)
+	}
+	if m.sla_risk_at != nil {
+		fields = append(fields, conversation.FieldSLARiskAt)
+	}
 	return fields
 }
 
@@ -9963,6 +10736,32 @@ func (m *ConversationMutation) Field(name string) (ent.Value, bool) {
 		return m.OwnerID()
 	case conversation.FieldLastMessageID:
 		return m.LastMessageID()
+	case conversation.FieldQueuedAt:
+		return m.QueuedAt()
+	case conversation.FieldClaimedAt:
+		return m.ClaimedAt()
+	case conversation.FieldClaimedByID:
+		return m.ClaimedByID()
+	case conversation.FieldFirstReplyAt:
+		return m.FirstReplyAt()
+	case conversation.FieldFirstReplyAgentID:
+		return m.FirstReplyAgentID()
+	case conversation.FieldFirstReplySeconds:
+		return m.FirstReplySeconds()
+	case conversation.FieldHandleSeconds:
+		return m.HandleSeconds()
+	case conversation.FieldHandledByID:
+		return m.HandledByID()
+	case conversation.FieldMissedAt:
+		return m.MissedAt()
+	case conversation.FieldAbandoned:
+		return m.Abandoned()
+	case conversation.FieldSLADueAt:
+		return m.SLADueAt()
+	case conversation.FieldSLASortAt:
+		return m.SLASortAt()
+	case conversation.FieldSLARiskAt:
+		return m.SLARiskAt()
 	}
 	return nil, false
 }
@@ -10022,6 +10821,32 @@ func (m *ConversationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldOwnerID(ctx)
 	case conversation.FieldLastMessageID:
 		return m.OldLastMessageID(ctx)
+	case conversation.FieldQueuedAt:
+		return m.OldQueuedAt(ctx)
+	case conversation.FieldClaimedAt:
+		return m.OldClaimedAt(ctx)
+	case conversation.FieldClaimedByID:
+		return m.OldClaimedByID(ctx)
+	case conversation.FieldFirstReplyAt:
+		return m.OldFirstReplyAt(ctx)
+	case conversation.FieldFirstReplyAgentID:
+		return m.OldFirstReplyAgentID(ctx)
+	case conversation.FieldFirstReplySeconds:
+		return m.OldFirstReplySeconds(ctx)
+	case conversation.FieldHandleSeconds:
+		return m.OldHandleSeconds(ctx)
+	case conversation.FieldHandledByID:
+		return m.OldHandledByID(ctx)
+	case conversation.FieldMissedAt:
+		return m.OldMissedAt(ctx)
+	case conversation.FieldAbandoned:
+		return m.OldAbandoned(ctx)
+	case conversation.FieldSLADueAt:
+		return m.OldSLADueAt(ctx)
+	case conversation.FieldSLASortAt:
+		return m.OldSLASortAt(ctx)
+	case conversation.FieldSLARiskAt:
+		return m.OldSLARiskAt(ctx)
 	}
 	return nil, fmt.Errorf("unknown Conversation field %s", name)
 }
@@ -10206,6 +11031,97 @@ func (m *ConversationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetLastMessageID(v)
 		return nil
+	case conversation.FieldQueuedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetQueuedAt(v)
+		return nil
+	case conversation.FieldClaimedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClaimedAt(v)
+		return nil
+	case conversation.FieldClaimedByID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClaimedByID(v)
+		return nil
+	case conversation.FieldFirstReplyAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFirstReplyAt(v)
+		return nil
+	case conversation.FieldFirstReplyAgentID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFirstReplyAgentID(v)
+		return nil
+	case conversation.FieldFirstReplySeconds:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFirstReplySeconds(v)
+		return nil
+	case conversation.FieldHandleSeconds:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHandleSeconds(v)
+		return nil
+	case conversation.FieldHandledByID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHandledByID(v)
+		return nil
+	case conversation.FieldMissedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMissedAt(v)
+		return nil
+	case conversation.FieldAbandoned:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAbandoned(v)
+		return nil
+	case conversation.FieldSLADueAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSLADueAt(v)
+		return nil
+	case conversation.FieldSLASortAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSLASortAt(v)
+		return nil
+	case conversation.FieldSLARiskAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSLARiskAt(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Conversation field %s", name)
 }
@@ -10214,6 +11130,21 @@ func (m *ConversationMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *ConversationMutation) AddedFields() []string {
 	var fields []string
+	if m.addclaimed_by_id != nil {
+		fields = append(fields, conversation.FieldClaimedByID)
+	}
+	if m.addfirst_reply_agent_id != nil {
+		fields = append(fields, conversation.FieldFirstReplyAgentID)
+	}
+	if m.addfirst_reply_seconds != nil {
+		fields = append(fields, conversation.FieldFirstReplySeconds)
+	}
+	if m.addhandle_seconds != nil {
+		fields = append(fields, conversation.FieldHandleSeconds)
+	}
+	if m.addhandled_by_id != nil {
+		fields = append(fields, conversation.FieldHandledByID)
+	}
 	return fields
 }
 
@@ -10222,6 +11153,16 @@ func (m *ConversationMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *ConversationMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case conversation.FieldClaimedByID:
+		return m.AddedClaimedByID()
+	case conversation.FieldFirstReplyAgentID:
+		return m.AddedFirstReplyAgentID()
+	case conversation.FieldFirstReplySeconds:
+		return m.AddedFirstReplySeconds()
+	case conversation.FieldHandleSeconds:
+		return m.AddedHandleSeconds()
+	case conversation.FieldHandledByID:
+		return m.AddedHandledByID()
 	}
 	return nil, false
 }
@@ -10231,6 +11172,41 @@ func (m *ConversationMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *ConversationMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case conversation.FieldClaimedByID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddClaimedByID(v)
+		return nil
+	case conversation.FieldFirstReplyAgentID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFirstReplyAgentID(v)
+		return nil
+	case conversation.FieldFirstReplySeconds:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddFirstReplySeconds(v)
+		return nil
+	case conversation.FieldHandleSeconds:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddHandleSeconds(v)
+		return nil
+	case conversation.FieldHandledByID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddHandledByID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Conversation numeric field %s", name)
 }
@@ -10283,6 +11259,39 @@ func (m *ConversationMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(conversation.FieldLastMessageID) {
 		fields = append(fields, conversation.FieldLastMessageID)
+	}
+	if m.FieldCleared(conversation.FieldQueuedAt) {
+		fields = append(fields, conversation.FieldQueuedAt)
+	}
+	if m.FieldCleared(conversation.FieldClaimedAt) {
+		fields = append(fields, conversation.FieldClaimedAt)
+	}
+	if m.FieldCleared(conversation.FieldClaimedByID) {
+		fields = append(fields, conversation.FieldClaimedByID)
+	}
+	if m.FieldCleared(conversation.FieldFirstReplyAt) {
+		fields = append(fields, conversation.FieldFirstReplyAt)
+	}
+	if m.FieldCleared(conversation.FieldFirstReplyAgentID) {
+		fields = append(fields, conversation.FieldFirstReplyAgentID)
+	}
+	if m.FieldCleared(conversation.FieldFirstReplySeconds) {
+		fields = append(fields, conversation.FieldFirstReplySeconds)
+	}
+	if m.FieldCleared(conversation.FieldHandleSeconds) {
+		fields = append(fields, conversation.FieldHandleSeconds)
+	}
+	if m.FieldCleared(conversation.FieldHandledByID) {
+		fields = append(fields, conversation.FieldHandledByID)
+	}
+	if m.FieldCleared(conversation.FieldMissedAt) {
+		fields = append(fields, conversation.FieldMissedAt)
+	}
+	if m.FieldCleared(conversation.FieldSLADueAt) {
+		fields = append(fields, conversation.FieldSLADueAt)
+	}
+	if m.FieldCleared(conversation.FieldSLARiskAt) {
+		fields = append(fields, conversation.FieldSLARiskAt)
 	}
 	return fields
 }
@@ -10342,6 +11351,39 @@ func (m *ConversationMutation) ClearField(name string) error {
 		return nil
 	case conversation.FieldLastMessageID:
 		m.ClearLastMessageID()
+		return nil
+	case conversation.FieldQueuedAt:
+		m.ClearQueuedAt()
+		return nil
+	case conversation.FieldClaimedAt:
+		m.ClearClaimedAt()
+		return nil
+	case conversation.FieldClaimedByID:
+		m.ClearClaimedByID()
+		return nil
+	case conversation.FieldFirstReplyAt:
+		m.ClearFirstReplyAt()
+		return nil
+	case conversation.FieldFirstReplyAgentID:
+		m.ClearFirstReplyAgentID()
+		return nil
+	case conversation.FieldFirstReplySeconds:
+		m.ClearFirstReplySeconds()
+		return nil
+	case conversation.FieldHandleSeconds:
+		m.ClearHandleSeconds()
+		return nil
+	case conversation.FieldHandledByID:
+		m.ClearHandledByID()
+		return nil
+	case conversation.FieldMissedAt:
+		m.ClearMissedAt()
+		return nil
+	case conversation.FieldSLADueAt:
+		m.ClearSLADueAt()
+		return nil
+	case conversation.FieldSLARiskAt:
+		m.ClearSLARiskAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Conversation nullable field %s", name)
@@ -10425,6 +11467,45 @@ func (m *ConversationMutation) ResetField(name string) error {
 		return nil
 	case conversation.FieldLastMessageID:
 		m.ResetLastMessageID()
+		return nil
+	case conversation.FieldQueuedAt:
+		m.ResetQueuedAt()
+		return nil
+	case conversation.FieldClaimedAt:
+		m.ResetClaimedAt()
+		return nil
+	case conversation.FieldClaimedByID:
+		m.ResetClaimedByID()
+		return nil
+	case conversation.FieldFirstReplyAt:
+		m.ResetFirstReplyAt()
+		return nil
+	case conversation.FieldFirstReplyAgentID:
+		m.ResetFirstReplyAgentID()
+		return nil
+	case conversation.FieldFirstReplySeconds:
+		m.ResetFirstReplySeconds()
+		return nil
+	case conversation.FieldHandleSeconds:
+		m.ResetHandleSeconds()
+		return nil
+	case conversation.FieldHandledByID:
+		m.ResetHandledByID()
+		return nil
+	case conversation.FieldMissedAt:
+		m.ResetMissedAt()
+		return nil
+	case conversation.FieldAbandoned:
+		m.ResetAbandoned()
+		return nil
+	case conversation.FieldSLADueAt:
+		m.ResetSLADueAt()
+		return nil
+	case conversation.FieldSLASortAt:
+		m.ResetSLASortAt()
+		return nil
+	case conversation.FieldSLARiskAt:
+		m.ResetSLARiskAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Conversation field %s", name)
@@ -17217,6 +18298,8 @@ type QueueMutation struct {
 	description                   *string
 	owner_away_timeout_seconds    *int
 	addowner_away_timeout_seconds *int
+	service_level_seconds         *int
+	addservice_level_seconds      *int
 	clearedFields                 map[string]struct{}
 	agents                        map[int]struct{}
 	removedagents                 map[int]struct{}
@@ -17639,6 +18722,62 @@ func (m *QueueMutation) ResetOwnerAwayTimeoutSeconds() {
 	delete(m.clearedFields, queue.FieldOwnerAwayTimeoutSeconds)
 }
 
+// SetServiceLevelSeconds sets the "service_level_seconds" field.
+func (m *QueueMutation) SetServiceLevelSeconds(i int) {
+	m.service_level_seconds = &i
+	m.addservice_level_seconds = nil
+}
+
+// ServiceLevelSeconds returns the value of the "service_level_seconds" field in the mutation.
+func (m *QueueMutation) ServiceLevelSeconds() (r int, exists bool) {
+	v := m.service_level_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldServiceLevelSeconds returns the old "service_level_seconds" field's value of the Queue entity.
+// If the Queue object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QueueMutation) OldServiceLevelSeconds(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldServiceLevelSeconds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldServiceLevelSeconds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldServiceLevelSeconds: %w", err)
+	}
+	return oldValue.ServiceLevelSeconds, nil
+}
+
+// AddServiceLevelSeconds adds i to the "service_level_seconds" field.
+func (m *QueueMutation) AddServiceLevelSeconds(i int) {
+	if m.addservice_level_seconds != nil {
+		*m.addservice_level_seconds += i
+	} else {
+		m.addservice_level_seconds = &i
+	}
+}
+
+// AddedServiceLevelSeconds returns the value that was added to the "service_level_seconds" field in this mutation.
+func (m *QueueMutation) AddedServiceLevelSeconds() (r int, exists bool) {
+	v := m.addservice_level_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetServiceLevelSeconds resets all changes to the "service_level_seconds" field.
+func (m *QueueMutation) ResetServiceLevelSeconds() {
+	m.service_level_seconds = nil
+	m.addservice_level_seconds = nil
+}
+
 // AddAgentIDs adds the "agents" edge to the Agent entity by ids.
 func (m *QueueMutation) AddAgentIDs(ids ...int) {
 	if m.agents == nil {
@@ -17889,7 +19028,7 @@ func (m *QueueMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *QueueMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, queue.FieldCreatedAt)
 	}
@@ -17910,6 +19049,9 @@ func (m *QueueMutation) Fields() []string {
 	}
 	if m.owner_away_timeout_seconds != nil {
 		fields = append(fields, queue.FieldOwnerAwayTimeoutSeconds)
+	}
+	if m.service_level_seconds != nil {
+		fields = append(fields, queue.FieldServiceLevelSeconds)
 	}
 	return fields
 }
@@ -17933,6 +19075,8 @@ func (m *QueueMutation) Field(name string) (ent.Value, bool) {
 		return m.Description()
 	case queue.FieldOwnerAwayTimeoutSeconds:
 		return m.OwnerAwayTimeoutSeconds()
+	case queue.FieldServiceLevelSeconds:
+		return m.ServiceLevelSeconds()
 	}
 	return nil, false
 }
@@ -17956,6 +19100,8 @@ func (m *QueueMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldDescription(ctx)
 	case queue.FieldOwnerAwayTimeoutSeconds:
 		return m.OldOwnerAwayTimeoutSeconds(ctx)
+	case queue.FieldServiceLevelSeconds:
+		return m.OldServiceLevelSeconds(ctx)
 	}
 	return nil, fmt.Errorf("unknown Queue field %s", name)
 }
@@ -18014,6 +19160,13 @@ func (m *QueueMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetOwnerAwayTimeoutSeconds(v)
 		return nil
+	case queue.FieldServiceLevelSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetServiceLevelSeconds(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Queue field %s", name)
 }
@@ -18028,6 +19181,9 @@ func (m *QueueMutation) AddedFields() []string {
 	if m.addowner_away_timeout_seconds != nil {
 		fields = append(fields, queue.FieldOwnerAwayTimeoutSeconds)
 	}
+	if m.addservice_level_seconds != nil {
+		fields = append(fields, queue.FieldServiceLevelSeconds)
+	}
 	return fields
 }
 
@@ -18040,6 +19196,8 @@ func (m *QueueMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedOfferTimeoutSeconds()
 	case queue.FieldOwnerAwayTimeoutSeconds:
 		return m.AddedOwnerAwayTimeoutSeconds()
+	case queue.FieldServiceLevelSeconds:
+		return m.AddedServiceLevelSeconds()
 	}
 	return nil, false
 }
@@ -18062,6 +19220,13 @@ func (m *QueueMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddOwnerAwayTimeoutSeconds(v)
+		return nil
+	case queue.FieldServiceLevelSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddServiceLevelSeconds(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Queue numeric field %s", name)
@@ -18119,6 +19284,9 @@ func (m *QueueMutation) ResetField(name string) error {
 		return nil
 	case queue.FieldOwnerAwayTimeoutSeconds:
 		m.ResetOwnerAwayTimeoutSeconds()
+		return nil
+	case queue.FieldServiceLevelSeconds:
+		m.ResetServiceLevelSeconds()
 		return nil
 	}
 	return fmt.Errorf("unknown Queue field %s", name)

@@ -32,6 +32,8 @@ type Queue struct {
 	Description string `json:"description,omitempty"`
 	// OwnerAwayTimeoutSeconds holds the value of the "owner_away_timeout_seconds" field.
 	OwnerAwayTimeoutSeconds *int `json:"owner_away_timeout_seconds,omitempty"`
+	// ServiceLevelSeconds holds the value of the "service_level_seconds" field.
+	ServiceLevelSeconds int `json:"service_level_seconds,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the QueueQuery when eager-loading is set.
 	Edges        QueueEdges `json:"edges"`
@@ -99,7 +101,7 @@ func (*Queue) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case queue.FieldID, queue.FieldOfferTimeoutSeconds, queue.FieldOwnerAwayTimeoutSeconds:
+		case queue.FieldID, queue.FieldOfferTimeoutSeconds, queue.FieldOwnerAwayTimeoutSeconds, queue.FieldServiceLevelSeconds:
 			values[i] = new(sql.NullInt64)
 		case queue.FieldName, queue.FieldStrategy, queue.FieldDescription:
 			values[i] = new(sql.NullString)
@@ -168,6 +170,12 @@ func (_m *Queue) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.OwnerAwayTimeoutSeconds = new(int)
 				*_m.OwnerAwayTimeoutSeconds = int(value.Int64)
+			}
+		case queue.FieldServiceLevelSeconds:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field service_level_seconds", values[i])
+			} else if value.Valid {
+				_m.ServiceLevelSeconds = int(value.Int64)
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -247,6 +255,9 @@ func (_m *Queue) String() string {
 		builder.WriteString("owner_away_timeout_seconds=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("service_level_seconds=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ServiceLevelSeconds))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -109,6 +109,20 @@ func (_c *QueueCreate) SetNillableOwnerAwayTimeoutSeconds(v *int) *QueueCreate {
 	return _c
 }
 
+// SetServiceLevelSeconds sets the "service_level_seconds" field.
+func (_c *QueueCreate) SetServiceLevelSeconds(v int) *QueueCreate {
+	_c.mutation.SetServiceLevelSeconds(v)
+	return _c
+}
+
+// SetNillableServiceLevelSeconds sets the "service_level_seconds" field if the given value is not nil.
+func (_c *QueueCreate) SetNillableServiceLevelSeconds(v *int) *QueueCreate {
+	if v != nil {
+		_c.SetServiceLevelSeconds(*v)
+	}
+	return _c
+}
+
 // AddAgentIDs adds the "agents" edge to the Agent entity by IDs.
 func (_c *QueueCreate) AddAgentIDs(ids ...int) *QueueCreate {
 	_c.mutation.AddAgentIDs(ids...)
@@ -220,6 +234,10 @@ func (_c *QueueCreate) defaults() {
 		v := queue.DefaultDescription
 		_c.mutation.SetDescription(v)
 	}
+	if _, ok := _c.mutation.ServiceLevelSeconds(); !ok {
+		v := queue.DefaultServiceLevelSeconds
+		_c.mutation.SetServiceLevelSeconds(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -265,6 +283,14 @@ func (_c *QueueCreate) check() error {
 	if v, ok := _c.mutation.OwnerAwayTimeoutSeconds(); ok {
 		if err := queue.OwnerAwayTimeoutSecondsValidator(v); err != nil {
 			return &ValidationError{Name: "owner_away_timeout_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.owner_away_timeout_seconds": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.ServiceLevelSeconds(); !ok {
+		return &ValidationError{Name: "service_level_seconds", err: errors.New(`ent: missing required field "Queue.service_level_seconds"`)}
+	}
+	if v, ok := _c.mutation.ServiceLevelSeconds(); ok {
+		if err := queue.ServiceLevelSecondsValidator(v); err != nil {
+			return &ValidationError{Name: "service_level_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.service_level_seconds": %w`, err)}
 		}
 	}
 	return nil
@@ -321,6 +347,10 @@ func (_c *QueueCreate) createSpec() (*Queue, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.OwnerAwayTimeoutSeconds(); ok {
 		_spec.SetField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt, value)
 		_node.OwnerAwayTimeoutSeconds = &value
+	}
+	if value, ok := _c.mutation.ServiceLevelSeconds(); ok {
+		_spec.SetField(queue.FieldServiceLevelSeconds, field.TypeInt, value)
+		_node.ServiceLevelSeconds = value
 	}
 	if nodes := _c.mutation.AgentsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -528,6 +558,24 @@ func (u *QueueUpsert) ClearOwnerAwayTimeoutSeconds() *QueueUpsert {
 	return u
 }
 
+// SetServiceLevelSeconds sets the "service_level_seconds" field.
+func (u *QueueUpsert) SetServiceLevelSeconds(v int) *QueueUpsert {
+	u.Set(queue.FieldServiceLevelSeconds, v)
+	return u
+}
+
+// UpdateServiceLevelSeconds sets the "service_level_seconds" field to the value that was provided on create.
+func (u *QueueUpsert) UpdateServiceLevelSeconds() *QueueUpsert {
+	u.SetExcluded(queue.FieldServiceLevelSeconds)
+	return u
+}
+
+// AddServiceLevelSeconds adds v to the "service_level_seconds" field.
+func (u *QueueUpsert) AddServiceLevelSeconds(v int) *QueueUpsert {
+	u.Add(queue.FieldServiceLevelSeconds, v)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -675,6 +723,27 @@ func (u *QueueUpsertOne) UpdateOwnerAwayTimeoutSeconds() *QueueUpsertOne {
 func (u *QueueUpsertOne) ClearOwnerAwayTimeoutSeconds() *QueueUpsertOne {
 	return u.Update(func(s *QueueUpsert) {
 		s.ClearOwnerAwayTimeoutSeconds()
+	})
+}
+
+// SetServiceLevelSeconds sets the "service_level_seconds" field.
+func (u *QueueUpsertOne) SetServiceLevelSeconds(v int) *QueueUpsertOne {
+	return u.Update(func(s *QueueUpsert) {
+		s.SetServiceLevelSeconds(v)
+	})
+}
+
+// AddServiceLevelSeconds adds v to the "service_level_seconds" field.
+func (u *QueueUpsertOne) AddServiceLevelSeconds(v int) *QueueUpsertOne {
+	return u.Update(func(s *QueueUpsert) {
+		s.AddServiceLevelSeconds(v)
+	})
+}
+
+// UpdateServiceLevelSeconds sets the "service_level_seconds" field to the value that was provided on create.
+func (u *QueueUpsertOne) UpdateServiceLevelSeconds() *QueueUpsertOne {
+	return u.Update(func(s *QueueUpsert) {
+		s.UpdateServiceLevelSeconds()
 	})
 }
 
@@ -991,6 +1060,27 @@ func (u *QueueUpsertBulk) UpdateOwnerAwayTimeoutSeconds() *QueueUpsertBulk {
 func (u *QueueUpsertBulk) ClearOwnerAwayTimeoutSeconds() *QueueUpsertBulk {
 	return u.Update(func(s *QueueUpsert) {
 		s.ClearOwnerAwayTimeoutSeconds()
+	})
+}
+
+// SetServiceLevelSeconds sets the "service_level_seconds" field.
+func (u *QueueUpsertBulk) SetServiceLevelSeconds(v int) *QueueUpsertBulk {
+	return u.Update(func(s *QueueUpsert) {
+		s.SetServiceLevelSeconds(v)
+	})
+}
+
+// AddServiceLevelSeconds adds v to the "service_level_seconds" field.
+func (u *QueueUpsertBulk) AddServiceLevelSeconds(v int) *QueueUpsertBulk {
+	return u.Update(func(s *QueueUpsert) {
+		s.AddServiceLevelSeconds(v)
+	})
+}
+
+// UpdateServiceLevelSeconds sets the "service_level_seconds" field to the value that was provided on create.
+func (u *QueueUpsertBulk) UpdateServiceLevelSeconds() *QueueUpsertBulk {
+	return u.Update(func(s *QueueUpsert) {
+		s.UpdateServiceLevelSeconds()
 	})
 }
 

@@ -130,6 +130,27 @@ func (_u *QueueUpdate) ClearOwnerAwayTimeoutSeconds() *QueueUpdate {
 	return _u
 }
 
+// SetServiceLevelSeconds sets the "service_level_seconds" field.
+func (_u *QueueUpdate) SetServiceLevelSeconds(v int) *QueueUpdate {
+	_u.mutation.ResetServiceLevelSeconds()
+	_u.mutation.SetServiceLevelSeconds(v)
+	return _u
+}
+
+// SetNillableServiceLevelSeconds sets the "service_level_seconds" field if the given value is not nil.
+func (_u *QueueUpdate) SetNillableServiceLevelSeconds(v *int) *QueueUpdate {
+	if v != nil {
+		_u.SetServiceLevelSeconds(*v)
+	}
+	return _u
+}
+
+// AddServiceLevelSeconds adds value to the "service_level_seconds" field.
+func (_u *QueueUpdate) AddServiceLevelSeconds(v int) *QueueUpdate {
+	_u.mutation.AddServiceLevelSeconds(v)
+	return _u
+}
+
 // AddAgentIDs adds the "agents" edge to the Agent entity by IDs.
 func (_u *QueueUpdate) AddAgentIDs(ids ...int) *QueueUpdate {
 	_u.mutation.AddAgentIDs(ids...)
@@ -342,6 +363,11 @@ func (_u *QueueUpdate) check() error {
 			return &ValidationError{Name: "owner_away_timeout_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.owner_away_timeout_seconds": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ServiceLevelSeconds(); ok {
+		if err := queue.ServiceLevelSecondsValidator(v); err != nil {
+			return &ValidationError{Name: "service_level_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.service_level_seconds": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -389,6 +415,12 @@ func (_u *QueueUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.OwnerAwayTimeoutSecondsCleared() {
 		_spec.ClearField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt)
+	}
+	if value, ok := _u.mutation.ServiceLevelSeconds(); ok {
+		_spec.SetField(queue.FieldServiceLevelSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedServiceLevelSeconds(); ok {
+		_spec.AddField(queue.FieldServiceLevelSeconds, field.TypeInt, value)
 	}
 	if _u.mutation.AgentsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -688,6 +720,27 @@ func (_u *QueueUpdateOne) ClearOwnerAwayTimeoutSeconds() *QueueUpdateOne {
 	return _u
 }
 
+// SetServiceLevelSeconds sets the "service_level_seconds" field.
+func (_u *QueueUpdateOne) SetServiceLevelSeconds(v int) *QueueUpdateOne {
+	_u.mutation.ResetServiceLevelSeconds()
+	_u.mutation.SetServiceLevelSeconds(v)
+	return _u
+}
+
+// SetNillableServiceLevelSeconds sets the "service_level_seconds" field if the given value is not nil.
+func (_u *QueueUpdateOne) SetNillableServiceLevelSeconds(v *int) *QueueUpdateOne {
+	if v != nil {
+		_u.SetServiceLevelSeconds(*v)
+	}
+	return _u
+}
+
+// AddServiceLevelSeconds adds value to the "service_level_seconds" field.
+func (_u *QueueUpdateOne) AddServiceLevelSeconds(v int) *QueueUpdateOne {
+	_u.mutation.AddServiceLevelSeconds(v)
+	return _u
+}
+
 // AddAgentIDs adds the "agents" edge to the Agent entity by IDs.
 func (_u *QueueUpdateOne) AddAgentIDs(ids ...int) *QueueUpdateOne {
 	_u.mutation.AddAgentIDs(ids...)
@@ -913,6 +966,11 @@ func (_u *QueueUpdateOne) check() error {
 			return &ValidationError{Name: "owner_away_timeout_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.owner_away_timeout_seconds": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ServiceLevelSeconds(); ok {
+		if err := queue.ServiceLevelSecondsValidator(v); err != nil {
+			return &ValidationError{Name: "service_level_seconds", err: fmt.Errorf(`ent: validator failed for field "Queue.service_level_seconds": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -977,6 +1035,12 @@ func (_u *QueueUpdateOne) sqlSave(ctx context.Context) (_node *Queue, err error)
 	}
 	if _u.mutation.OwnerAwayTimeoutSecondsCleared() {
 		_spec.ClearField(queue.FieldOwnerAwayTimeoutSeconds, field.TypeInt)
+	}
+	if value, ok := _u.mutation.ServiceLevelSeconds(); ok {
+		_spec.SetField(queue.FieldServiceLevelSeconds, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedServiceLevelSeconds(); ok {
+		_spec.AddField(queue.FieldServiceLevelSeconds, field.TypeInt, value)
 	}
 	if _u.mutation.AgentsCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -328,6 +328,14 @@ func init() {
 	conversationDescLastMessageAt := conversationFields[8].Descriptor()
 	// conversation.DefaultLastMessageAt holds the default value on creation for the last_message_at field.
 	conversation.DefaultLastMessageAt = conversationDescLastMessageAt.Default.(func() time.Time)
+	// conversationDescAbandoned is the schema descriptor for abandoned field.
+	conversationDescAbandoned := conversationFields[32].Descriptor()
+	// conversation.DefaultAbandoned holds the default value on creation for the abandoned field.
+	conversation.DefaultAbandoned = conversationDescAbandoned.Default.(bool)
+	// conversationDescSLASortAt is the schema descriptor for sla_sort_at field.
+	conversationDescSLASortAt := conversationFields[34].Descriptor()
+	// conversation.DefaultSLASortAt holds the default value on creation for the sla_sort_at field.
+	conversation.DefaultSLASortAt = conversationDescSLASortAt.Default.(func() time.Time)
 	conversationlabelFields := schema.ConversationLabel{}.Fields()
 	_ = conversationlabelFields
 	// conversationlabelDescCreatedAt is the schema descriptor for created_at field.
@@ -519,6 +527,12 @@ func init() {
 	queueDescOwnerAwayTimeoutSeconds := queueFields[4].Descriptor()
 	// queue.OwnerAwayTimeoutSecondsValidator is a validator for the "owner_away_timeout_seconds" field. It is called by the builders before save.
 	queue.OwnerAwayTimeoutSecondsValidator = queueDescOwnerAwayTimeoutSeconds.Validators[0].(func(int) error)
+	// queueDescServiceLevelSeconds is the schema descriptor for service_level_seconds field.
+	queueDescServiceLevelSeconds := queueFields[5].Descriptor()
+	// queue.DefaultServiceLevelSeconds holds the default value on creation for the service_level_seconds field.
+	queue.DefaultServiceLevelSeconds = queueDescServiceLevelSeconds.Default.(int)
+	// queue.ServiceLevelSecondsValidator is a validator for the "service_level_seconds" field. It is called by the builders before save.
+	queue.ServiceLevelSecondsValidator = queueDescServiceLevelSeconds.Validators[0].(func(int) error)
 	queuememberFields := schema.QueueMember{}.Fields()
 	_ = queuememberFields
 	// queuememberDescPriority is the schema descriptor for priority field.

@@ -21,6 +21,7 @@ import (
 	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/presence"
+	"github.com/parleyhq/parley/internal/stats"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -345,6 +346,7 @@ type ComplexityRoot struct {
 		UpdateQueue                func(childComplexity int, id int, input model.UpdateQueueInput) int
 		UpdateTemplate             func(childComplexity int, id int, input model.UpdateTemplateInput) int
 		UploadAttachment           func(childComplexity int, file graphql.Upload) int
+		VisitorEndChat             func(childComplexity int) int
 		VisitorSendMessage         func(childComplexity int, body *string, attachmentIDs []int) int
 		VisitorSetTyping           func(childComplexity int, typing bool) int
 	}
@@ -391,6 +393,7 @@ type ComplexityRoot struct {
 		Name                    func(childComplexity int) int
 		OfferTimeoutSeconds     func(childComplexity int) int
 		OwnerAwayTimeoutSeconds func(childComplexity int) int
+		ServiceLevelSeconds     func(childComplexity int) int
 		Strategy                func(childComplexity int) int
 	}
 
@@ -544,7 +547,7 @@ type ConversationResolver interface {
 	LastMessage(ctx context.Context, obj *ent.Conversation) (*ent.Message, error)
 	Visitor(ctx context.Context, obj *ent.Conversation) (*conversations.Visitor, error)
 	Messages(ctx context.Context, obj *ent.Conversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error)
-	SLADueAt(ctx context.Context, obj *ent.Conversation) (*time.Time, error)
+
 	SLAAtRisk(ctx context.Context, obj *ent.Conversation) (bool, error)
 	Labels(ctx context.Context, obj *ent.Conversation) ([]*ent.Label, error)
 }
@@ -608,6 +611,7 @@ type MutationResolver interface {
 	DeleteLabel(ctx context.Context, id int) (*model.DeletePayload, error)
 	AddLabel(ctx context.Context, conversationID int, labelID int) (*ent.Conversation, error)
 	RemoveLabel(ctx context.Context, conversationID int, labelID int) (*ent.Conversation, error)
+	VisitorEndChat(ctx context.Context) (*model.VisitorConversation, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id int) (ent.Noder, error)
@@ -627,18 +631,19 @@ type QueryResolver interface {
 	WhatsappTemplates(ctx context.Context, channelAccountID int) ([]*ent.WhatsAppTemplate, error)
 	RenderTemplate(ctx context.Context, id int, conversationID int) (string, error)
 	Contacts(ctx context.Context, search *string, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.ContactConnection, error)
-	QueueStats(ctx context.Context, queueID int, from time.Time, to time.Time, labelIDs []int) (*model.QueueStats, error)
+	QueueStats(ctx context.Context, queueID int, from time.Time, to time.Time, labelIDs []int) (*stats.QueueStats, error)
 	Labels(ctx context.Context) ([]*ent.Label, error)
 }
 type QueueResolver interface {
 	Members(ctx context.Context, obj *ent.Queue) ([]*ent.QueueMember, error)
+	ServiceLevelSeconds(ctx context.Context, obj *ent.Queue) (*int, error)
 }
 type SubscriptionResolver interface {
 	InboxEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error)
 	ConversationEvents(ctx context.Context, conversationID int, after *string) (<-chan *conversations.Event, error)
 	VisitorEvents(ctx context.Context, after *string) (<-chan *conversations.Event, error)
 	PresenceEvents(ctx context.Context) (<-chan *presence.Event, error)
-	QueueEvents(ctx context.Context, queueID int) (<-chan *model.QueueStats, error)
+	QueueEvents(ctx context.Context, queueID int) (<-chan *stats.QueueStats, error)
 }
 type VisitorConversationResolver interface {
 	Messages(ctx context.Context, obj *model.VisitorConversation, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.MessageConnection, error)
@@ -2181,6 +2186,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UploadAttachment(childComplexity, args["file"].(graphql.Upload)), true
+	case "Mutation.visitorEndChat":
+		if e.ComplexityRoot.Mutation.VisitorEndChat == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.VisitorEndChat(childComplexity), true
 	case "Mutation.visitorSendMessage":
 		if e.ComplexityRoot.Mutation.VisitorSendMessage == nil {
 			break
@@ -2460,6 +2471,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Queue.OwnerAwayTimeoutSeconds(childComplexity), true
+	case "Queue.serviceLevelSeconds":
+		if e.ComplexityRoot.Queue.ServiceLevelSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Queue.ServiceLevelSeconds(childComplexity), true
 	case "Queue.strategy":
 		if e.ComplexityRoot.Queue.Strategy == nil {
 			break
@@ -4010,6 +4027,23 @@ extend input WhatsAppTemplateInput {
   "Required for each URL button whose URL ends in {{1}}; optional payloads for QUICK_REPLY buttons; refused for other buttons."
   buttonParameters: [WhatsAppTemplateButtonParameterInput!]
 }
+
+# ---- stats: queue statistics and service levels (issue 13) ----
+# queueStats, Conversation.slaDueAt/slaAtRisk, inbox orderBy SLA_DUE and the
+# SLA_AT_RISK inbox event are declared in the issue-13 section above.
+
+extend type Queue {
+  "First-reply target in seconds; null when the queue has none."
+  serviceLevelSeconds: Int
+}
+
+extend type Mutation {
+  """
+  Visitor token only: the visitor ends the chat (as endChatSession does for
+  agents); the widget can send no more in it.
+  """
+  visitorEndChat: VisitorConversation!
+}
 `, BuiltIn: false},
 	{Name: "ent.graphql", Input: sourceData("ent.graphql"), BuiltIn: false},
 }
@@ -4537,6 +4571,8 @@ func (ec *executionContext) childFields_Queue(ctx context.Context, field graphql
 		return ec.fieldContext_Queue_ownerAwayTimeoutSeconds(ctx, field)
 	case "members":
 		return ec.fieldContext_Queue_members(ctx, field)
+	case "serviceLevelSeconds":
+		return ec.fieldContext_Queue_serviceLevelSeconds(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Queue", field.Name)
 }
@@ -6901,7 +6937,7 @@ func (ec *executionContext) fieldContext_AgentEdge_cursor(_ context.Context, fie
 	return graphql.NewScalarFieldContext("AgentEdge", field, false, false, "Cursor")
 }
 
-func (ec *executionContext) _AgentStats_agent(ctx context.Context, field graphql.CollectedField, obj *model.AgentStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _AgentStats_agent(ctx context.Context, field graphql.CollectedField, obj *stats.AgentStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6933,7 +6969,7 @@ func (ec *executionContext) fieldContext_AgentStats_agent(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _AgentStats_answered(ctx context.Context, field graphql.CollectedField, obj *model.AgentStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _AgentStats_answered(ctx context.Context, field graphql.CollectedField, obj *stats.AgentStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6956,7 +6992,7 @@ func (ec *executionContext) fieldContext_AgentStats_answered(_ context.Context, 
 	return graphql.NewScalarFieldContext("AgentStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _AgentStats_owned(ctx context.Context, field graphql.CollectedField, obj *model.AgentStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _AgentStats_owned(ctx context.Context, field graphql.CollectedField, obj *stats.AgentStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6979,7 +7015,7 @@ func (ec *executionContext) fieldContext_AgentStats_owned(_ context.Context, fie
 	return graphql.NewScalarFieldContext("AgentStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _AgentStats_firstReplySeconds(ctx context.Context, field graphql.CollectedField, obj *model.AgentStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _AgentStats_firstReplySeconds(ctx context.Context, field graphql.CollectedField, obj *stats.AgentStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -6991,8 +7027,8 @@ func (ec *executionContext) _AgentStats_firstReplySeconds(ctx context.Context, f
 			return obj.FirstReplySeconds, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.DurationStats) graphql.Marshaler {
-			return ec.marshalNDurationStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐDurationStats(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v stats.Duration) graphql.Marshaler {
+			return ec.marshalNDurationStats2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐDuration(ctx, selections, v)
 		},
 		true,
 		true,
@@ -7011,7 +7047,7 @@ func (ec *executionContext) fieldContext_AgentStats_firstReplySeconds(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _AgentStats_handleSeconds(ctx context.Context, field graphql.CollectedField, obj *model.AgentStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _AgentStats_handleSeconds(ctx context.Context, field graphql.CollectedField, obj *stats.AgentStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -7023,8 +7059,8 @@ func (ec *executionContext) _AgentStats_handleSeconds(ctx context.Context, field
 			return obj.HandleSeconds, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.DurationStats) graphql.Marshaler {
-			return ec.marshalNDurationStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐDurationStats(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v stats.Duration) graphql.Marshaler {
+			return ec.marshalNDurationStats2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐDuration(ctx, selections, v)
 		},
 		true,
 		true,
@@ -8903,7 +8939,7 @@ func (ec *executionContext) _Conversation_slaDueAt(ctx context.Context, field gr
 			return ec.fieldContext_Conversation_slaDueAt(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Conversation().SLADueAt(ctx, obj)
+			return obj.SLADueAt, nil
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
@@ -8914,7 +8950,7 @@ func (ec *executionContext) _Conversation_slaDueAt(ctx context.Context, field gr
 	)
 }
 func (ec *executionContext) fieldContext_Conversation_slaDueAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Conversation", field, true, true, "Time")
+	return graphql.NewScalarFieldContext("Conversation", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Conversation_slaAtRisk(ctx context.Context, field graphql.CollectedField, obj *ent.Conversation) (ret graphql.Marshaler) {
@@ -9279,7 +9315,7 @@ func (ec *executionContext) fieldContext_DeletePayload_deletedID(_ context.Conte
 	return graphql.NewScalarFieldContext("DeletePayload", field, false, false, "ID")
 }
 
-func (ec *executionContext) _DurationStats_average(ctx context.Context, field graphql.CollectedField, obj *model.DurationStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _DurationStats_average(ctx context.Context, field graphql.CollectedField, obj *stats.Duration) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9302,7 +9338,7 @@ func (ec *executionContext) fieldContext_DurationStats_average(_ context.Context
 	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
 }
 
-func (ec *executionContext) _DurationStats_p50(ctx context.Context, field graphql.CollectedField, obj *model.DurationStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _DurationStats_p50(ctx context.Context, field graphql.CollectedField, obj *stats.Duration) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9325,7 +9361,7 @@ func (ec *executionContext) fieldContext_DurationStats_p50(_ context.Context, fi
 	return graphql.NewScalarFieldContext("DurationStats", field, false, false, "Float")
 }
 
-func (ec *executionContext) _DurationStats_p90(ctx context.Context, field graphql.CollectedField, obj *model.DurationStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _DurationStats_p90(ctx context.Context, field graphql.CollectedField, obj *stats.Duration) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12749,6 +12785,38 @@ func (ec *executionContext) fieldContext_Mutation_removeLabel(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_visitorEndChat(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_visitorEndChat(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().VisitorEndChat(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.VisitorConversation) graphql.Marshaler {
+			return ec.marshalNVisitorConversation2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐVisitorConversation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_visitorEndChat(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_VisitorConversation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[int]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13567,8 +13635,8 @@ func (ec *executionContext) _Query_queueStats(ctx context.Context, field graphql
 			return ec.Resolvers.Query().QueueStats(ctx, fc.Args["queueID"].(int), fc.Args["from"].(time.Time), fc.Args["to"].(time.Time), fc.Args["labelIDs"].([]int))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.QueueStats) graphql.Marshaler {
-			return ec.marshalNQueueStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐQueueStats(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *stats.QueueStats) graphql.Marshaler {
+			return ec.marshalNQueueStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐQueueStats(ctx, selections, v)
 		},
 		true,
 		true,
@@ -13899,6 +13967,29 @@ func (ec *executionContext) fieldContext_Queue_members(_ context.Context, field 
 	return fc, nil
 }
 
+func (ec *executionContext) _Queue_serviceLevelSeconds(ctx context.Context, field graphql.CollectedField, obj *ent.Queue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Queue_serviceLevelSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Queue().ServiceLevelSeconds(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Queue_serviceLevelSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Queue", field, true, true, "Int")
+}
+
 func (ec *executionContext) _QueueMember_id(ctx context.Context, field graphql.CollectedField, obj *ent.QueueMember) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13977,7 +14068,7 @@ func (ec *executionContext) fieldContext_QueueMember_agent(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _QueueStats_queue(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_queue(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14009,7 +14100,7 @@ func (ec *executionContext) fieldContext_QueueStats_queue(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _QueueStats_waitingNow(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_waitingNow(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14032,7 +14123,7 @@ func (ec *executionContext) fieldContext_QueueStats_waitingNow(_ context.Context
 	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _QueueStats_longestWaitSeconds(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_longestWaitSeconds(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14055,7 +14146,7 @@ func (ec *executionContext) fieldContext_QueueStats_longestWaitSeconds(_ context
 	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _QueueStats_agentsAvailable(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_agentsAvailable(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14078,7 +14169,7 @@ func (ec *executionContext) fieldContext_QueueStats_agentsAvailable(_ context.Co
 	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _QueueStats_agentsOnline(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_agentsOnline(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14101,7 +14192,7 @@ func (ec *executionContext) fieldContext_QueueStats_agentsOnline(_ context.Conte
 	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _QueueStats_offered(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_offered(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14124,7 +14215,7 @@ func (ec *executionContext) fieldContext_QueueStats_offered(_ context.Context, f
 	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _QueueStats_answered(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_answered(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14147,7 +14238,7 @@ func (ec *executionContext) fieldContext_QueueStats_answered(_ context.Context, 
 	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _QueueStats_missed(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_missed(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14170,7 +14261,7 @@ func (ec *executionContext) fieldContext_QueueStats_missed(_ context.Context, fi
 	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _QueueStats_abandoned(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_abandoned(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14193,7 +14284,7 @@ func (ec *executionContext) fieldContext_QueueStats_abandoned(_ context.Context,
 	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Int")
 }
 
-func (ec *executionContext) _QueueStats_firstReplySeconds(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_firstReplySeconds(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14205,8 +14296,8 @@ func (ec *executionContext) _QueueStats_firstReplySeconds(ctx context.Context, f
 			return obj.FirstReplySeconds, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.DurationStats) graphql.Marshaler {
-			return ec.marshalNDurationStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐDurationStats(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v stats.Duration) graphql.Marshaler {
+			return ec.marshalNDurationStats2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐDuration(ctx, selections, v)
 		},
 		true,
 		true,
@@ -14225,7 +14316,7 @@ func (ec *executionContext) fieldContext_QueueStats_firstReplySeconds(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _QueueStats_handleSeconds(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_handleSeconds(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14237,8 +14328,8 @@ func (ec *executionContext) _QueueStats_handleSeconds(ctx context.Context, field
 			return obj.HandleSeconds, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.DurationStats) graphql.Marshaler {
-			return ec.marshalNDurationStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐDurationStats(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v stats.Duration) graphql.Marshaler {
+			return ec.marshalNDurationStats2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐDuration(ctx, selections, v)
 		},
 		true,
 		true,
@@ -14257,7 +14348,7 @@ func (ec *executionContext) fieldContext_QueueStats_handleSeconds(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _QueueStats_withinServiceLevel(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_withinServiceLevel(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14280,7 +14371,7 @@ func (ec *executionContext) fieldContext_QueueStats_withinServiceLevel(_ context
 	return graphql.NewScalarFieldContext("QueueStats", field, false, false, "Float")
 }
 
-func (ec *executionContext) _QueueStats_agents(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_agents(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14292,8 +14383,8 @@ func (ec *executionContext) _QueueStats_agents(ctx context.Context, field graphq
 			return obj.Agents, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.AgentStats) graphql.Marshaler {
-			return ec.marshalNAgentStats2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐAgentStatsᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*stats.AgentStats) graphql.Marshaler {
+			return ec.marshalNAgentStats2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐAgentStatsᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -14312,7 +14403,7 @@ func (ec *executionContext) fieldContext_QueueStats_agents(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _QueueStats_oldestWaitingSince(ctx context.Context, field graphql.CollectedField, obj *model.QueueStats) (ret graphql.Marshaler) {
+func (ec *executionContext) _QueueStats_oldestWaitingSince(ctx context.Context, field graphql.CollectedField, obj *stats.QueueStats) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14686,8 +14777,8 @@ func (ec *executionContext) _Subscription_queueEvents(ctx context.Context, field
 			return ec.Resolvers.Subscription().QueueEvents(ctx, fc.Args["queueID"].(int))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.QueueStats) graphql.Marshaler {
-			return ec.marshalNQueueStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐQueueStats(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *stats.QueueStats) graphql.Marshaler {
+			return ec.marshalNQueueStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐQueueStats(ctx, selections, v)
 		},
 		true,
 		true,
@@ -19376,7 +19467,7 @@ func (ec *executionContext) _AgentEdge(ctx context.Context, sel ast.SelectionSet
 
 var agentStatsImplementors = []string{"AgentStats"}
 
-func (ec *executionContext) _AgentStats(ctx context.Context, sel ast.SelectionSet, obj *model.AgentStats) graphql.Marshaler {
+func (ec *executionContext) _AgentStats(ctx context.Context, sel ast.SelectionSet, obj *stats.AgentStats) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, agentStatsImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -20103,11 +20194,10 @@ func (ec *executionContext) _Conversation(ctx context.Context, sel ast.Selection
 					return ec._Conversation_messages(ctx, field, obj)
 				})
 		case "slaDueAt":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Conversation_slaDueAt(ctx, field, obj)
-				})
+			out.Values[i] = ec._Conversation_slaDueAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "slaAtRisk":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -20306,7 +20396,7 @@ func (ec *executionContext) _DeletePayload(ctx context.Context, sel ast.Selectio
 
 var durationStatsImplementors = []string{"DurationStats"}
 
-func (ec *executionContext) _DurationStats(ctx context.Context, sel ast.SelectionSet, obj *model.DurationStats) graphql.Marshaler {
+func (ec *executionContext) _DurationStats(ctx context.Context, sel ast.SelectionSet, obj *stats.Duration) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, durationStatsImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -21202,6 +21292,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "visitorEndChat":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_visitorEndChat(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -21521,6 +21618,12 @@ func (ec *executionContext) _Queue(ctx context.Context, sel ast.SelectionSet, ob
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Queue_members(ctx, field, obj)
 				})
+		case "serviceLevelSeconds":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Queue_serviceLevelSeconds(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -21584,7 +21687,7 @@ func (ec *executionContext) _QueueMember(ctx context.Context, sel ast.SelectionS
 
 var queueStatsImplementors = []string{"QueueStats"}
 
-func (ec *executionContext) _QueueStats(ctx context.Context, sel ast.SelectionSet, obj *model.QueueStats) graphql.Marshaler {
+func (ec *executionContext) _QueueStats(ctx context.Context, sel ast.SelectionSet, obj *stats.QueueStats) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, queueStatsImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -22729,11 +22832,11 @@ func (ec *executionContext) marshalNAgentOrderField2ᚖgithubᚗcomᚋparleyhq�
 	return v
 }
 
-func (ec *executionContext) marshalNAgentStats2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐAgentStatsᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AgentStats) graphql.Marshaler {
+func (ec *executionContext) marshalNAgentStats2ᚕᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐAgentStatsᚄ(ctx context.Context, sel ast.SelectionSet, v []*stats.AgentStats) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNAgentStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐAgentStats(ctx, sel, v[i])
+		return ec.marshalNAgentStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐAgentStats(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -22745,7 +22848,7 @@ func (ec *executionContext) marshalNAgentStats2ᚕᚖgithubᚗcomᚋparleyhqᚋp
 	return ret
 }
 
-func (ec *executionContext) marshalNAgentStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐAgentStats(ctx context.Context, sel ast.SelectionSet, v *model.AgentStats) graphql.Marshaler {
+func (ec *executionContext) marshalNAgentStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐAgentStats(ctx context.Context, sel ast.SelectionSet, v *stats.AgentStats) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AgentStats!")
 		return graphql.Null
@@ -23021,12 +23124,8 @@ func (ec *executionContext) marshalNDeletePayload2ᚖgithubᚗcomᚋparleyhqᚋp
 	return ec._DeletePayload(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNDurationStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐDurationStats(ctx context.Context, sel ast.SelectionSet, v *model.DurationStats) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "DurationStats!")
-		return graphql.Null
-	}
-	return ec._DurationStats(ctx, sel, v)
+func (ec *executionContext) marshalNDurationStats2githubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐDuration(ctx context.Context, sel ast.SelectionSet, v stats.Duration) graphql.Marshaler {
+	return ec._DurationStats(ctx, sel, &v)
 }
 
 func (ec *executionContext) unmarshalNID2int(ctx context.Context, v any) (int, error) {
@@ -23356,7 +23455,7 @@ func (ec *executionContext) marshalNQueueOrderField2ᚖgithubᚗcomᚋparleyhq�
 	return v
 }
 
-func (ec *executionContext) marshalNQueueStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋgraphᚋmodelᚐQueueStats(ctx context.Context, sel ast.SelectionSet, v *model.QueueStats) graphql.Marshaler {
+func (ec *executionContext) marshalNQueueStats2ᚖgithubᚗcomᚋparleyhqᚋparleyᚋinternalᚋstatsᚐQueueStats(ctx context.Context, sel ast.SelectionSet, v *stats.QueueStats) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "QueueStats!")
 		return graphql.Null

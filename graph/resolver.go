@@ -13,6 +13,7 @@ import (
 	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/nodes"
 	"github.com/parleyhq/parley/internal/presence"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/workspace"
 )
@@ -41,6 +42,8 @@ type Resolver struct {
 	Labels *labels.Service
 	// QueueLive streams queues' live figures (queueEvents).
 	QueueLive *QueueLiveHub
+	// Stats computes queue statistics.
+	Stats *stats.Service
 }
 
 func nonEmpty(s string) *string {
@@ -50,8 +53,8 @@ func nonEmpty(s string) *string {
 	return &s
 }
 
-func queueInput(name *string, strategy *schematype.PollingStrategy, timeout, ownerAway *int, description *string, members []*model.QueueMemberInput) workspace.QueueInput {
-	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, OwnerAwayTimeoutSeconds: ownerAway, Description: description, MembersSet: members != nil}
+func queueInput(name *string, strategy *schematype.PollingStrategy, timeout, ownerAway *int, description *string, serviceLevel *int, members []*model.QueueMemberInput) workspace.QueueInput {
+	in := workspace.QueueInput{Name: name, Strategy: strategy, OfferTimeoutSeconds: timeout, OwnerAwayTimeoutSeconds: ownerAway, Description: description, ServiceLevelSeconds: serviceLevel, MembersSet: members != nil}
 	for _, m := range members {
 		in.Members = append(in.Members, workspace.Member{AgentID: m.AgentID, Priority: m.Priority})
 	}

@@ -3,30 +3,24 @@ package graph
 import (
 	"time"
 
-	"github.com/parleyhq/parley/graph/model"
 	"github.com/parleyhq/parley/internal/queuelive"
+	"github.com/parleyhq/parley/internal/stats"
 )
 
 // QueueLiveHub is the hub behind queueEvents: its payload is the QueueStats
 // the schema declares.
-type QueueLiveHub = queuelive.Hub[*model.QueueStats]
+type QueueLiveHub = queuelive.Hub[*stats.QueueStats]
 
 // RenderQueueStats is queueEvents' payload: the period figures (the day so
-// far; zero while no period function is wired) with the live figures at
-// now put in. period is copied, never changed: later updates reuse it.
-func RenderQueueStats(l queuelive.Live, period *model.QueueStats, now time.Time) *model.QueueStats {
-	out := &model.QueueStats{}
+// far) with the live figures at now put in. period is copied, never
+// changed: later updates reuse it.
+func RenderQueueStats(l queuelive.Live, period *stats.QueueStats, now time.Time) *stats.QueueStats {
+	out := &stats.QueueStats{}
 	if period != nil {
 		*out = *period
 	}
-	if out.FirstReplySeconds == nil {
-		out.FirstReplySeconds = &model.DurationStats{}
-	}
-	if out.HandleSeconds == nil {
-		out.HandleSeconds = &model.DurationStats{}
-	}
 	if out.Agents == nil {
-		out.Agents = []*model.AgentStats{}
+		out.Agents = []*stats.AgentStats{}
 	}
 	out.Queue = l.Queue
 	out.WaitingNow = l.WaitingNow

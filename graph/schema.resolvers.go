@@ -7,7 +7,6 @@ package graph
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"entgo.io/contrib/entgql"
@@ -18,6 +17,7 @@ import (
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/livechat"
 	"github.com/parleyhq/parley/internal/presence"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/workspace"
 )
 
@@ -109,14 +109,9 @@ func (r *conversationResolver) Messages(ctx context.Context, obj *ent.Conversati
 	return r.Conversations.Messages(ctx, obj, conversations.Page{After: after, First: first, Before: before, Last: last})
 }
 
-// SLADueAt is the resolver for the slaDueAt field.
-func (r *conversationResolver) SLADueAt(ctx context.Context, obj *ent.Conversation) (*time.Time, error) {
-	panic(fmt.Errorf("not implemented: SLADueAt - slaDueAt"))
-}
-
 // SLAAtRisk is the resolver for the slaAtRisk field.
 func (r *conversationResolver) SLAAtRisk(ctx context.Context, obj *ent.Conversation) (bool, error) {
-	panic(fmt.Errorf("not implemented: SLAAtRisk - slaAtRisk"))
+	return r.Conversations.SLAAtRisk(obj), nil
 }
 
 // Labels is the resolver for the labels field.
@@ -267,12 +262,12 @@ func (r *mutationResolver) CreateAgent(ctx context.Context, input model.CreateAg
 
 // CreateQueue is the resolver for the createQueue field.
 func (r *mutationResolver) CreateQueue(ctx context.Context, input model.CreateQueueInput) (*ent.Queue, error) {
-	return r.Workspace.CreateQueue(ctx, queueInput(&input.Name, &input.Strategy, input.OfferTimeoutSeconds, input.OwnerAwayTimeoutSeconds, input.Description, input.Members))
+	return r.Workspace.CreateQueue(ctx, queueInput(&input.Name, &input.Strategy, input.OfferTimeoutSeconds, input.OwnerAwayTimeoutSeconds, input.Description, input.ServiceLevelSeconds, input.Members))
 }
 
 // UpdateQueue is the resolver for the updateQueue field.
 func (r *mutationResolver) UpdateQueue(ctx context.Context, id int, input model.UpdateQueueInput) (*ent.Queue, error) {
-	return r.Workspace.UpdateQueue(ctx, id, queueInput(input.Name, input.Strategy, input.OfferTimeoutSeconds, input.OwnerAwayTimeoutSeconds, input.Description, input.Members))
+	return r.Workspace.UpdateQueue(ctx, id, queueInput(input.Name, input.Strategy, input.OfferTimeoutSeconds, input.OwnerAwayTimeoutSeconds, input.Description, input.ServiceLevelSeconds, input.Members))
 }
 
 // CreateChannelAccount is the resolver for the createChannelAccount field.
@@ -443,6 +438,15 @@ func (r *mutationResolver) RemoveLabel(ctx context.Context, conversationID int, 
 	return r.Conversations.RemoveLabel(ctx, conversationID, labelID)
 }
 
+// VisitorEndChat is the resolver for the visitorEndChat field.
+func (r *mutationResolver) VisitorEndChat(ctx context.Context) (*model.VisitorConversation, error) {
+	c, err := r.Conversations.VisitorEnd(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &model.VisitorConversation{ID: c.ID, Status: c.Status}, nil
+}
+
 // Me is the resolver for the me field.
 func (r *queryResolver) Me(ctx context.Context) (*ent.Agent, error) {
 	return r.Workspace.Me(ctx)
@@ -465,7 +469,7 @@ func (r *queryResolver) ChannelAccounts(ctx context.Context) ([]*ent.ChannelAcco
 
 // Inbox is the resolver for the inbox field.
 func (r *queryResolver) Inbox(ctx context.Context, view model.InboxView, channel *schematype.Channel, queueID *int, search *string, labelIDs []int, orderBy *model.InboxOrder, after *entgql.Cursor[int], first *int, before *entgql.Cursor[int], last *int) (*ent.ConversationConnection, error) {
-	return r.Conversations.Inbox(ctx, conversations.InboxFilter{View: conversations.View(view), Channel: channel, QueueID: queueID, Search: search, LabelIDs: labelIDs}, conversations.Page{After: after, First: first, Before: before, Last: last})
+	return r.Conversations.Inbox(ctx, conversations.InboxFilter{View: conversations.View(view), Channel: channel, QueueID: queueID, Search: search, LabelIDs: labelIDs, SLADue: orderBy != nil && *orderBy == model.InboxOrderSLADue}, conversations.Page{After: after, First: first, Before: before, Last: last})
 }
 
 // Conversation is the resolver for the conversation field.
@@ -523,8 +527,8 @@ func (r *queryResolver) Contacts(ctx context.Context, search *string, after *ent
 }
 
 // QueueStats is the resolver for the queueStats field.
-func (r *queryResolver) QueueStats(ctx context.Context, queueID int, from time.Time, to time.Time, labelIDs []int) (*model.QueueStats, error) {
-	panic(fmt.Errorf("not implemented: QueueStats - queueStats"))
+func (r *queryResolver) QueueStats(ctx context.Context, queueID int, from time.Time, to time.Time, labelIDs []int) (*stats.QueueStats, error) {
+	return r.Stats.QueueStats(ctx, stats.Period{QueueID: queueID, From: from, To: to, LabelIDs: labelIDs})
 }
 
 // Labels is the resolver for the labels field.
@@ -535,6 +539,11 @@ func (r *queryResolver) Labels(ctx context.Context) ([]*ent.Label, error) {
 // Members is the resolver for the members field.
 func (r *queueResolver) Members(ctx context.Context, obj *ent.Queue) ([]*ent.QueueMember, error) {
 	return r.Workspace.Members(ctx, obj)
+}
+
+// ServiceLevelSeconds is the resolver for the serviceLevelSeconds field.
+func (r *queueResolver) ServiceLevelSeconds(ctx context.Context, obj *ent.Queue) (*int, error) {
+	return r.Workspace.ServiceLevel(obj), nil
 }
 
 // InboxEvents is the resolver for the inboxEvents field.
@@ -558,7 +567,7 @@ func (r *subscriptionResolver) PresenceEvents(ctx context.Context) (<-chan *pres
 }
 
 // QueueEvents is the resolver for the queueEvents field.
-func (r *subscriptionResolver) QueueEvents(ctx context.Context, queueID int) (<-chan *model.QueueStats, error) {
+func (r *subscriptionResolver) QueueEvents(ctx context.Context, queueID int) (<-chan *stats.QueueStats, error) {
 	return r.QueueLive.Subscribe(ctx, queueID)
 }
 
@@ -614,3 +623,16 @@ type (
 	whatsAppTemplateButtonResolver struct{ *Resolver }
 	whatsAppTemplateHeaderResolver struct{ *Resolver }
 )
+
+// !!! WARNING !!!
+// The code below was going to be deleted when updating resolvers. It has been copied here so you have
+// one last chance to move it out of harms way if you want. There are two reasons this happens:
+//  - When renaming or deleting a resolver the old code will be put in here. You can safely delete
+//    it when you're done.
+//  - You have helper methods in this file. Move them out to keep these resolver files clean.
+/*
+	func (r *queueStatsResolver) OldestWaitingSince(ctx context.Context, obj *stats.QueueStats) (*time.Time, error) {
+	panic(fmt.Errorf("not implemented: OldestWaitingSince - oldestWaitingSince"))
+}
+func (r *Resolver) QueueStats() QueueStatsResolver { return &queueStatsResolver{r} }
+*/

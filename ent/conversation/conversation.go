@@ -67,6 +67,32 @@ const (
 	FieldOwnerID = "owner_id"
 	// FieldLastMessageID holds the string denoting the last_message_id field in the database.
 	FieldLastMessageID = "last_message_id"
+	// FieldQueuedAt holds the string denoting the queued_at field in the database.
+	FieldQueuedAt = "queued_at"
+	// FieldClaimedAt holds the string denoting the claimed_at field in the database.
+	FieldClaimedAt = "claimed_at"
+	// FieldClaimedByID holds the string denoting the claimed_by_id field in the database.
+	FieldClaimedByID = "claimed_by_id"
+	// FieldFirstReplyAt holds the string denoting the first_reply_at field in the database.
+	FieldFirstReplyAt = "first_reply_at"
+	// FieldFirstReplyAgentID holds the string denoting the first_reply_agent_id field in the database.
+	FieldFirstReplyAgentID = "first_reply_agent_id"
+	// FieldFirstReplySeconds holds the string denoting the first_reply_seconds field in the database.
+	FieldFirstReplySeconds = "first_reply_seconds"
+	// FieldHandleSeconds holds the string denoting the handle_seconds field in the database.
+	FieldHandleSeconds = "handle_seconds"
+	// FieldHandledByID holds the string denoting the handled_by_id field in the database.
+	FieldHandledByID = "handled_by_id"
+	// FieldMissedAt holds the string denoting the missed_at field in the database.
+	FieldMissedAt = "missed_at"
+	// FieldAbandoned holds the string denoting the abandoned field in the database.
+	FieldAbandoned = "abandoned"
+	// FieldSLADueAt holds the string denoting the sla_due_at field in the database.
+	FieldSLADueAt = "sla_due_at"
+	// FieldSLASortAt holds the string denoting the sla_sort_at field in the database.
+	FieldSLASortAt = "sla_sort_at"
+	// FieldSLARiskAt holds the string denoting the sla_risk_at field in the database.
+	FieldSLARiskAt = "sla_risk_at"
 	// EdgeChannelAccount holds the string denoting the channel_account edge name in mutations.
 	EdgeChannelAccount = "channel_account"
 	// EdgeContact holds the string denoting the contact edge name in mutations.
@@ -203,6 +229,19 @@ var Columns = []string{
 	FieldQueueID,
 	FieldOwnerID,
 	FieldLastMessageID,
+	FieldQueuedAt,
+	FieldClaimedAt,
+	FieldClaimedByID,
+	FieldFirstReplyAt,
+	FieldFirstReplyAgentID,
+	FieldFirstReplySeconds,
+	FieldHandleSeconds,
+	FieldHandledByID,
+	FieldMissedAt,
+	FieldAbandoned,
+	FieldSLADueAt,
+	FieldSLASortAt,
+	FieldSLARiskAt,
 }
 
 var (
@@ -243,6 +282,10 @@ var (
 	DefaultHasMentions bool
 	// DefaultLastMessageAt holds the default value on creation for the "last_message_at" field.
 	DefaultLastMessageAt func() time.Time
+	// DefaultAbandoned holds the default value on creation for the "abandoned" field.
+	DefaultAbandoned bool
+	// DefaultSLASortAt holds the default value on creation for the "sla_sort_at" field.
+	DefaultSLASortAt func() time.Time
 )
 
 // ChannelValidator is a validator for the "channel" field enum values. It is called by the builders before save.
@@ -398,6 +441,71 @@ func ByOwnerID(opts ...sql.OrderTermOption) OrderOption {
 // ByLastMessageID orders the results by the last_message_id field.
 func ByLastMessageID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLastMessageID, opts...).ToFunc()
+}
+
+// ByQueuedAt orders the results by the queued_at field.
+func ByQueuedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldQueuedAt, opts...).ToFunc()
+}
+
+// ByClaimedAt orders the results by the claimed_at field.
+func ByClaimedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldClaimedAt, opts...).ToFunc()
+}
+
+// ByClaimedByID orders the results by the claimed_by_id field.
+func ByClaimedByID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldClaimedByID, opts...).ToFunc()
+}
+
+// ByFirstReplyAt orders the results by the first_reply_at field.
+func ByFirstReplyAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFirstReplyAt, opts...).ToFunc()
+}
+
+// ByFirstReplyAgentID orders the results by the first_reply_agent_id field.
+func ByFirstReplyAgentID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFirstReplyAgentID, opts...).ToFunc()
+}
+
+// ByFirstReplySeconds orders the results by the first_reply_seconds field.
+func ByFirstReplySeconds(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldFirstReplySeconds, opts...).ToFunc()
+}
+
+// ByHandleSeconds orders the results by the handle_seconds field.
+func ByHandleSeconds(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHandleSeconds, opts...).ToFunc()
+}
+
+// ByHandledByID orders the results by the handled_by_id field.
+func ByHandledByID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldHandledByID, opts...).ToFunc()
+}
+
+// ByMissedAt orders the results by the missed_at field.
+func ByMissedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMissedAt, opts...).ToFunc()
+}
+
+// ByAbandoned orders the results by the abandoned field.
+func ByAbandoned(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAbandoned, opts...).ToFunc()
+}
+
+// BySLADueAt orders the results by the sla_due_at field.
+func BySLADueAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSLADueAt, opts...).ToFunc()
+}
+
+// BySLASortAt orders the results by the sla_sort_at field.
+func BySLASortAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSLASortAt, opts...).ToFunc()
+}
+
+// BySLARiskAt orders the results by the sla_risk_at field.
+func BySLARiskAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSLARiskAt, opts...).ToFunc()
 }
 
 // ByChannelAccountField orders the results by channel_account field.

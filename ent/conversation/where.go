@@ -171,6 +171,71 @@ func LastMessageID(v int) predicate.Conversation {
 	return predicate.Conversation(sql.FieldEQ(FieldLastMessageID, v))
 }
 
+// QueuedAt applies equality check predicate on the "queued_at" field. It's identical to QueuedAtEQ.
+func QueuedAt(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldQueuedAt, v))
+}
+
+// ClaimedAt applies equality check predicate on the "claimed_at" field. It's identical to ClaimedAtEQ.
+func ClaimedAt(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldClaimedAt, v))
+}
+
+// ClaimedByID applies equality check predicate on the "claimed_by_id" field. It's identical to ClaimedByIDEQ.
+func ClaimedByID(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldClaimedByID, v))
+}
+
+// FirstReplyAt applies equality check predicate on the "first_reply_at" field. It's identical to FirstReplyAtEQ.
+func FirstReplyAt(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldFirstReplyAt, v))
+}
+
+// FirstReplyAgentID applies equality check predicate on the "first_reply_agent_id" field. It's identical to FirstReplyAgentIDEQ.
+func FirstReplyAgentID(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldFirstReplyAgentID, v))
+}
+
+// FirstReplySeconds applies equality check predicate on the "first_reply_seconds" field. It's identical to FirstReplySecondsEQ.
+func FirstReplySeconds(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldFirstReplySeconds, v))
+}
+
+// HandleSeconds applies equality check predicate on the "handle_seconds" field. It's identical to HandleSecondsEQ.
+func HandleSeconds(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldHandleSeconds, v))
+}
+
+// HandledByID applies equality check predicate on the "handled_by_id" field. It's identical to HandledByIDEQ.
+func HandledByID(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldHandledByID, v))
+}
+
+// MissedAt applies equality check predicate on the "missed_at" field. It's identical to MissedAtEQ.
+func MissedAt(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldMissedAt, v))
+}
+
+// Abandoned applies equality check predicate on the "abandoned" field. It's identical to AbandonedEQ.
+func Abandoned(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldAbandoned, v))
+}
+
+// SLADueAt applies equality check predicate on the "sla_due_at" field. It's identical to SLADueAtEQ.
+func SLADueAt(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldSLADueAt, v))
+}
+
+// SLASortAt applies equality check predicate on the "sla_sort_at" field. It's identical to SLASortAtEQ.
+func SLASortAt(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldSLASortAt, v))
+}
+
+// SLARiskAt applies equality check predicate on the "sla_risk_at" field. It's identical to SLARiskAtEQ.
+func SLARiskAt(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldSLARiskAt, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Conversation {
 	return predicate.Conversation(sql.FieldEQ(FieldCreatedAt, v))
@@ -1129,6 +1194,606 @@ func LastMessageIDIsNil() predicate.Conversation {
 // LastMessageIDNotNil applies the NotNil predicate on the "last_message_id" field.
 func LastMessageIDNotNil() predicate.Conversation {
 	return predicate.Conversation(sql.FieldNotNull(FieldLastMessageID))
+}
+
+// QueuedAtEQ applies the EQ predicate on the "queued_at" field.
+func QueuedAtEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldQueuedAt, v))
+}
+
+// QueuedAtNEQ applies the NEQ predicate on the "queued_at" field.
+func QueuedAtNEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldQueuedAt, v))
+}
+
+// QueuedAtIn applies the In predicate on the "queued_at" field.
+func QueuedAtIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldQueuedAt, vs...))
+}
+
+// QueuedAtNotIn applies the NotIn predicate on the "queued_at" field.
+func QueuedAtNotIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldQueuedAt, vs...))
+}
+
+// QueuedAtGT applies the GT predicate on the "queued_at" field.
+func QueuedAtGT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldQueuedAt, v))
+}
+
+// QueuedAtGTE applies the GTE predicate on the "queued_at" field.
+func QueuedAtGTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldQueuedAt, v))
+}
+
+// QueuedAtLT applies the LT predicate on the "queued_at" field.
+func QueuedAtLT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldQueuedAt, v))
+}
+
+// QueuedAtLTE applies the LTE predicate on the "queued_at" field.
+func QueuedAtLTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldQueuedAt, v))
+}
+
+// QueuedAtIsNil applies the IsNil predicate on the "queued_at" field.
+func QueuedAtIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldQueuedAt))
+}
+
+// QueuedAtNotNil applies the NotNil predicate on the "queued_at" field.
+func QueuedAtNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldQueuedAt))
+}
+
+// ClaimedAtEQ applies the EQ predicate on the "claimed_at" field.
+func ClaimedAtEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldClaimedAt, v))
+}
+
+// ClaimedAtNEQ applies the NEQ predicate on the "claimed_at" field.
+func ClaimedAtNEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldClaimedAt, v))
+}
+
+// ClaimedAtIn applies the In predicate on the "claimed_at" field.
+func ClaimedAtIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldClaimedAt, vs...))
+}
+
+// ClaimedAtNotIn applies the NotIn predicate on the "claimed_at" field.
+func ClaimedAtNotIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldClaimedAt, vs...))
+}
+
+// ClaimedAtGT applies the GT predicate on the "claimed_at" field.
+func ClaimedAtGT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldClaimedAt, v))
+}
+
+// ClaimedAtGTE applies the GTE predicate on the "claimed_at" field.
+func ClaimedAtGTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldClaimedAt, v))
+}
+
+// ClaimedAtLT applies the LT predicate on the "claimed_at" field.
+func ClaimedAtLT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldClaimedAt, v))
+}
+
+// ClaimedAtLTE applies the LTE predicate on the "claimed_at" field.
+func ClaimedAtLTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldClaimedAt, v))
+}
+
+// ClaimedAtIsNil applies the IsNil predicate on the "claimed_at" field.
+func ClaimedAtIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldClaimedAt))
+}
+
+// ClaimedAtNotNil applies the NotNil predicate on the "claimed_at" field.
+func ClaimedAtNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldClaimedAt))
+}
+
+// ClaimedByIDEQ applies the EQ predicate on the "claimed_by_id" field.
+func ClaimedByIDEQ(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldClaimedByID, v))
+}
+
+// ClaimedByIDNEQ applies the NEQ predicate on the "claimed_by_id" field.
+func ClaimedByIDNEQ(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldClaimedByID, v))
+}
+
+// ClaimedByIDIn applies the In predicate on the "claimed_by_id" field.
+func ClaimedByIDIn(vs ...int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldClaimedByID, vs...))
+}
+
+// ClaimedByIDNotIn applies the NotIn predicate on the "claimed_by_id" field.
+func ClaimedByIDNotIn(vs ...int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldClaimedByID, vs...))
+}
+
+// ClaimedByIDGT applies the GT predicate on the "claimed_by_id" field.
+func ClaimedByIDGT(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldClaimedByID, v))
+}
+
+// ClaimedByIDGTE applies the GTE predicate on the "claimed_by_id" field.
+func ClaimedByIDGTE(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldClaimedByID, v))
+}
+
+// ClaimedByIDLT applies the LT predicate on the "claimed_by_id" field.
+func ClaimedByIDLT(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldClaimedByID, v))
+}
+
+// ClaimedByIDLTE applies the LTE predicate on the "claimed_by_id" field.
+func ClaimedByIDLTE(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldClaimedByID, v))
+}
+
+// ClaimedByIDIsNil applies the IsNil predicate on the "claimed_by_id" field.
+func ClaimedByIDIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldClaimedByID))
+}
+
+// ClaimedByIDNotNil applies the NotNil predicate on the "claimed_by_id" field.
+func ClaimedByIDNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldClaimedByID))
+}
+
+// FirstReplyAtEQ applies the EQ predicate on the "first_reply_at" field.
+func FirstReplyAtEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldFirstReplyAt, v))
+}
+
+// FirstReplyAtNEQ applies the NEQ predicate on the "first_reply_at" field.
+func FirstReplyAtNEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldFirstReplyAt, v))
+}
+
+// FirstReplyAtIn applies the In predicate on the "first_reply_at" field.
+func FirstReplyAtIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldFirstReplyAt, vs...))
+}
+
+// FirstReplyAtNotIn applies the NotIn predicate on the "first_reply_at" field.
+func FirstReplyAtNotIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldFirstReplyAt, vs...))
+}
+
+// FirstReplyAtGT applies the GT predicate on the "first_reply_at" field.
+func FirstReplyAtGT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldFirstReplyAt, v))
+}
+
+// FirstReplyAtGTE applies the GTE predicate on the "first_reply_at" field.
+func FirstReplyAtGTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldFirstReplyAt, v))
+}
+
+// FirstReplyAtLT applies the LT predicate on the "first_reply_at" field.
+func FirstReplyAtLT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldFirstReplyAt, v))
+}
+
+// FirstReplyAtLTE applies the LTE predicate on the "first_reply_at" field.
+func FirstReplyAtLTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldFirstReplyAt, v))
+}
+
+// FirstReplyAtIsNil applies the IsNil predicate on the "first_reply_at" field.
+func FirstReplyAtIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldFirstReplyAt))
+}
+
+// FirstReplyAtNotNil applies the NotNil predicate on the "first_reply_at" field.
+func FirstReplyAtNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldFirstReplyAt))
+}
+
+// FirstReplyAgentIDEQ applies the EQ predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDEQ(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldFirstReplyAgentID, v))
+}
+
+// FirstReplyAgentIDNEQ applies the NEQ predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDNEQ(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldFirstReplyAgentID, v))
+}
+
+// FirstReplyAgentIDIn applies the In predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDIn(vs ...int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldFirstReplyAgentID, vs...))
+}
+
+// FirstReplyAgentIDNotIn applies the NotIn predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDNotIn(vs ...int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldFirstReplyAgentID, vs...))
+}
+
+// FirstReplyAgentIDGT applies the GT predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDGT(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldFirstReplyAgentID, v))
+}
+
+// FirstReplyAgentIDGTE applies the GTE predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDGTE(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldFirstReplyAgentID, v))
+}
+
+// FirstReplyAgentIDLT applies the LT predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDLT(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldFirstReplyAgentID, v))
+}
+
+// FirstReplyAgentIDLTE applies the LTE predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDLTE(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldFirstReplyAgentID, v))
+}
+
+// FirstReplyAgentIDIsNil applies the IsNil predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldFirstReplyAgentID))
+}
+
+// FirstReplyAgentIDNotNil applies the NotNil predicate on the "first_reply_agent_id" field.
+func FirstReplyAgentIDNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldFirstReplyAgentID))
+}
+
+// FirstReplySecondsEQ applies the EQ predicate on the "first_reply_seconds" field.
+func FirstReplySecondsEQ(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldFirstReplySeconds, v))
+}
+
+// FirstReplySecondsNEQ applies the NEQ predicate on the "first_reply_seconds" field.
+func FirstReplySecondsNEQ(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldFirstReplySeconds, v))
+}
+
+// FirstReplySecondsIn applies the In predicate on the "first_reply_seconds" field.
+func FirstReplySecondsIn(vs ...float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldFirstReplySeconds, vs...))
+}
+
+// FirstReplySecondsNotIn applies the NotIn predicate on the "first_reply_seconds" field.
+func FirstReplySecondsNotIn(vs ...float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldFirstReplySeconds, vs...))
+}
+
+// FirstReplySecondsGT applies the GT predicate on the "first_reply_seconds" field.
+func FirstReplySecondsGT(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldFirstReplySeconds, v))
+}
+
+// FirstReplySecondsGTE applies the GTE predicate on the "first_reply_seconds" field.
+func FirstReplySecondsGTE(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldFirstReplySeconds, v))
+}
+
+// FirstReplySecondsLT applies the LT predicate on the "first_reply_seconds" field.
+func FirstReplySecondsLT(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldFirstReplySeconds, v))
+}
+
+// FirstReplySecondsLTE applies the LTE predicate on the "first_reply_seconds" field.
+func FirstReplySecondsLTE(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldFirstReplySeconds, v))
+}
+
+// FirstReplySecondsIsNil applies the IsNil predicate on the "first_reply_seconds" field.
+func FirstReplySecondsIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldFirstReplySeconds))
+}
+
+// FirstReplySecondsNotNil applies the NotNil predicate on the "first_reply_seconds" field.
+func FirstReplySecondsNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldFirstReplySeconds))
+}
+
+// HandleSecondsEQ applies the EQ predicate on the "handle_seconds" field.
+func HandleSecondsEQ(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldHandleSeconds, v))
+}
+
+// HandleSecondsNEQ applies the NEQ predicate on the "handle_seconds" field.
+func HandleSecondsNEQ(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldHandleSeconds, v))
+}
+
+// HandleSecondsIn applies the In predicate on the "handle_seconds" field.
+func HandleSecondsIn(vs ...float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldHandleSeconds, vs...))
+}
+
+// HandleSecondsNotIn applies the NotIn predicate on the "handle_seconds" field.
+func HandleSecondsNotIn(vs ...float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldHandleSeconds, vs...))
+}
+
+// HandleSecondsGT applies the GT predicate on the "handle_seconds" field.
+func HandleSecondsGT(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldHandleSeconds, v))
+}
+
+// HandleSecondsGTE applies the GTE predicate on the "handle_seconds" field.
+func HandleSecondsGTE(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldHandleSeconds, v))
+}
+
+// HandleSecondsLT applies the LT predicate on the "handle_seconds" field.
+func HandleSecondsLT(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldHandleSeconds, v))
+}
+
+// HandleSecondsLTE applies the LTE predicate on the "handle_seconds" field.
+func HandleSecondsLTE(v float64) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldHandleSeconds, v))
+}
+
+// HandleSecondsIsNil applies the IsNil predicate on the "handle_seconds" field.
+func HandleSecondsIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldHandleSeconds))
+}
+
+// HandleSecondsNotNil applies the NotNil predicate on the "handle_seconds" field.
+func HandleSecondsNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldHandleSeconds))
+}
+
+// HandledByIDEQ applies the EQ predicate on the "handled_by_id" field.
+func HandledByIDEQ(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldHandledByID, v))
+}
+
+// HandledByIDNEQ applies the NEQ predicate on the "handled_by_id" field.
+func HandledByIDNEQ(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldHandledByID, v))
+}
+
+// HandledByIDIn applies the In predicate on the "handled_by_id" field.
+func HandledByIDIn(vs ...int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldHandledByID, vs...))
+}
+
+// HandledByIDNotIn applies the NotIn predicate on the "handled_by_id" field.
+func HandledByIDNotIn(vs ...int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldHandledByID, vs...))
+}
+
+// HandledByIDGT applies the GT predicate on the "handled_by_id" field.
+func HandledByIDGT(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldHandledByID, v))
+}
+
+// HandledByIDGTE applies the GTE predicate on the "handled_by_id" field.
+func HandledByIDGTE(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldHandledByID, v))
+}
+
+// HandledByIDLT applies the LT predicate on the "handled_by_id" field.
+func HandledByIDLT(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldHandledByID, v))
+}
+
+// HandledByIDLTE applies the LTE predicate on the "handled_by_id" field.
+func HandledByIDLTE(v int) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldHandledByID, v))
+}
+
+// HandledByIDIsNil applies the IsNil predicate on the "handled_by_id" field.
+func HandledByIDIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldHandledByID))
+}
+
+// HandledByIDNotNil applies the NotNil predicate on the "handled_by_id" field.
+func HandledByIDNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldHandledByID))
+}
+
+// MissedAtEQ applies the EQ predicate on the "missed_at" field.
+func MissedAtEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldMissedAt, v))
+}
+
+// MissedAtNEQ applies the NEQ predicate on the "missed_at" field.
+func MissedAtNEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldMissedAt, v))
+}
+
+// MissedAtIn applies the In predicate on the "missed_at" field.
+func MissedAtIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldMissedAt, vs...))
+}
+
+// MissedAtNotIn applies the NotIn predicate on the "missed_at" field.
+func MissedAtNotIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldMissedAt, vs...))
+}
+
+// MissedAtGT applies the GT predicate on the "missed_at" field.
+func MissedAtGT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldMissedAt, v))
+}
+
+// MissedAtGTE applies the GTE predicate on the "missed_at" field.
+func MissedAtGTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldMissedAt, v))
+}
+
+// MissedAtLT applies the LT predicate on the "missed_at" field.
+func MissedAtLT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldMissedAt, v))
+}
+
+// MissedAtLTE applies the LTE predicate on the "missed_at" field.
+func MissedAtLTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldMissedAt, v))
+}
+
+// MissedAtIsNil applies the IsNil predicate on the "missed_at" field.
+func MissedAtIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldMissedAt))
+}
+
+// MissedAtNotNil applies the NotNil predicate on the "missed_at" field.
+func MissedAtNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldMissedAt))
+}
+
+// AbandonedEQ applies the EQ predicate on the "abandoned" field.
+func AbandonedEQ(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldAbandoned, v))
+}
+
+// AbandonedNEQ applies the NEQ predicate on the "abandoned" field.
+func AbandonedNEQ(v bool) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldAbandoned, v))
+}
+
+// SLADueAtEQ applies the EQ predicate on the "sla_due_at" field.
+func SLADueAtEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldSLADueAt, v))
+}
+
+// SLADueAtNEQ applies the NEQ predicate on the "sla_due_at" field.
+func SLADueAtNEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldSLADueAt, v))
+}
+
+// SLADueAtIn applies the In predicate on the "sla_due_at" field.
+func SLADueAtIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldSLADueAt, vs...))
+}
+
+// SLADueAtNotIn applies the NotIn predicate on the "sla_due_at" field.
+func SLADueAtNotIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldSLADueAt, vs...))
+}
+
+// SLADueAtGT applies the GT predicate on the "sla_due_at" field.
+func SLADueAtGT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldSLADueAt, v))
+}
+
+// SLADueAtGTE applies the GTE predicate on the "sla_due_at" field.
+func SLADueAtGTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldSLADueAt, v))
+}
+
+// SLADueAtLT applies the LT predicate on the "sla_due_at" field.
+func SLADueAtLT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldSLADueAt, v))
+}
+
+// SLADueAtLTE applies the LTE predicate on the "sla_due_at" field.
+func SLADueAtLTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldSLADueAt, v))
+}
+
+// SLADueAtIsNil applies the IsNil predicate on the "sla_due_at" field.
+func SLADueAtIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldSLADueAt))
+}
+
+// SLADueAtNotNil applies the NotNil predicate on the "sla_due_at" field.
+func SLADueAtNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldSLADueAt))
+}
+
+// SLASortAtEQ applies the EQ predicate on the "sla_sort_at" field.
+func SLASortAtEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldSLASortAt, v))
+}
+
+// SLASortAtNEQ applies the NEQ predicate on the "sla_sort_at" field.
+func SLASortAtNEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldSLASortAt, v))
+}
+
+// SLASortAtIn applies the In predicate on the "sla_sort_at" field.
+func SLASortAtIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldSLASortAt, vs...))
+}
+
+// SLASortAtNotIn applies the NotIn predicate on the "sla_sort_at" field.
+func SLASortAtNotIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldSLASortAt, vs...))
+}
+
+// SLASortAtGT applies the GT predicate on the "sla_sort_at" field.
+func SLASortAtGT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldSLASortAt, v))
+}
+
+// SLASortAtGTE applies the GTE predicate on the "sla_sort_at" field.
+func SLASortAtGTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldSLASortAt, v))
+}
+
+// SLASortAtLT applies the LT predicate on the "sla_sort_at" field.
+func SLASortAtLT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldSLASortAt, v))
+}
+
+// SLASortAtLTE applies the LTE predicate on the "sla_sort_at" field.
+func SLASortAtLTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldSLASortAt, v))
+}
+
+// SLARiskAtEQ applies the EQ predicate on the "sla_risk_at" field.
+func SLARiskAtEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldEQ(FieldSLARiskAt, v))
+}
+
+// SLARiskAtNEQ applies the NEQ predicate on the "sla_risk_at" field.
+func SLARiskAtNEQ(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNEQ(FieldSLARiskAt, v))
+}
+
+// SLARiskAtIn applies the In predicate on the "sla_risk_at" field.
+func SLARiskAtIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldIn(FieldSLARiskAt, vs...))
+}
+
+// SLARiskAtNotIn applies the NotIn predicate on the "sla_risk_at" field.
+func SLARiskAtNotIn(vs ...time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotIn(FieldSLARiskAt, vs...))
+}
+
+// SLARiskAtGT applies the GT predicate on the "sla_risk_at" field.
+func SLARiskAtGT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGT(FieldSLARiskAt, v))
+}
+
+// SLARiskAtGTE applies the GTE predicate on the "sla_risk_at" field.
+func SLARiskAtGTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldGTE(FieldSLARiskAt, v))
+}
+
+// SLARiskAtLT applies the LT predicate on the "sla_risk_at" field.
+func SLARiskAtLT(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLT(FieldSLARiskAt, v))
+}
+
+// SLARiskAtLTE applies the LTE predicate on the "sla_risk_at" field.
+func SLARiskAtLTE(v time.Time) predicate.Conversation {
+	return predicate.Conversation(sql.FieldLTE(FieldSLARiskAt, v))
+}
+
+// SLARiskAtIsNil applies the IsNil predicate on the "sla_risk_at" field.
+func SLARiskAtIsNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldIsNull(FieldSLARiskAt))
+}
+
+// SLARiskAtNotNil applies the NotNil predicate on the "sla_risk_at" field.
+func SLARiskAtNotNil() predicate.Conversation {
+	return predicate.Conversation(sql.FieldNotNull(FieldSLARiskAt))
 }
 
 // HasChannelAccount applies the HasEdge predicate on the "channel_account" edge.

@@ -318,6 +318,19 @@ var (
 		{Name: "visitor_ip", Type: field.TypeString, Nullable: true},
 		{Name: "visitor_user_agent", Type: field.TypeString, Nullable: true},
 		{Name: "visitor_page_url", Type: field.TypeString, Nullable: true},
+		{Name: "queued_at", Type: field.TypeTime, Nullable: true},
+		{Name: "claimed_at", Type: field.TypeTime, Nullable: true},
+		{Name: "claimed_by_id", Type: field.TypeInt, Nullable: true},
+		{Name: "first_reply_at", Type: field.TypeTime, Nullable: true},
+		{Name: "first_reply_agent_id", Type: field.TypeInt, Nullable: true},
+		{Name: "first_reply_seconds", Type: field.TypeFloat64, Nullable: true},
+		{Name: "handle_seconds", Type: field.TypeFloat64, Nullable: true},
+		{Name: "handled_by_id", Type: field.TypeInt, Nullable: true},
+		{Name: "missed_at", Type: field.TypeTime, Nullable: true},
+		{Name: "abandoned", Type: field.TypeBool, Default: false},
+		{Name: "sla_due_at", Type: field.TypeTime, Nullable: true},
+		{Name: "sla_sort_at", Type: field.TypeTime, Default: "'9999-12-31 00:00:00'"},
+		{Name: "sla_risk_at", Type: field.TypeTime, Nullable: true},
 		{Name: "channel_account_id", Type: field.TypeInt, Nullable: true},
 		{Name: "contact_id", Type: field.TypeInt, Nullable: true},
 		{Name: "identity_id", Type: field.TypeInt, Nullable: true},
@@ -333,37 +346,37 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "conversations_channel_accounts_channel_account",
-				Columns:    []*schema.Column{ConversationsColumns[20]},
+				Columns:    []*schema.Column{ConversationsColumns[33]},
 				RefColumns: []*schema.Column{ChannelAccountsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_contacts_contact",
-				Columns:    []*schema.Column{ConversationsColumns[21]},
+				Columns:    []*schema.Column{ConversationsColumns[34]},
 				RefColumns: []*schema.Column{ContactsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_contact_identities_identity",
-				Columns:    []*schema.Column{ConversationsColumns[22]},
+				Columns:    []*schema.Column{ConversationsColumns[35]},
 				RefColumns: []*schema.Column{ContactIdentitiesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_queues_queue",
-				Columns:    []*schema.Column{ConversationsColumns[23]},
+				Columns:    []*schema.Column{ConversationsColumns[36]},
 				RefColumns: []*schema.Column{QueuesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_agents_owner",
-				Columns:    []*schema.Column{ConversationsColumns[24]},
+				Columns:    []*schema.Column{ConversationsColumns[37]},
 				RefColumns: []*schema.Column{AgentsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "conversations_messages_last_message",
-				Columns:    []*schema.Column{ConversationsColumns[25]},
+				Columns:    []*schema.Column{ConversationsColumns[38]},
 				RefColumns: []*schema.Column{MessagesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -377,12 +390,12 @@ var (
 			{
 				Name:    "conversation_owner_id_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[24], ConversationsColumns[5], ConversationsColumns[11]},
+				Columns: []*schema.Column{ConversationsColumns[37], ConversationsColumns[5], ConversationsColumns[11]},
 			},
 			{
 				Name:    "conversation_queue_id_owner_id_archived_last_message_at",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[23], ConversationsColumns[24], ConversationsColumns[5], ConversationsColumns[11]},
+				Columns: []*schema.Column{ConversationsColumns[36], ConversationsColumns[37], ConversationsColumns[5], ConversationsColumns[11]},
 			},
 			{
 				Name:    "conversation_status_archived_last_message_at",
@@ -397,12 +410,27 @@ var (
 			{
 				Name:    "conversation_contact_id",
 				Unique:  false,
-				Columns: []*schema.Column{ConversationsColumns[21]},
+				Columns: []*schema.Column{ConversationsColumns[34]},
 			},
 			{
 				Name:    "conversation_route_at",
 				Unique:  false,
 				Columns: []*schema.Column{ConversationsColumns[14]},
+			},
+			{
+				Name:    "conversation_queue_id_queued_at",
+				Unique:  false,
+				Columns: []*schema.Column{ConversationsColumns[36], ConversationsColumns[20]},
+			},
+			{
+				Name:    "conversation_sla_risk_at",
+				Unique:  false,
+				Columns: []*schema.Column{ConversationsColumns[32]},
+			},
+			{
+				Name:    "conversation_archived_sla_sort_at",
+				Unique:  false,
+				Columns: []*schema.Column{ConversationsColumns[5], ConversationsColumns[31]},
 			},
 		},
 	}
@@ -716,6 +744,7 @@ var (
 		{Name: "offer_timeout_seconds", Type: field.TypeInt, Default: 30},
 		{Name: "description", Type: field.TypeString, Size: 1000, Default: ""},
 		{Name: "owner_away_timeout_seconds", Type: field.TypeInt, Nullable: true},
+		{Name: "service_level_seconds", Type: field.TypeInt, Default: 0},
 	}
 	// QueuesTable holds the schema information for the "queues" table.
 	QueuesTable = &schema.Table{

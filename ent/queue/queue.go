@@ -31,6 +31,8 @@ const (
 	FieldDescription = "description"
 	// FieldOwnerAwayTimeoutSeconds holds the string denoting the owner_away_timeout_seconds field in the database.
 	FieldOwnerAwayTimeoutSeconds = "owner_away_timeout_seconds"
+	// FieldServiceLevelSeconds holds the string denoting the service_level_seconds field in the database.
+	FieldServiceLevelSeconds = "service_level_seconds"
 	// EdgeAgents holds the string denoting the agents edge name in mutations.
 	EdgeAgents = "agents"
 	// EdgeChannelAccounts holds the string denoting the channel_accounts edge name in mutations.
@@ -79,6 +81,7 @@ var Columns = []string{
 	FieldOfferTimeoutSeconds,
 	FieldDescription,
 	FieldOwnerAwayTimeoutSeconds,
+	FieldServiceLevelSeconds,
 }
 
 var (
@@ -116,6 +119,10 @@ var (
 	DescriptionValidator func(string) error
 	// OwnerAwayTimeoutSecondsValidator is a validator for the "owner_away_timeout_seconds" field. It is called by the builders before save.
 	OwnerAwayTimeoutSecondsValidator func(int) error
+	// DefaultServiceLevelSeconds holds the default value on creation for the "service_level_seconds" field.
+	DefaultServiceLevelSeconds int
+	// ServiceLevelSecondsValidator is a validator for the "service_level_seconds" field. It is called by the builders before save.
+	ServiceLevelSecondsValidator func(int) error
 )
 
 // StrategyValidator is a validator for the "strategy" field enum values. It is called by the builders before save.
@@ -169,6 +176,11 @@ func ByDescription(opts ...sql.OrderTermOption) OrderOption {
 // ByOwnerAwayTimeoutSeconds orders the results by the owner_away_timeout_seconds field.
 func ByOwnerAwayTimeoutSeconds(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldOwnerAwayTimeoutSeconds, opts...).ToFunc()
+}
+
+// ByServiceLevelSeconds orders the results by the service_level_seconds field.
+func ByServiceLevelSeconds(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldServiceLevelSeconds, opts...).ToFunc()
 }
 
 // ByAgentsCount orders the results by agents count.

@@ -86,6 +86,11 @@ func OwnerAwayTimeoutSeconds(v int) predicate.Queue {
 	return predicate.Queue(sql.FieldEQ(FieldOwnerAwayTimeoutSeconds, v))
 }
 
+// ServiceLevelSeconds applies equality check predicate on the "service_level_seconds" field. It's identical to ServiceLevelSecondsEQ.
+func ServiceLevelSeconds(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldEQ(FieldServiceLevelSeconds, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Queue {
 	return predicate.Queue(sql.FieldEQ(FieldCreatedAt, v))
@@ -414,6 +419,46 @@ func OwnerAwayTimeoutSecondsIsNil() predicate.Queue {
 // OwnerAwayTimeoutSecondsNotNil applies the NotNil predicate on the "owner_away_timeout_seconds" field.
 func OwnerAwayTimeoutSecondsNotNil() predicate.Queue {
 	return predicate.Queue(sql.FieldNotNull(FieldOwnerAwayTimeoutSeconds))
+}
+
+// ServiceLevelSecondsEQ applies the EQ predicate on the "service_level_seconds" field.
+func ServiceLevelSecondsEQ(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldEQ(FieldServiceLevelSeconds, v))
+}
+
+// ServiceLevelSecondsNEQ applies the NEQ predicate on the "service_level_seconds" field.
+func ServiceLevelSecondsNEQ(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldNEQ(FieldServiceLevelSeconds, v))
+}
+
+// ServiceLevelSecondsIn applies the In predicate on the "service_level_seconds" field.
+func ServiceLevelSecondsIn(vs ...int) predicate.Queue {
+	return predicate.Queue(sql.FieldIn(FieldServiceLevelSeconds, vs...))
+}
+
+// ServiceLevelSecondsNotIn applies the NotIn predicate on the "service_level_seconds" field.
+func ServiceLevelSecondsNotIn(vs ...int) predicate.Queue {
+	return predicate.Queue(sql.FieldNotIn(FieldServiceLevelSeconds, vs...))
+}
+
+// ServiceLevelSecondsGT applies the GT predicate on the "service_level_seconds" field.
+func ServiceLevelSecondsGT(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldGT(FieldServiceLevelSeconds, v))
+}
+
+// ServiceLevelSecondsGTE applies the GTE predicate on the "service_level_seconds" field.
+func ServiceLevelSecondsGTE(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldGTE(FieldServiceLevelSeconds, v))
+}
+
+// ServiceLevelSecondsLT applies the LT predicate on the "service_level_seconds" field.
+func ServiceLevelSecondsLT(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldLT(FieldServiceLevelSeconds, v))
+}
+
+// ServiceLevelSecondsLTE applies the LTE predicate on the "service_level_seconds" field.
+func ServiceLevelSecondsLTE(v int) predicate.Queue {
+	return predicate.Queue(sql.FieldLTE(FieldServiceLevelSeconds, v))
 }
 
 // HasAgents applies the HasEdge predicate on the "agents" edge.

@@ -72,8 +72,50 @@ func (Conversation) Fields() []ent.Field {
 		field.Int("queue_id").Optional().Nillable().Annotations(skip()),
 		field.Int("owner_id").Optional().Nillable().Annotations(skip()),
 		field.Int("last_message_id").Optional().Nillable().Annotations(skip()),
+
+		// What the queue statistics (internal/stats) and service levels
+		// are computed from, written by the workflow as it happens.
+		//
+		// QueuedAt: when the conversation last entered a queue (its first
+		// routing in one, a move or a fall-back to another).
+		field.Time("queued_at").Optional().Nillable().Annotations(skip()),
+		// ClaimedAt and ClaimedByID: the first claim (first reply or Take);
+		// never undone by a release or a transfer.
+		field.Time("claimed_at").Optional().Nillable().Annotations(skip()),
+		field.Int("claimed_by_id").Optional().Nillable().Annotations(skip()),
+		// FirstReply*: the first customer-facing agent reply (a private
+		// note is not one); seconds from QueuedAt (or creation).
+		field.Time("first_reply_at").Optional().Nillable().Annotations(skip()),
+		field.Int("first_reply_agent_id").Optional().Nillable().Annotations(skip()),
+		field.Float("first_reply_seconds").Optional().Nillable().Annotations(skip()),
+		// HandleSeconds: from ClaimedAt to the first close (dealt with or
+		// ended); HandledByID is the owner then.
+		field.Float("handle_seconds").Optional().Nillable().Annotations(skip()),
+		field.Int("handled_by_id").Optional().Nillable().Annotations(skip()),
+		// MissedAt: the first offer round that timed out with nobody
+		// taking it.
+		field.Time("missed_at").Optional().Nillable().Annotations(skip()),
+		// Abandoned: closed (dealt with, or ended by the visitor or an
+		// agent) without any agent reply.
+		field.Bool("abandoned").Default(false).Annotations(skip()),
+		// SLADueAt: QueuedAt + the queue's serviceLevelSeconds while no
+		// agent replied; nil without a target, after the reply or close.
+		field.Time("sla_due_at").Optional().Nillable().Annotations(skip()),
+		// SLASortAt orders the inbox by SLA_DUE: SLADueAt, or
+		// schematype.SLANever when nothing is due (non-null, so that keyset
+		// paging works alike on both databases).
+		// The column default gives rows older than the column the same key.
+		field.Time("sla_sort_at").Default(slaNever).
+			Annotations(entgql.OrderField("SLA_DUE"), entsql.Default("'9999-12-31 00:00:00'"),
+				entgql.Skip(entgql.SkipType, entgql.SkipWhereInput, entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput)),
+		// SLARiskAt is the at-risk timer (80 % of the target): nil once
+		// notified, replied or closed. Claimed with a conditional update,
+		// so one instance notifies, once.
+		field.Time("sla_risk_at").Optional().Nillable().Annotations(skip()),
 	}
 }
+
+func slaNever() time.Time { return schematype.SLANever }
 
 // Edges of the Conversation.
 func (Conversation) Edges() []ent.Edge {
@@ -117,6 +159,10 @@ func (Conversation) Indexes() []ent.Index {
 		index.Fields("archived", "last_message_at"),
 		index.Fields("contact_id"),
 		index.Fields("route_at"),
+		// Queue statistics over a period; the at-risk timer; SLA_DUE.
+		index.Fields("queue_id", "queued_at"),
+		index.Fields("sla_risk_at"),
+		index.Fields("archived", "sla_sort_at"),
 	}
 }
 

@@ -31,6 +31,9 @@ func (Queue) Fields() []ent.Field {
 		// conversations of this queue once the owner has been OFFLINE or
 		// without a connection that long.
 		field.Int("owner_away_timeout_seconds").Optional().Nillable().Positive(),
+		// ServiceLevelSeconds is the first-reply target; 0 = none (GraphQL
+		// serviceLevelSeconds, null when none, is resolved by hand).
+		field.Int("service_level_seconds").Default(0).NonNegative().Annotations(skip()),
 	}
 }
 

@@ -14,17 +14,6 @@ import (
 	"github.com/parleyhq/parley/internal/conversations"
 )
 
-// One agent's figures within a queue over a period.
-type AgentStats struct {
-	Agent *ent.Agent `json:"agent"`
-	// Conversations of the queue this agent claimed in the period.
-	Answered int `json:"answered"`
-	// Open conversations of the queue this agent owns now.
-	Owned             int            `json:"owned"`
-	FirstReplySeconds *DurationStats `json:"firstReplySeconds"`
-	HandleSeconds     *DurationStats `json:"handleSeconds"`
-}
-
 type ChatOptionsInput struct {
 	ShowChatIndicator *bool   `json:"showChatIndicator,omitempty"`
 	WebNotifications  *bool   `json:"webNotifications,omitempty"`
@@ -113,13 +102,6 @@ type DeletePayload struct {
 	DeletedID int `json:"deletedID"`
 }
 
-// Durations in seconds; null when there is nothing to measure.
-type DurationStats struct {
-	Average *float64 `json:"average,omitempty"`
-	P50     *float64 `json:"p50,omitempty"`
-	P90     *float64 `json:"p90,omitempty"`
-}
-
 type LiveChatConfigInput struct {
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
 }
@@ -153,40 +135,6 @@ type QueueMemberInput struct {
 	AgentID int `json:"agentID"`
 	// 1 = first.
 	Priority int `json:"priority"`
-}
-
-// A queue's live figures (waitingNow, longestWaitSeconds, agentsAvailable,
-// agentsOnline) and its figures over a period.
-type QueueStats struct {
-	Queue *ent.Queue `json:"queue"`
-	// Open, unowned conversations in the queue now.
-	WaitingNow int `json:"waitingNow"`
-	// How long the longest-waiting of them has waited, in seconds (0 when none).
-	LongestWaitSeconds int `json:"longestWaitSeconds"`
-	// Members who are AVAILABLE and online now.
-	AgentsAvailable int `json:"agentsAvailable"`
-	// Members who are online now, whatever their status.
-	AgentsOnline int `json:"agentsOnline"`
-	// Conversations offered to the queue's agents in the period.
-	Offered int `json:"offered"`
-	// Of those, claimed by an agent (first reply or Take).
-	Answered int `json:"answered"`
-	// Offers that timed out with nobody taking them, counted once per conversation.
-	Missed int `json:"missed"`
-	// Ended by the customer, or dealt with without an agent reply, before anyone answered.
-	Abandoned int `json:"abandoned"`
-	// From arrival in the queue to the first agent reply.
-	FirstReplySeconds *DurationStats `json:"firstReplySeconds"`
-	// From claim to dealt-with.
-	HandleSeconds *DurationStats `json:"handleSeconds"`
-	// Share (0..1) of answered conversations whose first reply came within the queue's serviceLevelSeconds; null without a target or nothing answered.
-	WithinServiceLevel *float64      `json:"withinServiceLevel,omitempty"`
-	Agents             []*AgentStats `json:"agents"`
-	// When the longest-waiting conversation entered the queue; null when none
-	// waits. queueEvents sends an update when the figures change, not as the
-	// clock ticks: a wallboard counts longestWaitSeconds up from this between
-	// updates.
-	OldestWaitingSince *time.Time `json:"oldestWaitingSince,omitempty"`
 }
 
 type ResetPasswordPayload struct {

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parleyhq/parley/graph/model"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/apitest"
 	"github.com/parleyhq/parley/internal/conversations"
 	"github.com/parleyhq/parley/internal/store/storetest"
@@ -480,11 +480,11 @@ func TestQueueEventsPeriod(t *testing.T) {
 			calls []call
 		)
 		s.App.QueueLive.PeriodEvery = time.Second
-		s.App.QueueLive.Period = func(_ context.Context, _ int, from, to time.Time) (*model.QueueStats, error) {
+		s.App.QueueLive.Period = func(_ context.Context, _ int, from, to time.Time) (*stats.QueueStats, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			calls = append(calls, call{from, to})
-			return &model.QueueStats{Offered: len(calls), Answered: 1}, nil
+			return &stats.QueueStats{Offered: len(calls), Answered: 1}, nil
 		}
 		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
 		ws := liveSubscribe(t, s, w.Admin.Token, "q", w.QueueID)

@@ -37,6 +37,7 @@ import (
 	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/secrets"
 	"github.com/parleyhq/parley/internal/seed"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/templates"
 	"github.com/parleyhq/parley/internal/widget"
@@ -62,6 +63,8 @@ type App struct {
 	Events *eventlog.Log
 	Router *routing.Router
 	Convs  *conversations.Service
+	// Stats computes queue statistics (queueStats) and live figures.
+	Stats  *stats.Service
 	Server *httpserver.Server
 	// Attachments stores uploads; tests call its Sweep.
 	Attachments *attachments.Service
@@ -176,8 +179,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		}
 	}
 	a.Convs = conversations.NewService(client, a.Events, a.Router, log)
-	a.QueueFigures = queuelive.New(client, a.Presence.OnlineSince)
+	a.Stats = stats.New(client, a.DB.Dialect, a.Presence.OnlineSince)
+	a.Stats.SetClock(a.Router.Now)
+	a.QueueFigures = queuelive.New(client, a.Stats)
 	a.QueueLive = queuelive.NewHub(a.QueueFigures, client, a.Broker, log, graph.RenderQueueStats)
+	// The streams' period figures are the day so far, computed once per
+	// queue for every subscriber (who are authorised by the hub).
+	a.QueueLive.Period = func(ctx context.Context, queueID int, from, to time.Time) (*stats.QueueStats, error) {
+		return a.Stats.Compute(ctx, stats.Period{QueueID: queueID, From: from, To: to})
+	}
 	a.Workspace.QueueChanged = func(ctx context.Context, _ int) {
 		if err := queuelive.Nudge(ctx, a.Broker); err != nil {
 			log.Warn("nudge queue wallboards", "err", err)
@@ -243,6 +253,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Audit:         audit.NewService(client),
 		Labels:        lbls,
 		QueueLive:     a.QueueLive,
+		Stats:         a.Stats,
 	}
 
 	ready := map[string]httpserver.Pinger{"database": a.DB}

@@ -35,6 +35,9 @@ const (
 	// EventTyping: someone who may write in the conversation started or
 	// stopped typing (ephemeral; never replayed).
 	EventTyping EventKind = "TYPING"
+	// EventSLAAtRisk: the conversation is at 80 % of its service-level
+	// target without an agent reply (inbox only; once per conversation).
+	EventSLAAtRisk EventKind = "SLA_AT_RISK"
 	// EventResync: the cursor subscribed after is unknown or older than the
 	// event log keeps; refetch, then continue from this event's cursor.
 	EventResync EventKind = "RESYNC"
@@ -169,6 +172,8 @@ func (s *Service) inboxEvent(ctx context.Context, p auth.Principal, ev pubsub.Ev
 			return nil, nil
 		}
 		e.Kind, e.Message = EventMentioned, snap.msg
+	case pubsub.KindSLAAtRisk:
+		e.Kind = EventSLAAtRisk
 	default:
 		e.Kind = EventConversationUpdated
 	}

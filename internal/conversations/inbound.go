@@ -20,6 +20,7 @@ import (
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/routing"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
 )
@@ -194,6 +195,13 @@ func (s *Service) receiveOnce(ctx context.Context, in Inbound) (*Received, error
 		// blocked contact's messages are stored, never routed.
 		firstMessage := out.NewConversation || !hadMessages
 		if conv.OwnerID == nil && !conv.ContactBlocked && (firstMessage || unarchived) {
+			if conv.QueueID != nil && conv.QueuedAt == nil {
+				// It enters its queue now: its statistics' period and its
+				// service-level clock start here.
+				if err := stats.Queued(ctx, tx, conv, *conv.QueueID, s.now()); err != nil {
+					return err
+				}
+			}
 			if decision, err = s.router.Route(ctx, tx, conv); err != nil {
 				return err
 			}

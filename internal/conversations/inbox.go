@@ -41,6 +41,9 @@ type InboxFilter struct {
 	// LabelIDs keeps the conversations carrying any of these labels (none
 	// for an id that is no label); empty: no filter.
 	LabelIDs []int
+	// SLADue orders by service-level due time, soonest first, those with
+	// nothing due last (newest activity first otherwise).
+	SLADue bool
 }
 
 // Page is a Relay page request.
@@ -56,7 +59,15 @@ var newestFirst = ent.WithConversationOrder(&ent.ConversationOrder{
 	Direction: entgql.OrderDirectionDesc, Field: ent.ConversationOrderFieldLastMessageAt,
 })
 
-// Inbox lists the caller's conversations in one view, newest activity first.
+// soonestDue orders the inbox by service-level due time, soonest first:
+// the sort key of a conversation with nothing due is after every real one
+// (schematype.SLANever), and ties go by id, so keyset paging is stable.
+var soonestDue = ent.WithConversationOrder(&ent.ConversationOrder{
+	Direction: entgql.OrderDirectionAsc, Field: ent.ConversationOrderFieldSLASortAt,
+})
+
+// Inbox lists the caller's conversations in one view, newest activity first
+// (or soonest due, f.SLADue).
 func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.ConversationConnection, error) {
 	p, err := auth.Agent(ctx)
 	if err != nil {
@@ -107,7 +118,11 @@ func (s *Service) Inbox(ctx context.Context, f InboxFilter, pg Page) (*ent.Conve
 		q.Where(labels.ConversationHasAny(f.LabelIDs))
 	}
 	first, last := paging.Clamp(pg.First, pg.Last)
-	conn, err := q.WithLastMessage().Paginate(ctx, pg.After, first, pg.Before, last, newestFirst)
+	order := newestFirst
+	if f.SLADue {
+		order = soonestDue
+	}
+	conn, err := q.WithLastMessage().Paginate(ctx, pg.After, first, pg.Before, last, order)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 )
 
@@ -70,6 +71,9 @@ func (s *Service) MarkDealtWith(ctx context.Context, id int) (*ent.Conversation,
 			return nil
 		}
 		now := s.now()
+		if err := stats.Closed(ctx, tx, c, now); err != nil {
+			return err
+		}
 		if err := tx.Conversation.UpdateOneID(c.ID).SetStatus(schematype.ConversationDealtWith).
 			SetArchived(true).ClearOpenKey().SetClosedAt(now).ClearRouteAt().Exec(ctx); err != nil {
 			return err
@@ -132,18 +136,30 @@ func (s *Service) end(ctx context.Context, tx *ent.Tx, after *store.After, p aut
 	}
 	now := s.now()
 	if c.Status != schematype.ConversationEnded {
-		if err := tx.Conversation.UpdateOneID(c.ID).SetStatus(schematype.ConversationEnded).
-			ClearOpenKey().SetClosedAt(now).ClearRouteAt().Exec(ctx); err != nil {
+		if err := s.endSession(ctx, tx, after, c, &p.AgentID, now); err != nil {
 			return err
 		}
-		if err := logInteraction(ctx, tx, c, schematype.InteractionEnded, &p.AgentID, "", now); err != nil {
-			return err
-		}
-		s.emit(after, pubsub.Event{Kind: pubsub.KindSessionEnded, ConversationID: c.ID}, nil, true)
 	}
 	if kind == schematype.InteractionBlocked {
 		return logInteraction(ctx, tx, c, schematype.InteractionBlocked, &p.AgentID, c.VisitorIP, now)
 	}
+	return nil
+}
+
+// endSession ends the open live chat c, by agentID or (nil) its visitor:
+// no more messages, the visitor told.
+func (s *Service) endSession(ctx context.Context, tx *ent.Tx, after *store.After, c *ent.Conversation, agentID *int, now time.Time) error {
+	if err := stats.Closed(ctx, tx, c, now); err != nil {
+		return err
+	}
+	if err := tx.Conversation.UpdateOneID(c.ID).SetStatus(schematype.ConversationEnded).
+		ClearOpenKey().SetClosedAt(now).ClearRouteAt().Exec(ctx); err != nil {
+		return err
+	}
+	if err := logInteraction(ctx, tx, c, schematype.InteractionEnded, agentID, "", now); err != nil {
+		return err
+	}
+	s.emit(after, pubsub.Event{Kind: pubsub.KindSessionEnded, ConversationID: c.ID}, nil, true)
 	return nil
 }
 

@@ -35,6 +35,7 @@ import (
 	"github.com/parleyhq/parley/internal/contacts"
 	"github.com/parleyhq/parley/internal/phone"
 	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
 )
@@ -200,6 +201,9 @@ func (s *Service) startOnce(ctx context.Context, p auth.Principal, in StartInput
 		}
 		m, err := s.storeOutbound(ctx, tx, p, conv, d)
 		if err != nil {
+			return err
+		}
+		if err := stats.Replied(ctx, tx, conv, p.AgentID, s.now()); err != nil {
 			return err
 		}
 		switch {

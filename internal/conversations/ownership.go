@@ -15,6 +15,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 )
 
@@ -28,9 +29,11 @@ func (s *Service) claim(ctx context.Context, tx *ent.Tx, c *ent.Conversation, ag
 		return nil, nil
 	}
 	now := s.now()
-	n, err := tx.Conversation.Update().
+	u := tx.Conversation.Update().
 		Where(conversation.ID(c.ID), conversation.OwnerIDIsNil(), conversation.StatusEQ(schematype.ConversationOpen)).
-		SetOwnerID(agentID).SetTakenAt(now).ClearRouteAt().SetUpdatedAt(now).Save(ctx)
+		SetOwnerID(agentID).SetTakenAt(now).ClearRouteAt().SetUpdatedAt(now)
+	stats.Claimed(u.Mutation(), c, agentID, now)
+	n, err := u.Save(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -108,8 +111,11 @@ func (s *Service) Transfer(ctx context.Context, id, to int) (*ent.Conversation, 
 			return apperr.Invalid("agentID", "the conversation already belongs to that agent")
 		}
 		now := s.now()
-		if err := tx.Conversation.UpdateOneID(c.ID).SetOwnerID(target.ID).SetTakenAt(now).
-			ClearRouteAt().SetArchived(false).Exec(ctx); err != nil {
+		u := tx.Conversation.UpdateOneID(c.ID).SetOwnerID(target.ID).SetTakenAt(now).
+			ClearRouteAt().SetArchived(false)
+		// Handing an unowned conversation to an agent is its first claim.
+		stats.Claimed(u.Mutation(), c, target.ID, now)
+		if err := u.Exec(ctx); err != nil {
 			return err
 		}
 		if _, err := tx.Offer.Update().Where(offer.ConversationID(c.ID), offer.Active(true)).SetActive(false).Save(ctx); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/parleyhq/parley/ent/conversation"
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 )
 
@@ -38,6 +39,12 @@ func (s *Service) MoveOpenToQueue(ctx context.Context, tx *ent.Tx, after *store.
 		c, err = tx.Conversation.UpdateOneID(c.ID).SetQueueID(to).SetRoundStartedAt(now).ClearRouteAt().Save(ctx)
 		if err != nil {
 			return 0, err
+		}
+		if c.QueuedAt != nil {
+			// It was waiting in the old queue: it enters the new one now.
+			if err := stats.Queued(ctx, tx, c, to, now); err != nil {
+				return 0, err
+			}
 		}
 		if err := logInteraction(ctx, tx, c, schematype.InteractionTransferred, nil, detail, now); err != nil {
 			return 0, err

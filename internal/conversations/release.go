@@ -31,6 +31,7 @@ import (
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/routing"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/worker"
 )
@@ -76,6 +77,13 @@ func (s *Service) requeue(ctx context.Context, tx *ent.Tx, after *store.After, c
 	cur, err := tx.Conversation.Get(ctx, c.ID)
 	if err != nil {
 		return false, err
+	}
+	if m.queueID != nil && (c.QueueID == nil || *c.QueueID != *m.queueID) {
+		// Another queue: its period and its target from now. Back to the
+		// same queue, the customer has waited since they first did.
+		if err := stats.Queued(ctx, tx, cur, *m.queueID, now); err != nil {
+			return false, err
+		}
 	}
 	if err := logInteraction(ctx, tx, cur, m.kind, m.agentID, m.detail, now); err != nil {
 		return false, err
@@ -380,10 +388,17 @@ func (s *Service) ReleaseAway(ctx context.Context) (int, error) {
 	}
 }
 
-// Run runs the owner-away pass every AwayEvery until ctx ends.
+// Run runs the owner-away pass every AwayEvery and the service-level
+// at-risk pass every SLAEvery until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	worker.Loop{Name: "owner away", Every: s.AwayEvery, Log: s.log, Pass: worker.Once(func(ctx context.Context) error {
-		_, err := s.ReleaseAway(ctx)
-		return err
-	})}.Run(ctx)
+	worker.RunAll(ctx,
+		worker.Loop{Name: "owner away", Every: s.AwayEvery, Log: s.log, Pass: worker.Once(func(ctx context.Context) error {
+			_, err := s.ReleaseAway(ctx)
+			return err
+		})},
+		worker.Loop{Name: "service levels", Every: s.SLAEvery, Log: s.log, Pass: func(ctx context.Context) (bool, error) {
+			n, err := s.NotifyAtRisk(ctx)
+			return n == 100, err // a full batch: more may be due
+		}},
+	)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/pubsub"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
 )
@@ -94,6 +95,11 @@ func (s *Service) Send(ctx context.Context, in SendInput) (*Sent, error) {
 		}
 		m, err := s.storeOutbound(ctx, tx, p, c, d)
 		if err != nil {
+			return err
+		}
+		// A customer-facing reply (never a private note, which does not
+		// come through Send) may be the first one.
+		if err := stats.Replied(ctx, tx, c, p.AgentID, s.now()); err != nil {
 			return err
 		}
 		if claimed {

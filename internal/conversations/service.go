@@ -50,6 +50,9 @@ type Service struct {
 	PresenceGrace time.Duration
 	// AwayEvery is how often Run looks for owners away. Set before Run.
 	AwayEvery time.Duration
+	// SLAEvery is how often Run looks for conversations at risk of missing
+	// their service-level target. Set before Run.
+	SLAEvery time.Duration
 	// Signals, when set, forwards an agent's typing ("typing",
 	// "typing_off") or reading ("read") of a conversation to the customer
 	// where the provider can show it (internal/channels).
@@ -60,7 +63,7 @@ type Service struct {
 func NewService(client *ent.Client, elog *eventlog.Log, router *routing.Router, log *slog.Logger) *Service {
 	s := &Service{
 		client: client, elog: elog, router: router, log: log, now: time.Now,
-		PresenceGrace: presence.DefaultGrace, AwayEvery: DefaultAwayEvery,
+		PresenceGrace: presence.DefaultGrace, AwayEvery: DefaultAwayEvery, SLAEvery: DefaultSLAEvery,
 	}
 	s.events = newEventCache()
 	return s

@@ -211,3 +211,46 @@ func (s *Service) VisitorIsBlocked(ctx context.Context, ip string) (bool, error)
 	}
 	return s.client.Block.Query().Where(block.IP(ip)).Exist(ctx)
 }
+
+// VisitorEnd is the visitor ending their own live chat (visitorEndChat): as
+// an agent's endChatSession, with no agent in the history. Ending an ended
+// chat changes nothing.
+func (s *Service) VisitorEnd(ctx context.Context) (*ent.Conversation, error) {
+	p, err := auth.Visitor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out *ent.Conversation
+	err = store.Tx(ctx, s.client, func(tx *ent.Tx, after *store.After) error {
+		c, err := tx.Conversation.Get(ctx, p.ConversationID)
+		if err != nil {
+			return err
+		}
+		if c.Status != schematype.ConversationOpen || c.Channel != schematype.ChannelLiveChat {
+			out = c
+			return nil
+		}
+		before, err := viewersOf(ctx, tx.Client(), c)
+		if err != nil {
+			return err
+		}
+		if err := s.endSession(ctx, tx, after, c, nil, s.now()); err != nil {
+			return err
+		}
+		if out, err = tx.Conversation.Get(ctx, c.ID); err != nil {
+			return err
+		}
+		if out.OwnerID == nil {
+			// Its offers end.
+			d, err := s.router.Route(ctx, tx, out)
+			if err != nil {
+				return err
+			}
+			s.router.Record(after, d)
+		}
+		s.emit(after, pubsub.Event{Kind: pubsub.KindConversationUpdated, ConversationID: c.ID}, before.Agents(), false)
+		after.Do(func() { s.wake() })
+		return nil
+	})
+	return unwrap(out, store.Coded(err, "conversation"))
+}

@@ -47,6 +47,9 @@ const (
 	// stopped typing in ConversationID (Typing says which). Ephemeral:
 	// never logged, never replayed.
 	KindTyping = "typing"
+	// KindSLAAtRisk: ConversationID reached 80 % of its service-level
+	// target without an agent reply (once per conversation).
+	KindSLAAtRisk = "conversation.sla_at_risk"
 )
 
 // Event is the envelope published on a topic. It deliberately carries IDs

@@ -10,7 +10,7 @@ import (
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/internal/apperr"
 	"github.com/parleyhq/parley/internal/pubsub"
-	"github.com/parleyhq/parley/internal/workspace"
+	"github.com/parleyhq/parley/internal/stats"
 )
 
 // Hub defaults.
@@ -51,7 +51,7 @@ type RenderFunc[T any] func(l Live, period T, now time.Time) T
 // Nudges ([Topic]) from every instance wake the queues' computations; each
 // runs at most every MinInterval, and a subscriber gets an update when
 // the figures changed (and a first one when it subscribes). Subscribers
-// are authorised again at every computation ([workspace.Supervising]): one
+// are authorised again at every computation ([stats.Supervising]): one
 // who may no longer see the queue has its stream completed, as has a
 // subscriber whose buffer is full, and every subscriber of a deleted queue.
 type Hub[T any] struct {
@@ -118,12 +118,12 @@ func (f *feed[T]) nudge() {
 }
 
 // Subscribe streams queueID's figures to the caller, who must be allowed
-// to supervise it ([workspace.Supervisor]: NOT_FOUND, FORBIDDEN): an update
+// to supervise it ([stats.Supervisor]: NOT_FOUND, FORBIDDEN): an update
 // at once, then one whenever they change. The stream completes when ctx
 // ends, when the caller may no longer see the queue, when the queue is
 // deleted, or when the caller does not keep up.
 func (h *Hub[T]) Subscribe(ctx context.Context, queueID int) (<-chan T, error) {
-	p, err := workspace.Supervisor(ctx, h.client, queueID)
+	p, err := stats.Supervisor(ctx, h.client, queueID)
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +368,7 @@ func (f *feed[T]) pass(ctx context.Context, wantPeriod bool) (periodDone bool) {
 			periodDone = true
 		}
 	}
-	allowed, err := workspace.Supervising(ctx, h.client, f.id, ids)
+	allowed, err := stats.Supervising(ctx, h.client, f.id, ids)
 	if err != nil {
 		if ctx.Err() == nil {
 			h.log.Warn("queue figures: authorise", "queue", f.id, "err", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/parleyhq/parley/internal/auth"
 	"github.com/parleyhq/parley/internal/pubsub"
 	"github.com/parleyhq/parley/internal/queuelive"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store/storetest"
 )
 
@@ -28,7 +29,7 @@ func liveHub(t *testing.T, b storetest.Backend) (*queuelive.Hub[queuelive.Live],
 	broker := pubsub.NewInMemory()
 	t.Cleanup(func() { broker.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	live := queuelive.New(c, func() time.Time { return time.Now().Add(-time.Minute) })
+	live := queuelive.New(c, stats.New(c, db.Dialect, func() time.Time { return time.Now().Add(-time.Minute) }))
 	h := queuelive.NewHub(live, c, broker, log, func(l queuelive.Live, _ queuelive.Live, _ time.Time) queuelive.Live { return l })
 	h.MinInterval, h.Refresh = time.Millisecond, time.Hour
 	return h, c, broker, q, auth.WithPrincipal(ctx, auth.Principal{AgentID: owner.ID, Role: owner.Role})
@@ -36,7 +37,10 @@ func liveHub(t *testing.T, b storetest.Backend) (*queuelive.Hub[queuelive.Live],
 
 func liveWaiting(t *testing.T, c *ent.Client, q *ent.Queue) {
 	t.Helper()
-	c.Conversation.Create().SetChannel(schematype.ChannelWhatsApp).SetQueueID(q.ID).ExecX(context.Background())
+	ctx := context.Background()
+	conv := c.Conversation.Create().SetChannel(schematype.ChannelWhatsApp).SetQueueID(q.ID).SaveX(ctx)
+	m := c.Message.Create().SetConversationID(conv.ID).SetDirection(schematype.DirectionInbound).SetBody("hello").SaveX(ctx)
+	c.Conversation.UpdateOneID(conv.ID).SetLastMessageID(m.ID).ExecX(ctx)
 }
 
 // TestHubDropsSlowSubscriber: a subscriber that reads nothing is dropped

@@ -7,6 +7,7 @@ import (
 
 	"github.com/parleyhq/parley/ent"
 	"github.com/parleyhq/parley/ent/schema/schematype"
+	qstats "github.com/parleyhq/parley/internal/stats"
 )
 
 // Direct routing: an account routed to one agent offers its conversations to
@@ -134,6 +135,9 @@ func (r *Router) toFallback(ctx context.Context, tx *ent.Tx, c *ent.Conversation
 		return *d, err
 	}
 	c.QueueID, c.RoundStartedAt = &q.ID, &now
+	if err := qstats.Queued(ctx, tx, c, q.ID, now); err != nil {
+		return *d, err
+	}
 	err := tx.Interaction.Create().SetAt(now).SetKind(schematype.InteractionReleased).SetChannel(c.Channel).
 		SetConversationID(c.ID).SetAgentID(a.ID).SetNillableContactID(c.ContactID).SetQueueID(q.ID).
 		SetDetail(why + ": moved to the fallback queue " + q.Name).Exec(ctx)

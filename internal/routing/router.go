@@ -19,6 +19,7 @@ import (
 	"github.com/parleyhq/parley/ent/schema/schematype"
 	"github.com/parleyhq/parley/internal/eventlog"
 	"github.com/parleyhq/parley/internal/pubsub"
+	qstats "github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/worker"
 )
@@ -95,6 +96,12 @@ func (r *Router) Route(ctx context.Context, tx *ent.Tx, c *ent.Conversation) (De
 	if err != nil {
 		return d, err
 	}
+	if c.OwnerID == nil && c.Status == schematype.ConversationOpen && expired(active, now) {
+		// A round timed out with nobody taking it.
+		if err := qstats.Missed(ctx, tx, c, now); err != nil {
+			return d, err
+		}
+	}
 	if c.OwnerID != nil || c.Status != schematype.ConversationOpen || c.Archived || c.Channel == schematype.ChannelInternal ||
 		c.ContactBlocked {
 		return d, r.apply(ctx, tx, c, nil, active, nil, now, &d, false)
@@ -144,6 +151,16 @@ func (r *Router) Route(ctx context.Context, tx *ent.Tx, c *ent.Conversation) (De
 		}
 	}
 	return d, tx.Conversation.UpdateOneID(c.ID).SetRoundStartedAt(roundStart).Exec(ctx)
+}
+
+// expired says whether any of the active offers timed out by now.
+func expired(active []*ent.Offer, now time.Time) bool {
+	for _, o := range active {
+		if !o.ExpiresAt.After(now) {
+			return true
+		}
+	}
+	return false
 }
 
 func timeOr(t *time.Time, def time.Time) time.Time {

@@ -45,6 +45,7 @@ type queueView struct {
 	Strategy                string `json:"strategy"`
 	OfferTimeoutSeconds     int    `json:"offerTimeoutSeconds"`
 	OwnerAwayTimeoutSeconds *int   `json:"ownerAwayTimeoutSeconds,omitempty"`
+	ServiceLevelSeconds     int    `json:"serviceLevelSeconds"`
 	// Members are the agent ids, first first.
 	Members []int `json:"members"`
 }
@@ -59,7 +60,7 @@ func queueState(ctx context.Context, tx *ent.Tx, id int) (*queueView, error) {
 		return nil, err
 	}
 	v := &queueView{Name: q.Name, Description: q.Description, Strategy: string(q.Strategy),
-		OfferTimeoutSeconds: q.OfferTimeoutSeconds, OwnerAwayTimeoutSeconds: q.OwnerAwayTimeoutSeconds, Members: []int{}}
+		OfferTimeoutSeconds: q.OfferTimeoutSeconds, OwnerAwayTimeoutSeconds: q.OwnerAwayTimeoutSeconds, ServiceLevelSeconds: q.ServiceLevelSeconds, Members: []int{}}
 	for _, m := range ms {
 		v.Members = append(v.Members, m.AgentID)
 	}

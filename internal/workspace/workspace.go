@@ -26,6 +26,7 @@ import (
 	"github.com/parleyhq/parley/internal/paging"
 	"github.com/parleyhq/parley/internal/routing"
 	"github.com/parleyhq/parley/internal/secrets"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store"
 	"github.com/parleyhq/parley/internal/textsearch"
 )
@@ -314,8 +315,11 @@ type QueueInput struct {
 	// OwnerAwayTimeoutSeconds: MinOwnerAway to MaxOwnerAway seconds, 0 =
 	// off (routing, issue 11).
 	OwnerAwayTimeoutSeconds *int
-	Members                 []Member
-	MembersSet              bool
+	// ServiceLevelSeconds: the first-reply target, 1 to 86400 seconds, 0 =
+	// none (issue 13).
+	ServiceLevelSeconds *int
+	Members             []Member
+	MembersSet          bool
 }
 
 // CreateQueue adds a queue (admins only).
@@ -370,6 +374,12 @@ func (s *Service) UpdateQueue(ctx context.Context, id int, in QueueInput) (*ent.
 		if err := s.setMembers(ctx, tx, id, in); err != nil {
 			return err
 		}
+		if in.ServiceLevelSeconds != nil && *in.ServiceLevelSeconds != before.ServiceLevelSeconds {
+			// The waiting conversations are due by the new target.
+			if err := stats.Retarget(ctx, tx, id, *in.ServiceLevelSeconds); err != nil {
+				return err
+			}
+		}
 		return auditQueue(ctx, tx, "queue.update", id, before)
 	})
 	if err != nil {
@@ -417,8 +427,25 @@ func (s *Service) applyQueue(in QueueInput, m *ent.QueueMutation) error {
 		}
 		m.SetDescription(d)
 	}
+	if in.ServiceLevelSeconds != nil {
+		if t := *in.ServiceLevelSeconds; t < 0 || t > MaxServiceLevel {
+			return apperr.Invalid("serviceLevelSeconds", "serviceLevelSeconds must be 0 (none) or between 1 and %d", MaxServiceLevel)
+		}
+		m.SetServiceLevelSeconds(*in.ServiceLevelSeconds)
+	}
 	return applyOwnerAway(in.OwnerAwayTimeoutSeconds, m)
 }
+
+// ServiceLevel is q's first-reply target in seconds, nil when it has none.
+func (s *Service) ServiceLevel(q *ent.Queue) *int {
+	if q.ServiceLevelSeconds == 0 {
+		return nil
+	}
+	return &q.ServiceLevelSeconds
+}
+
+// MaxServiceLevel is the longest first-reply target, in seconds (a day).
+const MaxServiceLevel = 86400
 
 // applyOwnerAway sets a queue's owner-away timeout: 0 turns it off.
 func applyOwnerAway(secs *int, m *ent.QueueMutation) error {
