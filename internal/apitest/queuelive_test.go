@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/apitest"
 	"github.com/parleyhq/parley/internal/conversations"
+	"github.com/parleyhq/parley/internal/stats"
 	"github.com/parleyhq/parley/internal/store/storetest"
 )
 
