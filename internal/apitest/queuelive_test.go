@@ -516,3 +516,29 @@ func TestQueueEventsPeriod(t *testing.T) {
 		ws.ExpectNone(t, "q", 1500*time.Millisecond) // nothing changed since
 	})
 }
+
+// TestQueueEventsTodayFigures: as wired in the app, an update's period
+// figures are queueStats' for the current UTC day: a conversation that
+// arrived and was answered today shows as offered and answered, with its
+// first reply time.
+func TestQueueEventsTodayFigures(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, b storetest.Backend) {
+		s := liveStart(t, apitest.Options{Backend: b})
+		s.App.QueueLive.PeriodEvery = 50 * time.Millisecond
+		w := apitest.NewWorkspace(t, s, apitest.WorkspaceOption{})
+		ws := liveSubscribe(t, s, w.Admin.Token, "q", w.QueueID)
+		if first := liveNext(t, ws, "q", eventTimeout); first.Offered != 0 || first.Answered != 0 {
+			t.Fatalf("first update before any conversation: %+v", first)
+		}
+		id := w.Inbound(t, w.WhatsApp, "+15550001001", "hello")
+		if r := w.Ana.Send(t, id, "hi there"); len(r.Errors) > 0 {
+			t.Fatalf("reply: %s", r.Raw)
+		}
+		got := liveUntil(t, ws, "q", "the day's figures", func(l liveStats) bool {
+			return l.Offered == 1 && l.Answered == 1 && l.WaitingNow == 0
+		})
+		if got.FirstReplySeconds.Average == nil || *got.FirstReplySeconds.Average < 0 {
+			t.Fatalf("first reply time of today's conversation: %+v", got.FirstReplySeconds)
+		}
+	})
+}

@@ -176,6 +176,29 @@ func TestStatsQueueFigures(t *testing.T) {
 		require.Equal(t, statsDur(5, 5, 5), early.FirstReplySeconds)
 		require.Equal(t, statsF(1), early.WithinServiceLevel)
 
+		// labelIDs: only conversations carrying any of the labels count;
+		// the live figures stay the queue's.
+		billing := labelCreate(t, w, "Billing", "#112233")
+		vip := labelCreate(t, w, "VIP", "#445566")
+		for _, l := range []struct{ conv, label string }{{c1, billing.ID}, {c2, billing.ID}, {c5, vip.ID}} {
+			w.Admin.C.MustOp(t, "AddLabel", map[string]any{"conversationID": l.conv, "labelID": l.label}, nil)
+		}
+		var lb statsResult
+		w.Admin.C.MustOp(t, "QueueStats", map[string]any{"queueID": w.QueueID, "from": t0.Add(-time.Hour).Format(time.RFC3339),
+			"to": t0.Add(time.Hour).Format(time.RFC3339), "labelIDs": []string{billing.ID}}, &lb)
+		lq := lb.QueueStats
+		require.Equal(t, []int{1, 2, 2, 1, 0}, []int{lq.WaitingNow, lq.Offered, lq.Answered, lq.Missed, lq.Abandoned}, "billing: c1, c2")
+		require.Equal(t, statsDur(40, 10, 70), lq.FirstReplySeconds, "billing: 10, 70")
+		require.Equal(t, statsDur(77.5, 65, 90), lq.HandleSeconds, "billing: 65, 90")
+		require.Equal(t, statsF(0.5), lq.WithinServiceLevel, "billing: c1 within, c2 not")
+		w.Admin.C.MustOp(t, "QueueStats", map[string]any{"queueID": w.QueueID, "from": t0.Add(-time.Hour).Format(time.RFC3339),
+			"to": t0.Add(time.Hour).Format(time.RFC3339), "labelIDs": []string{billing.ID, vip.ID}}, &lb)
+		lq = lb.QueueStats
+		require.Equal(t, []int{3, 3, 1}, []int{lq.Offered, lq.Answered, lq.Abandoned}, "billing or VIP: c1, c2, c5")
+		for _, a := range lq.Agents {
+			require.Zero(t, a.Owned, "%s owns no labelled open conversation", a.Agent.Name)
+		}
+
 		// Without a target there is no service level to meet.
 		w.Admin.C.MustOp(t, "SetQueueServiceLevel", map[string]any{"id": w.QueueID, "seconds": 0}, &sl)
 		require.Nil(t, sl.UpdateQueue.ServiceLevelSeconds)
